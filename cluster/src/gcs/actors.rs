@@ -1,0 +1,239 @@
+//! The actor table: every actor's state, node and restarts, and the names of named actors.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+use raya_common::{ActorId, JobId, NodeId, ResourceSet};
+use serde::{Deserialize, Serialize};
+
+use super::persist::Persisted;
+use super::{GcsError, GcsEvent, gcs_request};
+use crate::time::now_ms;
+
+/// An actor's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActorState {
+    /// Waiting for resources or for its constructor to finish.
+    PendingCreation,
+    /// Constructed and serving calls.
+    Alive,
+    /// Crashed and being constructed again.
+    Restarting,
+    /// Gone for good.
+    Dead,
+}
+
+/// An actor's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActorInfo {
+    /// The actor.
+    pub actor_id: ActorId,
+    /// Its Rust type (registered class name).
+    pub class_name: String,
+    /// Its name, when named.
+    pub name: Option<String>,
+    /// The namespace the name lives in.
+    pub namespace: String,
+    /// The job that created it.
+    pub job: JobId,
+    /// The node hosting it.
+    pub node: Option<NodeId>,
+    /// Lifecycle state.
+    pub state: ActorState,
+    /// Survives its creator (only `kill` ends it).
+    pub detached: bool,
+    /// Allowed restarts (-1: unlimited).
+    pub max_restarts: i64,
+    /// Restarts so far.
+    pub num_restarts: u64,
+    /// Why it died.
+    pub death_cause: Option<String>,
+    /// Resources held while alive.
+    pub resources: ResourceSet,
+    /// Registration time (ms since the epoch).
+    pub start_time_ms: u64,
+    /// Death time.
+    pub end_time_ms: Option<u64>,
+}
+
+/// Registers a new actor. Fails with [`GcsError::NameTaken`] when its name is already used by a
+/// live actor of the same namespace.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<(), GcsError>")]
+pub struct RegisterActor(pub ActorInfo);
+
+/// Changes an actor's state.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<(), GcsError>")]
+pub struct UpdateActor {
+    /// The actor.
+    pub actor_id: ActorId,
+    /// New state.
+    pub state: ActorState,
+    /// Its node, when known.
+    pub node: Option<NodeId>,
+    /// Restarts so far.
+    pub num_restarts: u64,
+    /// Why it died (with `Dead`).
+    pub death_cause: Option<String>,
+}
+
+/// One actor's record.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<Option<ActorInfo>, GcsError>")]
+pub struct GetActor(pub ActorId);
+
+/// The live actor with `name` in `namespace`.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<Option<ActorInfo>, GcsError>")]
+pub struct GetNamedActor {
+    /// Name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+}
+
+/// Actor records; dead ones only when asked.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<Vec<ActorInfo>, GcsError>")]
+pub struct ListActors {
+    /// Include dead actors.
+    pub include_dead: bool,
+}
+
+gcs_request!(RegisterActor => (), ActorTable, actors);
+gcs_request!(UpdateActor => (), ActorTable, actors);
+gcs_request!(GetActor => Option<ActorInfo>, ActorTable, actors);
+gcs_request!(GetNamedActor => Option<ActorInfo>, ActorTable, actors);
+gcs_request!(ListActors => Vec<ActorInfo>, ActorTable, actors);
+
+/// The actor table actor.
+pub struct ActorTable {
+    actors: Persisted<ActorId, ActorInfo>,
+    names: HashMap<(String, String), ActorId>,
+}
+
+impl ActorTable {
+    pub(crate) fn load(db: &sled::Db) -> Result<Self, GcsError> {
+        let actors: Persisted<ActorId, ActorInfo> = Persisted::open(db, "actors")?;
+        let names = actors
+            .values()
+            .filter(|a| a.state != ActorState::Dead)
+            .filter_map(|a| a.name.clone().map(|n| ((a.namespace.clone(), n), a.actor_id)))
+            .collect();
+        Ok(ActorTable { actors, names })
+    }
+
+    fn set_dead(&mut self, mut info: ActorInfo, cause: String) -> Result<(), GcsError> {
+        info.state = ActorState::Dead;
+        info.death_cause = Some(cause);
+        info.end_time_ms = Some(now_ms());
+        if let Some(n) = &info.name {
+            let key = (info.namespace.clone(), n.clone());
+            if self.names.get(&key) == Some(&info.actor_id) {
+                self.names.remove(&key);
+            }
+        }
+        self.actors.insert(info.actor_id, info)?;
+        Ok(())
+    }
+}
+
+impl Actor for ActorTable {
+    type Context = Context<Self>;
+}
+
+impl Handler<RegisterActor> for ActorTable {
+    type Result = Result<(), GcsError>;
+    fn handle(&mut self, RegisterActor(info): RegisterActor, _: &mut Context<Self>) -> Self::Result {
+        if let Some(name) = &info.name {
+            if name.is_empty() {
+                return Err(GcsError::Invalid("actor names must not be empty".into()));
+            }
+            let key = (info.namespace.clone(), name.clone());
+            if let Some(holder) = self.names.get(&key)
+                && *holder != info.actor_id
+            {
+                return Err(GcsError::NameTaken {
+                    name: name.clone(),
+                    namespace: info.namespace.clone(),
+                });
+            }
+            self.names.insert(key, info.actor_id);
+        }
+        self.actors.insert(info.actor_id, info)?;
+        Ok(())
+    }
+}
+
+impl Handler<UpdateActor> for ActorTable {
+    type Result = Result<(), GcsError>;
+    fn handle(&mut self, m: UpdateActor, _: &mut Context<Self>) -> Self::Result {
+        let Some(mut info) = self.actors.get(&m.actor_id).cloned() else {
+            return Err(GcsError::NotFound(format!("actor {}", m.actor_id)));
+        };
+        if info.state == ActorState::Dead {
+            return Ok(());
+        }
+        info.num_restarts = m.num_restarts;
+        if m.node.is_some() {
+            info.node = m.node;
+        }
+        if m.state == ActorState::Dead {
+            return self.set_dead(info, m.death_cause.unwrap_or_else(|| "killed".into()));
+        }
+        info.state = m.state;
+        self.actors.insert(m.actor_id, info)?;
+        Ok(())
+    }
+}
+
+impl Handler<GetActor> for ActorTable {
+    type Result = Result<Option<ActorInfo>, GcsError>;
+    fn handle(&mut self, GetActor(id): GetActor, _: &mut Context<Self>) -> Self::Result {
+        Ok(self.actors.get(&id).cloned())
+    }
+}
+
+impl Handler<GetNamedActor> for ActorTable {
+    type Result = Result<Option<ActorInfo>, GcsError>;
+    fn handle(&mut self, m: GetNamedActor, _: &mut Context<Self>) -> Self::Result {
+        Ok(self
+            .names
+            .get(&(m.namespace, m.name))
+            .and_then(|id| self.actors.get(id))
+            .cloned())
+    }
+}
+
+impl Handler<ListActors> for ActorTable {
+    type Result = Result<Vec<ActorInfo>, GcsError>;
+    fn handle(&mut self, m: ListActors, _: &mut Context<Self>) -> Self::Result {
+        Ok(self
+            .actors
+            .values()
+            .filter(|a| m.include_dead || a.state != ActorState::Dead)
+            .cloned()
+            .collect())
+    }
+}
+
+impl Handler<GcsEvent> for ActorTable {
+    type Result = ();
+    fn handle(&mut self, ev: GcsEvent, _: &mut Context<Self>) {
+        if let GcsEvent::NodeDead { node, reason } = ev {
+            let on_node: Vec<ActorInfo> = self
+                .actors
+                .values()
+                .filter(|a| a.node == Some(node) && a.state != ActorState::Dead)
+                .cloned()
+                .collect();
+            for a in on_node {
+                let id = a.actor_id;
+                if let Err(e) = self.set_dead(a, format!("its node {node} died: {reason}")) {
+                    tracing::warn!(actor = %id, error = %e, "could not record actor death");
+                }
+            }
+        }
+    }
+}

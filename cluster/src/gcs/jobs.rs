@@ -1,0 +1,144 @@
+//! The job table: one record per driver session, with ids from a persisted counter.
+
+use actix::prelude::*;
+use raya_common::{JobId, NodeId};
+use serde::{Deserialize, Serialize};
+
+use super::persist::Persisted;
+use super::{GcsError, GcsEvent, gcs_request};
+use crate::time::now_ms;
+
+/// Whether a job's driver is still running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobState {
+    /// The driver is connected.
+    Running,
+    /// The driver shut down (or its node died).
+    Finished,
+}
+
+/// A job's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// The job.
+    pub job_id: JobId,
+    /// The node its driver runs on.
+    pub driver_node: NodeId,
+    /// The job's default namespace.
+    pub namespace: String,
+    /// Running or finished.
+    pub state: JobState,
+    /// Start time (ms since the epoch).
+    pub start_time_ms: u64,
+    /// End time.
+    pub end_time_ms: Option<u64>,
+}
+
+/// Starts a job and returns its record with a fresh id.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<JobInfo, GcsError>")]
+pub struct AddJob {
+    /// The driver's node.
+    pub driver_node: NodeId,
+    /// The job's namespace.
+    pub namespace: String,
+}
+
+/// Marks a job finished.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<(), GcsError>")]
+pub struct FinishJob(pub JobId);
+
+/// Every job record.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<Vec<JobInfo>, GcsError>")]
+pub struct GetAllJobs;
+
+gcs_request!(AddJob => JobInfo, JobTable, jobs);
+gcs_request!(FinishJob => (), JobTable, jobs);
+gcs_request!(GetAllJobs => Vec<JobInfo>, JobTable, jobs);
+
+/// The job table actor.
+pub struct JobTable {
+    jobs: Persisted<JobId, JobInfo>,
+    counter: Persisted<String, u32>,
+}
+
+impl JobTable {
+    pub(crate) fn load(db: &sled::Db) -> Result<Self, GcsError> {
+        Ok(JobTable {
+            jobs: Persisted::open(db, "jobs")?,
+            counter: Persisted::open(db, "job_counter")?,
+        })
+    }
+
+    fn finish(&mut self, job: JobId) -> Result<(), GcsError> {
+        let Some(mut info) = self.jobs.get(&job).cloned() else {
+            return Err(GcsError::NotFound(format!("job {job}")));
+        };
+        if info.state == JobState::Running {
+            info.state = JobState::Finished;
+            info.end_time_ms = Some(now_ms());
+            self.jobs.insert(job, info)?;
+        }
+        Ok(())
+    }
+}
+
+impl Actor for JobTable {
+    type Context = Context<Self>;
+}
+
+impl Handler<AddJob> for JobTable {
+    type Result = Result<JobInfo, GcsError>;
+    fn handle(&mut self, m: AddJob, _: &mut Context<Self>) -> Self::Result {
+        let next = self.counter.get(&"next".to_string()).copied().unwrap_or(1);
+        let following = next
+            .checked_add(1)
+            .ok_or_else(|| GcsError::Invalid("job ids exhausted".into()))?;
+        self.counter.insert("next".into(), following)?;
+        let info = JobInfo {
+            job_id: JobId(next),
+            driver_node: m.driver_node,
+            namespace: m.namespace,
+            state: JobState::Running,
+            start_time_ms: now_ms(),
+            end_time_ms: None,
+        };
+        self.jobs.insert(info.job_id, info.clone())?;
+        Ok(info)
+    }
+}
+
+impl Handler<FinishJob> for JobTable {
+    type Result = Result<(), GcsError>;
+    fn handle(&mut self, FinishJob(job): FinishJob, _: &mut Context<Self>) -> Self::Result {
+        self.finish(job)
+    }
+}
+
+impl Handler<GetAllJobs> for JobTable {
+    type Result = Result<Vec<JobInfo>, GcsError>;
+    fn handle(&mut self, _: GetAllJobs, _: &mut Context<Self>) -> Self::Result {
+        Ok(self.jobs.values().cloned().collect())
+    }
+}
+
+impl Handler<GcsEvent> for JobTable {
+    type Result = ();
+    fn handle(&mut self, ev: GcsEvent, _: &mut Context<Self>) {
+        if let GcsEvent::NodeDead { node, .. } = ev {
+            let running: Vec<JobId> = self
+                .jobs
+                .values()
+                .filter(|j| j.driver_node == node && j.state == JobState::Running)
+                .map(|j| j.job_id)
+                .collect();
+            for job in running {
+                if let Err(e) = self.finish(job) {
+                    tracing::warn!(%job, error = %e, "could not finish the job of a dead node");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The global control store: one Actix actor per table, persisted in sled.
+//!
+//! Start the tables with [`GcsTables::start`] on the head node; reach them through a
+//! [`GcsClient`] (an actor) or its cloneable [`GcsHandle`].
+//!
+//! ```no_run
+//! # async fn demo(gcs: raya_cluster::GcsHandle) -> Result<(), raya_cluster::GcsError> {
+//! use raya_cluster::gcs::kv::{KvGet, KvPut};
+//! gcs.request(KvPut { namespace: "app".into(), key: b"k".to_vec(), value: b"v".to_vec(), overwrite: true }).await?;
+//! assert_eq!(gcs.request(KvGet { namespace: "app".into(), key: b"k".to_vec() }).await?, Some(b"v".to_vec()));
+//! # Ok(()) }
+//! ```
+
+pub mod actors;
+pub mod client;
+pub mod functions;
+pub mod jobs;
+pub mod kv;
+pub mod nodes;
+pub mod objects;
+mod persist;
+pub mod task_events;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use client::{GcsClient, GcsHandle};
+
+/// A GCS request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum GcsError {
+    /// sled could not read or write.
+    #[error("GCS storage error: {0}")]
+    Storage(String),
+    /// An actor name is already used in its namespace.
+    #[error("actor name {name:?} is already taken in namespace {namespace:?}")]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// Its namespace.
+        namespace: String,
+    },
+    /// The record does not exist.
+    #[error("not found in the GCS: {0}")]
+    NotFound(String),
+    /// The GCS (or the path to it) is gone: shut down or unreachable.
+    #[error("the GCS is unavailable")]
+    Unavailable,
+    /// The request was malformed.
+    #[error("invalid GCS request: {0}")]
+    Invalid(String),
+}
+
+/// A typed request to one GCS table. The client forwards it to [`GcsRequest::table`].
+pub trait GcsRequest: Message<Result = Result<Self::Reply, GcsError>> + Sized + Send + 'static {
+    /// What the request returns on success.
+    type Reply: Send + 'static;
+    /// The table actor that answers it.
+    type Table: Actor<Context = Context<Self::Table>> + Handler<Self>;
+    /// That table's address.
+    fn table(tables: &GcsTables) -> &Addr<Self::Table>;
+}
+
+macro_rules! gcs_request {
+    ($msg:ty => $reply:ty, $table:ty, $field:ident) => {
+        impl $crate::gcs::GcsRequest for $msg {
+            type Reply = $reply;
+            type Table = $table;
+            fn table(tables: &$crate::gcs::GcsTables) -> &actix::Addr<$table> {
+                &tables.$field
+            }
+        }
+    };
+}
+pub(crate) use gcs_request;
+
+/// A change the GCS publishes to its subscribers.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+pub enum GcsEvent {
+    /// A node registered (or re-registered) and is alive.
+    NodeAlive(nodes::NodeInfo),
+    /// A node's resource report changed its record.
+    NodeResources(nodes::NodeInfo),
+    /// A node was declared dead.
+    NodeDead {
+        /// The node.
+        node: raya_common::NodeId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where and how the GCS keeps its tables.
+#[derive(Debug, Clone)]
+pub struct GcsConfig {
+    /// The sled directory. A GCS restarted on the same directory reloads its tables.
+    pub dir: PathBuf,
+    /// A node that sends no heartbeat for this long is declared dead.
+    pub node_timeout: Duration,
+    /// At most this many task records are kept; the oldest are dropped first.
+    pub max_task_events: usize,
+}
+
+/// Addresses of the running GCS table actors.
+#[derive(Clone)]
+pub struct GcsTables {
+    /// Node table.
+    pub nodes: Addr<nodes::NodeTable>,
+    /// Job table.
+    pub jobs: Addr<jobs::JobTable>,
+    /// Actor table.
+    pub actors: Addr<actors::ActorTable>,
+    /// Function table.
+    pub functions: Addr<functions::FunctionTable>,
+    /// Object location table.
+    pub objects: Addr<objects::ObjectTable>,
+    /// Task event table.
+    pub task_events: Addr<task_events::TaskEventTable>,
+    /// Key-value table.
+    pub kv: Addr<kv::KvTable>,
+    db: sled::Db,
+}
+
+impl GcsTables {
+    /// Opens (or creates) the sled database in `config.dir`, loads every table and starts the
+    /// table actors on `arbiter`.
+    pub fn start(config: &GcsConfig, arbiter: &actix_rt::ArbiterHandle) -> Result<GcsTables, GcsError> {
+        std::fs::create_dir_all(&config.dir).map_err(|e| GcsError::Storage(format!("{}: {e}", config.dir.display())))?;
+        let db = sled::Config::new()
+            .path(&config.dir)
+            .flush_every_ms(Some(200))
+            .open()
+            .map_err(|e| GcsError::Storage(format!("{}: {e}", config.dir.display())))?;
+        let node_state = nodes::NodeTable::load(&db, config.node_timeout)?;
+        let job_state = jobs::JobTable::load(&db)?;
+        let actor_state = actors::ActorTable::load(&db)?;
+        let function_state = functions::FunctionTable::load(&db)?;
+        let object_state = objects::ObjectTable::load(&db)?;
+        let event_state = task_events::TaskEventTable::load(&db, config.max_task_events)?;
+        let kv_state = kv::KvTable::load(&db)?;
+
+        let actors = actors::ActorTable::start_in_arbiter(arbiter, move |_| actor_state);
+        let functions = functions::FunctionTable::start_in_arbiter(arbiter, move |_| function_state);
+        let objects = objects::ObjectTable::start_in_arbiter(arbiter, move |_| object_state);
+        let jobs = jobs::JobTable::start_in_arbiter(arbiter, move |_| job_state);
+        let mut node_state = node_state;
+        node_state.subscribe(actors.clone().recipient());
+        node_state.subscribe(functions.clone().recipient());
+        node_state.subscribe(objects.clone().recipient());
+        node_state.subscribe(jobs.clone().recipient());
+        let nodes = nodes::NodeTable::start_in_arbiter(arbiter, move |_| node_state);
+        let task_events = task_events::TaskEventTable::start_in_arbiter(arbiter, move |_| event_state);
+        let kv = kv::KvTable::start_in_arbiter(arbiter, move |_| kv_state);
+        Ok(GcsTables {
+            nodes,
+            jobs,
+            actors,
+            functions,
+            objects,
+            task_events,
+            kv,
+            db,
+        })
+    }
+
+    /// Writes every pending change to disk.
+    pub fn flush(&self) -> Result<(), GcsError> {
+        self.db.flush().map(|_| ()).map_err(|e| GcsError::Storage(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,249 @@
+//! The node table: which nodes exist, their resources and whether they are alive.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use raya_common::{NodeId, ResourceSet};
+use serde::{Deserialize, Serialize};
+
+use super::persist::Persisted;
+use super::{GcsError, GcsEvent, gcs_request};
+use crate::time::now_ms;
+
+/// Whether a node is alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeState {
+    /// Registered and sending heartbeats.
+    Alive,
+    /// Shut down or declared dead.
+    Dead,
+}
+
+/// A node's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The node.
+    pub node_id: NodeId,
+    /// Alive or dead.
+    pub state: NodeState,
+    /// Whether the node runs the GCS.
+    pub is_head: bool,
+    /// Host name of the machine.
+    pub hostname: String,
+    /// Addresses other nodes reach it on.
+    pub addresses: Vec<String>,
+    /// Total resources.
+    pub resources_total: ResourceSet,
+    /// Resources free at the last report.
+    pub resources_available: ResourceSet,
+    /// Tasks queued at the last report.
+    pub queued_tasks: u64,
+    /// Resource shapes of queued tasks at the last report, with counts (pending demand).
+    pub pending_demand: Vec<(ResourceSet, u64)>,
+    /// When it registered (ms since the epoch).
+    pub start_time_ms: u64,
+    /// When it was declared dead.
+    pub end_time_ms: Option<u64>,
+    /// Last heartbeat received.
+    pub last_heartbeat_ms: u64,
+    /// Why it died.
+    pub death_reason: Option<String>,
+}
+
+/// Registers a node (or a restart of a node with the same id) as alive.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<(), GcsError>")]
+pub struct RegisterNode(pub NodeInfo);
+
+/// A node's periodic heartbeat with its resource availability and queue.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<(), GcsError>")]
+pub struct NodeHeartbeat {
+    /// The reporting node.
+    pub node: NodeId,
+    /// Free resources.
+    pub available: ResourceSet,
+    /// Queued tasks.
+    pub queued_tasks: u64,
+    /// Resource shapes of queued tasks, with counts.
+    pub pending_demand: Vec<(ResourceSet, u64)>,
+}
+
+/// Declares a node dead (a clean shutdown, or a failure another component observed).
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<(), GcsError>")]
+pub struct UnregisterNode {
+    /// The node.
+    pub node: NodeId,
+    /// Why.
+    pub reason: String,
+}
+
+/// Every node record, alive and dead.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<Vec<NodeInfo>, GcsError>")]
+pub struct GetAllNodes;
+
+/// Subscribes a local recipient to node changes. Not a wire message: remote nodes learn changes
+/// by gossip.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<NodeInfo>, GcsError>")]
+pub struct SubscribeNodes(pub Recipient<GcsEvent>);
+
+gcs_request!(RegisterNode => (), NodeTable, nodes);
+gcs_request!(NodeHeartbeat => (), NodeTable, nodes);
+gcs_request!(UnregisterNode => (), NodeTable, nodes);
+gcs_request!(GetAllNodes => Vec<NodeInfo>, NodeTable, nodes);
+gcs_request!(SubscribeNodes => Vec<NodeInfo>, NodeTable, nodes);
+
+/// The node table actor.
+pub struct NodeTable {
+    nodes: Persisted<NodeId, NodeInfo>,
+    timeout: Duration,
+    subscribers: Vec<Recipient<GcsEvent>>,
+}
+
+impl NodeTable {
+    pub(crate) fn load(db: &sled::Db, timeout: Duration) -> Result<Self, GcsError> {
+        let mut nodes = Persisted::open(db, "nodes")?;
+        // Records reloaded as alive get a fresh heartbeat clock: a node that is really still
+        // running re-registers or heartbeats within the timeout; the others are declared dead.
+        let now = now_ms();
+        let alive: Vec<NodeInfo> = nodes
+            .values()
+            .filter(|n: &&NodeInfo| n.state == NodeState::Alive)
+            .cloned()
+            .collect();
+        for mut n in alive {
+            n.last_heartbeat_ms = now;
+            nodes.insert(n.node_id, n)?;
+        }
+        Ok(NodeTable {
+            nodes,
+            timeout,
+            subscribers: Vec::new(),
+        })
+    }
+
+    pub(crate) fn subscribe(&mut self, r: Recipient<GcsEvent>) {
+        self.subscribers.push(r);
+    }
+
+    fn publish(&mut self, ev: GcsEvent) {
+        self.subscribers.retain(|s| s.connected());
+        for s in &self.subscribers {
+            s.do_send(ev.clone());
+        }
+    }
+
+    fn mark_dead(&mut self, node: NodeId, reason: String) -> Result<(), GcsError> {
+        let Some(mut info) = self.nodes.get(&node).cloned() else {
+            return Err(GcsError::NotFound(format!("node {node}")));
+        };
+        if info.state == NodeState::Dead {
+            return Ok(());
+        }
+        info.state = NodeState::Dead;
+        info.end_time_ms = Some(now_ms());
+        info.death_reason = Some(reason.clone());
+        info.resources_available = ResourceSet::new();
+        self.nodes.insert(node, info)?;
+        tracing::info!(%node, %reason, "node declared dead");
+        self.publish(GcsEvent::NodeDead { node, reason });
+        Ok(())
+    }
+
+    fn check_timeouts(&mut self) {
+        let deadline = now_ms().saturating_sub(self.timeout.as_millis() as u64);
+        let late: Vec<NodeId> = self
+            .nodes
+            .values()
+            .filter(|n| n.state == NodeState::Alive && n.last_heartbeat_ms < deadline)
+            .map(|n| n.node_id)
+            .collect();
+        for node in late {
+            let reason = format!("no heartbeat for {:?}", self.timeout);
+            if let Err(e) = self.mark_dead(node, reason) {
+                tracing::warn!(%node, error = %e, "could not record node death");
+            }
+        }
+    }
+}
+
+impl Actor for NodeTable {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let period = (self.timeout / 4).max(Duration::from_millis(50));
+        ctx.run_interval(period, |this, _| this.check_timeouts());
+    }
+}
+
+impl Handler<RegisterNode> for NodeTable {
+    type Result = Result<(), GcsError>;
+    fn handle(&mut self, RegisterNode(mut info): RegisterNode, _: &mut Context<Self>) -> Self::Result {
+        if let Some(old) = self.nodes.get(&info.node_id)
+            && old.state == NodeState::Alive
+            && old.start_time_ms != info.start_time_ms
+        {
+            // The same identity restarted: its previous incarnation (and its actors and
+            // objects) is gone.
+            self.mark_dead(info.node_id, "node restarted".into())?;
+        }
+        info.state = NodeState::Alive;
+        info.last_heartbeat_ms = now_ms();
+        info.end_time_ms = None;
+        info.death_reason = None;
+        self.nodes.insert(info.node_id, info.clone())?;
+        tracing::info!(node = %info.node_id, resources = %info.resources_total, "node registered");
+        self.publish(GcsEvent::NodeAlive(info));
+        Ok(())
+    }
+}
+
+impl Handler<NodeHeartbeat> for NodeTable {
+    type Result = Result<(), GcsError>;
+    fn handle(&mut self, hb: NodeHeartbeat, _: &mut Context<Self>) -> Self::Result {
+        let Some(mut info) = self.nodes.get(&hb.node).cloned() else {
+            return Err(GcsError::NotFound(format!("node {}", hb.node)));
+        };
+        if info.state == NodeState::Dead {
+            return Err(GcsError::Invalid(format!("node {} was declared dead", hb.node)));
+        }
+        let changed = info.resources_available != hb.available
+            || info.queued_tasks != hb.queued_tasks
+            || info.pending_demand != hb.pending_demand;
+        info.resources_available = hb.available;
+        info.queued_tasks = hb.queued_tasks;
+        info.pending_demand = hb.pending_demand;
+        info.last_heartbeat_ms = now_ms();
+        if changed {
+            self.publish(GcsEvent::NodeResources(info.clone()));
+        }
+        // Heartbeats change the in-memory record only: membership changes are what is persisted.
+        self.nodes.set_in_memory(hb.node, info);
+        Ok(())
+    }
+}
+
+impl Handler<UnregisterNode> for NodeTable {
+    type Result = Result<(), GcsError>;
+    fn handle(&mut self, m: UnregisterNode, _: &mut Context<Self>) -> Self::Result {
+        self.mark_dead(m.node, m.reason)
+    }
+}
+
+impl Handler<GetAllNodes> for NodeTable {
+    type Result = Result<Vec<NodeInfo>, GcsError>;
+    fn handle(&mut self, _: GetAllNodes, _: &mut Context<Self>) -> Self::Result {
+        Ok(self.nodes.values().cloned().collect())
+    }
+}
+
+impl Handler<SubscribeNodes> for NodeTable {
+    type Result = Result<Vec<NodeInfo>, GcsError>;
+    fn handle(&mut self, SubscribeNodes(r): SubscribeNodes, _: &mut Context<Self>) -> Self::Result {
+        self.subscribers.push(r);
+        Ok(self.nodes.values().cloned().collect())
+    }
+}

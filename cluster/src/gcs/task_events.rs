@@ -1,0 +1,201 @@
+//! The task event table: the state history of recent tasks, bounded in size.
+
+use std::collections::VecDeque;
+
+use actix::prelude::*;
+use raya_common::{ActorId, JobId, NodeId, TaskId, WorkerId};
+use serde::{Deserialize, Serialize};
+
+use super::persist::Persisted;
+use super::{GcsError, gcs_request};
+
+/// What kind of task a record describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskKind {
+    /// A remote function call.
+    Normal,
+    /// An actor's constructor.
+    ActorCreation,
+    /// An actor method call.
+    ActorTask,
+}
+
+/// A task's state, in lifecycle order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TaskState {
+    /// Waiting for its arguments.
+    PendingArgs,
+    /// Arguments ready, waiting for resources and a worker.
+    PendingNodeAssignment,
+    /// Running.
+    Running,
+    /// Finished with results.
+    Finished,
+    /// Failed with an error.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl TaskState {
+    /// Whether the task is over.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, TaskState::Finished | TaskState::Failed | TaskState::Cancelled)
+    }
+}
+
+/// A task's record: what it is, where it ran, and when it entered each state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEvent {
+    /// The task.
+    pub task_id: TaskId,
+    /// Which attempt (0 for the first run, then one per retry).
+    pub attempt: u32,
+    /// Its job.
+    pub job: JobId,
+    /// Function name, or `Actor::method`.
+    pub name: String,
+    /// Kind.
+    pub kind: TaskKind,
+    /// Latest state.
+    pub state: TaskState,
+    /// Node it ran on.
+    pub node: Option<NodeId>,
+    /// Worker it ran on.
+    pub worker: Option<WorkerId>,
+    /// Actor it belongs to.
+    pub actor: Option<ActorId>,
+    /// The task that submitted it.
+    pub parent: Option<TaskId>,
+    /// Error message when it failed.
+    pub error: Option<String>,
+    /// When it entered each state (ms since the epoch).
+    pub times: Vec<(TaskState, u64)>,
+}
+
+impl TaskEvent {
+    /// Folds a later report on the same task attempt into this record.
+    pub fn merge(&mut self, newer: TaskEvent) {
+        if newer.state >= self.state {
+            self.state = newer.state;
+        }
+        for (s, t) in newer.times {
+            if !self.times.iter().any(|(s0, _)| *s0 == s) {
+                self.times.push((s, t));
+            }
+        }
+        self.times.sort();
+        self.node = newer.node.or(self.node);
+        self.worker = newer.worker.or(self.worker);
+        self.error = newer.error.or(self.error.take());
+    }
+}
+
+/// A batch of task reports from one node.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<(), GcsError>")]
+pub struct AddTaskEvents(pub Vec<TaskEvent>);
+
+/// The most recent task records, newest last.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<Vec<TaskEvent>, GcsError>")]
+pub struct ListTaskEvents {
+    /// Only this job's tasks.
+    pub job: Option<JobId>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+gcs_request!(AddTaskEvents => (), TaskEventTable, task_events);
+gcs_request!(ListTaskEvents => Vec<TaskEvent>, TaskEventTable, task_events);
+
+/// The task event table actor.
+pub struct TaskEventTable {
+    events: Persisted<(TaskId, u32), TaskEvent>,
+    order: VecDeque<(TaskId, u32)>,
+    max: usize,
+    dropped: u64,
+}
+
+impl TaskEventTable {
+    pub(crate) fn load(db: &sled::Db, max: usize) -> Result<Self, GcsError> {
+        let events: Persisted<(TaskId, u32), TaskEvent> = Persisted::open(db, "task_events")?;
+        let mut keyed: Vec<(u64, (TaskId, u32))> = events
+            .iter()
+            .map(|(k, e)| (e.times.first().map_or(0, |t| t.1), *k))
+            .collect();
+        keyed.sort();
+        Ok(TaskEventTable {
+            order: keyed.into_iter().map(|(_, k)| k).collect(),
+            events,
+            max: max.max(1),
+            dropped: 0,
+        })
+    }
+}
+
+impl Actor for TaskEventTable {
+    type Context = Context<Self>;
+}
+
+impl Handler<AddTaskEvents> for TaskEventTable {
+    type Result = Result<(), GcsError>;
+    fn handle(&mut self, AddTaskEvents(batch): AddTaskEvents, _: &mut Context<Self>) -> Self::Result {
+        let mut ops: Vec<((TaskId, u32), Option<TaskEvent>)> = Vec::with_capacity(batch.len());
+        let mut pending: std::collections::HashMap<(TaskId, u32), TaskEvent> = Default::default();
+        for ev in batch {
+            let key = (ev.task_id, ev.attempt);
+            if let Some(cur) = pending.get_mut(&key) {
+                cur.merge(ev);
+            } else if let Some(cur) = self.events.get(&key) {
+                let mut cur = cur.clone();
+                cur.merge(ev);
+                pending.insert(key, cur);
+            } else {
+                self.order.push_back(key);
+                pending.insert(key, ev);
+            }
+        }
+        let mut evicted = std::collections::HashSet::new();
+        while self.order.len() > self.max {
+            if let Some(old) = self.order.pop_front() {
+                evicted.insert(old);
+                self.dropped += 1;
+            }
+        }
+        ops.extend(pending.into_iter().filter(|(k, _)| !evicted.contains(k)).map(|(k, v)| (k, Some(v))));
+        ops.extend(evicted.into_iter().map(|k| (k, None)));
+        self.events.apply(ops)
+    }
+}
+
+impl Handler<ListTaskEvents> for TaskEventTable {
+    type Result = Result<Vec<TaskEvent>, GcsError>;
+    fn handle(&mut self, m: ListTaskEvents, _: &mut Context<Self>) -> Self::Result {
+        let mut out: Vec<TaskEvent> = self
+            .order
+            .iter()
+            .rev()
+            .filter_map(|k| self.events.get(k))
+            .filter(|e| m.job.is_none_or(|j| e.job == j))
+            .take(m.limit)
+            .cloned()
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+}
+
+/// How many task records are stored, and how many were dropped to stay within the bound.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<(usize, u64), GcsError>")]
+pub struct TaskEventCounts;
+
+gcs_request!(TaskEventCounts => (usize, u64), TaskEventTable, task_events);
+
+impl Handler<TaskEventCounts> for TaskEventTable {
+    type Result = Result<(usize, u64), GcsError>;
+    fn handle(&mut self, _: TaskEventCounts, _: &mut Context<Self>) -> Self::Result {
+        Ok((self.events.len(), self.dropped))
+    }
+}

@@ -1,0 +1,343 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use raya_common::{ActorId, JobId, NodeId, ObjectId, ResourceSet, TaskId};
+
+use super::actors::*;
+use super::actors::ActorState;
+use super::functions::*;
+use super::jobs::*;
+use super::kv::*;
+use super::nodes::*;
+use super::objects::*;
+use super::task_events::*;
+use super::*;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("raya-gcs-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn config(dir: &std::path::Path) -> GcsConfig {
+    GcsConfig {
+        dir: dir.to_path_buf(),
+        node_timeout: Duration::from_millis(400),
+        max_task_events: 3,
+    }
+}
+
+fn run<F: std::future::Future<Output = ()>>(f: impl FnOnce() -> F) {
+    actix_rt::System::new().block_on(async move { f().await })
+}
+
+fn node_info(node: NodeId) -> NodeInfo {
+    NodeInfo {
+        node_id: node,
+        state: NodeState::Alive,
+        is_head: true,
+        hostname: "test".into(),
+        addresses: vec![],
+        resources_total: ResourceSet::cpus(2.0).unwrap(),
+        resources_available: ResourceSet::cpus(2.0).unwrap(),
+        queued_tasks: 0,
+        pending_demand: vec![],
+        start_time_ms: 1,
+        end_time_ms: None,
+        last_heartbeat_ms: 0,
+        death_reason: None,
+    }
+}
+
+fn actor_info(id: u128, name: Option<&str>, node: NodeId) -> ActorInfo {
+    ActorInfo {
+        actor_id: ActorId(id),
+        class_name: "C".into(),
+        name: name.map(Into::into),
+        namespace: "ns".into(),
+        job: JobId(1),
+        node: Some(node),
+        state: ActorState::Alive,
+        detached: false,
+        max_restarts: 0,
+        num_restarts: 0,
+        death_cause: None,
+        resources: ResourceSet::new(),
+        start_time_ms: 0,
+        end_time_ms: None,
+    }
+}
+
+#[test]
+fn kv_put_get_delete_and_prefix_listing() {
+    let dir = temp_dir("kv");
+    run(|| async {
+        let t = GcsTables::start(&config(&dir), &actix_rt::Arbiter::current()).unwrap();
+        let gcs = GcsHandle::start(t, &actix_rt::Arbiter::current());
+        let put = |k: &str, v: &str, overwrite| KvPut {
+            namespace: "a".into(),
+            key: k.as_bytes().to_vec(),
+            value: v.as_bytes().to_vec(),
+            overwrite,
+        };
+        assert!(gcs.request(put("x1", "1", false)).await.unwrap());
+        assert!(!gcs.request(put("x1", "2", false)).await.unwrap());
+        let get = |k: &str| KvGet {
+            namespace: "a".into(),
+            key: k.as_bytes().to_vec(),
+        };
+        assert_eq!(gcs.request(get("x1")).await.unwrap(), Some(b"1".to_vec()));
+        assert!(!gcs.request(put("x1", "3", true)).await.unwrap());
+        assert_eq!(gcs.request(get("x1")).await.unwrap(), Some(b"3".to_vec()));
+        gcs.request(put("x2", "", false)).await.unwrap();
+        gcs.request(put("y", "", false)).await.unwrap();
+        let keys = gcs
+            .request(KvKeys {
+                namespace: "a".into(),
+                prefix: b"x".to_vec(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(keys, vec![b"x1".to_vec(), b"x2".to_vec()]);
+        assert!(
+            gcs.request(KvDel {
+                namespace: "a".into(),
+                key: b"x1".to_vec()
+            })
+            .await
+            .unwrap()
+        );
+        assert_eq!(gcs.request(get("x1")).await.unwrap(), None);
+        let too_big = KvPut {
+            namespace: "a".into(),
+            key: vec![0; MAX_KEY_BYTES + 1],
+            value: vec![],
+            overwrite: true,
+        };
+        assert!(matches!(gcs.request(too_big).await, Err(GcsError::Invalid(_))));
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tables_reload_from_their_directory() {
+    let dir = temp_dir("reload");
+    let node = NodeId::random();
+    run(|| async {
+        let t = GcsTables::start(&config(&dir), &actix_rt::Arbiter::current()).unwrap();
+        let gcs = GcsHandle::start(t.clone(), &actix_rt::Arbiter::current());
+        gcs.request(RegisterNode(node_info(node))).await.unwrap();
+        let j1 = gcs
+            .request(AddJob {
+                driver_node: node,
+                namespace: "n".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(j1.job_id, JobId(1));
+        gcs.request(KvPut {
+            namespace: "a".into(),
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            overwrite: true,
+        })
+        .await
+        .unwrap();
+        gcs.request(RegisterActor(actor_info(7, Some("keeper"), node))).await.unwrap();
+        gcs.request(RegisterFunctions {
+            node,
+            functions: vec![FunctionInfo {
+                name: "m::f".into(),
+                kind: FunctionKind::Function,
+            }],
+        })
+        .await
+        .unwrap();
+        t.flush().unwrap();
+        actix_rt::System::current().stop();
+    });
+    run(|| async {
+        let t = GcsTables::start(&config(&dir), &actix_rt::Arbiter::current()).unwrap();
+        let gcs = GcsHandle::start(t, &actix_rt::Arbiter::current());
+        let j2 = gcs
+            .request(AddJob {
+                driver_node: node,
+                namespace: "n".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(j2.job_id, JobId(2), "job ids continue after a restart");
+        let v = gcs
+            .request(KvGet {
+                namespace: "a".into(),
+                key: b"k".to_vec(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(v, Some(b"v".to_vec()));
+        let named = gcs
+            .request(GetNamedActor {
+                name: "keeper".into(),
+                namespace: "ns".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(named.map(|a| a.actor_id), Some(ActorId(7)));
+        let nodes = gcs.request(NodesWithFunction { name: "m::f".into() }).await.unwrap();
+        assert_eq!(nodes, vec![node]);
+        // The reloaded node never heartbeats again: it is declared dead, and with it its
+        // actors, functions and jobs.
+        let mut dead = false;
+        for _ in 0..100 {
+            let all = gcs.request(GetAllNodes).await.unwrap();
+            if all.iter().any(|n| n.node_id == node && n.state == NodeState::Dead) {
+                dead = true;
+                break;
+            }
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(dead, "a node that stops heartbeating must be declared dead");
+        let a = gcs.request(GetActor(ActorId(7))).await.unwrap().unwrap();
+        assert_eq!(a.state, ActorState::Dead);
+        assert!(a.death_cause.unwrap().contains("died"));
+        assert!(gcs.request(NodesWithFunction { name: "m::f".into() }).await.unwrap().is_empty());
+        let jobs = gcs.request(GetAllJobs).await.unwrap();
+        assert!(jobs.iter().filter(|j| j.job_id == JobId(1)).all(|j| j.state == JobState::Finished));
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn actor_names_are_unique_per_namespace_until_death() {
+    let dir = temp_dir("names");
+    run(|| async {
+        let t = GcsTables::start(&config(&dir), &actix_rt::Arbiter::current()).unwrap();
+        let gcs = GcsHandle::start(t, &actix_rt::Arbiter::current());
+        let node = NodeId::random();
+        gcs.request(RegisterActor(actor_info(1, Some("a"), node))).await.unwrap();
+        let err = gcs.request(RegisterActor(actor_info(2, Some("a"), node))).await.unwrap_err();
+        assert_eq!(
+            err,
+            GcsError::NameTaken {
+                name: "a".into(),
+                namespace: "ns".into()
+            }
+        );
+        let mut other_ns = actor_info(3, Some("a"), node);
+        other_ns.namespace = "other".into();
+        gcs.request(RegisterActor(other_ns)).await.unwrap();
+        gcs.request(UpdateActor {
+            actor_id: ActorId(1),
+            state: ActorState::Dead,
+            node: None,
+            num_restarts: 0,
+            death_cause: Some("killed".into()),
+        })
+        .await
+        .unwrap();
+        gcs.request(RegisterActor(actor_info(2, Some("a"), node))).await.unwrap();
+        let live = gcs.request(ListActors { include_dead: false }).await.unwrap();
+        assert_eq!(live.len(), 2);
+        let all = gcs.request(ListActors { include_dead: true }).await.unwrap();
+        assert_eq!(all.len(), 3);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn object_locations_follow_updates_and_node_death() {
+    let dir = temp_dir("objects");
+    run(|| async {
+        let t = GcsTables::start(&config(&dir), &actix_rt::Arbiter::current()).unwrap();
+        let gcs = GcsHandle::start(t, &actix_rt::Arbiter::current());
+        let (n1, n2) = (NodeId::random(), NodeId::random());
+        gcs.request(RegisterNode(node_info(n1))).await.unwrap();
+        let o = |i| ObjectId::for_return(TaskId(i), 0);
+        gcs.request(UpdateObjectLocations {
+            node: n1,
+            added: vec![(o(1), 10), (o(2), 20)],
+            removed: vec![],
+        })
+        .await
+        .unwrap();
+        gcs.request(UpdateObjectLocations {
+            node: n2,
+            added: vec![(o(1), 10)],
+            removed: vec![],
+        })
+        .await
+        .unwrap();
+        let loc = gcs.request(GetObjectLocations(o(1))).await.unwrap().unwrap();
+        assert_eq!(loc.nodes, vec![n1, n2]);
+        assert_eq!(loc.size, 10);
+        gcs.request(UpdateObjectLocations {
+            node: n1,
+            added: vec![],
+            removed: vec![o(2)],
+        })
+        .await
+        .unwrap();
+        assert_eq!(gcs.request(GetObjectLocations(o(2))).await.unwrap(), None);
+        gcs.request(UnregisterNode {
+            node: n1,
+            reason: "test".into(),
+        })
+        .await
+        .unwrap();
+        // Node death is published asynchronously to the object table.
+        let mut purged = false;
+        for _ in 0..100 {
+            let loc = gcs.request(GetObjectLocations(o(1))).await.unwrap().unwrap();
+            if loc.nodes == vec![n2] {
+                purged = true;
+                break;
+            }
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(purged);
+        assert_eq!(gcs.request(CountObjects).await.unwrap(), 1);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn task_events_merge_per_attempt_and_stay_bounded() {
+    let dir = temp_dir("events");
+    run(|| async {
+        let t = GcsTables::start(&config(&dir), &actix_rt::Arbiter::current()).unwrap();
+        let gcs = GcsHandle::start(t, &actix_rt::Arbiter::current());
+        let ev = |id: u128, state: TaskState, t: u64| TaskEvent {
+            task_id: TaskId(id),
+            attempt: 0,
+            job: JobId(1),
+            name: format!("f{id}"),
+            kind: TaskKind::Normal,
+            state,
+            node: None,
+            worker: None,
+            actor: None,
+            parent: None,
+            error: None,
+            times: vec![(state, t)],
+        };
+        gcs.request(AddTaskEvents(vec![ev(1, TaskState::Running, 5), ev(1, TaskState::PendingArgs, 1)]))
+            .await
+            .unwrap();
+        gcs.request(AddTaskEvents(vec![ev(1, TaskState::Finished, 9)])).await.unwrap();
+        let list = gcs.request(ListTaskEvents { job: None, limit: 10 }).await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].state, TaskState::Finished);
+        assert_eq!(
+            list[0].times,
+            vec![(TaskState::PendingArgs, 1), (TaskState::Running, 5), (TaskState::Finished, 9)]
+        );
+        gcs.request(AddTaskEvents((2..=5).map(|i| ev(i, TaskState::Finished, i as u64)).collect()))
+            .await
+            .unwrap();
+        let list = gcs.request(ListTaskEvents { job: None, limit: 10 }).await.unwrap();
+        let ids: Vec<u128> = list.iter().map(|e| e.task_id.0).collect();
+        assert_eq!(ids, vec![3, 4, 5], "only the newest max_task_events are kept");
+        assert_eq!(gcs.request(TaskEventCounts).await.unwrap(), (3, 2));
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

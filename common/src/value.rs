@@ -1,0 +1,254 @@
+//! Type-erased values as the object store and task arguments hold them.
+//!
+//! A [`Value`] is either *live* — an `Arc` of the Rust value plus a vtable that can serialize it
+//! on demand — or *bytes* in the codec of [`crate::codec`]. Values that stay on their node stay
+//! live: reading one is a pointer copy and a downcast, never a decode.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::{self, CodecError};
+
+/// What a value stored in Raya must be: serializable (so it can leave its node or be spilled),
+/// shareable between threads, and owning its data.
+///
+/// Implemented for every type that qualifies; there is nothing to derive.
+pub trait Object: Serialize + DeserializeOwned + Send + Sync + 'static {}
+impl<T> Object for T where T: Serialize + DeserializeOwned + Send + Sync + 'static {}
+
+/// A value had another type than asked for, or could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// The live value has a different type.
+    #[error("type mismatch: expected {expected}, found {found}")]
+    TypeMismatch {
+        /// The requested type.
+        expected: &'static str,
+        /// The stored type.
+        found: String,
+    },
+    /// The bytes do not decode as the requested type.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+struct VTable {
+    type_name: fn() -> &'static str,
+    type_id: fn() -> TypeId,
+    serialize: fn(&(dyn Any + Send + Sync)) -> Result<Vec<u8>, CodecError>,
+    heap_size: fn(&dyn Any) -> usize,
+    inline_size: usize,
+}
+
+struct VTableOf<T>(std::marker::PhantomData<T>);
+
+impl<T: Object> VTableOf<T> {
+    const VTABLE: VTable = VTable {
+        type_name: std::any::type_name::<T>,
+        type_id: TypeId::of::<T>,
+        serialize: serialize_erased::<T>,
+        heap_size: crate::size::heap_of,
+        inline_size: std::mem::size_of::<T>(),
+    };
+}
+
+fn serialize_erased<T: Object>(v: &(dyn Any + Send + Sync)) -> Result<Vec<u8>, CodecError> {
+    match v.downcast_ref::<T>() {
+        Some(v) => codec::encode(v),
+        None => Err(CodecError::Encode(format!(
+            "vtable of {} used with another type",
+            std::any::type_name::<T>()
+        ))),
+    }
+}
+
+/// A type-erased value: live or encoded.
+#[derive(Clone)]
+pub enum Value {
+    /// A Rust value on this node.
+    Live(LiveValue),
+    /// An encoded value (received from another node or read back from disk).
+    Bytes(Arc<Vec<u8>>),
+}
+
+/// A live Rust value with the means to encode it.
+#[derive(Clone)]
+pub struct LiveValue {
+    data: Arc<dyn Any + Send + Sync>,
+    vtable: &'static VTable,
+}
+
+impl Value {
+    /// Wraps a Rust value without encoding it.
+    pub fn new<T: Object>(value: T) -> Value {
+        Value::from_arc(Arc::new(value))
+    }
+
+    /// Wraps a shared Rust value without copying or encoding it.
+    pub fn from_arc<T: Object>(value: Arc<T>) -> Value {
+        Value::Live(LiveValue {
+            data: value,
+            vtable: &VTableOf::<T>::VTABLE,
+        })
+    }
+
+    /// Wraps encoded bytes.
+    pub fn from_bytes(bytes: Vec<u8>) -> Value {
+        Value::Bytes(Arc::new(bytes))
+    }
+
+    /// Whether the value is a live Rust value.
+    pub fn is_live(&self) -> bool {
+        matches!(self, Value::Live(_))
+    }
+
+    /// The Rust type name of a live value.
+    pub fn type_name(&self) -> Option<&'static str> {
+        match self {
+            Value::Live(l) => Some((l.vtable.type_name)()),
+            Value::Bytes(_) => None,
+        }
+    }
+
+    /// Whether a live value is of type `T`.
+    pub fn is<T: 'static>(&self) -> bool {
+        match self {
+            Value::Live(l) => (l.vtable.type_id)() == TypeId::of::<T>(),
+            Value::Bytes(_) => false,
+        }
+    }
+
+    /// Estimated memory held: for live values inline size plus known heap, for bytes their length.
+    pub fn size(&self) -> usize {
+        match self {
+            Value::Live(l) => l.vtable.inline_size + (l.vtable.heap_size)(&*l.data as &dyn Any),
+            Value::Bytes(b) => b.len(),
+        }
+    }
+
+    fn mismatch<T>(&self) -> ValueError {
+        ValueError::TypeMismatch {
+            expected: std::any::type_name::<T>(),
+            found: self.type_name().unwrap_or("<bytes>").to_string(),
+        }
+    }
+
+    /// The value as a shared `Arc<T>`: free for a live value, a decode for bytes.
+    pub fn to_arc<T: Object>(&self) -> Result<Arc<T>, ValueError> {
+        match self {
+            Value::Live(l) => Arc::clone(&l.data).downcast::<T>().map_err(|_| self.mismatch::<T>()),
+            Value::Bytes(b) => Ok(Arc::new(codec::decode::<T>(b)?)),
+        }
+    }
+
+    /// A reference to a live value of type `T`.
+    pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
+        match self {
+            Value::Live(l) => l.data.downcast_ref::<T>(),
+            Value::Bytes(_) => None,
+        }
+    }
+
+    /// A copy of the value as `T`: a clone for a live value, a decode for bytes.
+    pub fn clone_as<T: Object + Clone>(&self) -> Result<T, ValueError> {
+        match self {
+            Value::Live(l) => l.data.downcast_ref::<T>().cloned().ok_or_else(|| self.mismatch::<T>()),
+            Value::Bytes(b) => Ok(codec::decode::<T>(b)?),
+        }
+    }
+
+    /// The value as `T`, moved out when this is the only reference to it, cloned otherwise.
+    pub fn into_inner<T: Object + Clone>(self) -> Result<T, ValueError> {
+        match self {
+            Value::Live(l) => {
+                let mismatch = ValueError::TypeMismatch {
+                    expected: std::any::type_name::<T>(),
+                    found: (l.vtable.type_name)().to_string(),
+                };
+                let arc = l.data.downcast::<T>().map_err(|_| mismatch)?;
+                Ok(Arc::try_unwrap(arc).unwrap_or_else(|shared| (*shared).clone()))
+            }
+            Value::Bytes(b) => Ok(codec::decode::<T>(&b)?),
+        }
+    }
+
+    /// The encoded form: encodes a live value (the only place a live value is ever serialized).
+    pub fn encode(&self) -> Result<Arc<Vec<u8>>, CodecError> {
+        match self {
+            Value::Live(l) => (l.vtable.serialize)(&*l.data).map(Arc::new),
+            Value::Bytes(b) => Ok(Arc::clone(b)),
+        }
+    }
+
+    /// Decodes bytes into a live `T` value; a live value is returned as it is (after a type check).
+    pub fn decode_live<T: Object>(self) -> Result<Value, ValueError> {
+        match self {
+            Value::Live(_) if self.is::<T>() => Ok(self),
+            Value::Live(_) => Err(self.mismatch::<T>()),
+            Value::Bytes(b) => Ok(Value::new(codec::decode::<T>(&b)?)),
+        }
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Live(l) => write!(f, "Value::Live({})", (l.vtable.type_name)()),
+            Value::Bytes(b) => write!(f, "Value::Bytes({} bytes)", b.len()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::{Deserialize, Serializer};
+
+    #[test]
+    fn live_values_are_read_without_encoding() {
+        #[derive(Clone, Debug, PartialEq, Deserialize)]
+        struct NoSer(u32);
+        impl Serialize for NoSer {
+            fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                panic!("a live value must not be serialized")
+            }
+        }
+        let v = Value::new(NoSer(5));
+        assert_eq!(v.clone_as::<NoSer>().unwrap(), NoSer(5));
+        assert_eq!(*v.to_arc::<NoSer>().unwrap(), NoSer(5));
+        assert_eq!(v.into_inner::<NoSer>().unwrap(), NoSer(5));
+    }
+
+    #[test]
+    fn type_mismatch_is_reported_with_both_types() {
+        let v = Value::new(5i64);
+        let e = v.clone_as::<i32>().unwrap_err();
+        assert_eq!(e.to_string(), "type mismatch: expected i32, found i64");
+    }
+
+    #[test]
+    fn bytes_decode_to_the_asked_type() {
+        let v = Value::new(vec![1u32, 2, 3]);
+        let b = v.encode().unwrap();
+        let back = Value::Bytes(b);
+        assert_eq!(back.clone_as::<Vec<u32>>().unwrap(), vec![1, 2, 3]);
+        assert!(back.clone_as::<u64>().is_err(), "trailing bytes must not decode");
+        let live = back.decode_live::<Vec<u32>>().unwrap();
+        assert!(live.is_live());
+        assert_eq!(live.downcast_ref::<Vec<u32>>().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn into_inner_moves_a_unique_value_and_clones_a_shared_one() {
+        let v = Value::new(vec![7u8; 10]);
+        let keep = v.clone();
+        let a: Vec<u8> = v.into_inner().unwrap();
+        assert_eq!(a, vec![7u8; 10]);
+        assert_eq!(keep.downcast_ref::<Vec<u8>>().unwrap().len(), 10);
+        assert!(keep.size() >= 10);
+    }
+}
