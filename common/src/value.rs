@@ -122,6 +122,15 @@ impl Value {
         }
     }
 
+    /// Whether both are the same allocation (not just equal contents).
+    pub fn ptr_eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Live(a), Value::Live(b)) => Arc::ptr_eq(&a.data, &b.data),
+            (Value::Bytes(a), Value::Bytes(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     /// Estimated memory held: for live values inline size plus known heap, for bytes their length.
     pub fn size(&self) -> usize {
         match self {
