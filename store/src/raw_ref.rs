@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
-use raya_common::{NodeId, ObjectId};
+use raya_common::{ActorId, NodeId, ObjectId};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::core::StoreCore;
@@ -18,6 +18,7 @@ pub struct RawRef(Arc<RefInner>);
 struct RefInner {
     id: ObjectId,
     owner: NodeId,
+    actor: Option<ActorId>,
     store: Arc<StoreCore>,
 }
 
@@ -29,8 +30,14 @@ impl Drop for RefInner {
 
 impl RawRef {
     /// Wraps a reference the store already counted.
-    pub(crate) fn counted(store: Arc<StoreCore>, id: ObjectId, owner: NodeId) -> RawRef {
-        RawRef(Arc::new(RefInner { id, owner, store }))
+    pub(crate) fn counted(store: Arc<StoreCore>, id: ObjectId, owner: NodeId, actor: Option<ActorId>) -> RawRef {
+        RawRef(Arc::new(RefInner { id, owner, actor, store }))
+    }
+
+    /// The actor whose method call makes this object, when it is an actor call's result (used
+    /// to route a cancellation to the actor).
+    pub fn actor(&self) -> Option<ActorId> {
+        self.0.actor
     }
 
     /// The object's id.
@@ -92,6 +99,7 @@ pub fn collect_refs<R>(f: impl FnOnce() -> R) -> (R, Vec<RawRef>) {
 struct Wire {
     id: ObjectId,
     owner: NodeId,
+    actor: Option<ActorId>,
 }
 
 impl Serialize for RawRef {
@@ -104,6 +112,7 @@ impl Serialize for RawRef {
         Wire {
             id: self.0.id,
             owner: self.0.owner,
+            actor: self.0.actor,
         }
         .serialize(s)
     }
@@ -115,6 +124,6 @@ impl<'de> Deserialize<'de> for RawRef {
         let w = Wire::deserialize(d)?;
         let store = current_store()
             .ok_or_else(|| D::Error::custom("an ObjectRef can only be deserialized while a Raya runtime is running"))?;
-        Ok(store.add_ref_owned(w.id, w.owner))
+        Ok(store.add_ref_from(w.id, w.owner, w.actor))
     }
 }

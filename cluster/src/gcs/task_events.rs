@@ -199,3 +199,70 @@ impl Handler<TaskEventCounts> for TaskEventTable {
         Ok((self.events.len(), self.dropped))
     }
 }
+
+/// A node's buffer of task reports, flushed to the GCS in batches (as Ray reports task events
+/// once a second). Reports for the same task attempt are merged in the buffer; past `max`
+/// distinct task attempts new reports are dropped and counted.
+#[derive(Clone)]
+pub struct TaskEventBuffer {
+    inner: std::sync::Arc<std::sync::Mutex<EventBufferInner>>,
+}
+
+struct EventBufferInner {
+    events: raya_common::FastHashMap<(TaskId, u32), TaskEvent>,
+    max: usize,
+    dropped: u64,
+}
+
+impl TaskEventBuffer {
+    /// A buffer holding at most `max` task attempts between flushes.
+    pub fn new(max: usize) -> Self {
+        TaskEventBuffer {
+            inner: std::sync::Arc::new(std::sync::Mutex::new(EventBufferInner {
+                events: Default::default(),
+                max,
+                dropped: 0,
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, EventBufferInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a state change of a task attempt, building the record with `make` when the
+    /// attempt is new to the buffer.
+    pub fn record(&self, task: TaskId, attempt: u32, state: TaskState, make: impl FnOnce() -> TaskEvent) {
+        let now = crate::time::now_ms();
+        let mut b = self.lock();
+        if let Some(e) = b.events.get_mut(&(task, attempt)) {
+            if state >= e.state {
+                e.state = state;
+            }
+            e.times.push((state, now));
+            return;
+        }
+        if b.events.len() >= b.max {
+            b.dropped += 1;
+            return;
+        }
+        let mut e = make();
+        e.state = state;
+        e.times = vec![(state, now)];
+        b.events.insert((task, attempt), e);
+    }
+
+    /// Updates fields of a buffered record (node, worker, error); no effect when absent.
+    pub fn update(&self, task: TaskId, attempt: u32, f: impl FnOnce(&mut TaskEvent)) {
+        if let Some(e) = self.lock().events.get_mut(&(task, attempt)) {
+            f(e);
+        }
+    }
+
+    /// Takes every buffered record and the count of dropped reports since the last drain.
+    pub fn drain(&self) -> (Vec<TaskEvent>, u64) {
+        let mut b = self.lock();
+        let dropped = std::mem::take(&mut b.dropped);
+        (b.events.drain().map(|(_, e)| e).collect(), dropped)
+    }
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use raya_common::{FastHashMap, FastHasher, NodeId, ObjectId, TaskError, Value};
+use raya_common::{ActorId, FastHashMap, FastHasher, NodeId, ObjectId, TaskError, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::raw_ref::{RawRef, collect_refs};
@@ -215,11 +215,17 @@ impl StoreCore {
     /// Counts one more reference to `id` (creating a pending entry for an object still to be
     /// made) and returns it.
     pub fn add_ref(self: &Arc<Self>, id: ObjectId) -> RawRef {
-        self.add_ref_owned(id, self.config.node)
+        self.add_ref_from(id, self.config.node, None)
     }
 
-    /// [`StoreCore::add_ref`] for a reference created by `owner`.
-    pub fn add_ref_owned(self: &Arc<Self>, id: ObjectId, owner: NodeId) -> RawRef {
+    /// [`StoreCore::add_ref`] for the result of a call to `actor`.
+    pub fn add_actor_ref(self: &Arc<Self>, id: ObjectId, actor: ActorId) -> RawRef {
+        self.add_ref_from(id, self.config.node, Some(actor))
+    }
+
+    /// [`StoreCore::add_ref`] for a reference created by `owner` (for the result of a call to
+    /// `actor`).
+    pub fn add_ref_from(self: &Arc<Self>, id: ObjectId, owner: NodeId, actor: Option<ActorId>) -> RawRef {
         {
             let mut shard = self.shard(&id);
             match shard.entries.get_mut(&id) {
@@ -230,7 +236,7 @@ impl StoreCore {
                 }
             }
         }
-        RawRef::counted(Arc::clone(self), id, owner)
+        RawRef::counted(Arc::clone(self), id, owner, actor)
     }
 
     pub(crate) fn remove_ref(&self, id: ObjectId) {
@@ -308,7 +314,7 @@ impl StoreCore {
                     let mut shard = self.shard(&id);
                     shard.record(id, Some(len));
                     shard.entries.insert(id, entry);
-                    return Ok(RawRef::counted(Arc::clone(self), id, self.config.node));
+                    return Ok(RawRef::counted(Arc::clone(self), id, self.config.node, None));
                 }
                 Err(reason) => {
                     tracing::warn!(object = %id, %reason, "object larger than the free budget and not spillable");
@@ -331,7 +337,7 @@ impl StoreCore {
                 drop(old);
             }
         }
-        Ok(RawRef::counted(Arc::clone(self), id, self.config.node))
+        Ok(RawRef::counted(Arc::clone(self), id, self.config.node, None))
     }
 
     /// Stores the result of a task. Returns `Ok(true)` when stored, `Ok(false)` when nobody

@@ -1,0 +1,131 @@
+//! The global scheduler: places tasks their node cannot run.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+use raya_cluster::GcsHandle;
+use raya_cluster::gcs::nodes::NodeState;
+use raya_common::NodeId;
+use serde::{Deserialize, Serialize};
+
+use crate::local::{TaskUnschedulable, infeasible_reason};
+use crate::task::{SchedulingStrategy, TaskSpec};
+
+/// Asks the global scheduler to place a task its origin node cannot run.
+#[derive(Debug, Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+pub struct ScheduleTask {
+    /// The task.
+    pub spec: TaskSpec,
+}
+
+/// Hands a task to the local scheduler of the node the global scheduler picked.
+#[derive(Debug, Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+pub struct PlaceTask(pub TaskSpec);
+
+/// Makes a node's local scheduler known to the global scheduler. Local wiring only: remote nodes
+/// are reached through the network.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterLocalScheduler {
+    /// The node.
+    pub node: NodeId,
+    /// Where placed tasks go.
+    pub place: Recipient<PlaceTask>,
+    /// Where unplaceable tasks are reported.
+    pub unschedulable: Recipient<TaskUnschedulable>,
+}
+
+struct Local {
+    place: Recipient<PlaceTask>,
+    unschedulable: Recipient<TaskUnschedulable>,
+}
+
+/// The global scheduler actor. It reads the cluster's resource view from the GCS client's node
+/// cache and picks, among the alive nodes whose total resources fit the task, the one with the
+/// most of the task's resources free.
+pub struct GlobalScheduler {
+    gcs: GcsHandle,
+    locals: HashMap<NodeId, Local>,
+}
+
+impl GlobalScheduler {
+    /// A global scheduler reading the cluster view through `gcs`.
+    pub fn new(gcs: GcsHandle) -> Self {
+        GlobalScheduler {
+            gcs,
+            locals: HashMap::new(),
+        }
+    }
+}
+
+impl Actor for GlobalScheduler {
+    type Context = Context<Self>;
+}
+
+impl Handler<RegisterLocalScheduler> for GlobalScheduler {
+    type Result = ();
+    fn handle(&mut self, m: RegisterLocalScheduler, _: &mut Context<Self>) {
+        self.locals.insert(
+            m.node,
+            Local {
+                place: m.place,
+                unschedulable: m.unschedulable,
+            },
+        );
+    }
+}
+
+/// Picks a node for `spec` among `(node, total, available)`.
+fn pick(spec: &TaskSpec, nodes: &[(NodeId, raya_common::ResourceSet, raya_common::ResourceSet)]) -> Option<NodeId> {
+    let feasible = |n: &&(NodeId, raya_common::ResourceSet, raya_common::ResourceSet)| spec.resources.fits_in(&n.1);
+    if let SchedulingStrategy::NodeAffinity { node, soft } = &spec.strategy {
+        if let Some(n) = nodes.iter().filter(feasible).find(|n| n.0 == *node) {
+            return Some(n.0);
+        }
+        if !soft {
+            return None;
+        }
+    }
+    let score = |avail: &raya_common::ResourceSet| -> f64 {
+        spec.resources.iter().map(|(name, _)| avail.get(name)).sum::<f64>() + avail.get("CPU")
+    };
+    nodes
+        .iter()
+        .filter(feasible)
+        .max_by(|a, b| score(&a.2).total_cmp(&score(&b.2)))
+        .map(|n| n.0)
+}
+
+impl Handler<ScheduleTask> for GlobalScheduler {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, ScheduleTask { spec }: ScheduleTask, _: &mut Context<Self>) -> Self::Result {
+        let gcs = self.gcs.clone();
+        Box::pin(
+            async move { gcs.cached_nodes().await.unwrap_or_default() }
+                .into_actor(self)
+                .map(move |nodes, this, _| {
+                    let alive: Vec<_> = nodes
+                        .into_iter()
+                        .filter(|n| n.state == NodeState::Alive)
+                        .map(|n| (n.node_id, n.resources_total, n.resources_available))
+                        .collect();
+                    let origin = spec.origin;
+                    match pick(&spec, &alive).and_then(|n| this.locals.get(&n)) {
+                        Some(local) => local.place.do_send(PlaceTask(spec)),
+                        None => {
+                            let totals: Vec<_> = alive.iter().map(|(n, t, _)| (*n, t.clone())).collect();
+                            let reason = infeasible_reason(&spec, &totals);
+                            tracing::warn!(task = %spec.task_id, %reason, "task is infeasible");
+                            match this.locals.get(&origin) {
+                                Some(l) => l.unschedulable.do_send(TaskUnschedulable { spec, reason }),
+                                None => tracing::error!(%origin, "no route back to the node of an infeasible task"),
+                            }
+                        }
+                    }
+                }),
+        )
+    }
+}

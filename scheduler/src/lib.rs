@@ -1,0 +1,20 @@
+//! Scheduling for Raya nodes.
+//!
+//! Every node runs a [`LocalScheduler`]: it queues the tasks submitted on the node, waits for
+//! their arguments to be in the node's object store, keeps the node's resource accounting and
+//! dispatches tasks to idle workers (starting more workers when running ones block in `get`).
+//! Tasks the node can never run go to the [`GlobalScheduler`], which picks a feasible node of the
+//! cluster or fails the task as infeasible. Both are Actix actors; their messages are
+//! serializable so they can cross nodes.
+
+mod global;
+mod local;
+mod task;
+
+pub use global::{GlobalScheduler, PlaceTask, RegisterLocalScheduler, ScheduleTask};
+pub use local::{
+    CancelTask, GetSchedulerState, LocalScheduler, LocalSchedulerConfig, ReleaseResources, SchedulerState,
+    SubmitTask, TaskDone, TaskOutcome, TaskUnschedulable, WorkerBlocked, WorkerCommand, WorkerFactory,
+    WorkerStopped, WorkerUnblocked,
+};
+pub use task::{FunctionDescriptor, SchedulingStrategy, TaskArg, TaskKind, TaskSpec};

@@ -1,0 +1,284 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use raya_common::{IdGenerator, JobId, ObjectId, TaskErrorKind, Value};
+use raya_store::{RawRef, StoreConfig};
+
+use super::*;
+use crate::task::FunctionDescriptor;
+
+/// A worker that records what it is given and leaves finishing to the test.
+struct FakeWorker {
+    id: WorkerId,
+    log: Arc<Mutex<Vec<(WorkerId, TaskSpec)>>>,
+}
+
+impl Actor for FakeWorker {
+    type Context = Context<Self>;
+}
+
+impl Handler<WorkerCommand> for FakeWorker {
+    type Result = ();
+    fn handle(&mut self, cmd: WorkerCommand, _: &mut Context<Self>) {
+        if let WorkerCommand::Execute(spec) = cmd {
+            self.log.lock().unwrap().push((self.id, spec));
+        }
+    }
+}
+
+struct Factory(Arc<Mutex<Vec<(WorkerId, TaskSpec)>>>);
+
+impl WorkerFactory for Factory {
+    fn start_worker(&mut self, id: WorkerId, _: Addr<LocalScheduler>) -> Recipient<WorkerCommand> {
+        FakeWorker {
+            id,
+            log: Arc::clone(&self.0),
+        }
+        .start()
+        .recipient()
+    }
+}
+
+struct Creator;
+impl Actor for Creator {
+    type Context = Context<Self>;
+}
+impl Handler<WorkerCommand> for Creator {
+    type Result = ();
+    fn handle(&mut self, _: WorkerCommand, _: &mut Context<Self>) {}
+}
+
+struct Fixture {
+    sched: Addr<LocalScheduler>,
+    store: Arc<StoreCore>,
+    log: Arc<Mutex<Vec<(WorkerId, TaskSpec)>>>,
+    ids: IdGenerator,
+    node: NodeId,
+}
+
+impl Fixture {
+    fn new(cpus: f64) -> Fixture {
+        let node = NodeId::random();
+        let store = StoreCore::new(StoreConfig {
+            node,
+            memory_budget: 1 << 30,
+            spilling: false,
+            spill_dir: std::env::temp_dir().join("raya-sched-test-unused"),
+        });
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let cfg = LocalSchedulerConfig {
+            node,
+            total: ResourceSet::cpus(cpus).unwrap(),
+            min_workers: cpus as usize,
+            max_workers: 64,
+            worker_idle_timeout: Duration::from_secs(60),
+            report_interval: Duration::from_secs(60),
+            event_flush_interval: Duration::from_secs(60),
+        };
+        let sched = LocalScheduler::new(
+            cfg,
+            Arc::clone(&store),
+            Box::new(Factory(Arc::clone(&log))),
+            Creator.start().recipient(),
+            None,
+            None,
+            TaskEventBuffer::new(1000),
+            Arc::new(AtomicUsize::new(0)),
+        )
+        .start();
+        Fixture {
+            sched,
+            store,
+            log,
+            ids: IdGenerator::new(JobId(1), 1),
+            node,
+        }
+    }
+
+    /// Submits a task and returns its return reference.
+    fn submit(&self, cpus: f64, args: Vec<TaskArg>) -> (TaskId, RawRef) {
+        let task_id = self.ids.task_id();
+        let ret = self.store.add_ref(ObjectId::for_return(task_id, 0));
+        self.sched.do_send(SubmitTask(TaskSpec {
+            task_id,
+            job: JobId(1),
+            parent: TaskId::driver(JobId(1), 1),
+            origin: self.node,
+            function: FunctionDescriptor {
+                name: "test::f".into(),
+                local_index: None,
+            },
+            args,
+            num_returns: 1,
+            resources: ResourceSet::cpus(cpus).unwrap(),
+            strategy: SchedulingStrategy::Default,
+            max_retries: 0,
+            retry_exceptions: false,
+            attempt: 0,
+            kind: TaskKind::Normal,
+        }));
+        (task_id, ret)
+    }
+
+    async fn state(&self) -> SchedulerState {
+        self.sched.send(GetSchedulerState).await.unwrap()
+    }
+
+    fn started(&self) -> Vec<(WorkerId, TaskId)> {
+        self.log.lock().unwrap().iter().map(|(w, s)| (*w, s.task_id)).collect()
+    }
+
+    fn finish(&self, worker: WorkerId, task_id: TaskId) {
+        self.sched.do_send(TaskDone {
+            worker: Some(worker),
+            task_id,
+            outcome: TaskOutcome::Finished,
+        });
+    }
+}
+
+fn run<F: std::future::Future<Output = ()>>(f: impl FnOnce() -> F) {
+    actix_rt::System::new().block_on(async move { f().await })
+}
+
+#[test]
+fn tasks_wait_for_free_cpus() {
+    run(|| async {
+        let fx = Fixture::new(2.0);
+        let a = fx.submit(1.0, vec![]);
+        let b = fx.submit(1.0, vec![]);
+        let c = fx.submit(2.0, vec![]);
+        let st = fx.state().await;
+        assert_eq!(st.running, 2);
+        assert_eq!(st.queued, 1);
+        assert_eq!(st.available.get("CPU"), 0.0);
+        let started = fx.started();
+        assert_eq!(started.len(), 2);
+        fx.finish(started[0].0, a.0);
+        assert_eq!(fx.state().await.running, 1, "one CPU free is not enough for the 2-CPU task");
+        fx.finish(started[1].0, b.0);
+        let st = fx.state().await;
+        assert_eq!(st.running, 1);
+        assert_eq!(st.queued, 0);
+        assert_eq!(fx.started().last().unwrap().1, c.0);
+    });
+}
+
+#[test]
+fn infeasible_tasks_fail_at_once_with_the_reason() {
+    run(|| async {
+        let fx = Fixture::new(2.0);
+        let (_, r) = fx.submit(4.0, vec![]);
+        fx.state().await;
+        match fx.store.get(r.id()) {
+            Lookup::Failed(e) => {
+                assert_eq!(e.kind, TaskErrorKind::Infeasible);
+                assert!(e.message.contains("CPU short by 2"), "{}", e.message);
+            }
+            _ => panic!("an infeasible task must fail"),
+        }
+    });
+}
+
+#[test]
+fn a_blocked_task_lends_its_cpu_to_a_new_worker() {
+    run(|| async {
+        let fx = Fixture::new(1.0);
+        let a = fx.submit(1.0, vec![]);
+        let b = fx.submit(1.0, vec![]);
+        fx.state().await;
+        let w = fx.started()[0].0;
+        fx.sched.do_send(WorkerBlocked(w));
+        let st = fx.state().await;
+        assert_eq!(st.running, 2);
+        assert_eq!(st.blocked, 1);
+        assert_eq!(st.workers, 2, "a second worker runs the queued task");
+        fx.sched.do_send(WorkerUnblocked(w));
+        let st = fx.state().await;
+        assert_eq!(st.available.get("CPU"), -1.0, "briefly over-committed, as in Ray");
+        fx.finish(w, a.0);
+        fx.finish(fx.started()[1].0, b.0);
+        assert_eq!(fx.state().await.available.get("CPU"), 1.0);
+    });
+}
+
+#[test]
+fn tasks_wait_for_their_arguments_and_inherit_failures() {
+    run(|| async {
+        let fx = Fixture::new(1.0);
+        let (pending_task, pending) = fx.submit(0.0, vec![]);
+        let dependent = fx.submit(1.0, vec![TaskArg::Ref(pending.clone())]);
+        let st = fx.state().await;
+        assert_eq!(st.waiting_for_args, 1);
+        // The first task fails; its dependent fails with the same error, one frame longer.
+        let err = Arc::new(raya_common::TaskError::new(TaskErrorKind::Panic, "boom").with_frame(raya_common::TaskFrame {
+            task: pending_task,
+            function: "test::f".into(),
+            node: None,
+        }));
+        fx.store.fail(pending.id(), err);
+        fx.state().await;
+        fx.state().await;
+        match fx.store.get(dependent.1.id()) {
+            Lookup::Failed(e) => {
+                assert_eq!(e.kind, TaskErrorKind::Panic);
+                assert_eq!(e.chain.len(), 2);
+                assert_eq!(e.chain[1].task, dependent.0);
+            }
+            _ => panic!("a task whose argument failed must fail"),
+        }
+        let ok_arg = fx.submit(0.0, vec![]);
+        let waits = fx.submit(1.0, vec![TaskArg::Ref(ok_arg.1.clone()), TaskArg::Value(Value::new(1u8))]);
+        fx.state().await;
+        fx.store.complete(ok_arg.1.id(), Value::new(5u8)).unwrap();
+        fx.state().await;
+        fx.state().await;
+        assert!(fx.started().iter().any(|(_, t)| *t == waits.0));
+    });
+}
+
+#[test]
+fn cancelling_queued_and_running_tasks_stores_cancellation() {
+    run(|| async {
+        let fx = Fixture::new(1.0);
+        let running = fx.submit(1.0, vec![]);
+        let queued = fx.submit(1.0, vec![]);
+        fx.state().await;
+        assert!(
+            fx.sched
+                .send(CancelTask {
+                    task_id: queued.0,
+                    force: false,
+                    recursive: true
+                })
+                .await
+                .unwrap()
+        );
+        assert!(
+            fx.sched
+                .send(CancelTask {
+                    task_id: running.0,
+                    force: true,
+                    recursive: true
+                })
+                .await
+                .unwrap()
+        );
+        for r in [&running.1, &queued.1] {
+            assert!(matches!(fx.store.get(r.id()), Lookup::Failed(e) if e.is_cancelled()));
+        }
+        let st = fx.state().await;
+        assert_eq!(st.queued, 0);
+        assert!(
+            !fx.sched
+                .send(CancelTask {
+                    task_id: TaskId(12345),
+                    force: false,
+                    recursive: false
+                })
+                .await
+                .unwrap(),
+            "unknown tasks are reported as not found"
+        );
+    });
+}
