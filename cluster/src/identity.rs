@@ -43,10 +43,12 @@ pub fn load_or_create(dir: &Path) -> Result<Keypair, IdentityError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             fs::create_dir_all(dir).map_err(io_err)?;
             let key = Keypair::generate_ed25519();
-            let bytes = key.to_protobuf_encoding().map_err(|e| IdentityError::Corrupt {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+            let bytes = key
+                .to_protobuf_encoding()
+                .map_err(|e| IdentityError::Corrupt {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
             let tmp = dir.join("node_key.tmp");
             let mut opts = fs::OpenOptions::new();
             opts.write(true).create(true).truncate(true);
@@ -77,7 +79,10 @@ mod tests {
         let b = load_or_create(&dir).unwrap();
         assert_eq!(a.public().to_peer_id(), b.public().to_peer_id());
         fs::write(dir.join("node_key"), b"garbage").unwrap();
-        assert!(matches!(load_or_create(&dir), Err(IdentityError::Corrupt { .. })));
+        assert!(matches!(
+            load_or_create(&dir),
+            Err(IdentityError::Corrupt { .. })
+        ));
         let _ = fs::remove_dir_all(&dir);
     }
 }

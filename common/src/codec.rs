@@ -27,7 +27,8 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 
 /// Decodes a `T` from exactly `bytes`; trailing bytes are an error.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (v, rest) = postcard::take_from_bytes(bytes).map_err(|e| CodecError::Decode(e.to_string()))?;
+    let (v, rest) =
+        postcard::take_from_bytes(bytes).map_err(|e| CodecError::Decode(e.to_string()))?;
     if !rest.is_empty() {
         return Err(CodecError::Decode(format!("{} trailing bytes", rest.len())));
     }
@@ -45,7 +46,10 @@ mod tests {
         assert_eq!(decode::<(u64, String, Vec<f64>)>(&b).unwrap(), v);
         let mut longer = b.clone();
         longer.push(0);
-        assert!(matches!(decode::<(u64, String, Vec<f64>)>(&longer), Err(CodecError::Decode(_))));
+        assert!(matches!(
+            decode::<(u64, String, Vec<f64>)>(&longer),
+            Err(CodecError::Decode(_))
+        ));
         assert!(decode::<(u64, String, Vec<f64>)>(&b[..b.len() - 1]).is_err());
     }
 }

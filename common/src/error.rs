@@ -29,6 +29,10 @@ pub enum TaskErrorKind {
     StoreFull,
     /// An object the task depends on was lost.
     ObjectLost,
+    /// The task's options were invalid (for example a negative resource amount).
+    InvalidOptions,
+    /// The task was refused because a queue was at its bound.
+    QueueFull,
     /// The runtime itself failed (a bug or a shutdown mid-task).
     System,
 }
@@ -45,6 +49,8 @@ impl fmt::Display for TaskErrorKind {
             TaskErrorKind::ArgumentType => "failed: argument type mismatch",
             TaskErrorKind::StoreFull => "failed: object store full",
             TaskErrorKind::ObjectLost => "failed: object lost",
+            TaskErrorKind::InvalidOptions => "was rejected: invalid options",
+            TaskErrorKind::QueueFull => "was rejected: queue full",
             TaskErrorKind::System => "failed: system error",
         };
         f.write_str(s)

@@ -31,7 +31,9 @@ impl Hasher for FastHasher {
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
-            self.mix(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+            self.mix(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
@@ -86,7 +88,11 @@ mod tests {
         for i in 0u128..1024 {
             low_bits.insert(hash_of(i) & 63);
         }
-        assert_eq!(low_bits.len(), 64, "sequential ids must reach every one of 64 shards");
+        assert_eq!(
+            low_bits.len(),
+            64,
+            "sequential ids must reach every one of 64 shards"
+        );
     }
 
     #[test]

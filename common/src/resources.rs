@@ -73,22 +73,38 @@ impl ResourceSet {
         Ok(s)
     }
 
-    fn to_units(name: &str, amount: f64, allow_fraction_above_one: bool) -> Result<i64, ResourceError> {
+    fn to_units(
+        name: &str,
+        amount: f64,
+        allow_fraction_above_one: bool,
+    ) -> Result<i64, ResourceError> {
         if name.is_empty() {
             return Err(ResourceError::EmptyName);
         }
         if !amount.is_finite() || amount < 0.0 {
-            return Err(ResourceError::InvalidAmount { name: name.into(), amount });
+            return Err(ResourceError::InvalidAmount {
+                name: name.into(),
+                amount,
+            });
         }
         if amount > 1.0 && amount.fract() != 0.0 && !allow_fraction_above_one {
-            return Err(ResourceError::FractionAboveOne { name: name.into(), amount });
+            return Err(ResourceError::FractionAboveOne {
+                name: name.into(),
+                amount,
+            });
         }
         let units = (amount * UNIT as f64).round();
         if amount > 0.0 && units == 0.0 {
-            return Err(ResourceError::TooPrecise { name: name.into(), amount });
+            return Err(ResourceError::TooPrecise {
+                name: name.into(),
+                amount,
+            });
         }
         if units > (i64::MAX / 4) as f64 {
-            return Err(ResourceError::InvalidAmount { name: name.into(), amount });
+            return Err(ResourceError::InvalidAmount {
+                name: name.into(),
+                amount,
+            });
         }
         Ok(units as i64)
     }
@@ -96,7 +112,11 @@ impl ResourceSet {
     /// Sets a requested amount (a task's or actor's demand). Fractions above one are rejected,
     /// as in Ray; `memory` is a byte count and may be any whole number.
     pub fn set(&mut self, name: &str, amount: f64) -> Result<(), ResourceError> {
-        let units = Self::to_units(name, amount, name == Self::MEMORY || name == Self::OBJECT_STORE_MEMORY)?;
+        let units = Self::to_units(
+            name,
+            amount,
+            name == Self::MEMORY || name == Self::OBJECT_STORE_MEMORY,
+        )?;
         self.set_units(name, units);
         Ok(())
     }
@@ -169,7 +189,9 @@ impl ResourceSet {
 
     /// Iterates over `(name, amount)` pairs in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
-        self.items.iter().map(|(n, u)| (&**n, *u as f64 / UNIT as f64))
+        self.items
+            .iter()
+            .map(|(n, u)| (&**n, *u as f64 / UNIT as f64))
     }
 
     /// The set as a map from name to amount.
@@ -228,10 +250,22 @@ mod tests {
     #[test]
     fn invalid_amounts_are_rejected() {
         let mut s = ResourceSet::new();
-        assert!(matches!(s.set("CPU", -1.0), Err(ResourceError::InvalidAmount { .. })));
-        assert!(matches!(s.set("CPU", f64::NAN), Err(ResourceError::InvalidAmount { .. })));
-        assert!(matches!(s.set("CPU", 1.5), Err(ResourceError::FractionAboveOne { .. })));
-        assert!(matches!(s.set("CPU", 0.00001), Err(ResourceError::TooPrecise { .. })));
+        assert!(matches!(
+            s.set("CPU", -1.0),
+            Err(ResourceError::InvalidAmount { .. })
+        ));
+        assert!(matches!(
+            s.set("CPU", f64::NAN),
+            Err(ResourceError::InvalidAmount { .. })
+        ));
+        assert!(matches!(
+            s.set("CPU", 1.5),
+            Err(ResourceError::FractionAboveOne { .. })
+        ));
+        assert!(matches!(
+            s.set("CPU", 0.00001),
+            Err(ResourceError::TooPrecise { .. })
+        ));
         assert!(matches!(s.set("", 1.0), Err(ResourceError::EmptyName)));
         assert!(s.set("memory", 1.5e9 + 0.5).is_ok());
         assert!(s.set_capacity("CPU", 2.5).is_ok());
@@ -244,6 +278,9 @@ mod tests {
         let cap = ResourceSet::cpus(2.0).unwrap();
         let mut short = need.shortfall(&cap);
         short.sort_by(|a, b| a.0.cmp(&b.0));
-        assert_eq!(short, vec![("CPU".to_string(), 2.0), ("foo".to_string(), 1.0)]);
+        assert_eq!(
+            short,
+            vec![("CPU".to_string(), 2.0), ("foo".to_string(), 1.0)]
+        );
     }
 }

@@ -49,21 +49,35 @@ macro_rules! vec_of_plain {
 }
 
 fn known_heap(v: &dyn Any) -> Option<usize> {
-    vec_of_plain!(v, u8, i8, u16, i16, u32, i32, u64, i64, u128, i128, usize, isize, f32, f64, bool, char);
+    vec_of_plain!(
+        v, u8, i8, u16, i16, u32, i32, u64, i64, u128, i128, usize, isize, f32, f64, bool, char
+    );
     if let Some(s) = v.downcast_ref::<String>() {
         return Some(s.capacity());
     }
     if let Some(v) = v.downcast_ref::<Vec<String>>() {
-        return Some(v.capacity() * std::mem::size_of::<String>() + v.iter().map(String::capacity).sum::<usize>());
+        return Some(
+            v.capacity() * std::mem::size_of::<String>()
+                + v.iter().map(String::capacity).sum::<usize>(),
+        );
     }
     if let Some(v) = v.downcast_ref::<Vec<Vec<u8>>>() {
-        return Some(v.capacity() * std::mem::size_of::<Vec<u8>>() + v.iter().map(Vec::capacity).sum::<usize>());
+        return Some(
+            v.capacity() * std::mem::size_of::<Vec<u8>>()
+                + v.iter().map(Vec::capacity).sum::<usize>(),
+        );
     }
     if let Some(v) = v.downcast_ref::<Vec<Vec<f64>>>() {
-        return Some(v.capacity() * std::mem::size_of::<Vec<f64>>() + v.iter().map(|x| x.capacity() * 8).sum::<usize>());
+        return Some(
+            v.capacity() * std::mem::size_of::<Vec<f64>>()
+                + v.iter().map(|x| x.capacity() * 8).sum::<usize>(),
+        );
     }
     if let Some(v) = v.downcast_ref::<Vec<Vec<f32>>>() {
-        return Some(v.capacity() * std::mem::size_of::<Vec<f32>>() + v.iter().map(|x| x.capacity() * 4).sum::<usize>());
+        return Some(
+            v.capacity() * std::mem::size_of::<Vec<f32>>()
+                + v.iter().map(|x| x.capacity() * 4).sum::<usize>(),
+        );
     }
     None
 }

@@ -149,7 +149,9 @@ impl Value {
     /// The value as a shared `Arc<T>`: free for a live value, a decode for bytes.
     pub fn to_arc<T: Object>(&self) -> Result<Arc<T>, ValueError> {
         match self {
-            Value::Live(l) => Arc::clone(&l.data).downcast::<T>().map_err(|_| self.mismatch::<T>()),
+            Value::Live(l) => Arc::clone(&l.data)
+                .downcast::<T>()
+                .map_err(|_| self.mismatch::<T>()),
             Value::Bytes(b) => Ok(Arc::new(codec::decode::<T>(b)?)),
         }
     }
@@ -165,7 +167,11 @@ impl Value {
     /// A copy of the value as `T`: a clone for a live value, a decode for bytes.
     pub fn clone_as<T: Object + Clone>(&self) -> Result<T, ValueError> {
         match self {
-            Value::Live(l) => l.data.downcast_ref::<T>().cloned().ok_or_else(|| self.mismatch::<T>()),
+            Value::Live(l) => l
+                .data
+                .downcast_ref::<T>()
+                .cloned()
+                .ok_or_else(|| self.mismatch::<T>()),
             Value::Bytes(b) => Ok(codec::decode::<T>(b)?),
         }
     }
@@ -245,7 +251,10 @@ mod tests {
         let b = v.encode().unwrap();
         let back = Value::Bytes(b);
         assert_eq!(back.clone_as::<Vec<u32>>().unwrap(), vec![1, 2, 3]);
-        assert!(back.clone_as::<u64>().is_err(), "trailing bytes must not decode");
+        assert!(
+            back.clone_as::<u64>().is_err(),
+            "trailing bytes must not decode"
+        );
         let live = back.decode_live::<Vec<u32>>().unwrap();
         assert!(live.is_live());
         assert_eq!(live.downcast_ref::<Vec<u32>>().unwrap().len(), 3);

@@ -78,8 +78,13 @@ impl Handler<RegisterLocalScheduler> for GlobalScheduler {
 }
 
 /// Picks a node for `spec` among `(node, total, available)`.
-fn pick(spec: &TaskSpec, nodes: &[(NodeId, raya_common::ResourceSet, raya_common::ResourceSet)]) -> Option<NodeId> {
-    let feasible = |n: &&(NodeId, raya_common::ResourceSet, raya_common::ResourceSet)| spec.resources.fits_in(&n.1);
+fn pick(
+    spec: &TaskSpec,
+    nodes: &[(NodeId, raya_common::ResourceSet, raya_common::ResourceSet)],
+) -> Option<NodeId> {
+    let feasible = |n: &&(NodeId, raya_common::ResourceSet, raya_common::ResourceSet)| {
+        spec.resources.fits_in(&n.1)
+    };
     if let SchedulingStrategy::NodeAffinity { node, soft } = &spec.strategy {
         if let Some(n) = nodes.iter().filter(feasible).find(|n| n.0 == *node) {
             return Some(n.0);
@@ -89,7 +94,11 @@ fn pick(spec: &TaskSpec, nodes: &[(NodeId, raya_common::ResourceSet, raya_common
         }
     }
     let score = |avail: &raya_common::ResourceSet| -> f64 {
-        spec.resources.iter().map(|(name, _)| avail.get(name)).sum::<f64>() + avail.get("CPU")
+        spec.resources
+            .iter()
+            .map(|(name, _)| avail.get(name))
+            .sum::<f64>()
+            + avail.get("CPU")
     };
     nodes
         .iter()
@@ -101,7 +110,11 @@ fn pick(spec: &TaskSpec, nodes: &[(NodeId, raya_common::ResourceSet, raya_common
 impl Handler<ScheduleTask> for GlobalScheduler {
     type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, ScheduleTask { spec }: ScheduleTask, _: &mut Context<Self>) -> Self::Result {
+    fn handle(
+        &mut self,
+        ScheduleTask { spec }: ScheduleTask,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
         let gcs = self.gcs.clone();
         Box::pin(
             async move { gcs.cached_nodes().await.unwrap_or_default() }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use raya_cluster::GcsHandle;
 use raya_cluster::gcs::nodes::NodeHeartbeat;
-use raya_cluster::gcs::task_events::{AddTaskEvents, TaskEvent, TaskEventBuffer, TaskKind as EventKind, TaskState};
+use raya_cluster::gcs::task_events::{
+    AddTaskEvents, TaskEvent, TaskEventBuffer, TaskKind as EventKind, TaskState,
+};
 use raya_common::{FastHashMap, NodeId, ResourceSet, TaskError, TaskErrorKind, TaskId, WorkerId};
 use raya_store::{Lookup, Status, StoreCore};
 use serde::{Deserialize, Serialize};
@@ -38,7 +40,11 @@ pub struct LocalSchedulerConfig {
 /// Starts worker actors for the scheduler (the node manager knows how).
 pub trait WorkerFactory: Send {
     /// Starts worker `id`, which reports to `scheduler`, and returns its mailbox.
-    fn start_worker(&mut self, id: WorkerId, scheduler: Addr<LocalScheduler>) -> Recipient<WorkerCommand>;
+    fn start_worker(
+        &mut self,
+        id: WorkerId,
+        scheduler: Addr<LocalScheduler>,
+    ) -> Recipient<WorkerCommand>;
 }
 
 /// A command to a worker (or to the node's actor creator).
@@ -245,27 +251,7 @@ impl LocalScheduler {
     }
 
     fn record(&self, spec: &TaskSpec, state: TaskState) {
-        let node = self.cfg.node;
-        self.events.record(spec.task_id, spec.attempt, state, || TaskEvent {
-            task_id: spec.task_id,
-            attempt: spec.attempt,
-            job: spec.job,
-            name: spec.function.name.to_string(),
-            kind: match spec.kind {
-                TaskKind::Normal => EventKind::Normal,
-                TaskKind::ActorCreation { .. } => EventKind::ActorCreation,
-            },
-            state,
-            node: Some(node),
-            worker: None,
-            actor: match &spec.kind {
-                TaskKind::ActorCreation { actor, .. } => Some(*actor),
-                TaskKind::Normal => None,
-            },
-            parent: (!spec.parent.is_driver()).then_some(spec.parent),
-            error: None,
-            times: Vec::new(),
-        });
+        record_event(&self.events, spec, self.cfg.node, state);
     }
 
     fn dequeued(&self) {
@@ -285,7 +271,8 @@ impl LocalScheduler {
         }
         self.record(spec, state);
         let msg = error.to_string();
-        self.events.update(spec.task_id, spec.attempt, |e| e.error = Some(msg));
+        self.events
+            .update(spec.task_id, spec.attempt, |e| e.error = Some(msg));
     }
 
     fn needs_global(&self, spec: &TaskSpec) -> bool {
@@ -306,7 +293,8 @@ impl LocalScheduler {
                     return;
                 }
                 _ => {
-                    let reason = infeasible_reason(&spec, &[(self.cfg.node, self.cfg.total.clone())]);
+                    let reason =
+                        infeasible_reason(&spec, &[(self.cfg.node, self.cfg.total.clone())]);
                     self.dequeued();
                     self.fail_task(&spec, TaskError::new(TaskErrorKind::Infeasible, reason));
                     return;
@@ -316,10 +304,16 @@ impl LocalScheduler {
         if let Some(parent) = self.running.get(&spec.parent) {
             if parent.cancelled {
                 self.dequeued();
-                self.fail_task(&spec, TaskError::new(TaskErrorKind::Cancelled, "its parent task was cancelled"));
+                self.fail_task(
+                    &spec,
+                    TaskError::new(TaskErrorKind::Cancelled, "its parent task was cancelled"),
+                );
                 return;
             }
-            self.children.entry(spec.parent).or_default().push(spec.task_id);
+            self.children
+                .entry(spec.parent)
+                .or_default()
+                .push(spec.task_id);
         }
         let mut missing = 0;
         for arg in &spec.args {
@@ -328,7 +322,10 @@ impl LocalScheduler {
             {
                 let me = ctx.address();
                 let task = spec.task_id;
-                if self.store.on_ready(r.id(), Box::new(move || me.do_send(ArgReady(task)))) {
+                if self
+                    .store
+                    .on_ready(r.id(), Box::new(move || me.do_send(ArgReady(task))))
+                {
                     missing += 1;
                 }
             }
@@ -360,7 +357,8 @@ impl LocalScheduler {
                     shape: spec.resources.clone(),
                     tasks: VecDeque::new(),
                 });
-                self.class_of.insert(spec.resources.clone(), self.classes.len() - 1);
+                self.class_of
+                    .insert(spec.resources.clone(), self.classes.len() - 1);
                 self.classes.len() - 1
             }
         };
@@ -393,7 +391,9 @@ impl LocalScheduler {
         'classes: for ci in 0..self.classes.len() {
             loop {
                 let class = &self.classes[ci];
-                let Some(front) = class.tasks.front() else { break };
+                let Some(front) = class.tasks.front() else {
+                    break;
+                };
                 if !class.shape.fits_in(&self.available) {
                     break;
                 }
@@ -406,7 +406,9 @@ impl LocalScheduler {
                         None => break 'classes,
                     }
                 };
-                let Some(spec) = self.classes[ci].tasks.pop_front() else { break };
+                let Some(spec) = self.classes[ci].tasks.pop_front() else {
+                    break;
+                };
                 self.dequeued();
                 self.available.subtract(&spec.resources);
                 self.record(&spec, TaskState::Running);
@@ -422,7 +424,8 @@ impl LocalScheduler {
                 );
                 match worker {
                     Some(w) => {
-                        self.events.update(spec.task_id, spec.attempt, |e| e.worker = Some(w));
+                        self.events
+                            .update(spec.task_id, spec.attempt, |e| e.worker = Some(w));
                         let slot = self.workers.get_mut(&w).expect("taken worker exists");
                         slot.busy = true;
                         slot.mailbox.do_send(WorkerCommand::Execute(spec));
@@ -455,7 +458,10 @@ impl LocalScheduler {
             run.cancelled = true;
             let error = Arc::new(cancelled);
             for i in 0..run.num_returns {
-                self.store.fail(raya_common::ObjectId::for_return(task_id, i), Arc::clone(&error));
+                self.store.fail(
+                    raya_common::ObjectId::for_return(task_id, i),
+                    Arc::clone(&error),
+                );
             }
             if let Some(w) = run.worker.and_then(|w| self.workers.get(&w)) {
                 w.mailbox.do_send(WorkerCommand::Cancel { task_id, force });
@@ -521,6 +527,30 @@ impl LocalScheduler {
             tracing::debug!(worker = %w, total = self.workers.len(), "stopped idle worker");
         }
     }
+}
+
+/// Records that `spec` (running or to run on `node`) entered `state`.
+pub fn record_event(events: &TaskEventBuffer, spec: &TaskSpec, node: NodeId, state: TaskState) {
+    events.record(spec.task_id, spec.attempt, state, || TaskEvent {
+        task_id: spec.task_id,
+        attempt: spec.attempt,
+        job: spec.job,
+        name: spec.function.name.to_string(),
+        kind: match spec.kind {
+            TaskKind::Normal => EventKind::Normal,
+            TaskKind::ActorCreation { .. } => EventKind::ActorCreation,
+        },
+        state,
+        node: Some(node),
+        worker: None,
+        actor: match &spec.kind {
+            TaskKind::ActorCreation { actor, .. } => Some(*actor),
+            TaskKind::Normal => None,
+        },
+        parent: (!spec.parent.is_driver()).then_some(spec.parent),
+        error: None,
+        times: Vec::new(),
+    });
 }
 
 /// Explains why no node can run `spec`, from the nodes' totals.
@@ -644,7 +674,11 @@ impl Handler<TaskDone> for LocalScheduler {
 impl Handler<WorkerBlocked> for LocalScheduler {
     type Result = ();
     fn handle(&mut self, WorkerBlocked(w): WorkerBlocked, ctx: &mut Context<Self>) {
-        if let Some(run) = self.running.values_mut().find(|r| r.worker == Some(w) && !r.blocked) {
+        if let Some(run) = self
+            .running
+            .values_mut()
+            .find(|r| r.worker == Some(w) && !r.blocked)
+        {
             run.blocked = true;
             self.available.add(&run.held);
             self.dispatch(ctx);
@@ -655,7 +689,11 @@ impl Handler<WorkerBlocked> for LocalScheduler {
 impl Handler<WorkerUnblocked> for LocalScheduler {
     type Result = ();
     fn handle(&mut self, WorkerUnblocked(w): WorkerUnblocked, _: &mut Context<Self>) {
-        if let Some(run) = self.running.values_mut().find(|r| r.worker == Some(w) && r.blocked) {
+        if let Some(run) = self
+            .running
+            .values_mut()
+            .find(|r| r.worker == Some(w) && r.blocked)
+        {
             run.blocked = false;
             self.available.subtract(&run.held);
         }

@@ -26,7 +26,9 @@ impl Serialize for TaskArg {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::Error;
         match self {
-            TaskArg::Value(v) => WireArg::Value(v.encode().map_err(S::Error::custom)?.to_vec()).serialize(s),
+            TaskArg::Value(v) => {
+                WireArg::Value(v.encode().map_err(S::Error::custom)?.to_vec()).serialize(s)
+            }
             TaskArg::Ref(r) => WireArg::Ref(r.clone()).serialize(s),
         }
     }

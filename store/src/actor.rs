@@ -22,7 +22,11 @@ pub struct ObjectStore {
 impl ObjectStore {
     /// A store actor over `core`, reporting locations to `gcs` every `flush_every`.
     pub fn new(core: Arc<StoreCore>, gcs: Option<GcsHandle>, flush_every: Duration) -> Self {
-        ObjectStore { core, gcs, flush_every }
+        ObjectStore {
+            core,
+            gcs,
+            flush_every,
+        }
     }
 
     fn flush_locations(&mut self) {

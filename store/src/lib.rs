@@ -14,7 +14,7 @@ mod raw_ref;
 mod signal;
 
 pub use actor::{FetchObject, GetStoreStats, ObjectStore};
+pub use core::Status;
 pub use core::{Lookup, StoreConfig, StoreCore, StoreError, StoreStats};
 pub use raw_ref::{RawRef, collect_refs, current_store, set_current_store};
-pub use core::Status;
 pub use signal::{Signal, Waiter, WaiterId, next_waiter_id};

@@ -30,8 +30,18 @@ impl Drop for RefInner {
 
 impl RawRef {
     /// Wraps a reference the store already counted.
-    pub(crate) fn counted(store: Arc<StoreCore>, id: ObjectId, owner: NodeId, actor: Option<ActorId>) -> RawRef {
-        RawRef(Arc::new(RefInner { id, owner, actor, store }))
+    pub(crate) fn counted(
+        store: Arc<StoreCore>,
+        id: ObjectId,
+        owner: NodeId,
+        actor: Option<ActorId>,
+    ) -> RawRef {
+        RawRef(Arc::new(RefInner {
+            id,
+            owner,
+            actor,
+            store,
+        }))
     }
 
     /// The actor whose method call makes this object, when it is an actor call's result (used
@@ -91,7 +101,9 @@ thread_local! {
 pub fn collect_refs<R>(f: impl FnOnce() -> R) -> (R, Vec<RawRef>) {
     let outer = COLLECTOR.with(|c| c.borrow_mut().replace(Vec::new()));
     let r = f();
-    let found = COLLECTOR.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer)).unwrap_or_default();
+    let found = COLLECTOR
+        .with(|c| std::mem::replace(&mut *c.borrow_mut(), outer))
+        .unwrap_or_default();
     (r, found)
 }
 
@@ -122,8 +134,11 @@ impl<'de> Deserialize<'de> for RawRef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let w = Wire::deserialize(d)?;
-        let store = current_store()
-            .ok_or_else(|| D::Error::custom("an ObjectRef can only be deserialized while a Raya runtime is running"))?;
+        let store = current_store().ok_or_else(|| {
+            D::Error::custom(
+                "an ObjectRef can only be deserialized while a Raya runtime is running",
+            )
+        })?;
         Ok(store.add_ref_from(w.id, w.owner, w.actor))
     }
 }

@@ -40,7 +40,11 @@ impl Signal {
                     if now >= d {
                         break;
                     }
-                    c = self.cv.wait_timeout(c, d - now).unwrap_or_else(|p| p.into_inner()).0;
+                    c = self
+                        .cv
+                        .wait_timeout(c, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
                 }
             }
         }

@@ -119,7 +119,11 @@ impl ActorTable {
         let names = actors
             .values()
             .filter(|a| a.state != ActorState::Dead)
-            .filter_map(|a| a.name.clone().map(|n| ((a.namespace.clone(), n), a.actor_id)))
+            .filter_map(|a| {
+                a.name
+                    .clone()
+                    .map(|n| ((a.namespace.clone(), n), a.actor_id))
+            })
             .collect();
         Ok(ActorTable { actors, names })
     }
@@ -145,7 +149,11 @@ impl Actor for ActorTable {
 
 impl Handler<RegisterActor> for ActorTable {
     type Result = Result<(), GcsError>;
-    fn handle(&mut self, RegisterActor(info): RegisterActor, _: &mut Context<Self>) -> Self::Result {
+    fn handle(
+        &mut self,
+        RegisterActor(info): RegisterActor,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
         if let Some(name) = &info.name {
             if name.is_empty() {
                 return Err(GcsError::Invalid("actor names must not be empty".into()));

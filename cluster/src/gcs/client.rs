@@ -31,10 +31,12 @@ impl Actor for GcsClient {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let me = ctx.address().recipient::<GcsEvent>();
         let sub = self.tables.nodes.send(SubscribeNodes(me));
-        ctx.wait(actix::fut::wrap_future(sub).map(|res, this: &mut GcsClient, _| match res {
-            Ok(Ok(nodes)) => this.nodes = nodes.into_iter().map(|n| (n.node_id, n)).collect(),
-            _ => tracing::warn!("GCS client could not subscribe to the node table"),
-        }));
+        ctx.wait(
+            actix::fut::wrap_future(sub).map(|res, this: &mut GcsClient, _| match res {
+                Ok(Ok(nodes)) => this.nodes = nodes.into_iter().map(|n| (n.node_id, n)).collect(),
+                _ => tracing::warn!("GCS client could not subscribe to the node table"),
+            }),
+        );
     }
 }
 
@@ -89,7 +91,9 @@ where
             match req.await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(request = what, error = %e, "GCS request failed"),
-                Err(_) => tracing::debug!(request = what, "GCS gone before a request was delivered"),
+                Err(_) => {
+                    tracing::debug!(request = what, "GCS gone before a request was delivered")
+                }
             }
         })
     }
@@ -132,7 +136,10 @@ impl GcsHandle {
         M: GcsRequest,
         <M::Table as Actor>::Context: actix::dev::ToEnvelope<M::Table, M>,
     {
-        self.addr.send(msg).await.unwrap_or(Err(GcsError::Unavailable))
+        self.addr
+            .send(msg)
+            .await
+            .unwrap_or(Err(GcsError::Unavailable))
     }
 
     /// Sends a request without waiting; a failure is logged. Callable from any thread.
@@ -146,7 +153,10 @@ impl GcsHandle {
 
     /// The node table as this client last saw it.
     pub async fn cached_nodes(&self) -> Result<Vec<NodeInfo>, GcsError> {
-        self.addr.send(CachedNodes).await.map_err(|_| GcsError::Unavailable)
+        self.addr
+            .send(CachedNodes)
+            .await
+            .map_err(|_| GcsError::Unavailable)
     }
 
     /// The node table as the GCS has it now.

@@ -126,7 +126,9 @@ impl Handler<GcsEvent> for FunctionTable {
         if let GcsEvent::NodeDead { node, .. } = ev {
             match self.by_node.remove(&node) {
                 Ok(_) => self.reindex(),
-                Err(e) => tracing::warn!(%node, error = %e, "could not drop a dead node's functions"),
+                Err(e) => {
+                    tracing::warn!(%node, error = %e, "could not drop a dead node's functions")
+                }
             }
         }
     }

@@ -55,7 +55,9 @@ pub enum GcsError {
 }
 
 /// A typed request to one GCS table. The client forwards it to [`GcsRequest::table`].
-pub trait GcsRequest: Message<Result = Result<Self::Reply, GcsError>> + Sized + Send + 'static {
+pub trait GcsRequest:
+    Message<Result = Result<Self::Reply, GcsError>> + Sized + Send + 'static
+{
     /// What the request returns on success.
     type Reply: Send + 'static;
     /// The table actor that answers it.
@@ -128,8 +130,12 @@ pub struct GcsTables {
 impl GcsTables {
     /// Opens (or creates) the sled database in `config.dir`, loads every table and starts the
     /// table actors on `arbiter`.
-    pub fn start(config: &GcsConfig, arbiter: &actix_rt::ArbiterHandle) -> Result<GcsTables, GcsError> {
-        std::fs::create_dir_all(&config.dir).map_err(|e| GcsError::Storage(format!("{}: {e}", config.dir.display())))?;
+    pub fn start(
+        config: &GcsConfig,
+        arbiter: &actix_rt::ArbiterHandle,
+    ) -> Result<GcsTables, GcsError> {
+        std::fs::create_dir_all(&config.dir)
+            .map_err(|e| GcsError::Storage(format!("{}: {e}", config.dir.display())))?;
         let db = sled::Config::new()
             .path(&config.dir)
             .flush_every_ms(Some(200))
@@ -144,7 +150,8 @@ impl GcsTables {
         let kv_state = kv::KvTable::load(&db)?;
 
         let actors = actors::ActorTable::start_in_arbiter(arbiter, move |_| actor_state);
-        let functions = functions::FunctionTable::start_in_arbiter(arbiter, move |_| function_state);
+        let functions =
+            functions::FunctionTable::start_in_arbiter(arbiter, move |_| function_state);
         let objects = objects::ObjectTable::start_in_arbiter(arbiter, move |_| object_state);
         let jobs = jobs::JobTable::start_in_arbiter(arbiter, move |_| job_state);
         let mut node_state = node_state;
@@ -153,7 +160,8 @@ impl GcsTables {
         node_state.subscribe(objects.clone().recipient());
         node_state.subscribe(jobs.clone().recipient());
         let nodes = nodes::NodeTable::start_in_arbiter(arbiter, move |_| node_state);
-        let task_events = task_events::TaskEventTable::start_in_arbiter(arbiter, move |_| event_state);
+        let task_events =
+            task_events::TaskEventTable::start_in_arbiter(arbiter, move |_| event_state);
         let kv = kv::KvTable::start_in_arbiter(arbiter, move |_| kv_state);
         Ok(GcsTables {
             nodes,
@@ -169,7 +177,10 @@ impl GcsTables {
 
     /// Writes every pending change to disk.
     pub fn flush(&self) -> Result<(), GcsError> {
-        self.db.flush().map(|_| ()).map_err(|e| GcsError::Storage(e.to_string()))
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(|e| GcsError::Storage(e.to_string()))
     }
 }
 

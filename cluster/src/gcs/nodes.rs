@@ -181,7 +181,11 @@ impl Actor for NodeTable {
 
 impl Handler<RegisterNode> for NodeTable {
     type Result = Result<(), GcsError>;
-    fn handle(&mut self, RegisterNode(mut info): RegisterNode, _: &mut Context<Self>) -> Self::Result {
+    fn handle(
+        &mut self,
+        RegisterNode(mut info): RegisterNode,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
         if let Some(old) = self.nodes.get(&info.node_id)
             && old.state == NodeState::Alive
             && old.start_time_ms != info.start_time_ms
@@ -208,7 +212,10 @@ impl Handler<NodeHeartbeat> for NodeTable {
             return Err(GcsError::NotFound(format!("node {}", hb.node)));
         };
         if info.state == NodeState::Dead {
-            return Err(GcsError::Invalid(format!("node {} was declared dead", hb.node)));
+            return Err(GcsError::Invalid(format!(
+                "node {} was declared dead",
+                hb.node
+            )));
         }
         let changed = info.resources_available != hb.available
             || info.queued_tasks != hb.queued_tasks

@@ -57,7 +57,11 @@ impl ObjectTable {
         })
     }
 
-    fn remove_node(&mut self, node: NodeId, objects: impl IntoIterator<Item = ObjectId>) -> Vec<(ObjectId, Option<ObjectLocation>)> {
+    fn remove_node(
+        &mut self,
+        node: NodeId,
+        objects: impl IntoIterator<Item = ObjectId>,
+    ) -> Vec<(ObjectId, Option<ObjectLocation>)> {
         let mut ops = Vec::new();
         for id in objects {
             if let Some(loc) = self.locations.get(&id) {
@@ -79,11 +83,10 @@ impl Handler<UpdateObjectLocations> for ObjectTable {
     fn handle(&mut self, m: UpdateObjectLocations, _: &mut Context<Self>) -> Self::Result {
         let mut ops = Vec::with_capacity(m.added.len() + m.removed.len());
         for (id, size) in m.added {
-            let mut loc = self
-                .locations
-                .get(&id)
-                .cloned()
-                .unwrap_or(ObjectLocation { nodes: Vec::new(), size });
+            let mut loc = self.locations.get(&id).cloned().unwrap_or(ObjectLocation {
+                nodes: Vec::new(),
+                size,
+            });
             if !loc.nodes.contains(&m.node) {
                 loc.nodes.push(m.node);
             }
@@ -96,7 +99,11 @@ impl Handler<UpdateObjectLocations> for ObjectTable {
 
 impl Handler<GetObjectLocations> for ObjectTable {
     type Result = Result<Option<ObjectLocation>, GcsError>;
-    fn handle(&mut self, GetObjectLocations(id): GetObjectLocations, _: &mut Context<Self>) -> Self::Result {
+    fn handle(
+        &mut self,
+        GetObjectLocations(id): GetObjectLocations,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
         Ok(self.locations.get(&id).cloned())
     }
 }

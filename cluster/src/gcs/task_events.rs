@@ -40,7 +40,10 @@ pub enum TaskState {
 impl TaskState {
     /// Whether the task is over.
     pub fn is_terminal(self) -> bool {
-        matches!(self, TaskState::Finished | TaskState::Failed | TaskState::Cancelled)
+        matches!(
+            self,
+            TaskState::Finished | TaskState::Failed | TaskState::Cancelled
+        )
     }
 }
 
@@ -140,7 +143,11 @@ impl Actor for TaskEventTable {
 
 impl Handler<AddTaskEvents> for TaskEventTable {
     type Result = Result<(), GcsError>;
-    fn handle(&mut self, AddTaskEvents(batch): AddTaskEvents, _: &mut Context<Self>) -> Self::Result {
+    fn handle(
+        &mut self,
+        AddTaskEvents(batch): AddTaskEvents,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
         let mut ops: Vec<((TaskId, u32), Option<TaskEvent>)> = Vec::with_capacity(batch.len());
         let mut pending: std::collections::HashMap<(TaskId, u32), TaskEvent> = Default::default();
         for ev in batch {
@@ -163,7 +170,12 @@ impl Handler<AddTaskEvents> for TaskEventTable {
                 self.dropped += 1;
             }
         }
-        ops.extend(pending.into_iter().filter(|(k, _)| !evicted.contains(k)).map(|(k, v)| (k, Some(v))));
+        ops.extend(
+            pending
+                .into_iter()
+                .filter(|(k, _)| !evicted.contains(k))
+                .map(|(k, v)| (k, Some(v))),
+        );
         ops.extend(evicted.into_iter().map(|k| (k, None)));
         self.events.apply(ops)
     }
@@ -232,7 +244,13 @@ impl TaskEventBuffer {
 
     /// Records a state change of a task attempt, building the record with `make` when the
     /// attempt is new to the buffer.
-    pub fn record(&self, task: TaskId, attempt: u32, state: TaskState, make: impl FnOnce() -> TaskEvent) {
+    pub fn record(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        state: TaskState,
+        make: impl FnOnce() -> TaskEvent,
+    ) {
         let now = crate::time::now_ms();
         let mut b = self.lock();
         if let Some(e) = b.events.get_mut(&(task, attempt)) {

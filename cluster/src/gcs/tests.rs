@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use raya_common::{ActorId, JobId, NodeId, ObjectId, ResourceSet, TaskId};
 
-use super::actors::*;
 use super::actors::ActorState;
+use super::actors::*;
 use super::functions::*;
 use super::jobs::*;
 use super::kv::*;
@@ -114,7 +114,10 @@ fn kv_put_get_delete_and_prefix_listing() {
             value: vec![],
             overwrite: true,
         };
-        assert!(matches!(gcs.request(too_big).await, Err(GcsError::Invalid(_))));
+        assert!(matches!(
+            gcs.request(too_big).await,
+            Err(GcsError::Invalid(_))
+        ));
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -143,7 +146,9 @@ fn tables_reload_from_their_directory() {
         })
         .await
         .unwrap();
-        gcs.request(RegisterActor(actor_info(7, Some("keeper"), node))).await.unwrap();
+        gcs.request(RegisterActor(actor_info(7, Some("keeper"), node)))
+            .await
+            .unwrap();
         gcs.request(RegisterFunctions {
             node,
             functions: vec![FunctionInfo {
@@ -183,14 +188,22 @@ fn tables_reload_from_their_directory() {
             .await
             .unwrap();
         assert_eq!(named.map(|a| a.actor_id), Some(ActorId(7)));
-        let nodes = gcs.request(NodesWithFunction { name: "m::f".into() }).await.unwrap();
+        let nodes = gcs
+            .request(NodesWithFunction {
+                name: "m::f".into(),
+            })
+            .await
+            .unwrap();
         assert_eq!(nodes, vec![node]);
         // The reloaded node never heartbeats again: it is declared dead, and with it its
         // actors, functions and jobs.
         let mut dead = false;
         for _ in 0..100 {
             let all = gcs.request(GetAllNodes).await.unwrap();
-            if all.iter().any(|n| n.node_id == node && n.state == NodeState::Dead) {
+            if all
+                .iter()
+                .any(|n| n.node_id == node && n.state == NodeState::Dead)
+            {
                 dead = true;
                 break;
             }
@@ -200,9 +213,20 @@ fn tables_reload_from_their_directory() {
         let a = gcs.request(GetActor(ActorId(7))).await.unwrap().unwrap();
         assert_eq!(a.state, ActorState::Dead);
         assert!(a.death_cause.unwrap().contains("died"));
-        assert!(gcs.request(NodesWithFunction { name: "m::f".into() }).await.unwrap().is_empty());
+        assert!(
+            gcs.request(NodesWithFunction {
+                name: "m::f".into()
+            })
+            .await
+            .unwrap()
+            .is_empty()
+        );
         let jobs = gcs.request(GetAllJobs).await.unwrap();
-        assert!(jobs.iter().filter(|j| j.job_id == JobId(1)).all(|j| j.state == JobState::Finished));
+        assert!(
+            jobs.iter()
+                .filter(|j| j.job_id == JobId(1))
+                .all(|j| j.state == JobState::Finished)
+        );
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -214,8 +238,13 @@ fn actor_names_are_unique_per_namespace_until_death() {
         let t = GcsTables::start(&config(&dir), &actix_rt::Arbiter::current()).unwrap();
         let gcs = GcsHandle::start(t, &actix_rt::Arbiter::current());
         let node = NodeId::random();
-        gcs.request(RegisterActor(actor_info(1, Some("a"), node))).await.unwrap();
-        let err = gcs.request(RegisterActor(actor_info(2, Some("a"), node))).await.unwrap_err();
+        gcs.request(RegisterActor(actor_info(1, Some("a"), node)))
+            .await
+            .unwrap();
+        let err = gcs
+            .request(RegisterActor(actor_info(2, Some("a"), node)))
+            .await
+            .unwrap_err();
         assert_eq!(
             err,
             GcsError::NameTaken {
@@ -235,10 +264,20 @@ fn actor_names_are_unique_per_namespace_until_death() {
         })
         .await
         .unwrap();
-        gcs.request(RegisterActor(actor_info(2, Some("a"), node))).await.unwrap();
-        let live = gcs.request(ListActors { include_dead: false }).await.unwrap();
+        gcs.request(RegisterActor(actor_info(2, Some("a"), node)))
+            .await
+            .unwrap();
+        let live = gcs
+            .request(ListActors {
+                include_dead: false,
+            })
+            .await
+            .unwrap();
         assert_eq!(live.len(), 2);
-        let all = gcs.request(ListActors { include_dead: true }).await.unwrap();
+        let all = gcs
+            .request(ListActors { include_dead: true })
+            .await
+            .unwrap();
         assert_eq!(all.len(), 3);
     });
     let _ = std::fs::remove_dir_all(&dir);
@@ -267,7 +306,11 @@ fn object_locations_follow_updates_and_node_death() {
         })
         .await
         .unwrap();
-        let loc = gcs.request(GetObjectLocations(o(1))).await.unwrap().unwrap();
+        let loc = gcs
+            .request(GetObjectLocations(o(1)))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(loc.nodes, vec![n1, n2]);
         assert_eq!(loc.size, 10);
         gcs.request(UpdateObjectLocations {
@@ -287,7 +330,11 @@ fn object_locations_follow_updates_and_node_death() {
         // Node death is published asynchronously to the object table.
         let mut purged = false;
         for _ in 0..100 {
-            let loc = gcs.request(GetObjectLocations(o(1))).await.unwrap().unwrap();
+            let loc = gcs
+                .request(GetObjectLocations(o(1)))
+                .await
+                .unwrap()
+                .unwrap();
             if loc.nodes == vec![n2] {
                 purged = true;
                 break;
@@ -320,23 +367,52 @@ fn task_events_merge_per_attempt_and_stay_bounded() {
             error: None,
             times: vec![(state, t)],
         };
-        gcs.request(AddTaskEvents(vec![ev(1, TaskState::Running, 5), ev(1, TaskState::PendingArgs, 1)]))
+        gcs.request(AddTaskEvents(vec![
+            ev(1, TaskState::Running, 5),
+            ev(1, TaskState::PendingArgs, 1),
+        ]))
+        .await
+        .unwrap();
+        gcs.request(AddTaskEvents(vec![ev(1, TaskState::Finished, 9)]))
             .await
             .unwrap();
-        gcs.request(AddTaskEvents(vec![ev(1, TaskState::Finished, 9)])).await.unwrap();
-        let list = gcs.request(ListTaskEvents { job: None, limit: 10 }).await.unwrap();
+        let list = gcs
+            .request(ListTaskEvents {
+                job: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].state, TaskState::Finished);
         assert_eq!(
             list[0].times,
-            vec![(TaskState::PendingArgs, 1), (TaskState::Running, 5), (TaskState::Finished, 9)]
+            vec![
+                (TaskState::PendingArgs, 1),
+                (TaskState::Running, 5),
+                (TaskState::Finished, 9)
+            ]
         );
-        gcs.request(AddTaskEvents((2..=5).map(|i| ev(i, TaskState::Finished, i as u64)).collect()))
+        gcs.request(AddTaskEvents(
+            (2..=5)
+                .map(|i| ev(i, TaskState::Finished, i as u64))
+                .collect(),
+        ))
+        .await
+        .unwrap();
+        let list = gcs
+            .request(ListTaskEvents {
+                job: None,
+                limit: 10,
+            })
             .await
             .unwrap();
-        let list = gcs.request(ListTaskEvents { job: None, limit: 10 }).await.unwrap();
         let ids: Vec<u128> = list.iter().map(|e| e.task_id.0).collect();
-        assert_eq!(ids, vec![3, 4, 5], "only the newest max_task_events are kept");
+        assert_eq!(
+            ids,
+            vec![3, 4, 5],
+            "only the newest max_task_events are kept"
+        );
         assert_eq!(gcs.request(TaskEventCounts).await.unwrap(), (3, 2));
     });
     let _ = std::fs::remove_dir_all(&dir);

@@ -125,7 +125,12 @@ impl Fixture {
     }
 
     fn started(&self) -> Vec<(WorkerId, TaskId)> {
-        self.log.lock().unwrap().iter().map(|(w, s)| (*w, s.task_id)).collect()
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(w, s)| (*w, s.task_id))
+            .collect()
     }
 
     fn finish(&self, worker: WorkerId, task_id: TaskId) {
@@ -155,7 +160,11 @@ fn tasks_wait_for_free_cpus() {
         let started = fx.started();
         assert_eq!(started.len(), 2);
         fx.finish(started[0].0, a.0);
-        assert_eq!(fx.state().await.running, 1, "one CPU free is not enough for the 2-CPU task");
+        assert_eq!(
+            fx.state().await.running,
+            1,
+            "one CPU free is not enough for the 2-CPU task"
+        );
         fx.finish(started[1].0, b.0);
         let st = fx.state().await;
         assert_eq!(st.running, 1);
@@ -195,7 +204,11 @@ fn a_blocked_task_lends_its_cpu_to_a_new_worker() {
         assert_eq!(st.workers, 2, "a second worker runs the queued task");
         fx.sched.do_send(WorkerUnblocked(w));
         let st = fx.state().await;
-        assert_eq!(st.available.get("CPU"), -1.0, "briefly over-committed, as in Ray");
+        assert_eq!(
+            st.available.get("CPU"),
+            -1.0,
+            "briefly over-committed, as in Ray"
+        );
         fx.finish(w, a.0);
         fx.finish(fx.started()[1].0, b.0);
         assert_eq!(fx.state().await.available.get("CPU"), 1.0);
@@ -211,11 +224,15 @@ fn tasks_wait_for_their_arguments_and_inherit_failures() {
         let st = fx.state().await;
         assert_eq!(st.waiting_for_args, 1);
         // The first task fails; its dependent fails with the same error, one frame longer.
-        let err = Arc::new(raya_common::TaskError::new(TaskErrorKind::Panic, "boom").with_frame(raya_common::TaskFrame {
-            task: pending_task,
-            function: "test::f".into(),
-            node: None,
-        }));
+        let err = Arc::new(
+            raya_common::TaskError::new(TaskErrorKind::Panic, "boom").with_frame(
+                raya_common::TaskFrame {
+                    task: pending_task,
+                    function: "test::f".into(),
+                    node: None,
+                },
+            ),
+        );
         fx.store.fail(pending.id(), err);
         fx.state().await;
         fx.state().await;
@@ -228,7 +245,13 @@ fn tasks_wait_for_their_arguments_and_inherit_failures() {
             _ => panic!("a task whose argument failed must fail"),
         }
         let ok_arg = fx.submit(0.0, vec![]);
-        let waits = fx.submit(1.0, vec![TaskArg::Ref(ok_arg.1.clone()), TaskArg::Value(Value::new(1u8))]);
+        let waits = fx.submit(
+            1.0,
+            vec![
+                TaskArg::Ref(ok_arg.1.clone()),
+                TaskArg::Value(Value::new(1u8)),
+            ],
+        );
         fx.state().await;
         fx.store.complete(ok_arg.1.id(), Value::new(5u8)).unwrap();
         fx.state().await;

@@ -46,7 +46,9 @@ pub enum StoreError {
         spilling: bool,
     },
     /// The object is not in the store.
-    #[error("object {0} is not in the object store (all its references were dropped, or it was lost)")]
+    #[error(
+        "object {0} is not in the object store (all its references were dropped, or it was lost)"
+    )]
     Missing(ObjectId),
     /// Reading or writing a spill file failed.
     #[error("spill file error: {0}")]
@@ -116,6 +118,8 @@ struct Entry {
     contained: Vec<RawRef>,
     unspillable: bool,
     located: bool,
+    /// Run when the last reference goes.
+    on_free: Option<Box<dyn FnOnce() + Send>>,
 }
 
 #[derive(Default)]
@@ -192,7 +196,9 @@ impl StoreCore {
 
     fn shard(&self, id: &ObjectId) -> MutexGuard<'_, Shard> {
         let h = BuildHasherDefault::<FastHasher>::default().hash_one(id) as usize;
-        self.shards[h % SHARDS].lock().unwrap_or_else(|p| p.into_inner())
+        self.shards[h % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn tick(&self) -> u64 {
@@ -209,6 +215,7 @@ impl StoreCore {
             contained: Vec::new(),
             unspillable: false,
             located: false,
+            on_free: None,
         }
     }
 
@@ -225,7 +232,12 @@ impl StoreCore {
 
     /// [`StoreCore::add_ref`] for a reference created by `owner` (for the result of a call to
     /// `actor`).
-    pub fn add_ref_from(self: &Arc<Self>, id: ObjectId, owner: NodeId, actor: Option<ActorId>) -> RawRef {
+    pub fn add_ref_from(
+        self: &Arc<Self>,
+        id: ObjectId,
+        owner: NodeId,
+        actor: Option<ActorId>,
+    ) -> RawRef {
         {
             let mut shard = self.shard(&id);
             match shard.entries.get_mut(&id) {
@@ -257,12 +269,17 @@ impl StoreCore {
             }
             e
         };
-        if let Some(e) = removed {
+        if let Some(mut e) = removed {
+            if let Some(f) = e.on_free.take() {
+                f();
+            }
             self.count.fetch_sub(1, Ordering::Relaxed);
             self.used.fetch_sub(e.size, Ordering::Relaxed);
             if let State::Spilled { path, len } = &e.state {
                 self.counters.num_spilled.fetch_sub(1, Ordering::Relaxed);
-                self.counters.bytes_spilled.fetch_sub(*len, Ordering::Relaxed);
+                self.counters
+                    .bytes_spilled
+                    .fetch_sub(*len, Ordering::Relaxed);
                 if let Err(err) = std::fs::remove_file(path) {
                     tracing::warn!(object = %id, error = %err, "could not delete spill file");
                 }
@@ -301,7 +318,11 @@ impl StoreCore {
 
     /// Stores a new object made by `put` and returns the first reference to it. On failure the
     /// value is handed back.
-    pub fn put(self: &Arc<Self>, id: ObjectId, value: Value) -> Result<RawRef, (StoreError, Value)> {
+    pub fn put(
+        self: &Arc<Self>,
+        id: ObjectId,
+        value: Value,
+    ) -> Result<RawRef, (StoreError, Value)> {
         let size = value.size() as u64;
         let state = match self.reserve(size, Some(id)) {
             Ok(()) => State::Ready(value),
@@ -314,7 +335,12 @@ impl StoreCore {
                     let mut shard = self.shard(&id);
                     shard.record(id, Some(len));
                     shard.entries.insert(id, entry);
-                    return Ok(RawRef::counted(Arc::clone(self), id, self.config.node, None));
+                    return Ok(RawRef::counted(
+                        Arc::clone(self),
+                        id,
+                        self.config.node,
+                        None,
+                    ));
                 }
                 Err(reason) => {
                     tracing::warn!(object = %id, %reason, "object larger than the free budget and not spillable");
@@ -322,7 +348,11 @@ impl StoreCore {
                 }
             },
         };
-        let reserved = if matches!(state, State::Ready(_)) { size } else { 0 };
+        let reserved = if matches!(state, State::Ready(_)) {
+            size
+        } else {
+            0
+        };
         let mut entry = self.new_entry(state, reserved);
         entry.located = true;
         {
@@ -337,7 +367,12 @@ impl StoreCore {
                 drop(old);
             }
         }
-        Ok(RawRef::counted(Arc::clone(self), id, self.config.node, None))
+        Ok(RawRef::counted(
+            Arc::clone(self),
+            id,
+            self.config.node,
+            None,
+        ))
     }
 
     /// Stores the result of a task. Returns `Ok(true)` when stored, `Ok(false)` when nobody
@@ -407,7 +442,9 @@ impl StoreCore {
     fn discard_spill(&self, spilled: Option<(PathBuf, u64, Vec<RawRef>)>) {
         if let Some((path, len, _)) = spilled {
             self.counters.num_spilled.fetch_sub(1, Ordering::Relaxed);
-            self.counters.bytes_spilled.fetch_sub(len, Ordering::Relaxed);
+            self.counters
+                .bytes_spilled
+                .fetch_sub(len, Ordering::Relaxed);
             let _ = std::fs::remove_file(path);
         }
     }
@@ -489,7 +526,10 @@ impl StoreCore {
         {
             let mut shard = self.shard(&id);
             match shard.entries.get_mut(&id) {
-                Some(e) if matches!(e.state, State::Spilled { .. }) || matches!(&e.state, State::Ready(v) if !v.is_live()) => {
+                Some(e)
+                    if matches!(e.state, State::Spilled { .. })
+                        || matches!(&e.state, State::Ready(v) if !v.is_live()) =>
+                {
                     let old = std::mem::replace(&mut e.state, State::Ready(live));
                     self.used.fetch_sub(e.size, Ordering::Relaxed);
                     e.size = size;
@@ -497,7 +537,9 @@ impl StoreCore {
                     deferred.push(Box::new(std::mem::take(&mut e.contained)));
                     if let State::Spilled { path, len } = &old {
                         self.counters.num_spilled.fetch_sub(1, Ordering::Relaxed);
-                        self.counters.bytes_spilled.fetch_sub(*len, Ordering::Relaxed);
+                        self.counters
+                            .bytes_spilled
+                            .fetch_sub(*len, Ordering::Relaxed);
                         self.counters.total_restored.fetch_add(1, Ordering::Relaxed);
                         restored = true;
                         let _ = std::fs::remove_file(path);
@@ -518,7 +560,12 @@ impl StoreCore {
 
     /// Registers `waiter` for when `id` stops being pending. Hands the waiter back when the object
     /// is not pending (ready, failed or missing). A waiter with the same id replaces the old one.
-    pub fn register_waiter(&self, id: ObjectId, wid: WaiterId, waiter: Waiter) -> Result<(), Waiter> {
+    pub fn register_waiter(
+        &self,
+        id: ObjectId,
+        wid: WaiterId,
+        waiter: Waiter,
+    ) -> Result<(), Waiter> {
         let mut shard = self.shard(&id);
         match shard.entries.get_mut(&id).map(|e| &mut e.state) {
             Some(State::Pending(list)) => {
@@ -550,13 +597,30 @@ impl StoreCore {
     /// Runs `callback` once `id` is no longer pending: now (returning `false`) if it already is
     /// not, otherwise from the thread that completes it (returning `true`).
     pub fn on_ready(&self, id: ObjectId, callback: Box<dyn FnOnce() + Send>) -> bool {
-        match self.register_waiter(id, crate::signal::next_waiter_id(), Waiter::Callback(callback)) {
+        match self.register_waiter(
+            id,
+            crate::signal::next_waiter_id(),
+            Waiter::Callback(callback),
+        ) {
             Ok(()) => true,
             Err(Waiter::Callback(f)) => {
                 f();
                 false
             }
             Err(_) => unreachable!("the waiter handed back is the one given"),
+        }
+    }
+
+    /// Runs `callback` when the last reference to `id` is dropped (replacing an earlier one).
+    /// Returns `false` (dropping the callback) when `id` is not in the store.
+    pub fn on_free(&self, id: ObjectId, callback: Box<dyn FnOnce() + Send>) -> bool {
+        let mut shard = self.shard(&id);
+        match shard.entries.get_mut(&id) {
+            Some(e) => {
+                e.on_free = Some(callback);
+                true
+            }
+            None => false,
         }
     }
 
@@ -571,7 +635,11 @@ impl StoreCore {
         let mut num_in_memory = 0;
         for s in self.shards.iter() {
             let s = s.lock().unwrap_or_else(|p| p.into_inner());
-            num_in_memory += s.entries.values().filter(|e| matches!(e.state, State::Ready(_))).count() as u64;
+            num_in_memory += s
+                .entries
+                .values()
+                .filter(|e| matches!(e.state, State::Ready(_)))
+                .count() as u64;
         }
         StoreStats {
             num_objects: self.count.load(Ordering::Relaxed),
@@ -605,19 +673,27 @@ impl StoreCore {
     }
 
     /// Encodes `value` (collecting the references it contains) and writes it to its spill file.
-    fn write_spill(&self, id: ObjectId, value: &Value) -> Result<(PathBuf, u64, Vec<RawRef>), String> {
-        let (encoded, contained) = collect_refs(|| std::panic::catch_unwind(AssertUnwindSafe(|| value.encode())));
+    fn write_spill(
+        &self,
+        id: ObjectId,
+        value: &Value,
+    ) -> Result<(PathBuf, u64, Vec<RawRef>), String> {
+        let (encoded, contained) =
+            collect_refs(|| std::panic::catch_unwind(AssertUnwindSafe(|| value.encode())));
         let bytes = match encoded {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => return Err(e.to_string()),
             Err(_) => return Err("its Serialize implementation panicked".into()),
         };
-        std::fs::create_dir_all(&self.config.spill_dir).map_err(|e| format!("{}: {e}", self.config.spill_dir.display()))?;
+        std::fs::create_dir_all(&self.config.spill_dir)
+            .map_err(|e| format!("{}: {e}", self.config.spill_dir.display()))?;
         let path = self.spill_path(id);
         std::fs::write(&path, &*bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         let len = bytes.len() as u64;
         self.counters.num_spilled.fetch_add(1, Ordering::Relaxed);
-        self.counters.bytes_spilled.fetch_add(len, Ordering::Relaxed);
+        self.counters
+            .bytes_spilled
+            .fetch_add(len, Ordering::Relaxed);
         self.counters.total_spilled.fetch_add(1, Ordering::Relaxed);
         Ok((path, len, contained))
     }
@@ -637,7 +713,10 @@ impl StoreCore {
                 s.entries
                     .iter()
                     .filter(|(id, e)| {
-                        Some(**id) != exclude && e.size > 0 && !e.unspillable && matches!(e.state, State::Ready(_))
+                        Some(**id) != exclude
+                            && e.size > 0
+                            && !e.unspillable
+                            && matches!(e.state, State::Ready(_))
                     })
                     .map(|(id, e)| (e.last_use, *id, e.size)),
             );
@@ -678,7 +757,13 @@ impl StoreCore {
             let mut shard = self.shard(&id);
             match shard.entries.get_mut(&id) {
                 Some(e) if matches!(&e.state, State::Ready(v) if v.ptr_eq(&value)) => {
-                    let old = std::mem::replace(&mut e.state, State::Spilled { path: path.clone(), len });
+                    let old = std::mem::replace(
+                        &mut e.state,
+                        State::Spilled {
+                            path: path.clone(),
+                            len,
+                        },
+                    );
                     self.used.fetch_sub(e.size, Ordering::Relaxed);
                     e.size = 0;
                     e.contained.extend(contained);

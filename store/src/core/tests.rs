@@ -26,7 +26,10 @@ fn ids() -> IdGenerator {
 fn last_reference_frees_the_object() {
     let s = store(1 << 20, false, "free");
     let g = ids();
-    let r = s.put(g.put_id(), Value::new(vec![1u8; 1000])).map_err(|e| e.0).unwrap();
+    let r = s
+        .put(g.put_id(), Value::new(vec![1u8; 1000]))
+        .map_err(|e| e.0)
+        .unwrap();
     let r2 = r.clone();
     let again = s.add_ref(r.id());
     assert_eq!(s.ref_count(r.id()), 2);
@@ -50,9 +53,12 @@ fn pending_objects_wake_their_waiters_on_completion_and_failure() {
     let fired = Arc::new(AtomicUsize::new(0));
     for r in [&a, &b] {
         let f = Arc::clone(&fired);
-        assert!(s.on_ready(r.id(), Box::new(move || {
-            f.fetch_add(1, Ordering::SeqCst);
-        })));
+        assert!(s.on_ready(
+            r.id(),
+            Box::new(move || {
+                f.fetch_add(1, Ordering::SeqCst);
+            })
+        ));
     }
     assert!(s.complete(a.id(), Value::new(5u32)).unwrap());
     assert!(s.fail(b.id(), Arc::new(TaskError::new(TaskErrorKind::Panic, "x"))));
@@ -60,13 +66,19 @@ fn pending_objects_wake_their_waiters_on_completion_and_failure() {
     assert!(matches!(s.get(a.id()), Lookup::Ready(v) if v.clone_as::<u32>().unwrap() == 5));
     assert!(matches!(s.get(b.id()), Lookup::Failed(e) if e.message == "x"));
     // A completed object keeps its value; a late result for a failed one is dropped.
-    assert!(!s.fail(a.id(), Arc::new(TaskError::new(TaskErrorKind::Cancelled, ""))));
+    assert!(!s.fail(
+        a.id(),
+        Arc::new(TaskError::new(TaskErrorKind::Cancelled, ""))
+    ));
     assert!(!s.complete(b.id(), Value::new(1u32)).unwrap());
     // Ready objects run callbacks at once.
     let f = Arc::clone(&fired);
-    assert!(!s.on_ready(a.id(), Box::new(move || {
-        f.fetch_add(1, Ordering::SeqCst);
-    })));
+    assert!(!s.on_ready(
+        a.id(),
+        Box::new(move || {
+            f.fetch_add(1, Ordering::SeqCst);
+        })
+    ));
     assert_eq!(fired.load(Ordering::SeqCst), 3);
 }
 
@@ -85,11 +97,23 @@ fn results_nobody_references_are_dropped() {
 fn without_spilling_a_full_store_refuses_puts_and_keeps_everything() {
     let s = store(10_000, false, "full");
     let g = ids();
-    let kept: Vec<RawRef> = (0..4).map(|i| s.put(g.put_id(), Value::new(vec![i as u8; 2000])).map_err(|e| e.0).unwrap()).collect();
+    let kept: Vec<RawRef> = (0..4)
+        .map(|i| {
+            s.put(g.put_id(), Value::new(vec![i as u8; 2000]))
+                .map_err(|e| e.0)
+                .unwrap()
+        })
+        .collect();
     let (err, back) = s.put(g.put_id(), Value::new(vec![9u8; 4000])).unwrap_err();
-    assert!(matches!(err, StoreError::Full { needed, budget: 10_000, spilling: false, .. } if needed >= 4000));
+    assert!(
+        matches!(err, StoreError::Full { needed, budget: 10_000, spilling: false, .. } if needed >= 4000)
+    );
     assert!(err.to_string().contains("spilling is off"), "{err}");
-    assert_eq!(back.clone_as::<Vec<u8>>().unwrap().len(), 4000, "the value is handed back");
+    assert_eq!(
+        back.clone_as::<Vec<u8>>().unwrap().len(),
+        4000,
+        "the value is handed back"
+    );
     for (i, r) in kept.iter().enumerate() {
         match s.get(r.id()) {
             Lookup::Ready(v) => assert_eq!(v.clone_as::<Vec<u8>>().unwrap(), vec![i as u8; 2000]),
@@ -97,17 +121,29 @@ fn without_spilling_a_full_store_refuses_puts_and_keeps_everything() {
         }
     }
     let task_result = s.add_ref(ObjectId::for_return(g.task_id(), 0));
-    assert!(matches!(s.complete(task_result.id(), Value::new(vec![0u8; 5000])), Err(StoreError::Full { .. })));
+    assert!(matches!(
+        s.complete(task_result.id(), Value::new(vec![0u8; 5000])),
+        Err(StoreError::Full { .. })
+    ));
 }
 
 #[test]
 fn spilling_moves_least_recently_used_objects_to_disk_and_back() {
     let s = store(10_000, true, "spill");
     let g = ids();
-    let refs: Vec<RawRef> = (0..3).map(|i| s.put(g.put_id(), Value::new(vec![i as u8; 3000])).map_err(|e| e.0).unwrap()).collect();
+    let refs: Vec<RawRef> = (0..3)
+        .map(|i| {
+            s.put(g.put_id(), Value::new(vec![i as u8; 3000]))
+                .map_err(|e| e.0)
+                .unwrap()
+        })
+        .collect();
     // Touch the first object so the second is the least recently used.
     assert!(matches!(s.get(refs[0].id()), Lookup::Ready(_)));
-    let fourth = s.put(g.put_id(), Value::new(vec![3u8; 3000])).map_err(|e| e.0).unwrap();
+    let fourth = s
+        .put(g.put_id(), Value::new(vec![3u8; 3000]))
+        .map_err(|e| e.0)
+        .unwrap();
     let st = s.stats();
     assert_eq!(st.num_spilled, 1);
     assert!(st.bytes_in_memory <= 10_000);
@@ -129,14 +165,19 @@ fn spilling_moves_least_recently_used_objects_to_disk_and_back() {
     drop(fourth);
     assert_eq!(s.stats().num_objects, 0);
     assert_eq!(s.stats().num_spilled, 0);
-    let left = std::fs::read_dir(&s.config.spill_dir).map(|d| d.count()).unwrap_or(0);
+    let left = std::fs::read_dir(&s.config.spill_dir)
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(left, 0);
 }
 
 #[test]
 fn an_object_larger_than_the_budget_goes_straight_to_disk() {
     let s = store(1000, true, "big");
-    let r = s.put(ids().put_id(), Value::new(vec![7u8; 5000])).map_err(|e| e.0).unwrap();
+    let r = s
+        .put(ids().put_id(), Value::new(vec![7u8; 5000]))
+        .map_err(|e| e.0)
+        .unwrap();
     assert_eq!(s.stats().num_spilled, 1);
     assert_eq!(s.stats().bytes_in_memory, 0);
     match s.get(r.id()) {
@@ -156,17 +197,33 @@ fn spilled_values_keep_the_objects_they_reference_alive() {
     let s = store(5000, true, "nested");
     set_current_store(Some(Arc::clone(&s)));
     let g = ids();
-    let inner = s.put(g.put_id(), Value::new(1u64)).map_err(|e| e.0).unwrap();
+    let inner = s
+        .put(g.put_id(), Value::new(1u64))
+        .map_err(|e| e.0)
+        .unwrap();
     let inner_id = inner.id();
     let holder = s
-        .put(g.put_id(), Value::new(Holder { inner, pad: vec![0; 3000] }))
+        .put(
+            g.put_id(),
+            Value::new(Holder {
+                inner,
+                pad: vec![0; 3000],
+            }),
+        )
         .map_err(|e| e.0)
         .unwrap();
     assert_eq!(s.ref_count(inner_id), 1);
     // Force the holder out: it is serialized, and its live copy (with the inner reference) dropped.
-    let _filler = s.put(g.put_id(), Value::new(vec![0u8; 3000])).map_err(|e| e.0).unwrap();
+    let _filler = s
+        .put(g.put_id(), Value::new(vec![0u8; 3000]))
+        .map_err(|e| e.0)
+        .unwrap();
     assert!(s.stats().num_spilled >= 1);
-    assert_eq!(s.status(inner_id), Status::Ready, "the spill file's reference keeps it");
+    assert_eq!(
+        s.status(inner_id),
+        Status::Ready,
+        "the spill file's reference keeps it"
+    );
     // Reading the holder back attaches a fresh reference; promoting drops the file's.
     let v = match s.get(holder.id()) {
         Lookup::Ready(v) => v,
@@ -177,7 +234,11 @@ fn spilled_values_keep_the_objects_they_reference_alive() {
     assert_eq!(back.inner.id(), inner_id);
     drop(back);
     drop(holder);
-    assert_eq!(s.status(inner_id), Status::Missing, "freed with its last holder");
+    assert_eq!(
+        s.status(inner_id),
+        Status::Missing,
+        "freed with its last holder"
+    );
     set_current_store(None);
 }
 
@@ -193,11 +254,21 @@ fn values_whose_serialize_panics_are_never_spilled_and_stay_readable() {
     raya_common::size::register_heap_size::<NoSer>(|n| n.0.capacity());
     let s = store(5000, true, "noser");
     let g = ids();
-    let a = s.put(g.put_id(), Value::new(NoSer(vec![0; 3000]))).map_err(|e| e.0).unwrap();
-    let b = s.put(g.put_id(), Value::new(vec![0u8; 3000])).map_err(|e| e.0).unwrap();
+    let a = s
+        .put(g.put_id(), Value::new(NoSer(vec![0; 3000])))
+        .map_err(|e| e.0)
+        .unwrap();
+    let b = s
+        .put(g.put_id(), Value::new(vec![0u8; 3000]))
+        .map_err(|e| e.0)
+        .unwrap();
     assert!(matches!(s.get(a.id()), Lookup::Ready(v) if v.is_live()));
     assert!(matches!(s.get(b.id()), Lookup::Ready(_)));
-    assert_eq!(s.stats().num_spilled, 1, "the serializable one was spilled instead");
+    assert_eq!(
+        s.stats().num_spilled,
+        1,
+        "the serializable one was spilled instead"
+    );
 }
 
 #[test]
@@ -208,8 +279,14 @@ fn location_changes_coalesce_before_reporting() {
     drop(short);
     let kept = s.put(g.put_id(), Value::new(2u8)).map_err(|e| e.0).unwrap();
     let (added, removed) = s.drain_location_changes();
-    assert_eq!(added.iter().map(|a| a.0).collect::<Vec<_>>(), vec![kept.id()]);
-    assert!(removed.is_empty(), "an object freed before any report is never reported");
+    assert_eq!(
+        added.iter().map(|a| a.0).collect::<Vec<_>>(),
+        vec![kept.id()]
+    );
+    assert!(
+        removed.is_empty(),
+        "an object freed before any report is never reported"
+    );
     let id = kept.id();
     drop(kept);
     let (added, removed) = s.drain_location_changes();
@@ -223,10 +300,36 @@ fn waiters_can_be_replaced_and_removed() {
     let r = s.add_ref(ObjectId::for_return(TaskId(3), 0));
     let sig = Arc::new(crate::Signal::new());
     let wid = crate::next_waiter_id();
-    assert!(s.register_waiter(r.id(), wid, Waiter::Signal(Arc::clone(&sig))).is_ok());
-    assert!(s.register_waiter(r.id(), wid, Waiter::Signal(Arc::clone(&sig))).is_ok());
+    assert!(
+        s.register_waiter(r.id(), wid, Waiter::Signal(Arc::clone(&sig)))
+            .is_ok()
+    );
+    assert!(
+        s.register_waiter(r.id(), wid, Waiter::Signal(Arc::clone(&sig)))
+            .is_ok()
+    );
     s.unregister_waiter(r.id(), wid);
     s.complete(r.id(), Value::new(0u8)).unwrap();
     assert_eq!(sig.count(), 0, "a removed waiter is not notified");
     assert!(s.register_waiter(r.id(), wid, Waiter::Signal(sig)).is_err());
+}
+
+#[test]
+fn free_callbacks_run_when_the_last_reference_goes() {
+    let s = store(1 << 20, false, "onfree");
+    let r = s.add_ref(ObjectId::for_return(TaskId(4), 0));
+    let r2 = s.add_ref(r.id());
+    let fired = Arc::new(AtomicUsize::new(0));
+    let f = Arc::clone(&fired);
+    assert!(s.on_free(
+        r.id(),
+        Box::new(move || {
+            f.fetch_add(1, Ordering::SeqCst);
+        })
+    ));
+    drop(r);
+    assert_eq!(fired.load(Ordering::SeqCst), 0);
+    drop(r2);
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
+    assert!(!s.on_free(ObjectId::for_return(TaskId(5), 0), Box::new(|| {})));
 }

@@ -1,0 +1,78 @@
+//! The node's actors by id: how handles, `get_actor`, `kill` and the actor creator find hosts.
+
+use std::any::Any;
+use std::sync::Mutex;
+
+use actix::{Addr, Recipient};
+use raya_common::{ActorId, FastHashMap};
+use raya_store::RawRef;
+
+use super::{ActorClass, ActorHost, HostControl};
+
+struct Entry {
+    host: Box<dyn Any + Send + Sync>,
+    control: Recipient<HostControl>,
+    /// A detached actor's own reference to its creation object, so it outlives its handles.
+    keep_alive: Option<RawRef>,
+}
+
+/// Hosts of the actors living on this node.
+#[derive(Default)]
+pub(crate) struct ActorDirectory {
+    entries: Mutex<FastHashMap<ActorId, Entry>>,
+}
+
+impl ActorDirectory {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FastHashMap<ActorId, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn insert<A: ActorClass>(
+        &self,
+        id: ActorId,
+        host: Addr<ActorHost<A>>,
+        keep_alive: Option<RawRef>,
+    ) {
+        let control = host.clone().recipient();
+        self.lock().insert(
+            id,
+            Entry {
+                host: Box::new(host),
+                control,
+                keep_alive,
+            },
+        );
+    }
+
+    /// Forgets an actor whose host stopped.
+    pub(crate) fn remove(&self, id: ActorId) {
+        let e = self.lock().remove(&id);
+        drop(e);
+    }
+
+    /// Drops a detached actor's own reference (it is dead; its handles decide when it goes).
+    pub(crate) fn release_keep_alive(&self, id: ActorId) {
+        let r = self.lock().get_mut(&id).and_then(|e| e.keep_alive.take());
+        drop(r);
+    }
+
+    /// The typed host of actor `id`, when it lives here and has type `A`.
+    pub(crate) fn host<A: ActorClass>(&self, id: ActorId) -> Option<Addr<ActorHost<A>>> {
+        self.lock()
+            .get(&id)
+            .and_then(|e| e.host.downcast_ref::<Addr<ActorHost<A>>>())
+            .cloned()
+    }
+
+    /// Sends a control message to actor `id`'s host; returns whether it lives here.
+    pub(crate) fn control(&self, id: ActorId, msg: HostControl) -> bool {
+        let c = self.lock().get(&id).map(|e| e.control.clone());
+        match c {
+            Some(c) => {
+                c.do_send(msg);
+                true
+            }
+            None => false,
+        }
+    }
+}

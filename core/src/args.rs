@@ -1,0 +1,153 @@
+//! Task arguments: what callers pass, and how a task reads them.
+
+use std::sync::Arc;
+
+use raya_common::{Object, TaskError, TaskErrorKind, Value};
+use raya_scheduler::TaskArg;
+use raya_store::{Lookup, RawRef, StoreCore};
+
+use crate::object::ObjectRef;
+
+/// Something that can be passed as an argument of type `T` to a remote function, actor
+/// constructor or method: a `T` itself (passed by value, never serialized on this node) or an
+/// [`ObjectRef<T>`] (the task waits for the object and receives its value).
+///
+/// ```no_run
+/// # #[raya::remote] fn square(x: i64) -> i64 { x * x }
+/// let four = raya::put(4i64).unwrap();
+/// let a = square::remote(3);        // by value
+/// let b = square::remote(&four);    // by reference: runs when `four` is ready
+/// let c = square::remote(a);        // chained: runs after the first task
+/// # let _ = (b, c);
+/// ```
+pub trait IntoArg<T> {
+    /// The argument in the form tasks carry it.
+    fn into_arg(self) -> TaskArg;
+}
+
+impl<T: Object + Clone> IntoArg<T> for T {
+    fn into_arg(self) -> TaskArg {
+        TaskArg::Value(Value::new(self))
+    }
+}
+
+impl<T> IntoArg<T> for ObjectRef<T> {
+    fn into_arg(self) -> TaskArg {
+        TaskArg::Ref(self.into_raw())
+    }
+}
+
+impl<T> IntoArg<T> for &ObjectRef<T> {
+    fn into_arg(self) -> TaskArg {
+        TaskArg::Ref(self.raw().clone())
+    }
+}
+
+impl IntoArg<String> for &str {
+    fn into_arg(self) -> TaskArg {
+        TaskArg::Value(Value::new(self.to_string()))
+    }
+}
+
+/// The arguments of a running task, taken one by one by the generated code.
+pub struct Args {
+    slots: Vec<Option<TaskArg>>,
+    store: Arc<StoreCore>,
+    function: Arc<str>,
+    num_returns: u32,
+}
+
+impl Args {
+    pub(crate) fn new(
+        args: Vec<TaskArg>,
+        store: Arc<StoreCore>,
+        function: Arc<str>,
+        num_returns: u32,
+    ) -> Args {
+        Args {
+            slots: args.into_iter().map(Some).collect(),
+            store,
+            function,
+            num_returns,
+        }
+    }
+
+    /// Number of arguments passed.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no arguments were passed.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// How many return values the caller asked for.
+    pub fn num_returns(&self) -> u32 {
+        self.num_returns
+    }
+
+    /// Takes argument `i` as a `T`: a value passed directly is moved out (cloned only when a
+    /// retry may need it again); a referenced object is read from the store.
+    pub fn take<T: Object + Clone>(&mut self, i: usize) -> Result<T, TaskError> {
+        let arg = self
+            .slots
+            .get_mut(i)
+            .and_then(Option::take)
+            .ok_or_else(|| {
+                TaskError::new(
+                    TaskErrorKind::ArgumentType,
+                    format!(
+                        "{}: argument {i} is missing ({} given)",
+                        self.function,
+                        self.slots.len()
+                    ),
+                )
+            })?;
+        let function = &self.function;
+        let mismatch = |e: raya_common::value::ValueError| {
+            TaskError::new(
+                TaskErrorKind::ArgumentType,
+                format!("{function}: argument {i}: {e}"),
+            )
+        };
+        match arg {
+            TaskArg::Value(v) => v.into_inner::<T>().map_err(mismatch),
+            TaskArg::Ref(r) => read_ref::<T>(&self.store, &r).map_err(|e| match e {
+                ReadError::Value(v) => mismatch(v),
+                ReadError::Task(t) => t,
+            }),
+        }
+    }
+}
+
+pub(crate) enum ReadError {
+    Value(raya_common::value::ValueError),
+    Task(TaskError),
+}
+
+/// Reads a ready object as a `T`. Encoded (spilled) objects are decoded once and kept live.
+pub(crate) fn read_ref<T: Object + Clone>(store: &StoreCore, r: &RawRef) -> Result<T, ReadError> {
+    read_arc::<T>(store, r).map(|a| Arc::try_unwrap(a).unwrap_or_else(|shared| (*shared).clone()))
+}
+
+/// Reads a ready object as a shared `Arc<T>` (no copy for a live value).
+pub(crate) fn read_arc<T: Object>(store: &StoreCore, r: &RawRef) -> Result<Arc<T>, ReadError> {
+    match store.get(r.id()) {
+        Lookup::Ready(v) if v.is_live() => v.to_arc::<T>().map_err(ReadError::Value),
+        Lookup::Ready(v) => {
+            let arc = v.to_arc::<T>().map_err(ReadError::Value)?;
+            store.promote(r.id(), Value::from_arc(Arc::clone(&arc)));
+            Ok(arc)
+        }
+        Lookup::Failed(e) => Err(ReadError::Task((*e).clone())),
+        Lookup::Pending => Err(ReadError::Task(TaskError::new(
+            TaskErrorKind::System,
+            format!("object {} read before it was ready", r.id()),
+        ))),
+        Lookup::Missing => Err(ReadError::Task(TaskError::new(
+            TaskErrorKind::ObjectLost,
+            format!("object {} is no longer in the object store", r.id()),
+        ))),
+    }
+}

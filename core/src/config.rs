@@ -1,0 +1,175 @@
+//! Node configuration.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How `raya::init` sets up the node. Every field has a working default: `Config::default()`
+/// starts an embedded one-node cluster using every core of the machine, a temporary session
+/// directory and an object store of 30% of RAM.
+///
+/// ```
+/// let config = raya::Config::default()
+///     .num_cpus(4)
+///     .resource("sensor", 1.0)
+///     .object_store_memory(256 << 20);
+/// assert_eq!(config.num_cpus, Some(4));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Logical CPUs of the node (default: the machine's cores). One worker thread is started per
+    /// CPU.
+    pub num_cpus: Option<usize>,
+    /// GPUs of the node (default: counted from `CUDA_VISIBLE_DEVICES` or the NVIDIA driver).
+    pub num_gpus: Option<usize>,
+    /// The logical `memory` resource in bytes (default: 70% of RAM not given to the object store).
+    pub memory: Option<u64>,
+    /// Custom resources of the node.
+    pub resources: BTreeMap<String, f64>,
+    /// The object store's memory budget in bytes (default: 30% of RAM).
+    pub object_store_memory: Option<u64>,
+    /// Whether objects past the budget are spilled to disk (default: on). When off, a `put` that
+    /// does not fit fails with a store-full error.
+    pub spilling: bool,
+    /// The session directory: node identity, GCS tables and spilled objects. Default: a fresh
+    /// temporary directory, deleted at shutdown. A given directory is kept, and a node started on
+    /// it again reloads its GCS tables.
+    pub session_dir: Option<PathBuf>,
+    /// The namespace named actors are created and looked up in (default: one per job).
+    pub namespace: Option<String>,
+    /// The most worker threads at once (extra workers start when tasks block in `get`).
+    pub max_workers: usize,
+    /// The most threads running synchronous actor methods at once.
+    pub max_actor_threads: usize,
+    /// The most tasks queued on the node; past it submissions fail with a queue-full error.
+    pub max_pending_tasks: usize,
+    /// The most calls queued on one actor; past it calls fail with a queue-full error.
+    pub max_pending_calls: usize,
+    /// Extra workers and actor threads idle this long are stopped.
+    pub idle_thread_timeout: Duration,
+    /// A node without heartbeats for this long is declared dead.
+    pub node_timeout: Duration,
+    /// How many task records the GCS keeps.
+    pub max_task_events: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            num_cpus: None,
+            num_gpus: None,
+            memory: None,
+            resources: BTreeMap::new(),
+            object_store_memory: None,
+            spilling: true,
+            session_dir: None,
+            namespace: None,
+            max_workers: 4096,
+            max_actor_threads: 8192,
+            max_pending_tasks: 4_000_000,
+            max_pending_calls: 1_000_000,
+            idle_thread_timeout: Duration::from_secs(1),
+            node_timeout: Duration::from_secs(10),
+            max_task_events: 100_000,
+        }
+    }
+}
+
+impl Config {
+    /// Sets the number of logical CPUs.
+    pub fn num_cpus(mut self, n: usize) -> Self {
+        self.num_cpus = Some(n);
+        self
+    }
+    /// Sets the number of GPUs.
+    pub fn num_gpus(mut self, n: usize) -> Self {
+        self.num_gpus = Some(n);
+        self
+    }
+    /// Sets the logical `memory` resource (bytes).
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.memory = Some(bytes);
+        self
+    }
+    /// Adds a custom resource.
+    pub fn resource(mut self, name: impl Into<String>, amount: f64) -> Self {
+        self.resources.insert(name.into(), amount);
+        self
+    }
+    /// Sets the object store's memory budget (bytes).
+    pub fn object_store_memory(mut self, bytes: u64) -> Self {
+        self.object_store_memory = Some(bytes);
+        self
+    }
+    /// Turns spilling to disk on or off.
+    pub fn spilling(mut self, on: bool) -> Self {
+        self.spilling = on;
+        self
+    }
+    /// Uses (and keeps) `dir` as the session directory.
+    pub fn session_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.session_dir = Some(dir.into());
+        self
+    }
+    /// Sets the job's namespace for named actors.
+    pub fn namespace(mut self, ns: impl Into<String>) -> Self {
+        self.namespace = Some(ns.into());
+        self
+    }
+    /// Sets the bound on queued tasks.
+    pub fn max_pending_tasks(mut self, n: usize) -> Self {
+        self.max_pending_tasks = n;
+        self
+    }
+    /// Sets the bound on calls queued per actor.
+    pub fn max_pending_calls(mut self, n: usize) -> Self {
+        self.max_pending_calls = n;
+        self
+    }
+    /// Sets the bound on worker threads.
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.max_workers = n;
+        self
+    }
+
+    pub(crate) fn cpus(&self) -> usize {
+        self.num_cpus
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    pub(crate) fn gpus(&self) -> usize {
+        if let Some(n) = self.num_gpus {
+            return n;
+        }
+        if let Ok(v) = std::env::var("CUDA_VISIBLE_DEVICES") {
+            return v.split(',').filter(|s| !s.trim().is_empty()).count();
+        }
+        std::fs::read_dir("/proc/driver/nvidia/gpus").map_or(0, |d| d.count())
+    }
+
+    pub(crate) fn store_budget(&self) -> u64 {
+        self.object_store_memory
+            .unwrap_or_else(|| (total_memory() as f64 * 0.3) as u64)
+            .max(1 << 20)
+    }
+
+    pub(crate) fn memory_resource(&self) -> u64 {
+        self.memory.unwrap_or_else(|| {
+            (total_memory().saturating_sub(self.store_budget()) as f64 * 0.7) as u64
+        })
+    }
+}
+
+/// Total RAM in bytes (from /proc/meminfo; 8 GiB when unknown).
+pub(crate) fn total_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(8 << 30, |kb| kb * 1024)
+}
