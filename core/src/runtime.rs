@@ -14,8 +14,8 @@ use raya_cluster::gcs::task_events::{AddTaskEvents, TaskEventBuffer};
 use raya_cluster::{GcsConfig, GcsHandle, GcsTables, identity};
 use raya_common::{IdGenerator, JobId, NodeId, ResourceSet, TaskId};
 use raya_scheduler::{
-    GlobalScheduler, LocalScheduler, LocalSchedulerConfig, RegisterLocalScheduler, SubmitTask,
-    TaskSpec,
+    CancelFlags, GlobalScheduler, LocalScheduler, LocalSchedulerConfig, RegisterLocalScheduler,
+    SubmitTask, TaskSpec,
 };
 use raya_store::{ObjectStore, StoreConfig, StoreCore};
 
@@ -37,6 +37,7 @@ pub(crate) struct NodeShared {
     pub(crate) store: Arc<StoreCore>,
     pub(crate) events: TaskEventBuffer,
     pub(crate) queued: Arc<AtomicUsize>,
+    pub(crate) cancel_flags: CancelFlags,
     pub(crate) config: Config,
     pub(crate) pool: ExecPool,
     pub(crate) actors: ActorDirectory,
@@ -322,6 +323,7 @@ async fn setup(config: Config, dir: PathBuf, node: NodeId, total: ResourceSet) -
         store: Arc::clone(&store),
         events: TaskEventBuffer::new(config.max_task_events),
         queued: Arc::new(AtomicUsize::new(0)),
+        cancel_flags: CancelFlags::default(),
         pool: ExecPool::new(config.max_actor_threads, idle),
         actors: ActorDirectory::default(),
         gcs: gcs.clone(),
@@ -353,6 +355,7 @@ async fn setup(config: Config, dir: PathBuf, node: NodeId, total: ResourceSet) -
         Some(gcs),
         shared.events.clone(),
         Arc::clone(&shared.queued),
+        shared.cancel_flags.clone(),
     )
     .start();
     global.do_send(RegisterLocalScheduler {

@@ -56,6 +56,9 @@ impl Worker {
             std::mem::take(&mut spec.args)
         };
         let cancel = Arc::new(AtomicBool::new(false));
+        self.rt
+            .cancel_flags
+            .register(spec.task_id, Arc::clone(&cancel));
         let exec = Arc::new(ExecCtx {
             task_id: spec.task_id,
             actor: None,
@@ -113,6 +116,7 @@ impl Worker {
 
     /// Stores the task's results (or error) and tells the scheduler.
     fn finish(&mut self, mut spec: TaskSpec, out: Output) {
+        self.rt.cancel_flags.unregister(spec.task_id);
         let cancelled = self
             .current
             .take()

@@ -13,8 +13,8 @@ mod task;
 
 pub use global::{GlobalScheduler, PlaceTask, RegisterLocalScheduler, ScheduleTask};
 pub use local::{
-    CancelTask, GetSchedulerState, LocalScheduler, LocalSchedulerConfig, ReleaseResources,
-    SchedulerState, SubmitTask, TaskDone, TaskOutcome, TaskUnschedulable, WorkerBlocked,
-    WorkerCommand, WorkerFactory, WorkerStopped, WorkerUnblocked, record_event,
+    CancelFlags, CancelTask, GetSchedulerState, LocalScheduler, LocalSchedulerConfig,
+    ReleaseResources, SchedulerState, SubmitTask, TaskDone, TaskOutcome, TaskUnschedulable,
+    WorkerBlocked, WorkerCommand, WorkerFactory, WorkerStopped, WorkerUnblocked, record_event,
 };
 pub use task::{FunctionDescriptor, SchedulingStrategy, TaskArg, TaskKind, TaskSpec};

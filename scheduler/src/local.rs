@@ -65,6 +65,43 @@ pub enum WorkerCommand {
     Stop,
 }
 
+/// The cancellation flags of the tasks running on a node, shared by the scheduler (which sets
+/// them) and the workers (which register them and whose tasks read them). A flag is set from the
+/// scheduler's thread because a worker busy in a synchronous task cannot read its mailbox.
+#[derive(Clone, Default)]
+pub struct CancelFlags(
+    Arc<std::sync::Mutex<FastHashMap<TaskId, Arc<std::sync::atomic::AtomicBool>>>>,
+);
+
+impl CancelFlags {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, FastHashMap<TaskId, Arc<std::sync::atomic::AtomicBool>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers the flag of a task that starts running.
+    pub fn register(&self, task: TaskId, flag: Arc<std::sync::atomic::AtomicBool>) {
+        self.lock().insert(task, flag);
+    }
+
+    /// Forgets a task that stopped running.
+    pub fn unregister(&self, task: TaskId) {
+        self.lock().remove(&task);
+    }
+
+    /// Sets the flag of a running task; returns whether it was running.
+    pub fn cancel(&self, task: TaskId) -> bool {
+        match self.lock().get(&task) {
+            Some(f) => {
+                f.store(true, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// Submits a task on this node.
 #[derive(Debug, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
@@ -209,6 +246,7 @@ pub struct LocalScheduler {
     gcs: Option<GcsHandle>,
     events: TaskEventBuffer,
     queued: Arc<AtomicUsize>,
+    cancel_flags: CancelFlags,
     last_report: Option<(ResourceSet, usize, Instant)>,
 }
 
@@ -227,6 +265,7 @@ impl LocalScheduler {
         gcs: Option<GcsHandle>,
         events: TaskEventBuffer,
         queued: Arc<AtomicUsize>,
+        cancel_flags: CancelFlags,
     ) -> Self {
         LocalScheduler {
             available: cfg.total.clone(),
@@ -246,6 +285,7 @@ impl LocalScheduler {
             gcs,
             events,
             queued,
+            cancel_flags,
             last_report: None,
         }
     }
@@ -463,6 +503,7 @@ impl LocalScheduler {
                     Arc::clone(&error),
                 );
             }
+            self.cancel_flags.cancel(task_id);
             if let Some(w) = run.worker.and_then(|w| self.workers.get(&w)) {
                 w.mailbox.do_send(WorkerCommand::Cancel { task_id, force });
             }

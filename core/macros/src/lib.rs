@@ -353,10 +353,10 @@ fn remote_fn(opts: Opts, f: ItemFn) -> syn::Result<Ts> {
     let user_names = &p.user_names;
     let split = split_elem.map(|elem| {
         quote! {
-            /// Submits the task asking for `n` return values: the returned vector is split into
-            /// `n` objects (its length must be `n`).
-            pub fn remote_split(self, n: u32, #sig_params) -> ::std::vec::Vec<::raya::ObjectRef<#elem>> {
-                ::raya::__private::submit_many(&__RAYA_FUNCTION, &self.0, #into_args, n)
+            /// Submits the task asking for `__num_returns` return values: the returned vector is
+            /// split into that many objects (its length must match).
+            pub fn remote_split(self, __num_returns: u32, #sig_params) -> ::std::vec::Vec<::raya::ObjectRef<#elem>> {
+                ::raya::__private::submit_many(&__RAYA_FUNCTION, &self.0, #into_args, __num_returns)
                     .into_iter()
                     .map(::raya::__private::typed)
                     .collect()
@@ -365,9 +365,9 @@ fn remote_fn(opts: Opts, f: ItemFn) -> syn::Result<Ts> {
     });
     let split_free = if split.is_some() {
         Some(quote! {
-            /// Submits the task with its default options, asking for `n` return values.
-            pub fn remote_split(n: u32, #sig_params) -> ::std::vec::Vec<::raya::ObjectRef<<#ok_ty as ::core::iter::IntoIterator>::Item>> {
-                options().remote_split(n, #(#user_names),*)
+            /// Submits the task with its default options, asking for `__num_returns` return values.
+            pub fn remote_split(__num_returns: u32, #sig_params) -> ::std::vec::Vec<::raya::ObjectRef<<#ok_ty as ::core::iter::IntoIterator>::Item>> {
+                options().remote_split(__num_returns, #(#user_names),*)
             }
         })
     } else {

@@ -84,6 +84,7 @@ impl Fixture {
             None,
             TaskEventBuffer::new(1000),
             Arc::new(AtomicUsize::new(0)),
+            CancelFlags::default(),
         )
         .start();
         Fixture {

@@ -1,0 +1,458 @@
+//! Remote functions: submission, arguments, results, errors, retries, cancellation, resources.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use raya::prelude::*;
+use raya::{Error, TaskErrorKind};
+use raya_integration_tests::{config, eventually, with_raya};
+
+#[raya::remote]
+fn square(x: i64) -> i64 {
+    x * x
+}
+
+#[raya::remote]
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[raya::remote]
+fn concat(words: Vec<String>, sep: String) -> String {
+    words.join(&sep)
+}
+
+#[raya::remote]
+fn nothing() {}
+
+#[raya::remote(num_returns = 2)]
+fn div_mod(a: u64, b: u64) -> (u64, u64) {
+    (a / b, a % b)
+}
+
+#[raya::remote]
+fn digits(n: u64) -> Vec<u64> {
+    n.to_string()
+        .chars()
+        .map(|c| c as u64 - '0' as u64)
+        .collect()
+}
+
+#[raya::remote]
+async fn async_double(x: u32) -> u32 {
+    x * 2
+}
+
+#[raya::remote]
+fn fib(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let a = fib::remote(n - 1);
+    let b = fib::remote(n - 2);
+    raya::get(&a).unwrap() + raya::get(&b).unwrap()
+}
+
+#[raya::remote]
+fn sum_of_squares(n: i64) -> raya::Result<i64> {
+    let refs: Vec<ObjectRef<i64>> = (0..n).map(square::remote).collect();
+    Ok(raya::get_all(&refs)?.into_iter().sum())
+}
+
+#[derive(Debug)]
+struct MyError(String);
+impl std::fmt::Display for MyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "my error: {}", self.0)
+    }
+}
+
+#[raya::remote]
+fn fails(msg: String) -> Result<u32, MyError> {
+    Err(MyError(msg))
+}
+
+#[raya::remote(max_retries = 0)]
+fn panics(msg: String) -> u32 {
+    panic!("{msg}")
+}
+
+#[raya::remote]
+fn plus_one(x: u32) -> u32 {
+    x + 1
+}
+
+#[raya::remote]
+fn add_u64(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+#[raya::remote]
+fn relay(x: ObjectRef<u32>) -> raya::Result<u32> {
+    raya::get(&x)
+}
+
+static FLAKY_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[raya::remote(max_retries = 3, retry_exceptions = true)]
+fn flaky_with_retries() -> Result<usize, String> {
+    let n = FLAKY_CALLS.fetch_add(1, Ordering::SeqCst);
+    if n < 2 {
+        Err(format!("attempt {n} failed"))
+    } else {
+        Ok(n)
+    }
+}
+
+static FLAKY_NO_RETRY: AtomicUsize = AtomicUsize::new(0);
+
+#[raya::remote(max_retries = 3)]
+fn flaky_without_retry_exceptions() -> Result<usize, String> {
+    let n = FLAKY_NO_RETRY.fetch_add(1, Ordering::SeqCst);
+    Err(format!("attempt {n} failed"))
+}
+
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static MAX_RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+#[raya::remote]
+fn occupy(ms: u64) {
+    let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+    MAX_RUNNING.fetch_max(now, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(ms));
+    RUNNING.fetch_sub(1, Ordering::SeqCst);
+}
+
+#[raya::remote]
+fn sleeper(ms: u64) -> u64 {
+    let mut slept = 0;
+    while slept < ms && !raya::is_cancelled() {
+        std::thread::sleep(Duration::from_millis(5));
+        slept += 5;
+    }
+    slept
+}
+
+#[raya::remote]
+fn whoami() -> (Option<raya::TaskId>, Option<raya::WorkerId>) {
+    let ctx = raya::runtime_context().unwrap();
+    (ctx.task_id, ctx.worker_id)
+}
+
+#[raya::remote(resources(sensor = 1))]
+fn read_sensor() -> u32 {
+    7
+}
+
+#[raya::remote]
+fn trivial() -> u8 {
+    1
+}
+
+#[test]
+fn tasks_return_values_and_accept_refs() {
+    with_raya(config(2), || {
+        assert_eq!(square::remote(4).get().unwrap(), 16);
+        let three = raya::put(3i64).unwrap();
+        assert_eq!(raya::get(&add::remote(&three, 4)).unwrap(), 7);
+        // Chained without waiting: the second task runs when the first one's result is ready.
+        let chained = add::remote(square::remote(3), square::remote(4));
+        assert_eq!(raya::get(&chained).unwrap(), 25);
+        let words = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(raya::get(&concat::remote(words, "-")).unwrap(), "a-b");
+        raya::get(&nothing::remote()).unwrap();
+    });
+}
+
+#[test]
+fn multiple_returns_and_splits() {
+    with_raya(config(2), || {
+        let (q, r) = div_mod::remote(17, 5);
+        assert_eq!((q.get().unwrap(), r.get().unwrap()), (3, 2));
+        let whole = digits::remote(405);
+        assert_eq!(whole.get().unwrap(), vec![4, 0, 5]);
+        let parts = digits::remote_split(3, 405);
+        assert_eq!(raya::get_all(&parts).unwrap(), vec![4, 0, 5]);
+        let wrong = digits::remote_split(2, 405);
+        let e = raya::get(&wrong[0]).unwrap_err();
+        assert!(e.to_string().contains("asked for 2 returns"), "{e}");
+    });
+}
+
+#[test]
+fn async_functions_run_as_tasks() {
+    with_raya(config(2), || {
+        let refs: Vec<_> = (0..20).map(async_double::remote).collect();
+        assert_eq!(
+            raya::get_all(&refs).unwrap(),
+            (0..20).map(|x| x * 2).collect::<Vec<_>>()
+        );
+    });
+}
+
+#[test]
+fn nested_fan_out_does_not_deadlock_on_two_cpus() {
+    with_raya(config(2), || {
+        // fib(15) submits about 2,000 tasks, most of them blocked in `get` on their children.
+        assert_eq!(raya::get(&fib::remote(15)).unwrap(), 610);
+        assert_eq!(
+            raya::get(&sum_of_squares::remote(50)).unwrap(),
+            (0..50).map(|x| x * x).sum()
+        );
+    });
+}
+
+#[test]
+fn errors_are_values_with_a_chain() {
+    with_raya(config(2), || {
+        let e = raya::get(&fails::remote("bad input")).unwrap_err();
+        let te = e.task_error().expect("a task error");
+        assert_eq!(te.kind, TaskErrorKind::Application);
+        assert_eq!(te.message, "my error: bad input");
+        assert!(te.chain[0].function.ends_with("tasks::fails"));
+
+        let p = panics::remote("boom");
+        let e = raya::get(&p).unwrap_err();
+        assert_eq!(e.task_error_kind(), Some(TaskErrorKind::Panic));
+        assert!(e.to_string().contains("boom"), "{e}");
+
+        // A dependent fails with the same error, its frame appended.
+        let dep = plus_one::remote(p.clone());
+        let dep2 = plus_one::remote(dep);
+        let e = raya::get(&dep2).unwrap_err();
+        let te = e.task_error().unwrap();
+        assert_eq!(te.kind, TaskErrorKind::Panic);
+        let chain: Vec<&str> = te
+            .chain
+            .iter()
+            .map(|f| f.function.rsplit("::").next().unwrap())
+            .collect();
+        assert_eq!(chain, ["panics", "plus_one", "plus_one"]);
+        // A task that reads the failed object itself passes the chain on too.
+        let e = raya::get(&relay::remote(p)).unwrap_err();
+        let chain: Vec<&str> = e
+            .task_error()
+            .unwrap()
+            .chain
+            .iter()
+            .map(|f| f.function.rsplit("::").next().unwrap())
+            .collect();
+        assert_eq!(chain, ["panics", "relay"]);
+    });
+}
+
+#[test]
+fn application_errors_are_retried_only_with_retry_exceptions() {
+    with_raya(config(2), || {
+        assert_eq!(raya::get(&flaky_with_retries::remote()).unwrap(), 2);
+        assert_eq!(FLAKY_CALLS.load(Ordering::SeqCst), 3);
+        let e = raya::get(&flaky_without_retry_exceptions::remote()).unwrap_err();
+        assert!(e.to_string().contains("attempt 0 failed"), "{e}");
+        assert_eq!(
+            FLAKY_NO_RETRY.load(Ordering::SeqCst),
+            1,
+            "no retry without retry_exceptions"
+        );
+        // Per call: retry_exceptions switched on.
+        FLAKY_NO_RETRY.store(0, Ordering::SeqCst);
+        let r = flaky_without_retry_exceptions::options()
+            .retry_exceptions(true)
+            .max_retries(2)
+            .remote();
+        let e = raya::get(&r).unwrap_err();
+        assert!(e.to_string().contains("attempt 2 failed"), "{e}");
+        assert_eq!(FLAKY_NO_RETRY.load(Ordering::SeqCst), 3);
+    });
+}
+
+#[test]
+fn resources_limit_concurrency() {
+    with_raya(config(2), || {
+        RUNNING.store(0, Ordering::SeqCst);
+        MAX_RUNNING.store(0, Ordering::SeqCst);
+        let refs: Vec<_> = (0..8).map(|_| occupy::remote(30)).collect();
+        raya::get_all(&refs).unwrap();
+        assert_eq!(
+            MAX_RUNNING.load(Ordering::SeqCst),
+            2,
+            "two CPUs, one CPU per task"
+        );
+
+        MAX_RUNNING.store(0, Ordering::SeqCst);
+        let refs: Vec<_> = (0..4)
+            .map(|_| occupy::options().num_cpus(2.0).remote(20))
+            .collect();
+        raya::get_all(&refs).unwrap();
+        assert_eq!(
+            MAX_RUNNING.load(Ordering::SeqCst),
+            1,
+            "2-CPU tasks run one at a time"
+        );
+
+        MAX_RUNNING.store(0, Ordering::SeqCst);
+        let refs: Vec<_> = (0..6)
+            .map(|_| occupy::options().num_cpus(0.5).remote(30))
+            .collect();
+        raya::get_all(&refs).unwrap();
+        assert_eq!(
+            MAX_RUNNING.load(Ordering::SeqCst),
+            4,
+            "half-CPU tasks run four at a time"
+        );
+    });
+}
+
+#[test]
+fn infeasible_requests_fail_with_a_clear_error() {
+    with_raya(config(2).resource("sensor", 1.0), || {
+        let too_big = square::options().num_cpus(3.0).remote(2);
+        let e = raya::get_timeout(&too_big, Duration::from_secs(30)).unwrap_err();
+        assert_eq!(e.task_error_kind(), Some(TaskErrorKind::Infeasible), "{e}");
+        assert!(e.to_string().contains("CPU short by 1"), "{e}");
+
+        let gpu = square::options().num_gpus(1.0).remote(2);
+        let e = raya::get_timeout(&gpu, Duration::from_secs(30)).unwrap_err();
+        assert!(e.to_string().contains("GPU"), "{e}");
+
+        let unknown = square::options().resource("tpu", 1.0).remote(2);
+        let e = raya::get_timeout(&unknown, Duration::from_secs(30)).unwrap_err();
+        assert!(e.to_string().contains("tpu"), "{e}");
+
+        assert_eq!(
+            raya::get(&read_sensor::remote()).unwrap(),
+            7,
+            "a custom resource the node has"
+        );
+        let bad = square::options().num_cpus(-1.0).remote(2);
+        let e = raya::get(&bad).unwrap_err();
+        assert_eq!(
+            e.task_error_kind(),
+            Some(TaskErrorKind::InvalidOptions),
+            "{e}"
+        );
+    });
+}
+
+#[test]
+fn cancelling_reports_cancellation_to_dependents() {
+    with_raya(config(1), || {
+        // One CPU: the first sleeper runs, the second waits in the queue.
+        let running = sleeper::remote(10_000);
+        let queued = sleeper::remote(10_000);
+        assert!(eventually(Duration::from_secs(10), || {
+            raya::available_resources()
+                .unwrap()
+                .get("CPU")
+                .copied()
+                .unwrap_or(0.0)
+                == 0.0
+        }));
+        let after = add_u64::remote(queued.clone(), 1);
+        raya::cancel(&queued, false).unwrap();
+        let e = raya::get(&queued).unwrap_err();
+        assert!(e.is_cancelled(), "{e}");
+        let e = raya::get(&after).unwrap_err();
+        assert!(
+            e.is_cancelled(),
+            "a dependent of a cancelled task reports cancellation: {e}"
+        );
+        // A running task sees the flag and its result is reported as cancelled at once.
+        raya::cancel(&running, true).unwrap();
+        let e = raya::get(&running).unwrap_err();
+        assert!(e.is_cancelled(), "{e}");
+        // Cancelling a finished task changes nothing.
+        let done = square::remote(2);
+        assert_eq!(raya::get(&done).unwrap(), 4);
+        raya::cancel(&done, false).unwrap();
+        assert_eq!(raya::get(&done).unwrap(), 4);
+        // A put is not a task.
+        assert!(matches!(
+            raya::cancel(&raya::put(1u8).unwrap(), false),
+            Err(Error::InvalidArgument(_))
+        ));
+    });
+}
+
+#[test]
+fn functions_can_be_called_by_name() {
+    with_raya(config(2), || {
+        let r: ObjectRef<i64> = raya::FunctionCall::new(square::NAME)
+            .arg(5i64)
+            .remote()
+            .unwrap();
+        assert_eq!(raya::get(&r).unwrap(), 25);
+        let e = raya::FunctionCall::new("nope::missing")
+            .arg(5i64)
+            .remote::<i64>()
+            .unwrap_err();
+        assert_eq!(e, Error::UnknownFunction("nope::missing".into()));
+        assert!(e.to_string().contains("nope::missing"));
+        // The wrong argument type is caught when the task runs.
+        let r: ObjectRef<i64> = raya::FunctionCall::new(square::NAME)
+            .arg(5i32)
+            .remote()
+            .unwrap();
+        let e = raya::get(&r).unwrap_err();
+        assert_eq!(e.task_error_kind(), Some(TaskErrorKind::ArgumentType));
+        assert!(e.to_string().contains("expected i64, found i32"), "{e}");
+        // The wrong result type is caught when it is read.
+        let r: ObjectRef<String> = raya::FunctionCall::new(square::NAME)
+            .arg(5i64)
+            .remote()
+            .unwrap();
+        assert!(matches!(raya::get(&r), Err(Error::TypeMismatch { .. })));
+    });
+}
+
+#[test]
+fn tasks_see_their_runtime_context() {
+    with_raya(config(2), || {
+        let r = whoami::remote();
+        let (task, worker) = raya::get(&r).unwrap();
+        assert_eq!(task, Some(r.id().task));
+        assert!(worker.is_some());
+        let ctx = raya::runtime_context().unwrap();
+        assert_eq!(ctx.task_id, None);
+        assert!(ctx.namespace.starts_with("anonymous-job-"));
+    });
+}
+
+#[test]
+fn a_hundred_thousand_tasks_submitted_at_once_complete() {
+    with_raya(config(2), || {
+        let refs: Vec<ObjectRef<u8>> = (0..100_000).map(|_| trivial::remote()).collect();
+        let results = raya::get_all(&refs).unwrap();
+        assert_eq!(results.len(), 100_000);
+        assert!(results.iter().all(|r| *r == 1));
+    });
+}
+
+#[test]
+fn task_records_reach_the_gcs() {
+    static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    with_raya(config(2), || {
+        raya::get(&square::remote(9)).unwrap();
+        let _ = raya::get(&panics::remote("recorded"));
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                let tasks = raya::list_tasks(1000).unwrap();
+                let finished = tasks
+                    .iter()
+                    .any(|t| t.name.ends_with("::square") && t.state == raya::TaskState::Finished);
+                let failed = tasks.iter().any(|t| {
+                    t.name.ends_with("::panics")
+                        && t.state == raya::TaskState::Failed
+                        && t.error.as_deref().is_some_and(|e| e.contains("recorded"))
+                });
+                *SEEN.lock().unwrap() = tasks
+                    .iter()
+                    .map(|t| format!("{} {:?}", t.name, t.state))
+                    .collect();
+                finished && failed
+            }),
+            "{:?}",
+            SEEN.lock().unwrap()
+        );
+    });
+}
