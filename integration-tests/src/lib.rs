@@ -16,6 +16,12 @@ impl Drop for Stop {
 /// Runs `f` with Raya started on `config`, then shuts Raya down (even when `f` panics). Tests of
 /// one binary take turns: a process runs one Raya at a time.
 pub fn with_raya<R>(config: raya::Config, f: impl FnOnce() -> R) -> R {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     raya::init(config).expect("raya::init");
     let _stop = Stop;

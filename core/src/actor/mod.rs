@@ -18,7 +18,7 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use raya_common::{
     ActorId, NodeId, Object, ObjectId, ResourceSet, TaskError, TaskErrorKind, TaskId,
@@ -143,9 +143,12 @@ impl<A> ActorCell<A> {
 
     /// Shared access (for `&self` methods).
     pub fn read(&self) -> std::result::Result<ActorRef<'_, A>, TaskError> {
+        // The host runs calls so that this never waits; a panic in an earlier call may have
+        // poisoned the lock, which is harmless (the actor was restarted since).
         let g = match self.state.try_read() {
             Ok(g) => g,
-            Err(_) => self.state.read().unwrap_or_else(|p| p.into_inner()),
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => self.state.read().unwrap_or_else(|p| p.into_inner()),
         };
         if g.is_none() {
             return Err(Self::not_alive());
@@ -157,7 +160,8 @@ impl<A> ActorCell<A> {
     pub fn write(&self) -> std::result::Result<ActorMut<'_, A>, TaskError> {
         let g = match self.state.try_write() {
             Ok(g) => g,
-            Err(_) => self.state.write().unwrap_or_else(|p| p.into_inner()),
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => self.state.write().unwrap_or_else(|p| p.into_inner()),
         };
         if g.is_none() {
             return Err(Self::not_alive());
@@ -167,7 +171,10 @@ impl<A> ActorCell<A> {
 
     pub(crate) fn replace(&self, new: Option<A>) -> Option<A> {
         let mut g = self.state.write().unwrap_or_else(|p| p.into_inner());
-        std::mem::replace(&mut *g, new)
+        let old = std::mem::replace(&mut *g, new);
+        drop(g);
+        self.state.clear_poison();
+        old
     }
 }
 
