@@ -156,6 +156,23 @@ impl Value {
         }
     }
 
+    /// The value as an `Arc<T>`, consuming this handle (so the `Arc` is unique when this was the
+    /// only handle).
+    pub fn into_arc<T: Object>(self) -> Result<Arc<T>, ValueError> {
+        match self {
+            Value::Live(l) => {
+                let found = (l.vtable.type_name)();
+                l.data
+                    .downcast::<T>()
+                    .map_err(|_| ValueError::TypeMismatch {
+                        expected: std::any::type_name::<T>(),
+                        found: found.to_string(),
+                    })
+            }
+            Value::Bytes(b) => Ok(Arc::new(codec::decode::<T>(&b)?)),
+        }
+    }
+
     /// A reference to a live value of type `T`.
     pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
         match self {

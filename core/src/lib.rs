@@ -88,8 +88,8 @@ pub use config::Config;
 pub use context::{RuntimeContext, is_cancelled, runtime_context};
 pub use error::{Error, Result};
 pub use object::{
-    GetFuture, ObjectRef, cancel, get, get_all, get_all_async, get_all_timeout, get_arc, get_async,
-    get_timeout, get_timeout_async, put, put_arc, try_put, wait, wait_async,
+    GetFuture, ObjectRef, ReadyPending, cancel, get, get_all, get_all_async, get_all_timeout,
+    get_arc, get_async, get_timeout, get_timeout_async, put, put_arc, try_put, wait, wait_async,
 };
 pub use raya_cluster::gcs::actors::{ActorInfo, ActorState};
 pub use raya_cluster::gcs::nodes::{NodeInfo, NodeState};
@@ -100,7 +100,7 @@ pub use raya_common::{
 };
 pub use raya_macros::{actor, remote};
 pub use raya_scheduler::SchedulingStrategy;
-pub use raya_store::StoreStats;
+pub use raya_store::{StoreError, StoreStats};
 pub use runtime::{init, is_initialized, session_dir, shutdown};
 pub use task::{FunctionCall, TaskBuilder, TaskOptions};
 

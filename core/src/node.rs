@@ -24,7 +24,7 @@ impl Handler<WorkerCommand> for NodeManager {
         let WorkerCommand::Execute(spec) = cmd else {
             return;
         };
-        let TaskKind::ActorCreation { actor, .. } = spec.kind else {
+        let TaskKind::ActorCreation { actor, .. } = spec.kind.clone() else {
             tracing::error!(task = %spec.task_id, "node manager given a task that creates no actor");
             return;
         };

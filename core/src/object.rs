@@ -148,11 +148,11 @@ pub fn try_put<T: Object>(value: T) -> std::result::Result<ObjectRef<T>, (Error,
     match rt.store.put(id, Value::new(value)) {
         Ok(r) => Ok(ObjectRef::from_raw(r)),
         Err((e, v)) => {
-            let back: Arc<T> = v
-                .to_arc()
-                .expect("the store hands back the value it was given");
-            let back = Arc::try_unwrap(back)
-                .unwrap_or_else(|_| unreachable!("nobody else holds the value"));
+            let back = v
+                .into_arc::<T>()
+                .ok()
+                .and_then(|a| Arc::try_unwrap(a).ok())
+                .expect("the store hands back the unique value it was given");
             Err((Error::Store(e), back))
         }
     }
@@ -268,11 +268,7 @@ fn check_wait_args<T>(refs: &[ObjectRef<T>], num_returns: usize) -> Result<()> {
     Ok(())
 }
 
-fn split_ready<T>(
-    store: &StoreCore,
-    refs: &[ObjectRef<T>],
-    num_returns: usize,
-) -> (Vec<ObjectRef<T>>, Vec<ObjectRef<T>>) {
+fn split_ready<T>(store: &StoreCore, refs: &[ObjectRef<T>], num_returns: usize) -> ReadyPending<T> {
     let mut ready = Vec::new();
     let mut pending = Vec::new();
     for r in refs {
@@ -300,7 +296,7 @@ pub fn wait<T>(
     refs: &[ObjectRef<T>],
     num_returns: usize,
     timeout: Option<Duration>,
-) -> Result<(Vec<ObjectRef<T>>, Vec<ObjectRef<T>>)> {
+) -> Result<ReadyPending<T>> {
     check_wait_args(refs, num_returns)?;
     let rt = runtime()?;
     let raws: Vec<&RawRef> = refs.iter().map(|r| &r.raw).collect();
@@ -341,6 +337,9 @@ pub fn cancel<T>(r: &ObjectRef<T>, force: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// What `wait` returns: the ready references and the pending ones, each in input order.
+pub type ReadyPending<T> = (Vec<ObjectRef<T>>, Vec<ObjectRef<T>>);
 
 /// A future waiting for objects in the store; registers its waker with each pending one.
 struct WaitReady {
@@ -491,7 +490,7 @@ pub async fn wait_async<T>(
     refs: &[ObjectRef<T>],
     num_returns: usize,
     timeout: Option<Duration>,
-) -> Result<(Vec<ObjectRef<T>>, Vec<ObjectRef<T>>)> {
+) -> Result<ReadyPending<T>> {
     check_wait_args(refs, num_returns)?;
     let raws: Vec<RawRef> = refs.iter().map(|r| r.raw.clone()).collect();
     WaitReady::new(raws, num_returns, timeout).await?;

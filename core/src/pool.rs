@@ -52,7 +52,9 @@ impl ExecPool {
     pub(crate) fn execute(&self, job: impl FnOnce() + Send + 'static) {
         let mut st = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
         st.jobs.push_back(Box::new(job));
-        if st.idle > 0 {
+        // Idle threads that were notified but have not yet taken a job still count as idle:
+        // start a thread whenever queued jobs outnumber them.
+        if st.idle >= st.jobs.len() {
             drop(st);
             self.inner.cv.notify_one();
         } else if st.threads < self.inner.max_threads {
@@ -141,6 +143,32 @@ mod tests {
         assert_eq!(done_rx.recv_timeout(Duration::from_secs(10)).unwrap(), 5);
         for _ in 0..4 {
             release_tx.send(()).unwrap();
+        }
+        pool.shutdown();
+    }
+
+    #[test]
+    fn jobs_queued_together_each_get_a_thread() {
+        // Warm one idle thread, then queue four jobs at once that all wait for each other.
+        let pool = ExecPool::new(8, Duration::from_secs(5));
+        let (tx, rx) = mpsc::channel();
+        pool.execute(move || tx.send(()).unwrap());
+        rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let (done_tx, done_rx) = mpsc::channel();
+        for _ in 0..4 {
+            let b = Arc::clone(&barrier);
+            let tx = done_tx.clone();
+            pool.execute(move || {
+                b.wait();
+                tx.send(()).unwrap();
+            });
+        }
+        for _ in 0..4 {
+            done_rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("all four jobs ran at once");
         }
         pool.shutdown();
     }

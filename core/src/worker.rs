@@ -186,7 +186,7 @@ impl Handler<WorkerCommand> for Worker {
     type Result = ();
     fn handle(&mut self, cmd: WorkerCommand, ctx: &mut Context<Self>) {
         match cmd {
-            WorkerCommand::Execute(spec) => self.execute(spec, ctx),
+            WorkerCommand::Execute(spec) => self.execute(*spec, ctx),
             WorkerCommand::Cancel { task_id, force } => {
                 if let Some(cur) = &mut self.current
                     && cur.task_id == task_id

@@ -52,7 +52,7 @@ pub trait WorkerFactory: Send {
 #[rtype(result = "()")]
 pub enum WorkerCommand {
     /// Run a task.
-    Execute(TaskSpec),
+    Execute(Box<TaskSpec>),
     /// Cancel the task it runs: async tasks are dropped at their next await point when `force`;
     /// every task sees [`WorkerCommand::Cancel`] through its cancellation flag.
     Cancel {
@@ -468,9 +468,11 @@ impl LocalScheduler {
                             .update(spec.task_id, spec.attempt, |e| e.worker = Some(w));
                         let slot = self.workers.get_mut(&w).expect("taken worker exists");
                         slot.busy = true;
-                        slot.mailbox.do_send(WorkerCommand::Execute(spec));
+                        slot.mailbox.do_send(WorkerCommand::Execute(Box::new(spec)));
                     }
-                    None => self.actor_creator.do_send(WorkerCommand::Execute(spec)),
+                    None => self
+                        .actor_creator
+                        .do_send(WorkerCommand::Execute(Box::new(spec))),
                 }
             }
         }

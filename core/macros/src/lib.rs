@@ -174,7 +174,7 @@ impl Params {
         quote! { #( #n: impl ::raya::IntoArg<#t> ),* }
     }
 
-    fn into_args(&self) -> Ts {
+    fn arg_list(&self) -> Ts {
         let n = &self.user_names;
         quote! { ::std::vec![ #( ::raya::IntoArg::into_arg(#n) ),* ] }
     }
@@ -230,13 +230,15 @@ fn remote_fn(opts: Opts, f: ItemFn) -> syn::Result<Ts> {
 
     let name = match &opts.name {
         Some(l) => quote! { #l },
-        None => quote! { ::core::module_path!() },
+        None => {
+            quote! { ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)) }
+        }
     };
     let call_args = &p.names;
     let call = if is_async {
-        quote! { super::#ident(#(#call_args),*).await }
+        quote! { #ident(#(#call_args),*).await }
     } else {
-        quote! { super::#ident(#(#call_args),*) }
+        quote! { #ident(#(#call_args),*) }
     };
     let ok_ty = &ret.ok;
     let split_elem = if n == 1 {
@@ -326,9 +328,8 @@ fn remote_fn(opts: Opts, f: ItemFn) -> syn::Result<Ts> {
         out
     };
     let sig_params = p.signature();
-    let into_args = p.into_args();
-    let doc_remote =
-        format!("Submits [`{ident}`](fn@super::{ident}) as a task with its default options.");
+    let into_args = p.arg_list();
+    let doc_remote = format!("Submits [`{ident}`](fn@{ident}) as a task with its default options.");
     let (ret_ty, submit) = if n == 1 {
         (
             quote! { ::raya::ObjectRef<#ok_ty> },
@@ -367,33 +368,30 @@ fn remote_fn(opts: Opts, f: ItemFn) -> syn::Result<Ts> {
         Some(quote! {
             /// Submits the task with its default options, asking for `__num_returns` return values.
             pub fn remote_split(__num_returns: u32, #sig_params) -> ::std::vec::Vec<::raya::ObjectRef<<#ok_ty as ::core::iter::IntoIterator>::Item>> {
-                options().remote_split(__num_returns, #(#user_names),*)
+                Self::options().remote_split(__num_returns, #(#user_names),*)
             }
         })
     } else {
         None
     };
-    let mod_doc = format!(
-        "The remote form of [`{ident}`](fn@{ident}): `{ident}::remote(..)` runs it as a task."
+    let struct_doc = format!(
+        "The remote form of [`{ident}`](fn@{ident}): `{ident}::remote(..)` runs it as a task; \
+         `{ident}::options()` sets per-call options first."
     );
     Ok(quote! {
         #f
 
-        #[doc = #mod_doc]
-        #[allow(non_snake_case, clippy::all)]
-        #vis mod #ident {
-            #[allow(unused_imports)]
-            use super::*;
+        #[doc = #struct_doc]
+        #[allow(non_camel_case_types)]
+        #vis struct #ident {}
 
-            /// The name the function is registered under.
-            pub const NAME: &str = #name;
-
+        const _: () = {
             #invoke
 
             #[::raya::__private::linkme::distributed_slice(::raya::__private::REMOTE_FUNCTIONS)]
             #[linkme(crate = ::raya::__private::linkme)]
             static __RAYA_FUNCTION: ::raya::__private::FunctionEntry = ::raya::__private::FunctionEntry {
-                name: NAME,
+                name: #ident::NAME,
                 num_returns: #n,
                 invoke: #invoke_kind,
             };
@@ -415,20 +413,26 @@ fn remote_fn(opts: Opts, f: ItemFn) -> syn::Result<Ts> {
                 #split
             }
 
-            /// The function's default options (from its attribute), to change per call.
-            pub fn options() -> Options {
-                #[allow(unused_mut)]
-                let mut __o = ::raya::TaskOptions::default();
-                #assigns
-                Options(__o)
-            }
+            #[allow(clippy::all)]
+            impl #ident {
+                /// The name the function is registered under.
+                pub const NAME: &'static str = #name;
 
-            #[doc = #doc_remote]
-            pub fn remote(#sig_params) -> #ret_ty {
-                options().remote(#(#user_names),*)
+                /// The function's default options (from its attribute), to change per call.
+                pub fn options() -> Options {
+                    #[allow(unused_mut)]
+                    let mut __o = ::raya::TaskOptions::default();
+                    #assigns
+                    Options(__o)
+                }
+
+                #[doc = #doc_remote]
+                pub fn remote(#sig_params) -> #ret_ty {
+                    Self::options().remote(#(#user_names),*)
+                }
+                #split_free
             }
-            #split_free
-        }
+        };
     })
 }
 
@@ -516,6 +520,7 @@ fn actor_struct(opts: Opts, ident: &syn::Ident, generics: &syn::Generics) -> syn
         assigns.extend(quote! { __o.resources.push((#k.to_string(), (#v) as f64)); });
     }
     Ok(quote! {
+        #[allow(clippy::all)]
         impl ::raya::Actor for #ident {
             fn default_options() -> ::raya::ActorOptions {
                 #[allow(unused_mut)]
@@ -604,8 +609,7 @@ fn actor_impl(imp: ItemImpl) -> syn::Result<Ts> {
     };
     let ctor_takes = cp.takes();
     let ctor_sig = cp.signature();
-    let ctor_args = cp.into_args();
-    let module = format_ident!("__raya_actor_{}", ty_name);
+    let ctor_args = cp.arg_list();
     let has_async = methods.iter().any(|(m, _)| m.sig.asyncness.is_some());
 
     let mut handle_methods = Ts::new();
@@ -661,7 +665,7 @@ fn actor_impl(imp: ItemImpl) -> syn::Result<Ts> {
             }
         };
         let sig_params = p.signature();
-        let into_args = p.into_args();
+        let into_args = p.arg_list();
         let doc = format!(
             "Calls [`{ty_name}::{name}`] on the actor; the result goes to the returned object."
         );
@@ -671,6 +675,7 @@ fn actor_impl(imp: ItemImpl) -> syn::Result<Ts> {
         };
         handle_methods.extend(quote! {
             #[doc = #doc]
+            #[allow(dead_code)]
             #vis fn #name(&self, #sig_params) -> ::raya::ObjectRef<#ok_ty> {
                 self.0.call(
                     ::raya::__private::Method { name: #label, kind: #kind },
@@ -680,19 +685,10 @@ fn actor_impl(imp: ItemImpl) -> syn::Result<Ts> {
         });
     }
 
-    let class_doc = format!(
-        "Handle methods and options of the `{ty_name}` actor (generated by `#[raya::actor]`)."
-    );
     Ok(quote! {
         #imp
 
-        #[doc = #class_doc]
-        #[doc(hidden)]
-        #[allow(non_snake_case, non_camel_case_types, clippy::all)]
-        pub mod #module {
-            #[allow(unused_imports)]
-            use super::*;
-
+        const _: () = {
             /// The methods an `ActorHandle` of this actor exposes.
             pub struct Methods(::raya::__private::HandleRef<#self_ty>);
 
@@ -714,13 +710,14 @@ fn actor_impl(imp: ItemImpl) -> syn::Result<Ts> {
                 }
             }
 
+            #[allow(clippy::all)]
             impl Methods {
                 #handle_methods
             }
 
             /// Options of one actor creation: set them with `raya::ActorBuilder` methods, then
             /// call `remote`.
-            pub struct Options(pub(super) ::raya::ActorOptions);
+            pub struct Options(::raya::ActorOptions);
 
             impl ::raya::ActorBuilder for Options {
                 fn actor_options(&mut self) -> &mut ::raya::ActorOptions {
@@ -741,32 +738,32 @@ fn actor_impl(imp: ItemImpl) -> syn::Result<Ts> {
             static __RAYA_CLASS: ::raya::__private::ActorClassEntry = ::raya::__private::ActorClassEntry {
                 name: <#self_ty as ::raya::__private::ActorClass>::CLASS_NAME,
             };
-        }
 
-        impl ::raya::__private::ActorClass for #self_ty {
-            const CLASS_NAME: &'static str = ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ty_name));
-            const HAS_ASYNC_METHODS: bool = #has_async;
-            type Methods = #module::Methods;
-            fn construct(__args: &mut ::raya::__private::Args) -> ::core::result::Result<Self, ::raya::TaskError> {
-                #ctor_takes
-                #ctor_body
-            }
-        }
-
-        impl #self_ty {
-            /// Creates the actor with its default options and returns its handle. A creation
-            /// error is reported by `handle.ready()` and by every call.
-            pub fn remote(#ctor_sig) -> ::raya::ActorHandle<#self_ty> {
-                ::raya::__private::create_or_dead::<#self_ty>(
-                    <#self_ty as ::raya::Actor>::default_options(),
-                    #ctor_args,
-                )
+            impl ::raya::__private::ActorClass for #self_ty {
+                const CLASS_NAME: &'static str = ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ty_name));
+                const HAS_ASYNC_METHODS: bool = #has_async;
+                type Methods = Methods;
+                fn construct(__args: &mut ::raya::__private::Args) -> ::core::result::Result<Self, ::raya::TaskError> {
+                    #ctor_takes
+                    #ctor_body
+                }
             }
 
-            /// The actor's default options, to change before `remote`.
-            pub fn options() -> #module::Options {
-                #module::Options(<#self_ty as ::raya::Actor>::default_options())
+            impl #self_ty {
+                /// Creates the actor with its default options and returns its handle. A creation
+                /// error is reported by `handle.ready()` and by every call.
+                pub fn remote(#ctor_sig) -> ::raya::ActorHandle<#self_ty> {
+                    ::raya::__private::create_or_dead::<#self_ty>(
+                        <#self_ty as ::raya::Actor>::default_options(),
+                        #ctor_args,
+                    )
+                }
+
+                /// The actor's default options, to change before `remote`.
+                pub fn options() -> Options {
+                    Options(<#self_ty as ::raya::Actor>::default_options())
+                }
             }
-        }
+        };
     })
 }

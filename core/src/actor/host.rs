@@ -84,7 +84,7 @@ impl<A: 'static> Message for ActorCall<A> {
 #[rtype(result = "()")]
 pub(crate) enum HostControl {
     /// The scheduler placed the actor: run the constructor.
-    Construct(TaskSpec),
+    Construct(Box<TaskSpec>),
     /// Kill the actor, restarting it when allowed and asked.
     Kill { no_restart: bool },
     /// Cancel a queued or running call.
@@ -284,7 +284,7 @@ fn run_sync<A: ActorClass>(
     env: &CallEnv<A>,
     mut call: ActorCall<A>,
     cancel: Arc<AtomicBool>,
-) -> std::result::Result<(), (ActorCall<A>, String)> {
+) -> std::result::Result<(), Box<(ActorCall<A>, String)>> {
     let _g = context::enter(Arc::new(ExecCtx {
         task_id: call.task_id,
         actor: Some(env.id),
@@ -321,7 +321,7 @@ fn run_sync<A: ActorClass>(
             finish_call(&env.rt, env.id, call.meta(), output);
             Ok(())
         }
-        Err(p) => Err((call, panic_message(p))),
+        Err(p) => Err(Box::new((call, panic_message(p)))),
     }
 }
 
@@ -630,7 +630,7 @@ impl<A: ActorClass> ActorHost<A> {
                 match run_sync(&env, call, cancel) {
                     Ok(()) => done.push(id),
                     Err(c) => {
-                        crashed = Some(c);
+                        crashed = Some(*c);
                         break;
                     }
                 }
@@ -902,7 +902,7 @@ impl<A: ActorClass> Handler<HostControl> for ActorHost<A> {
         match m {
             HostControl::Construct(spec) => {
                 if matches!(self.status, Status::Creating) {
-                    self.ctor_args = spec.args;
+                    self.ctor_args = spec.args.clone();
                     self.construct(ctx);
                 } else {
                     self.rt.scheduler().do_send(TaskDone {

@@ -21,7 +21,7 @@ impl Handler<WorkerCommand> for FakeWorker {
     type Result = ();
     fn handle(&mut self, cmd: WorkerCommand, _: &mut Context<Self>) {
         if let WorkerCommand::Execute(spec) = cmd {
-            self.log.lock().unwrap().push((self.id, spec));
+            self.log.lock().unwrap().push((self.id, *spec));
         }
     }
 }
