@@ -52,32 +52,49 @@ fn sum(
 /// # raya::shutdown();
 /// ```
 pub fn cluster_resources() -> Result<BTreeMap<String, f64>> {
-    Ok(sum(&nodes()?, |n| &n.resources_total))
+    blocking("cluster_resources", cluster_resources_async())
 }
 
-/// Free resources of the alive nodes, as of their last heartbeat (every 100 ms).
+/// The async form of [`cluster_resources`].
+pub async fn cluster_resources_async() -> Result<BTreeMap<String, f64>> {
+    Ok(sum(&nodes_async().await?, |n| &n.resources_total))
+}
+
+/// Free resources of the alive nodes, as of their last heartbeat (every 100 ms). Resources with
+/// nothing free are left out, as in Ray.
 pub fn available_resources() -> Result<BTreeMap<String, f64>> {
-    Ok(sum(&nodes()?, |n| &n.resources_available))
+    blocking("available_resources", available_resources_async())
+}
+
+/// The async form of [`available_resources`].
+pub async fn available_resources_async() -> Result<BTreeMap<String, f64>> {
+    Ok(sum(&nodes_async().await?, |n| &n.resources_available))
 }
 
 /// Live actors (and dead ones when `include_dead`) as the GCS records them.
 pub fn list_actors(include_dead: bool) -> Result<Vec<ActorInfo>> {
-    blocking("list_actors", async move {
-        Ok(runtime()?
-            .gcs()
-            .request(ListActors { include_dead })
-            .await?)
-    })
+    blocking("list_actors", list_actors_async(include_dead))
+}
+
+/// The async form of [`list_actors`].
+pub async fn list_actors_async(include_dead: bool) -> Result<Vec<ActorInfo>> {
+    Ok(runtime()?
+        .gcs()
+        .request(ListActors { include_dead })
+        .await?)
 }
 
 /// The most recent task records (flushed to the GCS once a second), newest last.
 pub fn list_tasks(limit: usize) -> Result<Vec<TaskEvent>> {
-    blocking("list_tasks", async move {
-        Ok(runtime()?
-            .gcs()
-            .request(ListTaskEvents { job: None, limit })
-            .await?)
-    })
+    blocking("list_tasks", list_tasks_async(limit))
+}
+
+/// The async form of [`list_tasks`].
+pub async fn list_tasks_async(limit: usize) -> Result<Vec<TaskEvent>> {
+    Ok(runtime()?
+        .gcs()
+        .request(ListTaskEvents { job: None, limit })
+        .await?)
 }
 
 /// Counters of this node's object store: objects held, bytes in memory, objects spilled.
@@ -86,56 +103,77 @@ pub fn object_store_stats() -> Result<StoreStats> {
 }
 
 /// The GCS key-value store, by namespace (Ray's internal KV).
+///
+/// ```
+/// # raya::init(raya::Config::default().num_cpus(1)).unwrap();
+/// assert!(raya::kv::put("app", b"mode", b"fast", false).unwrap());
+/// assert_eq!(raya::kv::get("app", b"mode").unwrap(), Some(b"fast".to_vec()));
+/// # raya::shutdown();
+/// ```
 pub mod kv {
     use super::*;
 
     /// Stores `value` under `key`; returns whether the key was new. An existing value is replaced
     /// only when `overwrite` is set.
     pub fn put(namespace: &str, key: &[u8], value: &[u8], overwrite: bool) -> Result<bool> {
+        blocking("kv::put", put_async(namespace, key, value, overwrite))
+    }
+
+    /// The async form of [`put`].
+    pub async fn put_async(
+        namespace: &str,
+        key: &[u8],
+        value: &[u8],
+        overwrite: bool,
+    ) -> Result<bool> {
         let m = KvPut {
             namespace: namespace.into(),
             key: key.into(),
             value: value.into(),
             overwrite,
         };
-        blocking(
-            "kv::put",
-            async move { Ok(runtime()?.gcs().request(m).await?) },
-        )
+        Ok(runtime()?.gcs().request(m).await?)
     }
 
     /// The value under `key`.
     pub fn get(namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        blocking("kv::get", get_async(namespace, key))
+    }
+
+    /// The async form of [`get`].
+    pub async fn get_async(namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let m = KvGet {
             namespace: namespace.into(),
             key: key.into(),
         };
-        blocking(
-            "kv::get",
-            async move { Ok(runtime()?.gcs().request(m).await?) },
-        )
+        Ok(runtime()?.gcs().request(m).await?)
     }
 
     /// Deletes `key`; returns whether it existed.
     pub fn delete(namespace: &str, key: &[u8]) -> Result<bool> {
+        blocking("kv::delete", delete_async(namespace, key))
+    }
+
+    /// The async form of [`delete`].
+    pub async fn delete_async(namespace: &str, key: &[u8]) -> Result<bool> {
         let m = KvDel {
             namespace: namespace.into(),
             key: key.into(),
         };
-        blocking("kv::delete", async move {
-            Ok(runtime()?.gcs().request(m).await?)
-        })
+        Ok(runtime()?.gcs().request(m).await?)
     }
 
     /// Keys starting with `prefix`, in order.
     pub fn keys(namespace: &str, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        blocking("kv::keys", keys_async(namespace, prefix))
+    }
+
+    /// The async form of [`keys`].
+    pub async fn keys_async(namespace: &str, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
         let m = KvKeys {
             namespace: namespace.into(),
             prefix: prefix.into(),
         };
-        blocking(
-            "kv::keys",
-            async move { Ok(runtime()?.gcs().request(m).await?) },
-        )
+        Ok(runtime()?.gcs().request(m).await?)
     }
 }

@@ -56,6 +56,9 @@
 
 #![warn(missing_docs)]
 
+// Lets the crate's own tests use `#[raya::remote]` and `#[raya::actor]`.
+extern crate self as raya;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
@@ -81,7 +84,8 @@ pub use actor::{
 };
 pub use args::{Args, IntoArg};
 pub use cluster::{
-    available_resources, cluster_resources, kv, list_actors, list_tasks, nodes, nodes_async,
+    available_resources, available_resources_async, cluster_resources, cluster_resources_async, kv,
+    list_actors, list_actors_async, list_tasks, list_tasks_async, nodes, nodes_async,
     object_store_stats,
 };
 pub use config::Config;

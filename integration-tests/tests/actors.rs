@@ -551,3 +551,54 @@ fn ten_thousand_actors_each_answer_a_call() {
         assert_eq!(values, (1..=10_000).collect::<Vec<_>>());
     });
 }
+
+#[raya::actor]
+struct Busy;
+
+#[raya::actor]
+impl Busy {
+    fn new() -> Self {
+        Busy
+    }
+    /// Works for up to `ms`, stopping early when cancelled; returns the time spent.
+    fn work(&self, ms: u64) -> u64 {
+        let mut spent = 0;
+        while spent < ms && !raya::is_cancelled() {
+            std::thread::sleep(Duration::from_millis(5));
+            spent += 5;
+        }
+        spent
+    }
+    fn whoami(&self) -> (Option<raya::ActorId>, Option<raya::TaskId>) {
+        let ctx = raya::runtime_context().unwrap();
+        (ctx.actor_id, ctx.task_id)
+    }
+}
+
+#[test]
+fn actor_calls_can_be_cancelled() {
+    with_raya(config(2), || {
+        let b = Busy::remote();
+        let running = b.work(10_000);
+        let queued = b.work(10);
+        raya::cancel(&queued, false).unwrap();
+        let e = raya::get(&queued).unwrap_err();
+        assert!(e.is_cancelled(), "{e}");
+        raya::cancel(&running, false).unwrap();
+        let e = raya::get(&running).unwrap_err();
+        assert!(e.is_cancelled(), "{e}");
+        // The actor is still there, and its next call runs (after the cancelled one stopped).
+        assert_eq!(raya::get(&b.work(10)).unwrap(), 10);
+    });
+}
+
+#[test]
+fn actor_methods_see_their_runtime_context() {
+    with_raya(config(2), || {
+        let b = Busy::remote();
+        let r = b.whoami();
+        let (actor, task) = raya::get(&r).unwrap();
+        assert_eq!(actor, Some(b.actor_id()));
+        assert_eq!(task, Some(r.id().task));
+    });
+}

@@ -613,6 +613,8 @@ fn actor_impl(imp: ItemImpl) -> syn::Result<Ts> {
     let has_async = methods.iter().any(|(m, _)| m.sig.asyncness.is_some());
 
     let mut handle_methods = Ts::new();
+    let mut method_fns = Ts::new();
+    let mut method_arms = Ts::new();
     for (m, recv) in &methods {
         let name = &m.sig.ident;
         let p = params(m.sig.inputs.iter().skip(1))?;
@@ -673,14 +675,19 @@ fn actor_impl(imp: ItemImpl) -> syn::Result<Ts> {
             Visibility::Inherited => quote! { pub },
             v => quote! { #v },
         };
+        let method_fn = format_ident!("__raya_method_{}", name);
+        method_fns.extend(quote! {
+            #[allow(non_snake_case)]
+            fn #method_fn() -> ::raya::__private::Method<#self_ty> {
+                ::raya::__private::Method { name: #label, kind: #kind }
+            }
+        });
+        method_arms.extend(quote! { #label => ::core::option::Option::Some(#method_fn()), });
         handle_methods.extend(quote! {
             #[doc = #doc]
             #[allow(dead_code)]
             #vis fn #name(&self, #sig_params) -> ::raya::ObjectRef<#ok_ty> {
-                self.0.call(
-                    ::raya::__private::Method { name: #label, kind: #kind },
-                    #into_args,
-                )
+                self.0.call(#method_fn(), #into_args)
             }
         });
     }
@@ -709,6 +716,8 @@ fn actor_impl(imp: ItemImpl) -> syn::Result<Ts> {
                     &self.0
                 }
             }
+
+            #method_fns
 
             #[allow(clippy::all)]
             impl Methods {
@@ -743,6 +752,12 @@ fn actor_impl(imp: ItemImpl) -> syn::Result<Ts> {
                 const CLASS_NAME: &'static str = ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ty_name));
                 const HAS_ASYNC_METHODS: bool = #has_async;
                 type Methods = Methods;
+                fn method(name: &str) -> ::core::option::Option<::raya::__private::Method<Self>> {
+                    match name {
+                        #method_arms
+                        _ => ::core::option::Option::None,
+                    }
+                }
                 fn construct(__args: &mut ::raya::__private::Args) -> ::core::result::Result<Self, ::raya::TaskError> {
                     #ctor_takes
                     #ctor_body

@@ -7,11 +7,13 @@ use actix::{Addr, Recipient};
 use raya_common::{ActorId, FastHashMap};
 use raya_store::RawRef;
 
+use super::host::WireActorCall;
 use super::{ActorClass, ActorHost, HostControl};
 
 struct Entry {
     host: Box<dyn Any + Send + Sync>,
     control: Recipient<HostControl>,
+    calls: Recipient<WireActorCall>,
     /// A detached actor's own reference to its creation object, so it outlives its handles.
     keep_alive: Option<RawRef>,
 }
@@ -34,11 +36,13 @@ impl ActorDirectory {
         keep_alive: Option<RawRef>,
     ) {
         let control = host.clone().recipient();
+        let calls = host.clone().recipient();
         self.lock().insert(
             id,
             Entry {
                 host: Box::new(host),
                 control,
+                calls,
                 keep_alive,
             },
         );
@@ -73,6 +77,26 @@ impl ActorDirectory {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Delivers a call in its serialized form to actor `call.actor`'s host, whatever its type;
+    /// hands the call back when the actor does not live here.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "called by the network layer for calls from other nodes"
+        )
+    )]
+    pub(crate) fn deliver(&self, call: WireActorCall) -> Result<(), WireActorCall> {
+        let r = self.lock().get(&call.actor).map(|e| e.calls.clone());
+        match r {
+            Some(r) => {
+                r.do_send(call);
+                Ok(())
+            }
+            None => Err(call),
         }
     }
 }

@@ -19,6 +19,7 @@ use raya_scheduler::{
     TaskSpec,
 };
 use raya_store::{Lookup, Status as ObjStatus};
+use serde::{Deserialize, Serialize};
 
 use super::{
     ActorCell, ActorClass, ActorHandle, ActorOptions, Context as RayaContext, HandleRef, Lifetime,
@@ -77,6 +78,77 @@ impl<A> ActorCall<A> {
 
 impl<A: 'static> Message for ActorCall<A> {
     type Result = ();
+}
+
+/// The serializable form of an actor call: what travels when the caller and the actor are on
+/// different nodes. The method is named (`Type::method`) and resolved by the receiving node's
+/// copy of the actor type; the arguments are encoded only here.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[rtype(result = "()")]
+pub(crate) struct WireActorCall {
+    pub(crate) actor: ActorId,
+    pub(crate) class: String,
+    pub(crate) method: String,
+    pub(crate) task_id: TaskId,
+    pub(crate) args: Vec<TaskArg>,
+    pub(crate) num_returns: u32,
+    pub(crate) attempt: u32,
+    pub(crate) parent: TaskId,
+}
+
+impl<A: ActorClass> ActorCall<A> {
+    /// The call's serializable form.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "built by the network layer when it sends a call to another node"
+        )
+    )]
+    pub(crate) fn to_wire(&self, actor: ActorId) -> WireActorCall {
+        WireActorCall {
+            actor,
+            class: A::CLASS_NAME.to_string(),
+            method: self.method.name.to_string(),
+            task_id: self.task_id,
+            args: self.args.clone(),
+            num_returns: self.num_returns,
+            attempt: self.attempt,
+            parent: self.parent,
+        }
+    }
+
+    /// The call a wire form describes, or why it names nothing this actor type handles.
+    pub(crate) fn from_wire(w: WireActorCall) -> std::result::Result<Self, TaskError> {
+        if w.class != A::CLASS_NAME {
+            return Err(TaskError::new(
+                TaskErrorKind::ArgumentType,
+                format!(
+                    "a call for an actor of {} reached an actor of {}",
+                    w.class,
+                    A::CLASS_NAME
+                ),
+            ));
+        }
+        let method = A::method(&w.method).ok_or_else(|| {
+            TaskError::new(
+                TaskErrorKind::UnknownFunction,
+                format!(
+                    "{} has no method {:?} on this node",
+                    A::CLASS_NAME,
+                    w.method
+                ),
+            )
+        })?;
+        Ok(ActorCall {
+            task_id: w.task_id,
+            method,
+            args: w.args,
+            num_returns: w.num_returns,
+            attempt: w.attempt,
+            parent: w.parent,
+        })
+    }
 }
 
 /// Control messages any host understands, whatever its actor type.
@@ -783,6 +855,23 @@ impl<A: ActorClass> Handler<ActorCall<A>> for ActorHost<A> {
         }
         self.queue.push_back(call);
         self.pump(ctx);
+    }
+}
+
+impl<A: ActorClass> Handler<WireActorCall> for ActorHost<A> {
+    type Result = ();
+    fn handle(&mut self, w: WireActorCall, ctx: &mut Context<Self>) {
+        let meta = CallMeta {
+            task_id: w.task_id,
+            attempt: w.attempt,
+            name: "actor call",
+            num_returns: w.num_returns,
+            parent: w.parent,
+        };
+        match ActorCall::<A>::from_wire(w) {
+            Ok(call) => <Self as Handler<ActorCall<A>>>::handle(self, call, ctx),
+            Err(e) => finish_call(&self.rt, self.id, meta, Err(e)),
+        }
     }
 }
 

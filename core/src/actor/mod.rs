@@ -60,6 +60,8 @@ pub trait ActorClass: Actor {
     type Methods: From<HandleRef<Self>> + AsRef<HandleRef<Self>> + Clone + Send + Sync + 'static;
     /// Runs the constructor on the arguments.
     fn construct(args: &mut Args) -> std::result::Result<Self, TaskError>;
+    /// The method registered as `Type::method`, for calls that arrive in serialized form.
+    fn method(name: &str) -> Option<Method<Self>>;
 }
 
 /// A message an actor can handle (the actix-native form of an actor call).
@@ -710,4 +712,59 @@ pub(crate) fn dead_handle<A: ActorClass>(error: Error) -> ActorHandle<A> {
     );
     rt.store.fail(ready.id(), Arc::new(err));
     ActorHandle::from_ref(HandleRef::new(Arc::clone(&rt), id, ready, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host::WireActorCall;
+    use crate::prelude::*;
+    use raya_common::{ObjectId, codec};
+
+    #[crate::actor]
+    struct Tally {
+        n: u64,
+    }
+
+    #[crate::actor]
+    impl Tally {
+        fn new(n: u64) -> Self {
+            Tally { n }
+        }
+        fn add(&mut self, k: u64) -> u64 {
+            self.n += k;
+            self.n
+        }
+    }
+
+    #[test]
+    fn calls_cross_as_bytes_and_run_on_the_far_side() {
+        crate::init(crate::Config::default().num_cpus(1)).unwrap();
+        let t = Tally::remote(10);
+        let rt = crate::runtime::runtime().unwrap();
+        let task_id = rt.ids.task_id();
+        // What a caller on another node would send: the method by name, arguments encoded.
+        let call = super::host::ActorCall::<Tally> {
+            task_id,
+            method: <Tally as super::ActorClass>::method("Tally::add").unwrap(),
+            args: vec![crate::IntoArg::<u64>::into_arg(5u64)],
+            num_returns: 1,
+            attempt: 0,
+            parent: rt.driver_task,
+        };
+        let bytes = codec::encode(&call.to_wire(t.actor_id())).unwrap();
+        let wire: WireActorCall = codec::decode(&bytes).unwrap();
+        let result = rt.store.add_ref(ObjectId::for_return(task_id, 0));
+        assert!(rt.actors.deliver(wire).is_ok());
+        assert_eq!(crate::get(&ObjectRef::<u64>::from_raw(result)).unwrap(), 15);
+        // A method the type does not have is an error value, not a crash.
+        let mut bad = call.to_wire(t.actor_id());
+        bad.method = "Tally::nope".into();
+        bad.task_id = rt.ids.task_id();
+        let result = rt.store.add_ref(ObjectId::for_return(bad.task_id, 0));
+        rt.actors.deliver(bad).unwrap();
+        let e = crate::get(&ObjectRef::<u64>::from_raw(result)).unwrap_err();
+        assert!(e.to_string().contains("no method \"Tally::nope\""), "{e}");
+        assert_eq!(crate::get(&t.add(1)).unwrap(), 16);
+        crate::shutdown();
+    }
 }
