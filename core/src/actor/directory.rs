@@ -89,14 +89,14 @@ impl ActorDirectory {
             reason = "called by the network layer for calls from other nodes"
         )
     )]
-    pub(crate) fn deliver(&self, call: WireActorCall) -> Result<(), WireActorCall> {
+    pub(crate) fn deliver(&self, call: WireActorCall) -> Result<(), Box<WireActorCall>> {
         let r = self.lock().get(&call.actor).map(|e| e.calls.clone());
         match r {
             Some(r) => {
                 r.do_send(call);
                 Ok(())
             }
-            None => Err(call),
+            None => Err(Box::new(call)),
         }
     }
 }
