@@ -9,6 +9,8 @@
 //! Every request is a typed Actix message that also derives `Serialize`/`Deserialize`, so the
 //! same message can be delivered to a GCS on another node.
 
+#![warn(missing_docs)]
+
 pub mod gcs;
 pub mod identity;
 pub mod time;

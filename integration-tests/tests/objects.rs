@@ -271,7 +271,10 @@ fn async_forms_work_inside_a_tokio_runtime() {
 
 #[test]
 fn raya_starts_and_works_from_inside_a_tokio_runtime() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         with_raya(config(2), || {
             let r = slow_value::remote(5, 9);

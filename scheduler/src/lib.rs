@@ -7,6 +7,8 @@
 //! cluster or fails the task as infeasible. Both are Actix actors; their messages are
 //! serializable so they can cross nodes.
 
+#![warn(missing_docs)]
+
 mod global;
 mod local;
 mod task;

@@ -8,6 +8,8 @@
 //! [`ObjectStore`] actor is the store's mailbox: it reports object locations to the GCS and
 //! answers requests that arrive as messages.
 
+#![warn(missing_docs)]
+
 mod actor;
 mod core;
 mod raw_ref;

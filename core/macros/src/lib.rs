@@ -1,6 +1,8 @@
 //! The attributes behind `#[raya::remote]` and `#[raya::actor]`. Use them through the `raya`
 //! crate, which documents them.
 
+#![warn(missing_docs)]
+
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as Ts};
 use quote::{format_ident, quote, quote_spanned};
