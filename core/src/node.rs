@@ -1,21 +1,112 @@
-//! The node manager: places constructed actors.
+//! The node manager: the node's membership in the cluster, and the placement of actors.
 
 use std::sync::Arc;
 
 use actix::prelude::*;
+use raya_cluster::GcsError;
+use raya_cluster::gcs::functions::{FunctionInfo, FunctionKind, RegisterFunctions};
+use raya_cluster::gcs::jobs::FinishJob;
+use raya_cluster::gcs::nodes::{NodeInfo, NodeState, RegisterNode, UnregisterNode};
+use raya_cluster::gcs::task_events::AddTaskEvents;
+use raya_common::ResourceSet;
 use raya_scheduler::{TaskDone, TaskKind, TaskOutcome, WorkerCommand};
 
 use crate::actor::HostControl;
+use crate::registry::{ACTOR_CLASSES, REMOTE_FUNCTIONS};
 use crate::runtime::NodeShared;
 
-/// The node manager actor. The local scheduler hands it actor creations once their resources
-/// are reserved; it passes each to the actor's host, which runs the constructor.
+/// The node manager actor. It registers the node and the functions and actor types its binary
+/// links with the GCS, unregisters it on shutdown, and hands actor creations that the local
+/// scheduler placed (their resources reserved) to the actors' hosts, which run the constructors.
 pub(crate) struct NodeManager {
     pub(crate) rt: Arc<NodeShared>,
 }
 
 impl Actor for NodeManager {
     type Context = Context<Self>;
+}
+
+/// Registers the node (with its total resources) and its function table.
+#[derive(Message)]
+#[rtype(result = "Result<(), GcsError>")]
+pub(crate) struct JoinCluster {
+    pub(crate) total: ResourceSet,
+}
+
+/// Flushes the node's task records, finishes its job and unregisters it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct LeaveCluster;
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+impl Handler<JoinCluster> for NodeManager {
+    type Result = ResponseFuture<Result<(), GcsError>>;
+    fn handle(&mut self, m: JoinCluster, _: &mut Context<Self>) -> Self::Result {
+        let gcs = self.rt.gcs().clone();
+        let node = self.rt.node;
+        let now = raya_cluster::time::now_ms();
+        let info = NodeInfo {
+            node_id: node,
+            state: NodeState::Alive,
+            is_head: true,
+            hostname: hostname(),
+            addresses: Vec::new(),
+            resources_total: m.total.clone(),
+            resources_available: m.total,
+            queued_tasks: 0,
+            pending_demand: Vec::new(),
+            start_time_ms: now,
+            end_time_ms: None,
+            last_heartbeat_ms: now,
+            death_reason: None,
+        };
+        let functions = REMOTE_FUNCTIONS
+            .iter()
+            .map(|f| FunctionInfo {
+                name: f.name.to_string(),
+                kind: FunctionKind::Function,
+            })
+            .chain(ACTOR_CLASSES.iter().map(|c| FunctionInfo {
+                name: c.name.to_string(),
+                kind: FunctionKind::ActorClass,
+            }))
+            .collect();
+        Box::pin(async move {
+            gcs.request(RegisterNode(info)).await?;
+            gcs.request(RegisterFunctions { node, functions }).await
+        })
+    }
+}
+
+impl Handler<LeaveCluster> for NodeManager {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: LeaveCluster, _: &mut Context<Self>) -> Self::Result {
+        let gcs = self.rt.gcs().clone();
+        let (events, _) = self.rt.events.drain();
+        let (node, job) = (self.rt.node, self.rt.job);
+        Box::pin(async move {
+            if !events.is_empty()
+                && let Err(e) = gcs.request(AddTaskEvents(events)).await
+            {
+                tracing::warn!(error = %e, "last task records not saved");
+            }
+            if let Err(e) = gcs.request(FinishJob(job)).await {
+                tracing::warn!(error = %e, "job not marked finished");
+            }
+            let bye = UnregisterNode {
+                node,
+                reason: "shut down".into(),
+            };
+            if let Err(e) = gcs.request(bye).await {
+                tracing::warn!(error = %e, "node not unregistered");
+            }
+        })
+    }
 }
 
 impl Handler<WorkerCommand> for NodeManager {

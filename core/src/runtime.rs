@@ -7,10 +7,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_rt::{Arbiter, ArbiterHandle, System};
-use raya_cluster::gcs::functions::{FunctionInfo, FunctionKind, RegisterFunctions};
-use raya_cluster::gcs::jobs::{AddJob, FinishJob};
-use raya_cluster::gcs::nodes::{NodeInfo, NodeState, RegisterNode, UnregisterNode};
-use raya_cluster::gcs::task_events::{AddTaskEvents, TaskEventBuffer};
+use raya_cluster::gcs::jobs::AddJob;
+use raya_cluster::gcs::task_events::TaskEventBuffer;
 use raya_cluster::{GcsConfig, GcsHandle, GcsTables, identity};
 use raya_common::{IdGenerator, JobId, NodeId, ResourceSet, TaskId};
 use raya_scheduler::{
@@ -22,9 +20,9 @@ use raya_store::{ObjectStore, StoreConfig, StoreCore};
 use crate::actor::directory::ActorDirectory;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::node::NodeManager;
+use crate::node::{JoinCluster, LeaveCluster, NodeManager};
 use crate::pool::ExecPool;
-use crate::registry::{ACTOR_CLASSES, REMOTE_FUNCTIONS, registry};
+use crate::registry::registry;
 use crate::worker::ThreadWorkers;
 
 /// Everything the node's threads share.
@@ -108,6 +106,7 @@ impl Session {
 /// The running node of this process.
 struct Runtime {
     shared: Arc<NodeShared>,
+    node_manager: Addr<NodeManager>,
     system: System,
     control: Option<std::thread::JoinHandle<()>>,
     gcs_arbiter: Option<Arbiter>,
@@ -177,6 +176,7 @@ pub fn init(config: Config) -> Result<()> {
 
 struct Started {
     shared: Arc<NodeShared>,
+    node_manager: Addr<NodeManager>,
     system: System,
     gcs_arbiter: Arbiter,
     actor_arbiters: Vec<Arbiter>,
@@ -232,6 +232,7 @@ fn start(config: Config) -> Result<Runtime> {
     };
     Ok(Runtime {
         shared: started.shared,
+        node_manager: started.node_manager,
         system: started.system,
         control: Some(control),
         gcs_arbiter: Some(started.gcs_arbiter),
@@ -274,35 +275,6 @@ async fn setup(config: Config, dir: PathBuf, node: NodeId, total: ResourceSet) -
         .namespace
         .clone()
         .unwrap_or_else(|| format!("anonymous-job-{}", job.job_id.0));
-    let now = raya_cluster::time::now_ms();
-    gcs.request(RegisterNode(NodeInfo {
-        node_id: node,
-        state: NodeState::Alive,
-        is_head: true,
-        hostname: hostname(),
-        addresses: Vec::new(),
-        resources_total: total.clone(),
-        resources_available: total.clone(),
-        queued_tasks: 0,
-        pending_demand: Vec::new(),
-        start_time_ms: now,
-        end_time_ms: None,
-        last_heartbeat_ms: now,
-        death_reason: None,
-    }))
-    .await?;
-    let functions = REMOTE_FUNCTIONS
-        .iter()
-        .map(|f| FunctionInfo {
-            name: f.name.to_string(),
-            kind: FunctionKind::Function,
-        })
-        .chain(ACTOR_CLASSES.iter().map(|c| FunctionInfo {
-            name: c.name.to_string(),
-            kind: FunctionKind::ActorClass,
-        }))
-        .collect();
-    gcs.request(RegisterFunctions { node, functions }).await?;
     let global = GlobalScheduler::new(gcs.clone()).start();
     let n_arbiters = config.cpus().clamp(1, 8);
     let actor_arbiters: Vec<Arbiter> = (0..n_arbiters)
@@ -336,6 +308,7 @@ async fn setup(config: Config, dir: PathBuf, node: NodeId, total: ResourceSet) -
         rt: Arc::clone(&shared),
     }
     .start();
+    let shared_total = total.clone();
     let scheduler = LocalScheduler::new(
         LocalSchedulerConfig {
             node,
@@ -350,7 +323,7 @@ async fn setup(config: Config, dir: PathBuf, node: NodeId, total: ResourceSet) -
         Box::new(ThreadWorkers {
             rt: Arc::clone(&shared),
         }),
-        node_manager.recipient(),
+        node_manager.clone().recipient(),
         Some(global.clone().recipient()),
         Some(gcs),
         shared.events.clone(),
@@ -366,19 +339,20 @@ async fn setup(config: Config, dir: PathBuf, node: NodeId, total: ResourceSet) -
     if shared.scheduler.set(scheduler).is_err() {
         return Err(Error::Node("scheduler set twice".into()));
     }
+    node_manager
+        .send(JoinCluster {
+            total: shared_total,
+        })
+        .await
+        .map_err(|_| Error::Node("node manager stopped".into()))??;
     Ok(Started {
         shared,
+        node_manager,
         system: System::current(),
         gcs_arbiter,
         actor_arbiters,
         tables,
     })
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// Stops Raya in this process: the node unregisters, every worker, actor and object is
@@ -391,25 +365,10 @@ pub fn shutdown() {
     };
     raya_store::set_current_store(None);
     let shared = Arc::clone(&rt.shared);
-    let gcs = shared.gcs().clone();
-    let (events, _) = shared.events.drain();
-    let node = shared.node;
-    let job = shared.job;
-    let goodbye = async move {
-        if !events.is_empty() {
-            let _ = gcs.request(AddTaskEvents(events)).await;
-        }
-        let _ = gcs.request(FinishJob(job)).await;
-        let _ = gcs
-            .request(UnregisterNode {
-                node,
-                reason: "shut down".into(),
-            })
-            .await;
-    };
+    let goodbye = rt.node_manager.send(LeaveCluster);
     let (tx, rx) = std::sync::mpsc::channel();
     rt.system.arbiter().spawn(async move {
-        goodbye.await;
+        let _ = goodbye.await;
         let _ = tx.send(());
     });
     if rx.recv_timeout(Duration::from_secs(5)).is_err() {
