@@ -7,15 +7,31 @@ use serde::{Deserialize, Serialize};
 use super::*;
 use crate::raw_ref::{RawRef, set_current_store};
 
-fn store(budget: u64, spilling: bool, name: &str) -> Arc<StoreCore> {
+/// A store whose spill directory is removed when the test ends (even when it fails).
+struct TestStore(Arc<StoreCore>);
+
+impl std::ops::Deref for TestStore {
+    type Target = Arc<StoreCore>;
+    fn deref(&self) -> &Arc<StoreCore> {
+        &self.0
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0.config.spill_dir);
+    }
+}
+
+fn store(budget: u64, spilling: bool, name: &str) -> TestStore {
     let dir = std::env::temp_dir().join(format!("raya-store-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    StoreCore::new(StoreConfig {
+    TestStore(StoreCore::new(StoreConfig {
         node: NodeId::random(),
         memory_budget: budget,
         spilling,
         spill_dir: dir,
-    })
+    }))
 }
 
 fn ids() -> IdGenerator {
@@ -195,7 +211,7 @@ fn spilled_values_keep_the_objects_they_reference_alive() {
     }
     raya_common::size::register_heap_size::<Holder>(|h| h.pad.capacity());
     let s = store(5000, true, "nested");
-    set_current_store(Some(Arc::clone(&s)));
+    set_current_store(Some(Arc::clone(&s.0)));
     let g = ids();
     let inner = s
         .put(g.put_id(), Value::new(1u64))
