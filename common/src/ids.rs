@@ -168,6 +168,28 @@ impl TaskId {
     }
 }
 
+/// Where an actor lives: its node and its id. Messages to actors are addressed with one, so the
+/// same message can be delivered to an actor next door or on another node.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ActorAddress {
+    /// The node hosting the actor.
+    pub node: NodeId,
+    /// The actor.
+    pub actor: ActorId,
+}
+
+impl fmt::Display for ActorAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.actor, self.node)
+    }
+}
+
+impl fmt::Debug for ActorAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ActorAddress({self})")
+    }
+}
+
 /// A worker thread of a node.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Debug)]
 pub struct WorkerId(pub u32);

@@ -16,6 +16,6 @@ pub mod value;
 pub use codec::CodecError;
 pub use error::{TaskError, TaskErrorKind, TaskFrame};
 pub use hash::{FastHashMap, FastHashSet, FastHasher};
-pub use ids::{ActorId, IdGenerator, JobId, NodeId, ObjectId, TaskId, WorkerId};
+pub use ids::{ActorAddress, ActorId, IdGenerator, JobId, NodeId, ObjectId, TaskId, WorkerId};
 pub use resources::{ResourceError, ResourceSet};
 pub use value::{Object, Value};

@@ -100,7 +100,8 @@ pub use raya_cluster::gcs::nodes::{NodeInfo, NodeState};
 pub use raya_cluster::gcs::task_events::{TaskEvent, TaskKind, TaskState};
 pub use raya_common::size::register_heap_size;
 pub use raya_common::{
-    ActorId, JobId, NodeId, Object, ObjectId, TaskError, TaskErrorKind, TaskFrame, TaskId, WorkerId,
+    ActorAddress, ActorId, JobId, NodeId, Object, ObjectId, TaskError, TaskErrorKind, TaskFrame,
+    TaskId, WorkerId,
 };
 pub use raya_macros::{actor, remote};
 pub use raya_scheduler::SchedulingStrategy;

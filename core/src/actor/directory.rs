@@ -80,7 +80,7 @@ impl ActorDirectory {
         }
     }
 
-    /// Delivers a call in its serialized form to actor `call.actor`'s host, whatever its type;
+    /// Delivers a call in its serialized form to actor `call.to`'s host, whatever its type;
     /// hands the call back when the actor does not live here.
     #[cfg_attr(
         not(test),
@@ -90,7 +90,7 @@ impl ActorDirectory {
         )
     )]
     pub(crate) fn deliver(&self, call: WireActorCall) -> Result<(), Box<WireActorCall>> {
-        let r = self.lock().get(&call.actor).map(|e| e.calls.clone());
+        let r = self.lock().get(&call.to.actor).map(|e| e.calls.clone());
         match r {
             Some(r) => {
                 r.do_send(call);

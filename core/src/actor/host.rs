@@ -12,7 +12,8 @@ use actix::prelude::*;
 use raya_cluster::gcs::actors::{ActorInfo, ActorState, RegisterActor, UpdateActor};
 use raya_cluster::gcs::task_events::{TaskEvent, TaskKind as EventKind, TaskState};
 use raya_common::{
-    ActorId, FastHashMap, ObjectId, ResourceSet, TaskError, TaskErrorKind, TaskFrame, TaskId, Value,
+    ActorAddress, ActorId, FastHashMap, ObjectId, ResourceSet, TaskError, TaskErrorKind, TaskFrame,
+    TaskId, Value,
 };
 use raya_scheduler::{
     CancelTask, FunctionDescriptor, ReleaseResources, TaskArg, TaskDone, TaskKind, TaskOutcome,
@@ -86,7 +87,7 @@ impl<A: 'static> Message for ActorCall<A> {
 #[derive(Debug, Serialize, Deserialize, Message)]
 #[rtype(result = "()")]
 pub(crate) struct WireActorCall {
-    pub(crate) actor: ActorId,
+    pub(crate) to: ActorAddress,
     pub(crate) class: String,
     pub(crate) method: String,
     pub(crate) task_id: TaskId,
@@ -105,9 +106,9 @@ impl<A: ActorClass> ActorCall<A> {
             reason = "built by the network layer when it sends a call to another node"
         )
     )]
-    pub(crate) fn to_wire(&self, actor: ActorId) -> WireActorCall {
+    pub(crate) fn to_wire(&self, to: ActorAddress) -> WireActorCall {
         WireActorCall {
-            actor,
+            to,
             class: A::CLASS_NAME.to_string(),
             method: self.method.name.to_string(),
             task_id: self.task_id,
@@ -1161,6 +1162,7 @@ pub(crate) fn create<A: ActorClass>(
     Ok(ActorHandle::from_ref(HandleRef::new(
         Arc::clone(rt),
         id,
+        rt.node,
         ready,
         Some(host),
     )))

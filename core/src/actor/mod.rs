@@ -21,7 +21,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use raya_common::{
-    ActorId, NodeId, Object, ObjectId, ResourceSet, TaskError, TaskErrorKind, TaskId,
+    ActorAddress, ActorId, NodeId, Object, ObjectId, ResourceSet, TaskError, TaskErrorKind, TaskId,
 };
 use raya_scheduler::{SchedulingStrategy, TaskArg};
 use raya_store::RawRef;
@@ -386,6 +386,7 @@ pub struct HandleRef<A: ActorClass> {
 
 struct HandleInner<A: ActorClass> {
     id: ActorId,
+    node: NodeId,
     /// The actor's creation object: every handle holds a reference to it, so the store's
     /// reference counting (including handles inside values and spilled objects) says when the
     /// last handle is gone.
@@ -410,12 +411,14 @@ impl<A: ActorClass> HandleRef<A> {
     pub(crate) fn new(
         rt: Arc<NodeShared>,
         id: ActorId,
+        node: NodeId,
         ready: RawRef,
         host: Option<actix::Addr<ActorHost<A>>>,
     ) -> Self {
         HandleRef {
             inner: Arc::new(HandleInner {
                 id,
+                node,
                 ready,
                 host,
                 rt,
@@ -530,6 +533,14 @@ impl<A: ActorClass> ActorHandle<A> {
         self.href().inner.id
     }
 
+    /// The actor's node-qualified address.
+    pub fn address(&self) -> ActorAddress {
+        ActorAddress {
+            node: self.href().inner.node,
+            actor: self.href().inner.id,
+        }
+    }
+
     /// An object that becomes ready when the actor is constructed, or holds the error that
     /// prevented it (infeasible resources, a failing constructor).
     pub fn ready(&self) -> ObjectRef<()> {
@@ -585,7 +596,7 @@ fn handler_method<A: Handler<M>, M: Message>() -> Method<A> {
 
 #[derive(Serialize, Deserialize)]
 struct WireHandle {
-    actor: ActorId,
+    address: ActorAddress,
     class: String,
     ready: RawRef,
 }
@@ -593,7 +604,7 @@ struct WireHandle {
 impl<A: ActorClass> Serialize for ActorHandle<A> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         WireHandle {
-            actor: self.actor_id(),
+            address: self.address(),
             class: A::CLASS_NAME.to_string(),
             ready: self.href().inner.ready.clone(),
         }
@@ -613,9 +624,13 @@ impl<'de, A: ActorClass> Deserialize<'de> for ActorHandle<A> {
             )));
         }
         let rt = crate::runtime::runtime().map_err(D::Error::custom)?;
-        let host = rt.actors.host::<A>(w.actor);
+        let host = rt.actors.host::<A>(w.address.actor);
         Ok(ActorHandle::from_ref(HandleRef::new(
-            rt, w.actor, w.ready, host,
+            rt,
+            w.address.actor,
+            w.address.node,
+            w.ready,
+            host,
         )))
     }
 }
@@ -672,6 +687,7 @@ pub async fn get_actor_async<A: ActorClass>(name: &str, namespace: &str) -> Resu
     Ok(ActorHandle::from_ref(HandleRef::new(
         Arc::clone(&rt),
         info.actor_id,
+        info.node.unwrap_or(rt.node),
         ready,
         Some(host),
     )))
@@ -711,7 +727,8 @@ pub(crate) fn dead_handle<A: ActorClass>(error: Error) -> ActorHandle<A> {
         format!("actor of {} could not be created: {error}", A::CLASS_NAME),
     );
     rt.store.fail(ready.id(), Arc::new(err));
-    ActorHandle::from_ref(HandleRef::new(Arc::clone(&rt), id, ready, None))
+    let node = rt.node;
+    ActorHandle::from_ref(HandleRef::new(Arc::clone(&rt), id, node, ready, None))
 }
 
 #[cfg(test)]
@@ -751,13 +768,13 @@ mod tests {
             attempt: 0,
             parent: rt.driver_task,
         };
-        let bytes = codec::encode(&call.to_wire(t.actor_id())).unwrap();
+        let bytes = codec::encode(&call.to_wire(t.address())).unwrap();
         let wire: WireActorCall = codec::decode(&bytes).unwrap();
         let result = rt.store.add_ref(ObjectId::for_return(task_id, 0));
         assert!(rt.actors.deliver(wire).is_ok());
         assert_eq!(crate::get(&ObjectRef::<u64>::from_raw(result)).unwrap(), 15);
         // A method the type does not have is an error value, not a crash.
-        let mut bad = call.to_wire(t.actor_id());
+        let mut bad = call.to_wire(t.address());
         bad.method = "Tally::nope".into();
         bad.task_id = rt.ids.task_id();
         let result = rt.store.add_ref(ObjectId::for_return(bad.task_id, 0));
