@@ -39,19 +39,14 @@ pub enum TaskErrorKind {
 
 impl fmt::Display for TaskErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The message says what failed; the kind only says how the task ended.
         let s = match self {
             TaskErrorKind::Application => "returned an error",
             TaskErrorKind::Panic => "panicked",
             TaskErrorKind::Cancelled => "was cancelled",
-            TaskErrorKind::ActorDied => "failed: actor died",
-            TaskErrorKind::Infeasible => "is infeasible",
-            TaskErrorKind::UnknownFunction => "failed: unknown function",
-            TaskErrorKind::ArgumentType => "failed: argument type mismatch",
-            TaskErrorKind::StoreFull => "failed: object store full",
-            TaskErrorKind::ObjectLost => "failed: object lost",
-            TaskErrorKind::InvalidOptions => "was rejected: invalid options",
-            TaskErrorKind::QueueFull => "was rejected: queue full",
-            TaskErrorKind::System => "failed: system error",
+            TaskErrorKind::Infeasible => "cannot be scheduled",
+            TaskErrorKind::InvalidOptions | TaskErrorKind::QueueFull => "was rejected",
+            _ => "failed",
         };
         f.write_str(s)
     }

@@ -82,6 +82,22 @@ impl Args {
         self.slots.is_empty()
     }
 
+    /// Fails unless exactly `n` arguments were passed.
+    pub fn expect_len(&self, n: usize) -> Result<(), TaskError> {
+        if self.slots.len() == n {
+            return Ok(());
+        }
+        Err(TaskError::new(
+            TaskErrorKind::ArgumentType,
+            format!(
+                "{} takes {n} argument{}, {} given",
+                self.function,
+                if n == 1 { "" } else { "s" },
+                self.slots.len()
+            ),
+        ))
+    }
+
     /// How many return values the caller asked for.
     pub fn num_returns(&self) -> u32 {
         self.num_returns

@@ -80,7 +80,7 @@ mod worker;
 
 pub use actor::{
     Actor, ActorBuilder, ActorClass, ActorHandle, ActorOptions, Context, Handler, Lifetime,
-    Message, get_actor, get_actor_async, get_actor_in, kill, kill_with,
+    Message, get_actor, get_actor_async, get_actor_in, get_actor_in_async, kill, kill_with,
 };
 pub use args::{Args, IntoArg};
 pub use cluster::{

@@ -20,7 +20,27 @@ use crate::runtime::NodeShared;
 struct Current {
     task_id: raya_common::TaskId,
     cancel: Arc<AtomicBool>,
-    spawn: Option<SpawnHandle>,
+    /// For an async task: its future, and the spec (without arguments) to report it by.
+    spawn: Option<(SpawnHandle, Box<TaskSpec>)>,
+}
+
+/// `spec` without its arguments: enough to report the task.
+fn described(spec: &TaskSpec) -> TaskSpec {
+    TaskSpec {
+        task_id: spec.task_id,
+        job: spec.job,
+        parent: spec.parent,
+        origin: spec.origin,
+        function: spec.function.clone(),
+        args: Vec::new(),
+        num_returns: spec.num_returns,
+        resources: raya_common::ResourceSet::new(),
+        strategy: spec.strategy.clone(),
+        max_retries: spec.max_retries,
+        retry_exceptions: spec.retry_exceptions,
+        attempt: spec.attempt,
+        kind: spec.kind.clone(),
+    }
 }
 
 /// A worker: runs the tasks its node's local scheduler gives it, one at a time, on its own
@@ -97,6 +117,7 @@ impl Worker {
                     f(args)
                 };
                 let task_id = spec.task_id;
+                let report = Box::new(described(&spec));
                 let wrapped = CatchUnwind(Box::pin(WithCtx { ctx: exec, fut }));
                 let handle = ctx.spawn(actix::fut::wrap_future::<_, Self>(wrapped).map(
                     move |res, this, _| {
@@ -108,7 +129,7 @@ impl Worker {
                 self.current = Some(Current {
                     task_id,
                     cancel,
-                    spawn: Some(handle),
+                    spawn: Some((handle, report)),
                 });
             }
         }
@@ -143,6 +164,11 @@ impl Worker {
             Err(e) => Some(e),
         };
         let outcome = match error {
+            // A cancelled task's results were already reported as cancelled.
+            _ if cancelled => {
+                record_event(&self.rt.events, &spec, node, TaskState::Cancelled);
+                TaskOutcome::Failed
+            }
             None => {
                 record_event(&self.rt.events, &spec, node, TaskState::Finished);
                 TaskOutcome::Finished
@@ -192,11 +218,13 @@ impl Handler<WorkerCommand> for Worker {
                     && cur.task_id == task_id
                 {
                     cur.cancel.store(true, Ordering::Relaxed);
-                    if force && let Some(h) = cur.spawn.take() {
+                    if force && let Some((h, spec)) = cur.spawn.take() {
                         // An async task stops at its current await point; its results were
                         // already reported as cancelled by the scheduler.
                         ctx.cancel_future(h);
                         self.current = None;
+                        self.rt.cancel_flags.unregister(task_id);
+                        record_event(&self.rt.events, &spec, self.rt.node, TaskState::Cancelled);
                         self.scheduler.do_send(TaskDone {
                             worker: Some(self.id),
                             task_id,

@@ -587,6 +587,11 @@ fn actor_calls_can_be_cancelled() {
         raya::cancel(&running, false).unwrap();
         let e = raya::get(&running).unwrap_err();
         assert!(e.is_cancelled(), "{e}");
+        assert_eq!(
+            e.task_error().unwrap().chain[0].function,
+            "Busy::work",
+            "{e}"
+        );
         // The actor is still there, and its next call runs (after the cancelled one stopped).
         assert_eq!(raya::get(&b.work(10)).unwrap(), 10);
     });
@@ -600,5 +605,29 @@ fn actor_methods_see_their_runtime_context() {
         let (actor, task) = raya::get(&r).unwrap();
         assert_eq!(actor, Some(b.actor_id()));
         assert_eq!(task, Some(r.id().task));
+    });
+}
+
+#[test]
+fn actors_dropped_before_they_are_built_give_their_cpu_back() {
+    with_raya(config(2), || {
+        for _ in 0..20 {
+            drop(Counter::remote(0));
+        }
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                raya::available_resources().unwrap().get("CPU") == Some(&2.0)
+            }),
+            "placement CPUs of actors that went out of scope come back"
+        );
+        assert_eq!(
+            raya::get_timeout(&double::remote(4), Duration::from_secs(30)).unwrap(),
+            8
+        );
+        let c = Counter::remote(1);
+        assert_eq!(
+            raya::get_timeout(&c.increment(), Duration::from_secs(30)).unwrap(),
+            2
+        );
     });
 }

@@ -357,10 +357,32 @@ fn cancelling_reports_cancellation_to_dependents() {
             e.is_cancelled(),
             "a dependent of a cancelled task reports cancellation: {e}"
         );
-        // A running task sees the flag and its result is reported as cancelled at once.
+        // A running task sees the flag and its result is reported as cancelled at once, with
+        // its frame; a dependent adds its own.
+        let dependent = add_u64::remote(running.clone(), 1);
         raya::cancel(&running, true).unwrap();
         let e = raya::get(&running).unwrap_err();
         assert!(e.is_cancelled(), "{e}");
+        let frames = |e: &raya::Error| -> Vec<String> {
+            e.task_error()
+                .unwrap()
+                .chain
+                .iter()
+                .map(|f| f.function.rsplit("::").next().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(frames(&e), ["sleeper"]);
+        let e = raya::get(&dependent).unwrap_err();
+        assert!(e.is_cancelled(), "{e}");
+        assert_eq!(frames(&e), ["sleeper", "add_u64"]);
+        // The task records say so.
+        let running_id = running.id().task;
+        assert!(eventually(Duration::from_secs(10), || {
+            raya::list_tasks(1000)
+                .unwrap()
+                .iter()
+                .any(|t| t.task_id == running_id && t.state == raya::TaskState::Cancelled)
+        }));
         // Cancelling a finished task changes nothing.
         let done = square::remote(2);
         assert_eq!(raya::get(&done).unwrap(), 4);
@@ -388,6 +410,15 @@ fn functions_can_be_called_by_name() {
             .unwrap_err();
         assert_eq!(e, Error::UnknownFunction("nope::missing".into()));
         assert!(e.to_string().contains("nope::missing"));
+        // Extra arguments are an error, as are missing ones.
+        let r: ObjectRef<i64> = raya::FunctionCall::new(square::NAME)
+            .arg(5i64)
+            .arg(6i64)
+            .remote()
+            .unwrap();
+        let e = raya::get(&r).unwrap_err();
+        assert_eq!(e.task_error_kind(), Some(TaskErrorKind::ArgumentType));
+        assert!(e.to_string().contains("takes 1 argument, 2 given"), "{e}");
         // The wrong argument type is caught when the task runs.
         let r: ObjectRef<i64> = raya::FunctionCall::new(square::NAME)
             .arg(5i32)

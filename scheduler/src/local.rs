@@ -225,6 +225,8 @@ struct Running {
     blocked: bool,
     cancelled: bool,
     num_returns: u32,
+    function: Arc<str>,
+    attempt: u32,
 }
 
 /// The local scheduler actor (see the crate docs).
@@ -460,6 +462,8 @@ impl LocalScheduler {
                         blocked: false,
                         cancelled: false,
                         num_returns: spec.num_returns,
+                        function: Arc::clone(&spec.function.name),
+                        attempt: spec.attempt,
                     },
                 );
                 match worker {
@@ -498,7 +502,16 @@ impl LocalScheduler {
         };
         if !run.cancelled {
             run.cancelled = true;
-            let error = Arc::new(cancelled);
+            let error = Arc::new(cancelled.with_frame(raya_common::TaskFrame {
+                task: task_id,
+                function: run.function.to_string(),
+                node: Some(self.cfg.node),
+            }));
+            let msg = error.to_string();
+            self.events.update(task_id, run.attempt, |e| {
+                e.state = TaskState::Cancelled;
+                e.error = Some(msg);
+            });
             for i in 0..run.num_returns {
                 self.store.fail(
                     raya_common::ObjectId::for_return(task_id, i),

@@ -168,7 +168,11 @@ impl Params {
     fn takes(&self) -> Ts {
         let (n, t) = (&self.names, &self.types);
         let idx = 0..n.len();
-        quote! { #( let #n: #t = __args.take(#idx)?; )* }
+        let count = n.len();
+        quote! {
+            __args.expect_len(#count)?;
+            #( let #n: #t = __args.take(#idx)?; )*
+        }
     }
 
     fn signature(&self) -> Ts {

@@ -201,7 +201,7 @@ struct Running<A> {
     exclusive: bool,
     /// For async calls: the call itself, for a retry after a crash.
     retry: Option<ActorCall<A>>,
-    num_returns: u32,
+    meta: CallMeta,
 }
 
 struct Options {
@@ -491,17 +491,12 @@ impl<A: ActorClass> ActorHost<A> {
 
     /// Fails the calls still running (their late results are ignored by the store).
     fn abandon_running(&mut self, err: &TaskError, ctx: &mut Context<Self>) {
-        let err = Arc::new(err.clone());
-        for (task_id, r) in self.running.drain() {
+        for (_, r) in self.running.drain() {
             r.cancel.store(true, Ordering::Relaxed);
             if let Some(h) = r.spawn {
                 ctx.cancel_future(h);
             }
-            for i in 0..r.num_returns {
-                self.rt
-                    .store
-                    .fail(ObjectId::for_return(task_id, i), Arc::clone(&err));
-            }
+            finish_call(&self.rt, self.id, r.meta, Err(err.clone()));
         }
         self.slots = 0;
         self.exclusive = false;
@@ -520,13 +515,23 @@ impl<A: ActorClass> ActorHost<A> {
         }
         self.abandon_running(&died, ctx);
         if !self.created {
+            self.created = true;
             self.rt
                 .store
                 .fail(creation_object(self.id), Arc::new(died.clone()));
+            // The placement may still be queued (the cancel drops it) or already granted, its
+            // `Construct` in flight to a host that is about to stop: the `TaskDone` gives the
+            // placement resources back either way (it is a no-op for a task no longer running).
+            let task_id = TaskId(self.id.0);
             self.rt.scheduler().do_send(CancelTask {
-                task_id: TaskId(self.id.0),
+                task_id,
                 force: false,
                 recursive: false,
+            });
+            self.rt.scheduler().do_send(TaskDone {
+                worker: None,
+                task_id,
+                outcome: TaskOutcome::Failed,
             });
         }
         self.clear_state(self.created);
@@ -568,10 +573,7 @@ impl<A: ActorClass> ActorHost<A> {
                 call.attempt += 1;
                 self.queue.push_front(call);
             } else {
-                let err = TaskError::new(
-                    TaskErrorKind::Panic,
-                    format!("{} panicked: {msg}", call.method.name),
-                );
+                let err = TaskError::new(TaskErrorKind::Panic, msg.clone());
                 self.fail_call(&call, &err);
             }
         }
@@ -675,7 +677,7 @@ impl<A: ActorClass> ActorHost<A> {
                         spawn: None,
                         exclusive,
                         retry: None,
-                        num_returns: c.num_returns,
+                        meta: c.meta(),
                     },
                 );
                 (c, cancel)
@@ -790,7 +792,7 @@ impl<A: ActorClass> ActorHost<A> {
                 spawn: Some(handle),
                 exclusive,
                 retry,
-                num_returns,
+                meta,
             },
         );
     }
@@ -807,12 +809,7 @@ impl<A: ActorClass> ActorHost<A> {
             return;
         };
         r.cancel.store(true, Ordering::Relaxed);
-        let err = Arc::new(cancelled.with_frame(frame(&self.rt, task_id, "actor call")));
-        for i in 0..r.num_returns {
-            self.rt
-                .store
-                .fail(ObjectId::for_return(task_id, i), Arc::clone(&err));
-        }
+        finish_call(&self.rt, self.id, r.meta, Err(cancelled));
         if force && let Some(h) = r.spawn.take() {
             ctx.cancel_future(h);
             let exclusive = r.exclusive;
@@ -975,10 +972,7 @@ impl<A: ActorClass> Handler<BatchDone<A>> for ActorHost<A> {
             if current {
                 self.crashed(Some(call), msg, ctx);
             } else {
-                let err = TaskError::new(
-                    TaskErrorKind::Panic,
-                    format!("{} panicked: {msg}", call.method.name),
-                );
+                let err = TaskError::new(TaskErrorKind::Panic, msg.clone());
                 self.fail_call(&call, &err);
             }
         }

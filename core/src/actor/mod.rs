@@ -658,11 +658,20 @@ pub fn get_actor<A: ActorClass>(name: &str) -> Result<ActorHandle<A>> {
 /// [`get_actor`] in a given namespace.
 pub fn get_actor_in<A: ActorClass>(name: &str, namespace: &str) -> Result<ActorHandle<A>> {
     crate::context::check_may_block("get_actor")?;
-    crate::block_on::block_on(get_actor_async::<A>(name, namespace))
+    crate::block_on::block_on(get_actor_in_async::<A>(name, namespace))
+}
+
+/// The async form of [`get_actor`].
+pub async fn get_actor_async<A: ActorClass>(name: &str) -> Result<ActorHandle<A>> {
+    let ns = crate::runtime::runtime()?.namespace.clone();
+    get_actor_in_async::<A>(name, &ns).await
 }
 
 /// The async form of [`get_actor_in`].
-pub async fn get_actor_async<A: ActorClass>(name: &str, namespace: &str) -> Result<ActorHandle<A>> {
+pub async fn get_actor_in_async<A: ActorClass>(
+    name: &str,
+    namespace: &str,
+) -> Result<ActorHandle<A>> {
     let rt = crate::runtime::runtime()?;
     let info = rt
         .gcs()
