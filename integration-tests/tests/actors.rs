@@ -90,10 +90,16 @@ impl Threaded {
     fn new() -> Self {
         Threaded
     }
-    fn busy(&self, ms: u64) -> u8 {
+    /// Runs until `target` calls have been in flight at once (or 10 s pass).
+    fn busy(&self, target: usize) -> u8 {
         let now = IN_FLIGHT.fetch_add(1, Ordering::SeqCst) + 1;
         MAX_IN_FLIGHT.fetch_max(now, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(ms));
+        let mut waited = 0;
+        while MAX_IN_FLIGHT.load(Ordering::SeqCst) < target && waited < 10_000 {
+            std::thread::sleep(Duration::from_millis(1));
+            waited += 1;
+        }
+        std::thread::sleep(Duration::from_millis(2));
         IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
         1
     }
@@ -439,12 +445,12 @@ fn threaded_actors_run_shared_methods_concurrently() {
         IN_FLIGHT.store(0, Ordering::SeqCst);
         MAX_IN_FLIGHT.store(0, Ordering::SeqCst);
         let t = Threaded::options().max_concurrency(4).remote().unwrap();
-        let refs: Vec<_> = (0..8).map(|_| t.busy(100)).collect();
+        let refs: Vec<_> = (0..8).map(|_| t.busy(4)).collect();
         raya::get_all(&refs).unwrap();
         assert_eq!(MAX_IN_FLIGHT.load(Ordering::SeqCst), 4);
         MAX_IN_FLIGHT.store(0, Ordering::SeqCst);
         let serial = Threaded::remote();
-        let refs: Vec<_> = (0..4).map(|_| serial.busy(20)).collect();
+        let refs: Vec<_> = (0..4).map(|_| serial.busy(1)).collect();
         raya::get_all(&refs).unwrap();
         assert_eq!(
             MAX_IN_FLIGHT.load(Ordering::SeqCst),

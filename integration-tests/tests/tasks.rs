@@ -117,10 +117,17 @@ static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static MAX_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
 #[raya::remote]
-fn occupy(ms: u64) {
+/// Runs until `target` tasks have been running at once (or 10 s pass), so that the highest
+/// concurrency the scheduler allows is observed whatever the machine's load.
+fn occupy(target: usize) {
     let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
     MAX_RUNNING.fetch_max(now, Ordering::SeqCst);
-    std::thread::sleep(Duration::from_millis(ms));
+    let mut waited = 0;
+    while MAX_RUNNING.load(Ordering::SeqCst) < target && waited < 10_000 {
+        std::thread::sleep(Duration::from_millis(1));
+        waited += 1;
+    }
+    std::thread::sleep(Duration::from_millis(2));
     RUNNING.fetch_sub(1, Ordering::SeqCst);
 }
 
@@ -271,7 +278,7 @@ fn resources_limit_concurrency() {
     with_raya(config(2), || {
         RUNNING.store(0, Ordering::SeqCst);
         MAX_RUNNING.store(0, Ordering::SeqCst);
-        let refs: Vec<_> = (0..8).map(|_| occupy::remote(30)).collect();
+        let refs: Vec<_> = (0..8).map(|_| occupy::remote(2)).collect();
         raya::get_all(&refs).unwrap();
         assert_eq!(
             MAX_RUNNING.load(Ordering::SeqCst),
@@ -281,7 +288,7 @@ fn resources_limit_concurrency() {
 
         MAX_RUNNING.store(0, Ordering::SeqCst);
         let refs: Vec<_> = (0..4)
-            .map(|_| occupy::options().num_cpus(2.0).remote(20))
+            .map(|_| occupy::options().num_cpus(2.0).remote(1))
             .collect();
         raya::get_all(&refs).unwrap();
         assert_eq!(
@@ -292,7 +299,7 @@ fn resources_limit_concurrency() {
 
         MAX_RUNNING.store(0, Ordering::SeqCst);
         let refs: Vec<_> = (0..6)
-            .map(|_| occupy::options().num_cpus(0.5).remote(30))
+            .map(|_| occupy::options().num_cpus(0.5).remote(4))
             .collect();
         raya::get_all(&refs).unwrap();
         assert_eq!(

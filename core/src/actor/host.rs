@@ -153,7 +153,7 @@ impl<A: ActorClass> ActorCall<A> {
 }
 
 /// Control messages any host understands, whatever its actor type.
-#[derive(Message)]
+#[derive(Debug, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub(crate) enum HostControl {
     /// The scheduler placed the actor: run the constructor.
