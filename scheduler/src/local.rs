@@ -215,7 +215,8 @@ struct Class {
 
 struct WorkerSlot {
     mailbox: Recipient<WorkerCommand>,
-    busy: bool,
+    /// The task it runs.
+    task: Option<TaskId>,
     idle_since: Instant,
 }
 
@@ -421,7 +422,7 @@ impl LocalScheduler {
             id,
             WorkerSlot {
                 mailbox,
-                busy: false,
+                task: None,
                 idle_since: Instant::now(),
             },
         );
@@ -471,7 +472,7 @@ impl LocalScheduler {
                         self.events
                             .update(spec.task_id, spec.attempt, |e| e.worker = Some(w));
                         let slot = self.workers.get_mut(&w).expect("taken worker exists");
-                        slot.busy = true;
+                        slot.task = Some(spec.task_id);
                         slot.mailbox.do_send(WorkerCommand::Execute(Box::new(spec)));
                     }
                     None => self
@@ -705,9 +706,9 @@ impl Handler<TaskDone> for LocalScheduler {
         self.children.remove(&m.task_id);
         if let Some(w) = m.worker
             && let Some(slot) = self.workers.get_mut(&w)
-            && slot.busy
+            && slot.task.is_some()
         {
-            slot.busy = false;
+            slot.task = None;
             slot.idle_since = Instant::now();
             self.idle.push(w);
         }
@@ -727,16 +728,23 @@ impl Handler<TaskDone> for LocalScheduler {
     }
 }
 
+impl LocalScheduler {
+    /// The running task of worker `w`.
+    fn task_of(&mut self, w: WorkerId) -> Option<&mut Running> {
+        let task = self.workers.get(&w)?.task?;
+        self.running.get_mut(&task)
+    }
+}
+
 impl Handler<WorkerBlocked> for LocalScheduler {
     type Result = ();
     fn handle(&mut self, WorkerBlocked(w): WorkerBlocked, ctx: &mut Context<Self>) {
-        if let Some(run) = self
-            .running
-            .values_mut()
-            .find(|r| r.worker == Some(w) && !r.blocked)
+        if let Some(run) = self.task_of(w)
+            && !run.blocked
         {
             run.blocked = true;
-            self.available.add(&run.held);
+            let held = run.held.clone();
+            self.available.add(&held);
             self.dispatch(ctx);
         }
     }
@@ -745,13 +753,12 @@ impl Handler<WorkerBlocked> for LocalScheduler {
 impl Handler<WorkerUnblocked> for LocalScheduler {
     type Result = ();
     fn handle(&mut self, WorkerUnblocked(w): WorkerUnblocked, _: &mut Context<Self>) {
-        if let Some(run) = self
-            .running
-            .values_mut()
-            .find(|r| r.worker == Some(w) && r.blocked)
+        if let Some(run) = self.task_of(w)
+            && run.blocked
         {
             run.blocked = false;
-            self.available.subtract(&run.held);
+            let held = run.held.clone();
+            self.available.subtract(&held);
         }
     }
 }
