@@ -167,12 +167,16 @@ fn block_until(
     deadline: Option<Instant>,
     what: &'static str,
 ) -> Result<bool> {
-    let ready = |refs: &[&RawRef]| {
-        refs.iter()
-            .filter(|r| rt.store.status(r.id()) != Status::Pending)
-            .count()
+    // Whether at least `need` are ready; stops looking as soon as they are.
+    let enough = |refs: &[&RawRef]| {
+        need == 0
+            || refs
+                .iter()
+                .filter(|r| rt.store.status(r.id()) != Status::Pending)
+                .nth(need - 1)
+                .is_some()
     };
-    if ready(refs) >= need {
+    if enough(refs) {
         return Ok(true);
     }
     check_may_block(what)?;
@@ -186,7 +190,7 @@ fn block_until(
             .register_waiter(r.id(), wid, Waiter::Signal(Arc::clone(&sig)));
     }
     let satisfied = loop {
-        if ready(refs) >= need {
+        if enough(refs) {
             break true;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -259,7 +263,7 @@ fn check_wait_args<T>(refs: &[ObjectRef<T>], num_returns: usize) -> Result<()> {
             refs.len()
         )));
     }
-    let mut seen = FastHashSet::default();
+    let mut seen = FastHashSet::with_capacity_and_hasher(refs.len(), Default::default());
     if !refs.iter().all(|r| seen.insert(r.id())) {
         return Err(Error::InvalidArgument(
             "wait: the list of refs contains duplicates".into(),

@@ -279,8 +279,19 @@ impl TaskEventBuffer {
 
     /// Takes every buffered record and the count of dropped reports since the last drain.
     pub fn drain(&self) -> (Vec<TaskEvent>, u64) {
+        self.drain_at_most(usize::MAX)
+    }
+
+    /// Takes at most `limit` buffered records (the rest wait for the next drain) and the count of
+    /// dropped reports since the last drain.
+    pub fn drain_at_most(&self, limit: usize) -> (Vec<TaskEvent>, u64) {
         let mut b = self.lock();
         let dropped = std::mem::take(&mut b.dropped);
-        (b.events.drain().map(|(_, e)| e).collect(), dropped)
+        if b.events.len() <= limit {
+            return (b.events.drain().map(|(_, e)| e).collect(), dropped);
+        }
+        let keys: Vec<(TaskId, u32)> = b.events.keys().take(limit).copied().collect();
+        let events = keys.iter().filter_map(|k| b.events.remove(k)).collect();
+        (events, dropped)
     }
 }

@@ -417,3 +417,39 @@ fn task_events_merge_per_attempt_and_stay_bounded() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_node_event_buffer_sends_bounded_batches_and_drops_past_its_bound() {
+    let buf = TaskEventBuffer::new(5);
+    let make = |id: u128| {
+        move || TaskEvent {
+            task_id: TaskId(id),
+            attempt: 0,
+            job: JobId(1),
+            name: "f".into(),
+            kind: TaskKind::Normal,
+            state: TaskState::PendingArgs,
+            node: None,
+            worker: None,
+            actor: None,
+            parent: None,
+            error: None,
+            times: vec![],
+        }
+    };
+    for i in 0..7 {
+        buf.record(TaskId(i), 0, TaskState::Running, make(i));
+    }
+    // A later state of a buffered task merges into its record.
+    buf.record(TaskId(0), 0, TaskState::Finished, make(0));
+    let (first, dropped) = buf.drain_at_most(3);
+    assert_eq!(first.len(), 3);
+    assert_eq!(dropped, 2, "two tasks past the bound of 5 were dropped");
+    let (rest, dropped) = buf.drain();
+    assert_eq!(rest.len(), 2);
+    assert_eq!(dropped, 0);
+    let all: Vec<_> = first.iter().chain(rest.iter()).collect();
+    let t0 = all.iter().find(|e| e.task_id == TaskId(0)).unwrap();
+    assert_eq!(t0.state, TaskState::Finished);
+    assert_eq!(t0.times.len(), 2);
+}

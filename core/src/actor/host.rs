@@ -639,21 +639,41 @@ impl<A: ActorClass> ActorHost<A> {
                 self.dispatch_async(call, exclusive, ctx);
                 continue;
             }
-            let mut batch = vec![call];
-            if serial {
-                while batch.len() < 256 {
-                    match self.queue.front() {
-                        Some(next)
-                            if !next.method.kind.is_async()
-                                && self.first_pending_arg(next).is_none() =>
-                        {
-                            batch.push(self.queue.pop_front().expect("front exists"));
-                        }
-                        _ => break,
+            // Consecutive ready calls that may run the same way go to the pool together: one
+            // thread hop per batch rather than per call. A serial actor runs them in order on
+            // one thread; `&self` calls of a threaded actor are spread over its free slots.
+            let free = if exclusive {
+                1
+            } else {
+                (self.opts.max_concurrency - self.slots) as usize
+            };
+            let mut calls = vec![call];
+            // A `&mut self` call of a threaded actor runs alone.
+            let gather = serial || !exclusive;
+            while gather && calls.len() < 256 * free {
+                match self.queue.front() {
+                    Some(next)
+                        if !next.method.kind.is_async()
+                            && (serial || !next.method.kind.exclusive())
+                            && self.first_pending_arg(next).is_none() =>
+                    {
+                        calls.push(self.queue.pop_front().expect("front exists"));
                     }
+                    _ => break,
                 }
             }
-            self.dispatch_batch(batch, exclusive, ctx);
+            if exclusive {
+                self.dispatch_batch(calls, true, ctx);
+                continue;
+            }
+            let k = free.min(calls.len());
+            let mut batches: Vec<Vec<ActorCall<A>>> = (0..k).map(|_| Vec::new()).collect();
+            for (i, c) in calls.into_iter().enumerate() {
+                batches[i % k].push(c);
+            }
+            for b in batches {
+                self.dispatch_batch(b, false, ctx);
+            }
         }
     }
 
