@@ -87,7 +87,8 @@ impl Handler<LeaveCluster> for NodeManager {
     type Result = ResponseFuture<()>;
     fn handle(&mut self, _: LeaveCluster, _: &mut Context<Self>) -> Self::Result {
         let gcs = self.rt.gcs().clone();
-        let (events, _) = self.rt.events.drain();
+        // The last records, bounded like every flush: shutting down must stay quick.
+        let (events, _) = self.rt.events.drain_at_most(10_000);
         let (node, job) = (self.rt.node, self.rt.job);
         Box::pin(async move {
             if !events.is_empty()

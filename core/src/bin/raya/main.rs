@@ -33,6 +33,9 @@ enum Command {
         /// Run only the workloads whose name contains this (also read from TESTS_TO_RUN).
         #[arg(long)]
         filter: Option<String>,
+        /// Skip the workloads whose name contains this (also read from TESTS_TO_SKIP).
+        #[arg(long)]
+        skip: Option<String>,
         /// Where to write the figures as JSON.
         #[arg(long, default_value = "microbenchmark.json")]
         json: PathBuf,
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
             quick,
             rounds,
             filter,
+            skip,
             json,
             num_cpus,
         } => {
@@ -96,7 +100,7 @@ fn main() -> ExitCode {
             }
             print!("{}", microbenchmark::DIFFERENCES);
             raya::init(config)
-                .and_then(|()| microbenchmark::run(timing, filter))
+                .and_then(|()| microbenchmark::run(timing, filter, skip))
                 .map_err(|e| e.to_string())
                 .and_then(|report| write_json(&json, &report))
         }

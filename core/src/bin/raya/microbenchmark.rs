@@ -214,12 +214,14 @@ pub fn key(name: &str) -> String {
 struct Bench {
     timing: Timing,
     filter: Option<String>,
+    skip: Option<String>,
     results: Vec<Measurement>,
 }
 
 impl Bench {
     fn wanted(&self, name: &str) -> bool {
         self.filter.as_deref().is_none_or(|f| name.contains(f))
+            && self.skip.as_deref().is_none_or(|s| !name.contains(s))
     }
 
     /// Runs `f` as Ray's `timeit` does and prints `<name> per second <mean> +- <sd>`.
@@ -323,8 +325,9 @@ Differences from Ray's `ray microbenchmark`:
 - placement group create/removal: placement groups do not exist yet.
 ";
 
-/// Runs every workload whose name contains `filter`.
-pub fn run(timing: Timing, filter: Option<String>) -> raya::Result<Report> {
+/// Runs every workload whose name contains `filter` and not `skip` (Ray's `TESTS_TO_RUN` and
+/// `TESTS_TO_SKIP`).
+pub fn run(timing: Timing, filter: Option<String>, skip: Option<String>) -> raya::Result<Report> {
     let cpus = raya::cluster_resources()?
         .get("CPU")
         .copied()
@@ -333,6 +336,7 @@ pub fn run(timing: Timing, filter: Option<String>) -> raya::Result<Report> {
     let mut b = Bench {
         timing: timing.clone(),
         filter,
+        skip,
         results: Vec::new(),
     };
 
