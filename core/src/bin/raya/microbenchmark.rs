@@ -311,6 +311,13 @@ pub const WORKLOADS: &[&str] = &[
     "placement group create/removal",
 ];
 
+/// The machine's floors for copying an 800 MiB value, measured beside the put workloads: what
+/// any put that copies can reach on this machine.
+pub const FLOORS: [&str; 2] = [
+    "single client put gigabytes (floor: fill a fresh 800 MiB allocation)",
+    "single client put gigabytes (floor: memcpy into a warm 800 MiB buffer)",
+];
+
 /// How Raya's workloads differ from Ray's, printed before the figures.
 pub const DIFFERENCES: &str = "\
 Differences from Ray's `ray microbenchmark`:
@@ -319,7 +326,8 @@ Differences from Ray's `ray microbenchmark`:
 - Ray sleeps 10 s before each workload; Raya does not (the machine is otherwise idle).
 - single client put gigabytes: Ray copies an 800 MiB array into shared memory on every put. Here
   the caller shares one immutable 800 MiB buffer (Arc) with the store: nothing is copied. The
-  \"(copy)\" line clones the buffer and moves the clone in, which is what Ray's put costs.
+  \"(copy)\" line clones the buffer and moves the clone in, which is what Ray's put costs; the
+  two \"(floor: ...)\" lines measure the machine's limits for any put that copies.
 - multi client put gigabytes: each task makes fresh zeroed 80 MiB arrays (as np.zeros does) and
   moves them into the store; nothing is copied.
 - placement group create/removal: placement groups do not exist yet.
@@ -360,6 +368,29 @@ pub fn run(timing: Timing, filter: Option<String>, skip: Option<String>) -> raya
             0.8,
             Some("clones the 800 MiB buffer and moves the clone into the store (Ray's copy)"),
             || raya::put((*arr).clone()).map(drop),
+        )?;
+        let bytes = 800 * 1024 * 1024;
+        b.timeit(
+            FLOORS[0],
+            0.8,
+            Some("a fresh allocation written once: every page faults in on first touch"),
+            || {
+                let v = vec![1u8; bytes];
+                std::hint::black_box(&v);
+                Ok(())
+            },
+        )?;
+        let src = vec![1u8; bytes];
+        let mut dst = vec![2u8; bytes];
+        b.timeit(
+            FLOORS[1],
+            0.8,
+            Some("a copy into memory already touched, as into Ray's shared memory"),
+            || {
+                dst.copy_from_slice(&src);
+                std::hint::black_box(&dst);
+                Ok(())
+            },
         )?;
     }
     b.timeit(WORKLOADS[5], 1.0, None, || {
