@@ -13,6 +13,7 @@
 
 pub mod gcs;
 pub mod identity;
+pub mod net;
 pub mod time;
 
 pub use gcs::{GcsClient, GcsConfig, GcsError, GcsHandle, GcsRequest, GcsTables};

@@ -52,6 +52,21 @@ pub struct Config {
     pub node_timeout: Duration,
     /// How many task records the GCS keeps.
     pub max_task_events: usize,
+    /// Join the cluster whose head listens at this address (`host:port` or a multiaddr).
+    /// Default: the `RAYA_ADDRESS` environment variable when set, else none (an embedded
+    /// one-node cluster that opens no port).
+    pub address: Option<String>,
+    /// Run the cluster's GCS and global scheduler in this node and accept nodes on `port`.
+    pub head: bool,
+    /// The host a cluster node listens on (default `0.0.0.0`, every interface).
+    pub host: String,
+    /// The port a cluster node listens on (default 0: any free port; `raya start --head` uses
+    /// 6379).
+    pub port: u16,
+    /// Whether a cluster node finds peers on the LAN with mDNS (default on).
+    pub mdns: bool,
+    /// How long a joining node waits to reach the head.
+    pub join_timeout: Duration,
 }
 
 impl Default for Config {
@@ -70,8 +85,14 @@ impl Default for Config {
             max_pending_tasks: 4_000_000,
             max_pending_calls: 1_000_000,
             idle_thread_timeout: Duration::from_secs(1),
-            node_timeout: Duration::from_secs(10),
+            node_timeout: Duration::from_secs(5),
             max_task_events: 100_000,
+            address: None,
+            head: false,
+            host: "0.0.0.0".into(),
+            port: 0,
+            mdns: true,
+            join_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -125,6 +146,49 @@ impl Config {
     /// Sets the bound on calls queued per actor.
     pub fn max_pending_calls(mut self, n: usize) -> Self {
         self.max_pending_calls = n;
+        self
+    }
+    /// Joins the cluster whose head listens at `address` (`host:port` or a multiaddr).
+    ///
+    /// ```no_run
+    /// raya::init(raya::Config::default().address("10.0.0.1:6379")).unwrap();
+    /// ```
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.address = Some(address.into());
+        self
+    }
+    /// Makes this node a cluster head listening on `port` (0 picks a free one): it runs the GCS
+    /// and the global scheduler, and other nodes join it.
+    ///
+    /// ```
+    /// raya::init(raya::Config::default().head(0).host("127.0.0.1").num_cpus(1)).unwrap();
+    /// let addr = raya::cluster_address().unwrap().unwrap();
+    /// assert!(addr.starts_with("127.0.0.1:"));
+    /// raya::shutdown();
+    /// ```
+    pub fn head(mut self, port: u16) -> Self {
+        self.head = true;
+        self.port = port;
+        self
+    }
+    /// Sets the host a cluster node listens on.
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = host.into();
+        self
+    }
+    /// Sets the port a cluster node listens on.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+    /// Turns mDNS discovery on or off.
+    pub fn mdns(mut self, on: bool) -> Self {
+        self.mdns = on;
+        self
+    }
+    /// Sets how long a node without heartbeats lives before it is declared dead.
+    pub fn node_timeout(mut self, timeout: Duration) -> Self {
+        self.node_timeout = timeout;
         self
     }
     /// Sets the bound on worker threads.

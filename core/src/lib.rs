@@ -74,6 +74,7 @@ mod object;
 mod pool;
 mod registry;
 mod runtime;
+mod serve;
 mod task;
 mod timer;
 mod worker;
@@ -106,7 +107,8 @@ pub use raya_common::{
 pub use raya_macros::{actor, remote};
 pub use raya_scheduler::SchedulingStrategy;
 pub use raya_store::{StoreError, StoreStats};
-pub use runtime::{init, is_initialized, session_dir, shutdown};
+pub use runtime::{cluster_address, init, is_initialized, session_dir, shutdown};
+pub use serve::{current_cluster_file, nodes_dir, serve};
 pub use task::{FunctionCall, TaskBuilder, TaskOptions};
 
 /// What most programs need: `use raya::prelude::*;`.

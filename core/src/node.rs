@@ -53,9 +53,20 @@ impl Handler<JoinCluster> for NodeManager {
         let info = NodeInfo {
             node_id: node,
             state: NodeState::Alive,
-            is_head: true,
+            is_head: self.rt.is_head,
             hostname: hostname(),
-            addresses: Vec::new(),
+            addresses: self
+                .rt
+                .net
+                .as_ref()
+                .map(|n| {
+                    n.listen_addrs()
+                        .iter()
+                        .filter_map(raya_cluster::net::socket_of)
+                        .map(|a| a.to_string())
+                        .collect()
+                })
+                .unwrap_or_default(),
             resources_total: m.total.clone(),
             resources_available: m.total,
             queued_tasks: 0,

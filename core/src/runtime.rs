@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_rt::{Arbiter, ArbiterHandle, System};
+use raya_cluster::gcs::client::GcsPublisher;
 use raya_cluster::gcs::jobs::AddJob;
 use raya_cluster::gcs::task_events::TaskEventBuffer;
+use raya_cluster::net::{self, NetConfig, Network, Role, Target, remote_recipient};
 use raya_cluster::{GcsConfig, GcsHandle, GcsTables, identity};
 use raya_common::{IdGenerator, JobId, NodeId, ResourceSet, TaskId};
 use raya_scheduler::{
-    CancelFlags, GlobalScheduler, LocalScheduler, LocalSchedulerConfig, RegisterLocalScheduler,
-    SubmitTask, TaskSpec,
+    CancelFlags, GlobalScheduler, LocalScheduler, LocalSchedulerConfig, PlaceTask,
+    RegisterLocalScheduler, ScheduleTask, SubmitTask, TaskSpec, TaskUnschedulable,
 };
 use raya_store::{ObjectStore, StoreConfig, StoreCore};
 
@@ -39,6 +41,10 @@ pub(crate) struct NodeShared {
     pub(crate) config: Config,
     pub(crate) pool: ExecPool,
     pub(crate) actors: ActorDirectory,
+    /// The node's network, when it is part of a cluster.
+    pub(crate) net: Option<Network>,
+    /// Whether this node runs the GCS.
+    pub(crate) is_head: bool,
     gcs: GcsHandle,
     scheduler: OnceLock<Addr<LocalScheduler>>,
     actor_arbiters: Vec<ArbiterHandle>,
@@ -111,7 +117,10 @@ struct Runtime {
     control: Option<std::thread::JoinHandle<()>>,
     gcs_arbiter: Option<Arbiter>,
     actor_arbiters: Vec<Arbiter>,
-    tables: GcsTables,
+    tables: Option<GcsTables>,
+    net: Option<Network>,
+    /// This node's entry in [`crate::nodes_dir`].
+    pid_file: Option<PathBuf>,
     session: Session,
 }
 
@@ -167,10 +176,38 @@ pub fn init(config: Config) -> Result<()> {
         return Err(Error::AlreadyInitialized);
     }
     registry()?;
-    let rt = start(config)?;
+    let mut rt = start(config)?;
     raya_store::set_current_store(Some(Arc::clone(&rt.shared.store)));
     tracing::info!(node = %rt.shared.node, job = %rt.shared.job, session = %rt.session.dir.display(), "Raya started");
+    if let Some(net) = &rt.net {
+        let addr = net
+            .listen_addrs()
+            .iter()
+            .find_map(net::socket_of)
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let role = if rt.shared.is_head { "head" } else { "node" };
+        rt.pid_file = crate::serve::register_process(role, &addr);
+        if rt.shared.is_head {
+            let file = crate::serve::current_cluster_file();
+            if let Err(e) = std::fs::write(&file, &addr) {
+                tracing::warn!(file = %file.display(), error = %e, "cannot record the cluster address");
+            }
+        }
+    }
     *RUNTIME.write().unwrap_or_else(|p| p.into_inner()) = Some(rt);
+    drop(_life);
+    if std::env::var("RAYA_ROLE").is_ok_and(|r| r == "worker") {
+        // The user's binary started as a worker node: serve the cluster, never return to `main`.
+        let code = match crate::serve::serve() {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!(error = %e, "worker node failed");
+                1
+            }
+        };
+        std::process::exit(code);
+    }
     Ok(())
 }
 
@@ -178,9 +215,76 @@ struct Started {
     shared: Arc<NodeShared>,
     node_manager: Addr<NodeManager>,
     system: System,
-    gcs_arbiter: Arbiter,
+    gcs_arbiter: Option<Arbiter>,
     actor_arbiters: Vec<Arbiter>,
-    tables: GcsTables,
+    tables: Option<GcsTables>,
+}
+
+/// How the node takes part in a cluster.
+#[derive(Clone)]
+enum Mode {
+    /// A one-node cluster in this process; no network.
+    Embedded,
+    /// The head: runs the GCS and the global scheduler, listens for nodes.
+    Head(Network),
+    /// A node joining the head it finds through the network.
+    Join(Network),
+}
+
+impl Mode {
+    fn net(&self) -> Option<&Network> {
+        match self {
+            Mode::Embedded => None,
+            Mode::Head(n) | Mode::Join(n) => Some(n),
+        }
+    }
+}
+
+/// Starts the network when `config` asks for a cluster (a head, or an address to join, from the
+/// config or `RAYA_ADDRESS`).
+fn start_network(config: &Config, key: &libp2p_identity::Keypair) -> Result<Mode> {
+    let address = config.address.clone().or_else(|| {
+        std::env::var("RAYA_ADDRESS")
+            .ok()
+            .filter(|a| !a.trim().is_empty())
+    });
+    if !config.head && address.is_none() {
+        return Ok(Mode::Embedded);
+    }
+    let host = net::parse_address(&format!("{}:{}", config.host, config.port))
+        .or_else(|_| net::parse_address(&format!("[{}]:{}", config.host, config.port)))
+        .map_err(|e| Error::Node(e.to_string()))?;
+    let mut nc = NetConfig::new(if config.head { Role::Head } else { Role::Node });
+    nc.listen = vec![host];
+    nc.topics = raya_cluster::gcs::TOPICS
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    nc.mdns = config.mdns;
+    if !config.head
+        && let Some(a) = &address
+    {
+        // `auto`: the head this machine started last, else whatever mDNS finds.
+        let a = if a == "auto" {
+            std::fs::read_to_string(crate::serve::current_cluster_file())
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        } else {
+            a.clone()
+        };
+        if !a.is_empty() {
+            nc.bootstrap = vec![net::parse_address(&a).map_err(|e| Error::Node(e.to_string()))?];
+            // A node given its head's address needs no discovery.
+            nc.mdns = false;
+        }
+    }
+    let network = Network::start(key.clone(), nc, net::Router::new())
+        .map_err(|e| Error::Node(e.to_string()))?;
+    Ok(if config.head {
+        Mode::Head(network)
+    } else {
+        Mode::Join(network)
+    })
 }
 
 fn start(config: Config) -> Result<Runtime> {
@@ -200,13 +304,23 @@ fn start(config: Config) -> Result<Runtime> {
     for (name, amount) in &config.resources {
         total.set_capacity(name, *amount)?;
     }
+    let mode = match start_network(&config, &key) {
+        Ok(m) => m,
+        Err(e) => {
+            if session.temporary {
+                let _ = std::fs::remove_dir_all(&session.dir);
+            }
+            return Err(e);
+        }
+    };
+    let net = mode.net().cloned();
     let dir = session.dir.clone();
     let (tx, rx) = std::sync::mpsc::channel::<Result<Started>>();
     let control = std::thread::Builder::new()
         .name("raya-control".into())
         .spawn(move || {
             let system = System::new();
-            let started = system.block_on(setup(config, dir, node, total));
+            let started = system.block_on(setup(config, dir, node, total, mode));
             let ok = started.is_ok();
             let _ = tx.send(started);
             if ok {
@@ -224,6 +338,9 @@ fn start(config: Config) -> Result<Runtime> {
         Ok(s) => s,
         Err(e) => {
             let _ = control.join();
+            if let Some(n) = &net {
+                n.shutdown();
+            }
             if session.temporary {
                 let _ = std::fs::remove_dir_all(&session.dir);
             }
@@ -235,24 +352,66 @@ fn start(config: Config) -> Result<Runtime> {
         node_manager: started.node_manager,
         system: started.system,
         control: Some(control),
-        gcs_arbiter: Some(started.gcs_arbiter),
+        gcs_arbiter: started.gcs_arbiter,
         actor_arbiters: started.actor_arbiters,
         tables: started.tables,
+        pid_file: None,
+        net,
         session,
     })
 }
 
-async fn setup(config: Config, dir: PathBuf, node: NodeId, total: ResourceSet) -> Result<Started> {
-    let gcs_arbiter = Arbiter::new();
-    let tables = GcsTables::start(
-        &GcsConfig {
-            dir: dir.join("gcs"),
-            node_timeout: config.node_timeout,
-            max_task_events: config.max_task_events,
-        },
-        &gcs_arbiter.handle(),
-    )?;
-    let gcs = GcsHandle::start(tables.clone(), &Arbiter::current());
+async fn setup(
+    config: Config,
+    dir: PathBuf,
+    node: NodeId,
+    total: ResourceSet,
+    mode: Mode,
+) -> Result<Started> {
+    let (gcs_arbiter, tables, gcs) = match &mode {
+        Mode::Embedded | Mode::Head(_) => {
+            let gcs_arbiter = Arbiter::new();
+            let tables = GcsTables::start(
+                &GcsConfig {
+                    dir: dir.join("gcs"),
+                    node_timeout: config.node_timeout,
+                    max_task_events: config.max_task_events,
+                },
+                &gcs_arbiter.handle(),
+            )?;
+            let gcs = GcsHandle::start(tables.clone(), &Arbiter::current());
+            if let Mode::Head(net) = &mode {
+                tables.serve(net.router());
+                let (t, n) = (tables.clone(), net.clone());
+                GcsPublisher::start_in_arbiter(&gcs_arbiter.handle(), move |_| {
+                    GcsPublisher::new(t, n)
+                });
+            }
+            (Some(gcs_arbiter), Some(tables), gcs)
+        }
+        Mode::Join(net) => {
+            let head = net
+                .wait_for_head(config.join_timeout)
+                .await
+                .ok_or_else(|| {
+                    Error::Node(format!(
+                        "no cluster head answered within {:?} (address {})",
+                        config.join_timeout,
+                        config
+                            .address
+                            .clone()
+                            .or_else(|| std::env::var("RAYA_ADDRESS").ok())
+                            .unwrap_or_else(|| "found by mDNS".into())
+                    ))
+                })?;
+            tracing::info!(%head, "joining the cluster");
+            (
+                None,
+                None,
+                GcsHandle::start_remote(net.clone(), head, &Arbiter::current()),
+            )
+        }
+    };
     let store = StoreCore::new(StoreConfig {
         node,
         memory_budget: config.store_budget(),
@@ -275,7 +434,27 @@ async fn setup(config: Config, dir: PathBuf, node: NodeId, total: ResourceSet) -
         .namespace
         .clone()
         .unwrap_or_else(|| format!("anonymous-job-{}", job.job_id.0));
-    let global = GlobalScheduler::new(gcs.clone()).start();
+    // The head (or the embedded node) runs the global scheduler; a joining node reaches the
+    // head's through the network.
+    let global: Option<Addr<GlobalScheduler>> = match &mode {
+        Mode::Embedded => Some(GlobalScheduler::new(gcs.clone(), None).start()),
+        Mode::Head(net) => {
+            let g = GlobalScheduler::new(gcs.clone(), Some(net.clone())).start();
+            net.router().serve::<ScheduleTask, _>(g.clone());
+            Some(g)
+        }
+        Mode::Join(_) => None,
+    };
+    let global_recipient: Recipient<ScheduleTask> = match (&global, &mode) {
+        (Some(g), _) => g.clone().recipient(),
+        (None, Mode::Join(net)) => {
+            let head = net
+                .head()
+                .ok_or_else(|| Error::Node("the head is unknown".into()))?;
+            remote_recipient(net.clone(), head, Target::System)
+        }
+        (None, _) => return Err(Error::Node("no global scheduler".into())),
+    };
     let n_arbiters = config.cpus().clamp(1, 8);
     let actor_arbiters: Vec<Arbiter> = (0..n_arbiters)
         .map(|_| {
@@ -298,6 +477,8 @@ async fn setup(config: Config, dir: PathBuf, node: NodeId, total: ResourceSet) -
         cancel_flags: CancelFlags::default(),
         pool: ExecPool::new(config.max_actor_threads, idle),
         actors: ActorDirectory::default(),
+        net: mode.net().cloned(),
+        is_head: !matches!(mode, Mode::Join(_)),
         gcs: gcs.clone(),
         scheduler: OnceLock::new(),
         actor_arbiters: actor_arbiters.iter().map(|a| a.handle()).collect(),
@@ -324,18 +505,25 @@ async fn setup(config: Config, dir: PathBuf, node: NodeId, total: ResourceSet) -
             rt: Arc::clone(&shared),
         }),
         node_manager.clone().recipient(),
-        Some(global.clone().recipient()),
+        Some(global_recipient),
         Some(gcs),
         shared.events.clone(),
         Arc::clone(&shared.queued),
         shared.cancel_flags.clone(),
     )
     .start();
-    global.do_send(RegisterLocalScheduler {
-        node,
-        place: scheduler.clone().recipient(),
-        unschedulable: scheduler.clone().recipient(),
-    });
+    if let Some(global) = &global {
+        global.do_send(RegisterLocalScheduler {
+            node,
+            place: scheduler.clone().recipient(),
+            unschedulable: scheduler.clone().recipient(),
+        });
+    }
+    if let Some(net) = mode.net() {
+        net.router().serve::<PlaceTask, _>(scheduler.clone());
+        net.router()
+            .serve::<TaskUnschedulable, _>(scheduler.clone());
+    }
     if shared.scheduler.set(scheduler).is_err() {
         return Err(Error::Node("scheduler set twice".into()));
     }
@@ -372,7 +560,13 @@ pub fn shutdown() {
         let _ = tx.send(());
     });
     if rx.recv_timeout(Duration::from_secs(5)).is_err() {
-        tracing::warn!("the GCS did not acknowledge the shutdown in time");
+        // In-process the GCS goes away with the node anyway; a remote head will declare the
+        // node dead when its heartbeats stop.
+        if shared.is_head {
+            tracing::debug!("the GCS did not acknowledge the shutdown in time");
+        } else {
+            tracing::warn!("the head did not acknowledge the shutdown in time");
+        }
     }
     shared.pool.shutdown();
     rt.system.stop();
@@ -387,7 +581,15 @@ pub fn shutdown() {
         g.stop();
         let _ = g.join();
     }
-    if let Err(e) = rt.tables.flush() {
+    if let Some(n) = rt.net.take() {
+        n.shutdown();
+    }
+    if let Some(f) = rt.pid_file.take() {
+        let _ = std::fs::remove_file(f);
+    }
+    if let Some(t) = &rt.tables
+        && let Err(e) = t.flush()
+    {
         tracing::warn!(error = %e, "could not flush the GCS");
     }
     let session = std::mem::replace(
@@ -405,6 +607,29 @@ pub fn shutdown() {
         tracing::warn!(dir = %session.dir.display(), error = %e, "could not remove the session directory");
     }
     tracing::info!("Raya stopped");
+}
+
+/// The address other nodes join this cluster with (`host:port` of the head), when this node is
+/// part of a cluster; `None` for an embedded one-node cluster.
+pub fn cluster_address() -> Result<Option<String>> {
+    let rt = runtime()?;
+    let Some(net) = &rt.net else {
+        return Ok(None);
+    };
+    if rt.is_head {
+        return Ok(net
+            .listen_addrs()
+            .iter()
+            .find_map(net::socket_of)
+            .map(|a| a.to_string()));
+    }
+    let head = net.head();
+    let nodes =
+        crate::block_on::block_on(async { Ok::<_, Error>(rt.gcs().cached_nodes().await?) })?;
+    Ok(nodes
+        .iter()
+        .find(|n| Some(n.node_id.peer_id()) == head)
+        .and_then(|n| n.addresses.first().cloned()))
 }
 
 /// The session directory of the running node.

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use actix::prelude::*;
 use raya_cluster::GcsHandle;
+use raya_cluster::gcs::functions::NodesWithFunction;
 use raya_cluster::gcs::nodes::NodeState;
+use raya_cluster::net::{Network, Target, remote_recipient};
 use raya_common::NodeId;
 use serde::{Deserialize, Serialize};
 
@@ -24,8 +26,8 @@ pub struct ScheduleTask {
 #[rtype(result = "()")]
 pub struct PlaceTask(pub TaskSpec);
 
-/// Makes a node's local scheduler known to the global scheduler. Local wiring only: remote nodes
-/// are reached through the network.
+/// Makes a node's local scheduler known to the global scheduler. Local wiring only: the local
+/// schedulers of other nodes are reached through the network.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RegisterLocalScheduler {
@@ -43,20 +45,40 @@ struct Local {
 }
 
 /// The global scheduler actor. It reads the cluster's resource view from the GCS client's node
-/// cache and picks, among the alive nodes whose total resources fit the task, the one with the
-/// most of the task's resources free.
+/// cache and the function table, and picks, among the alive nodes that link the task's function
+/// and whose total resources fit the task, the one with the most of the task's resources free.
+/// Nodes other than its own are reached through `net`.
 pub struct GlobalScheduler {
     gcs: GcsHandle,
+    net: Option<Network>,
     locals: HashMap<NodeId, Local>,
 }
 
 impl GlobalScheduler {
-    /// A global scheduler reading the cluster view through `gcs`.
-    pub fn new(gcs: GcsHandle) -> Self {
+    /// A global scheduler reading the cluster view through `gcs`, reaching other nodes through
+    /// `net` (none for an embedded one-node cluster).
+    pub fn new(gcs: GcsHandle, net: Option<Network>) -> Self {
         GlobalScheduler {
             gcs,
+            net,
             locals: HashMap::new(),
         }
+    }
+
+    /// The local scheduler of `node`: registered here, or reached through the network.
+    fn local(&mut self, node: NodeId) -> Option<&Local> {
+        if !self.locals.contains_key(&node) {
+            let net = self.net.clone()?;
+            let peer = node.peer_id();
+            self.locals.insert(
+                node,
+                Local {
+                    place: remote_recipient(net.clone(), peer, Target::System),
+                    unschedulable: remote_recipient(net, peer, Target::System),
+                },
+            );
+        }
+        self.locals.get(&node)
     }
 }
 
@@ -116,23 +138,41 @@ impl Handler<ScheduleTask> for GlobalScheduler {
         _: &mut Context<Self>,
     ) -> Self::Result {
         let gcs = self.gcs.clone();
+        let function = NodesWithFunction {
+            name: spec.function.name.to_string(),
+        };
+        let clustered = self.net.is_some();
         Box::pin(
-            async move { gcs.cached_nodes().await.unwrap_or_default() }
-                .into_actor(self)
-                .map(move |nodes, this, _| {
+            async move {
+                let nodes = gcs.cached_nodes().await.unwrap_or_default();
+                // Only a cluster has nodes that may lack the function.
+                let linking = if clustered {
+                    gcs.request(function).await.ok()
+                } else {
+                    None
+                };
+                (nodes, linking)
+            }
+            .into_actor(self)
+            .map(move |(nodes, linking), this, _| {
                     let alive: Vec<_> = nodes
                         .into_iter()
                         .filter(|n| n.state == NodeState::Alive)
+                        .filter(|n| linking.as_ref().is_none_or(|l| l.contains(&n.node_id)))
                         .map(|n| (n.node_id, n.resources_total, n.resources_available))
                         .collect();
                     let origin = spec.origin;
-                    match pick(&spec, &alive).and_then(|n| this.locals.get(&n)) {
+                    let picked = pick(&spec, &alive);
+                    match picked.and_then(|n| this.local(n)) {
                         Some(local) => local.place.do_send(PlaceTask(spec)),
                         None => {
                             let totals: Vec<_> = alive.iter().map(|(n, t, _)| (*n, t.clone())).collect();
-                            let reason = infeasible_reason(&spec, &totals);
+                            let mut reason = infeasible_reason(&spec, &totals);
+                            if alive.is_empty() && linking.is_some() {
+                                reason = format!("no alive node links `{}`", spec.function.name);
+                            }
                             tracing::warn!(task = %spec.task_id, %reason, "task is infeasible");
-                            match this.locals.get(&origin) {
+                            match this.local(origin) {
                                 Some(l) => l.unschedulable.do_send(TaskUnschedulable { spec, reason }),
                                 None => tracing::error!(%origin, "no route back to the node of an infeasible task"),
                             }

@@ -1,27 +1,95 @@
 //! A node's handle to the GCS.
+//!
+//! On the head the client forwards requests to the table actors in this process. On every other
+//! node it sends the same typed requests to the head over the network, and keeps its node-table
+//! cache current from the head's numbered gossip ([`VersionedEvent`]), reloading the table when
+//! it notices a gap.
 
 use std::collections::BTreeMap;
 
 use actix::prelude::*;
+use libp2p::PeerId;
 use raya_common::NodeId;
 
-use super::nodes::{GetAllNodes, NodeInfo, SubscribeNodes};
-use super::{GcsError, GcsEvent, GcsRequest, GcsTables};
+use super::nodes::{GetAllNodes, NodeHeartbeat, NodeInfo, SubscribeNodes};
+use super::{
+    GCS_TOPIC, GcsError, GcsEvent, GcsRequest, GcsTables, HEARTBEAT_TOPIC, VersionedEvent,
+};
+use crate::net::{NetEvent, Network, Target, decode_body, encode_body};
+
+enum Backend {
+    Local(GcsTables),
+    Remote { net: Network, head: PeerId },
+}
 
 /// The node's GCS client actor: forwards every [`GcsRequest`] to its table and keeps a cache of
-/// the node table, which it subscribes to.
+/// the node table.
 pub struct GcsClient {
-    tables: GcsTables,
+    backend: Backend,
     nodes: BTreeMap<NodeId, NodeInfo>,
+    /// The last numbered change applied (remote clients).
+    version: Option<(u64, u64)>,
+    reloading: bool,
 }
 
 impl GcsClient {
     /// A client of the GCS whose tables run in this process (the head node).
     pub fn local(tables: GcsTables) -> Self {
         GcsClient {
-            tables,
+            backend: Backend::Local(tables),
             nodes: BTreeMap::new(),
+            version: None,
+            reloading: false,
         }
+    }
+
+    /// A client of the GCS on node `head`, reached through `net`.
+    pub fn remote(net: Network, head: PeerId) -> Self {
+        GcsClient {
+            backend: Backend::Remote { net, head },
+            nodes: BTreeMap::new(),
+            version: None,
+            reloading: false,
+        }
+    }
+
+    fn apply(&mut self, ev: GcsEvent) {
+        match ev {
+            GcsEvent::NodeAlive(n) | GcsEvent::NodeResources(n) => {
+                self.nodes.insert(n.node_id, n);
+            }
+            GcsEvent::NodeDead { node, reason } => {
+                if let Some(n) = self.nodes.get_mut(&node) {
+                    n.state = super::nodes::NodeState::Dead;
+                    n.death_reason = Some(reason);
+                }
+            }
+        }
+    }
+
+    fn reload(&mut self, ctx: &mut Context<Self>) {
+        let Backend::Remote { net, head } = &self.backend else {
+            return;
+        };
+        if self.reloading {
+            return;
+        }
+        self.reloading = true;
+        let (net, head) = (net.clone(), *head);
+        ctx.spawn(
+            async move { net.ask(head, Target::System, GetAllNodes).await }
+                .into_actor(self)
+                .map(|res, this, _| {
+                    this.reloading = false;
+                    match res {
+                        Ok(Ok(nodes)) => {
+                            this.nodes = nodes.into_iter().map(|n| (n.node_id, n)).collect()
+                        }
+                        Ok(Err(e)) => tracing::warn!(error = %e, "could not reload the node table"),
+                        Err(e) => tracing::warn!(error = %e, "could not reload the node table"),
+                    }
+                }),
+        );
     }
 }
 
@@ -29,14 +97,24 @@ impl Actor for GcsClient {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let me = ctx.address().recipient::<GcsEvent>();
-        let sub = self.tables.nodes.send(SubscribeNodes(me));
-        ctx.wait(
-            actix::fut::wrap_future(sub).map(|res, this: &mut GcsClient, _| match res {
-                Ok(Ok(nodes)) => this.nodes = nodes.into_iter().map(|n| (n.node_id, n)).collect(),
-                _ => tracing::warn!("GCS client could not subscribe to the node table"),
-            }),
-        );
+        match &self.backend {
+            Backend::Local(tables) => {
+                let me = ctx.address().recipient::<GcsEvent>();
+                let sub = tables.nodes.send(SubscribeNodes(me));
+                ctx.wait(actix::fut::wrap_future(sub).map(
+                    |res, this: &mut GcsClient, _| match res {
+                        Ok(Ok(nodes)) => {
+                            this.nodes = nodes.into_iter().map(|n| (n.node_id, n)).collect()
+                        }
+                        _ => tracing::warn!("GCS client could not subscribe to the node table"),
+                    },
+                ));
+            }
+            Backend::Remote { net, .. } => {
+                net.subscribe(ctx.address().recipient());
+                self.reload(ctx);
+            }
+        }
     }
 }
 
@@ -48,24 +126,73 @@ where
     type Result = ResponseFuture<Result<M::Reply, GcsError>>;
 
     fn handle(&mut self, msg: M, _: &mut Context<Self>) -> Self::Result {
-        let req = M::table(&self.tables).send(msg);
-        Box::pin(async move { req.await.unwrap_or(Err(GcsError::Unavailable)) })
+        match &self.backend {
+            Backend::Local(tables) => {
+                let req = M::table(tables).send(msg);
+                Box::pin(async move { req.await.unwrap_or(Err(GcsError::Unavailable)) })
+            }
+            Backend::Remote { net, head } => {
+                let (net, head) = (net.clone(), *head);
+                Box::pin(async move {
+                    net.ask(head, Target::System, msg)
+                        .await
+                        .unwrap_or_else(|e| {
+                            tracing::debug!(error = %e, "GCS request failed on the network");
+                            Err(GcsError::Unavailable)
+                        })
+                })
+            }
+        }
     }
 }
 
 impl Handler<GcsEvent> for GcsClient {
     type Result = ();
     fn handle(&mut self, ev: GcsEvent, _: &mut Context<Self>) {
-        match ev {
-            GcsEvent::NodeAlive(n) | GcsEvent::NodeResources(n) => {
-                self.nodes.insert(n.node_id, n);
+        self.apply(ev);
+    }
+}
+
+impl Handler<NetEvent> for GcsClient {
+    type Result = ();
+    fn handle(&mut self, ev: NetEvent, ctx: &mut Context<Self>) {
+        let NetEvent::Gossip {
+            topic,
+            source,
+            data,
+        } = ev
+        else {
+            return;
+        };
+        let Backend::Remote { head, .. } = &self.backend else {
+            return;
+        };
+        if topic != GCS_TOPIC || source != Some(*head) {
+            return;
+        }
+        let v: VersionedEvent = match decode_body(&data) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "malformed GCS gossip ignored");
+                return;
             }
-            GcsEvent::NodeDead { node, reason } => {
-                if let Some(n) = self.nodes.get_mut(&node) {
-                    n.state = super::nodes::NodeState::Dead;
-                    n.death_reason = Some(reason);
-                }
-            }
+        };
+        let in_order = self
+            .version
+            .is_some_and(|(epoch, seq)| epoch == v.epoch && v.seq == seq + 1);
+        let stale = self
+            .version
+            .is_some_and(|(epoch, seq)| epoch == v.epoch && v.seq <= seq);
+        if stale {
+            return;
+        }
+        self.version = Some((v.epoch, v.seq));
+        if in_order {
+            self.apply(v.event);
+        } else {
+            // A gap (or a restarted GCS): the table is the truth.
+            self.apply(v.event);
+            self.reload(ctx);
         }
     }
 }
@@ -85,15 +212,47 @@ where
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, Notify(msg): Notify<M>, _: &mut Context<Self>) -> Self::Result {
-        let req = M::table(&self.tables).send(msg);
         let what = std::any::type_name::<M>();
-        Box::pin(async move {
-            match req.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(request = what, error = %e, "GCS request failed"),
-                Err(_) => {
-                    tracing::debug!(request = what, "GCS gone before a request was delivered")
+        let req: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>>>> =
+            match &self.backend {
+                Backend::Local(tables) => {
+                    let req = M::table(tables).send(msg);
+                    Box::pin(async move {
+                        match req.await {
+                            Ok(Ok(_)) => Ok(()),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            Err(_) => {
+                                tracing::debug!(
+                                    request = what,
+                                    "GCS gone before a request was delivered"
+                                );
+                                Ok(())
+                            }
+                        }
+                    })
                 }
+                Backend::Remote { net, head } => match M::GOSSIP_TOPIC {
+                    Some(topic) => {
+                        let r = encode_body(&msg)
+                            .map_err(|e| e.to_string())
+                            .and_then(|b| net.publish(topic, b).map_err(|e| e.to_string()));
+                        Box::pin(async move { r })
+                    }
+                    None => {
+                        let (net, head) = (net.clone(), *head);
+                        Box::pin(async move {
+                            match net.ask(head, Target::System, msg).await {
+                                Ok(Ok(_)) => Ok(()),
+                                Ok(Err(e)) => Err(e.to_string()),
+                                Err(e) => Err(e.to_string()),
+                            }
+                        })
+                    }
+                },
+            };
+        Box::pin(async move {
+            if let Err(e) = req.await {
+                tracing::warn!(request = what, error = %e, "GCS request failed");
             }
         })
     }
@@ -111,6 +270,92 @@ impl Handler<CachedNodes> for GcsClient {
     }
 }
 
+/// The head's side of the gossip: applies the heartbeats nodes publish to the node table, and
+/// publishes every node-table change, numbered, for the other nodes' caches.
+pub struct GcsPublisher {
+    tables: GcsTables,
+    net: Network,
+    epoch: u64,
+    seq: u64,
+}
+
+impl GcsPublisher {
+    /// A publisher for the head's `tables` on `net`.
+    pub fn new(tables: GcsTables, net: Network) -> Self {
+        let epoch = (crate::time::now_ms() << 16) ^ u64::from(rand_u16());
+        GcsPublisher {
+            tables,
+            net,
+            epoch,
+            seq: 0,
+        }
+    }
+}
+
+fn rand_u16() -> u16 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (t ^ std::process::id()) as u16
+}
+
+impl Actor for GcsPublisher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.net.subscribe(ctx.address().recipient());
+        self.tables
+            .nodes
+            .do_send(SubscribeNodes(ctx.address().recipient()));
+    }
+}
+
+impl Handler<GcsEvent> for GcsPublisher {
+    type Result = ();
+    fn handle(&mut self, event: GcsEvent, _: &mut Context<Self>) {
+        self.seq += 1;
+        let v = VersionedEvent {
+            epoch: self.epoch,
+            seq: self.seq,
+            event,
+        };
+        match encode_body(&v) {
+            Ok(b) => {
+                if let Err(e) = self.net.publish(GCS_TOPIC, b) {
+                    tracing::debug!(error = %e, "GCS change not published");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "GCS change not encoded"),
+        }
+    }
+}
+
+impl Handler<NetEvent> for GcsPublisher {
+    type Result = ();
+    fn handle(&mut self, ev: NetEvent, _: &mut Context<Self>) {
+        let NetEvent::Gossip {
+            topic,
+            source,
+            data,
+        } = ev
+        else {
+            return;
+        };
+        if topic != HEARTBEAT_TOPIC {
+            return;
+        }
+        match decode_body::<NodeHeartbeat>(&data) {
+            // A node speaks only for itself.
+            Ok(hb) if Some(hb.node.peer_id()) == source => self.tables.nodes.do_send(hb),
+            Ok(hb) => {
+                tracing::warn!(node = %hb.node, ?source, "heartbeat for another node ignored")
+            }
+            Err(e) => tracing::warn!(?source, error = %e, "malformed heartbeat ignored"),
+        }
+    }
+}
+
 /// A cloneable handle to a [`GcsClient`], usable from any thread or runtime.
 #[derive(Clone)]
 pub struct GcsHandle {
@@ -122,6 +367,17 @@ impl GcsHandle {
     pub fn start(tables: GcsTables, arbiter: &actix_rt::ArbiterHandle) -> GcsHandle {
         GcsHandle {
             addr: GcsClient::start_in_arbiter(arbiter, move |_| GcsClient::local(tables)),
+        }
+    }
+
+    /// Starts a client of the GCS on node `head` on `arbiter`.
+    pub fn start_remote(
+        net: Network,
+        head: PeerId,
+        arbiter: &actix_rt::ArbiterHandle,
+    ) -> GcsHandle {
+        GcsHandle {
+            addr: GcsClient::start_in_arbiter(arbiter, move |_| GcsClient::remote(net, head)),
         }
     }
 

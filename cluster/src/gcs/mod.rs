@@ -54,30 +54,72 @@ pub enum GcsError {
     Invalid(String),
 }
 
-/// A typed request to one GCS table. The client forwards it to [`GcsRequest::table`].
+/// The gossip topic of the GCS's versioned table changes ([`VersionedEvent`]).
+pub const GCS_TOPIC: &str = "raya/gcs";
+/// The gossip topic of node heartbeats ([`nodes::NodeHeartbeat`]).
+pub const HEARTBEAT_TOPIC: &str = "raya/heartbeat";
+/// Every gossip topic a node subscribes to.
+pub const TOPICS: [&str; 2] = [GCS_TOPIC, HEARTBEAT_TOPIC];
+
+/// A typed request to one GCS table. The client forwards it to [`GcsRequest::table`], in this
+/// process on the head and over the network elsewhere: every request is a wire message.
 pub trait GcsRequest:
-    Message<Result = Result<Self::Reply, GcsError>> + Sized + Send + 'static
+    Message<Result = Result<Self::Reply, GcsError>>
+    + Serialize
+    + serde::de::DeserializeOwned
+    + Sized
+    + Send
+    + 'static
 {
     /// What the request returns on success.
-    type Reply: Send + 'static;
+    type Reply: Serialize + serde::de::DeserializeOwned + Send + 'static;
     /// The table actor that answers it.
     type Table: Actor<Context = Context<Self::Table>> + Handler<Self>;
+    /// A request sent without waiting for its reply goes out by gossip on this topic, when set
+    /// (heartbeats), instead of point to point.
+    const GOSSIP_TOPIC: Option<&'static str> = None;
     /// That table's address.
     fn table(tables: &GcsTables) -> &Addr<Self::Table>;
 }
 
+/// Registers one GCS request type with a head's router.
+pub type ServeRoute = fn(&GcsTables, &crate::net::Router);
+
+/// Every GCS request type, each of which the head serves over the network.
+#[linkme::distributed_slice]
+pub static GCS_ROUTES: [ServeRoute];
+
 macro_rules! gcs_request {
-    ($msg:ty => $reply:ty, $table:ty, $field:ident) => {
+    ($msg:ty => $reply:ty, $table:ty, $field:ident $(, gossip = $topic:expr)?) => {
         impl $crate::gcs::GcsRequest for $msg {
             type Reply = $reply;
             type Table = $table;
+            $(const GOSSIP_TOPIC: Option<&'static str> = Some($topic);)?
             fn table(tables: &$crate::gcs::GcsTables) -> &actix::Addr<$table> {
                 &tables.$field
             }
         }
+        const _: () = {
+            #[linkme::distributed_slice($crate::gcs::GCS_ROUTES)]
+            static ROUTE: $crate::gcs::ServeRoute = |tables, router| {
+                router.serve::<$msg, $table>(tables.$field.clone())
+            };
+        };
     };
 }
 pub(crate) use gcs_request;
+
+/// A change of the node table as the head publishes it by gossip: numbered, so that a node that
+/// missed one notices the gap and reloads the table from the GCS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionedEvent {
+    /// Changes with every start of the GCS.
+    pub epoch: u64,
+    /// 1, 2, 3, ... within an epoch.
+    pub seq: u64,
+    /// The change.
+    pub event: GcsEvent,
+}
 
 /// A change the GCS publishes to its subscribers.
 #[derive(Debug, Clone, Message, Serialize, Deserialize)]
@@ -173,6 +215,13 @@ impl GcsTables {
             kv,
             db,
         })
+    }
+
+    /// Serves every GCS request type over the network with these tables.
+    pub fn serve(&self, router: &crate::net::Router) {
+        for route in GCS_ROUTES {
+            route(self, router);
+        }
     }
 
     /// Writes every pending change to disk.

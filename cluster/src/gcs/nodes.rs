@@ -91,10 +91,9 @@ pub struct GetAllNodes;
 pub struct SubscribeNodes(pub Recipient<GcsEvent>);
 
 gcs_request!(RegisterNode => (), NodeTable, nodes);
-gcs_request!(NodeHeartbeat => (), NodeTable, nodes);
+gcs_request!(NodeHeartbeat => (), NodeTable, nodes, gossip = super::HEARTBEAT_TOPIC);
 gcs_request!(UnregisterNode => (), NodeTable, nodes);
 gcs_request!(GetAllNodes => Vec<NodeInfo>, NodeTable, nodes);
-gcs_request!(SubscribeNodes => Vec<NodeInfo>, NodeTable, nodes);
 
 /// The node table actor.
 pub struct NodeTable {

@@ -3,12 +3,16 @@
 //! - `raya microbenchmark`: Ray's microbenchmark workloads on an embedded node, printed in Ray's
 //!   format and written to a JSON file.
 //! - `raya scale`: a million queued tasks and a hundred thousand actors on one node.
+//! - `raya start --head` / `raya start --address <head>`: a cluster head, or a node joining one.
+//! - `raya stop`: stops every node of this machine.
+//! - `raya status`: the cluster's nodes, their resources and pending demand.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cluster;
 mod microbenchmark;
 mod scale;
 
@@ -21,6 +25,54 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start a cluster node: the head (`--head`: GCS, global scheduler and workers) or a node
+    /// joining a head (`--address`). Runs in the background unless `--block`.
+    Start {
+        /// Start the head of a new cluster.
+        #[arg(long, conflicts_with = "address")]
+        head: bool,
+        /// The head to join (`host:port`); without it, the head this machine started last, or
+        /// one found on the LAN by mDNS.
+        #[arg(long)]
+        address: Option<String>,
+        /// Port to listen on (head default: 6379; node default: any free port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Host to listen on.
+        #[arg(long, default_value = "0.0.0.0")]
+        host: String,
+        /// CPUs the node offers (default: the machine's).
+        #[arg(long)]
+        num_cpus: Option<usize>,
+        /// A custom resource the node offers, as name=amount (repeatable).
+        #[arg(long = "resource", value_parser = cluster::parse_resource)]
+        resources: Vec<(String, f64)>,
+        /// Keep the node's state here instead of a temporary directory (a head restarted on
+        /// the same directory reloads its tables).
+        #[arg(long)]
+        session_dir: Option<PathBuf>,
+        /// Do not announce or discover nodes on the LAN with mDNS.
+        #[arg(long)]
+        no_mdns: bool,
+        /// Declare a node dead after this many milliseconds without heartbeats (head only).
+        #[arg(long)]
+        node_timeout_ms: Option<u64>,
+        /// Run in the foreground until Ctrl-C or SIGTERM.
+        #[arg(long)]
+        block: bool,
+    },
+    /// Stop every Raya node running on this machine.
+    Stop {
+        /// Seconds to wait for a clean exit before killing.
+        #[arg(long, default_value_t = 10)]
+        grace: u64,
+    },
+    /// Show the cluster's nodes (state, resources) and pending demand.
+    Status {
+        /// The head's address (default: RAYA_ADDRESS, or the cluster this machine started last).
+        #[arg(long)]
+        address: Option<String>,
+    },
     /// Run Ray's microbenchmark workloads on an embedded node and print one line per workload in
     /// Ray's format (`<name> per second <mean> +- <sd>`).
     Microbenchmark {
@@ -58,9 +110,9 @@ enum Command {
     },
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -73,9 +125,38 @@ fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> Result<(
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    init_logging(match cli.command {
+        // A node's log says when peers come and go.
+        Command::Start { .. } => "warn,raya=info,raya_cluster=info",
+        _ => "warn",
+    });
     let outcome = match cli.command {
+        Command::Start {
+            head,
+            address,
+            port,
+            host,
+            num_cpus,
+            resources,
+            session_dir,
+            no_mdns,
+            node_timeout_ms,
+            block,
+        } => cluster::start(cluster::StartArgs {
+            head,
+            address,
+            port,
+            host,
+            num_cpus,
+            resources,
+            session_dir,
+            mdns: !no_mdns,
+            block,
+            node_timeout: node_timeout_ms.map(std::time::Duration::from_millis),
+        }),
+        Command::Stop { grace } => cluster::stop(std::time::Duration::from_secs(grace)),
+        Command::Status { address } => cluster::status(address),
         Command::Microbenchmark {
             quick,
             rounds,

@@ -1,0 +1,329 @@
+//! `raya start`, `raya stop` and `raya status`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use raya_cluster::gcs::nodes::{GetAllNodes, NodeInfo, NodeState};
+use raya_cluster::net::{self, NetConfig, Network, Role, Target};
+
+/// What `raya start` was asked for.
+pub struct StartArgs {
+    pub head: bool,
+    pub address: Option<String>,
+    pub port: Option<u16>,
+    pub host: String,
+    pub num_cpus: Option<usize>,
+    pub resources: Vec<(String, f64)>,
+    pub session_dir: Option<PathBuf>,
+    pub mdns: bool,
+    pub block: bool,
+    pub node_timeout: Option<Duration>,
+}
+
+/// Parses `name=amount`.
+pub fn parse_resource(s: &str) -> Result<(String, f64), String> {
+    let (name, amount) = s
+        .split_once('=')
+        .ok_or_else(|| format!("resource {s:?}: expected name=amount"))?;
+    let amount: f64 = amount
+        .trim()
+        .parse()
+        .map_err(|_| format!("resource {s:?}: {amount:?} is not a number"))?;
+    if name.trim().is_empty() || !amount.is_finite() || amount < 0.0 {
+        return Err(format!(
+            "resource {s:?}: needs a name and a non-negative amount"
+        ));
+    }
+    Ok((name.trim().to_string(), amount))
+}
+
+fn config(a: &StartArgs) -> raya::Config {
+    let mut c = raya::Config::default().host(a.host.clone()).mdns(a.mdns);
+    if a.head {
+        c = c.head(a.port.unwrap_or(6379));
+    } else {
+        c = c.address(a.address.clone().unwrap_or_else(|| "auto".into()));
+        if let Some(p) = a.port {
+            c = c.port(p);
+        }
+    }
+    if let Some(n) = a.num_cpus {
+        c = c.num_cpus(n);
+    }
+    for (name, amount) in &a.resources {
+        c = c.resource(name.clone(), *amount);
+    }
+    if let Some(d) = &a.session_dir {
+        c = c.session_dir(d.clone());
+    }
+    if let Some(t) = a.node_timeout {
+        c = c.node_timeout(t);
+    }
+    c
+}
+
+/// Runs the node in this process until SIGINT or SIGTERM.
+fn run_blocking(a: &StartArgs, ready: Option<PathBuf>) -> Result<(), String> {
+    let started = raya::init(config(a)).and_then(|()| raya::cluster_address());
+    let address = match started {
+        Ok(addr) => addr.unwrap_or_default(),
+        Err(e) => {
+            if let Some(r) = &ready {
+                let _ = std::fs::write(r, format!("error\n{e}\n"));
+            }
+            return Err(e.to_string());
+        }
+    };
+    if let Some(r) = &ready {
+        let _ = std::fs::write(r, format!("ok\n{address}\n"));
+    }
+    announce(a.head, &address);
+    raya::serve().map_err(|e| e.to_string())
+}
+
+fn announce(head: bool, address: &str) {
+    if head {
+        println!("Raya head started at {address}.");
+        println!("Join it from another terminal or machine with:");
+        println!("    raya start --address {address}");
+        println!("or run your own binary as a driver or a worker node with:");
+        println!("    RAYA_ADDRESS={address} cargo run ...");
+        println!("    RAYA_ADDRESS={address} RAYA_ROLE=worker cargo run ...");
+    } else {
+        println!("Raya node started; it joined the cluster at {address}.");
+    }
+    println!("Stop every node of this machine with `raya stop`.");
+}
+
+/// `raya start`: in the foreground with `--block`, else as a background process whose start
+/// this waits for.
+pub fn start(a: StartArgs) -> Result<(), String> {
+    if a.block {
+        let ready = std::env::var_os("RAYA_READY_FILE").map(PathBuf::from);
+        return run_blocking(&a, ready);
+    }
+    let base = std::env::temp_dir().join("raya").join("logs");
+    std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
+    let stamp = raya_cluster::time::now_ms();
+    let log = base.join(format!("node_{stamp}.log"));
+    let ready = base.join(format!("node_{stamp}.ready"));
+    let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    args.push("--block".into());
+    let mut child = std::process::Command::new(exe)
+        .args(&args)
+        .env("RAYA_READY_FILE", &ready)
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot start the node: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&ready)
+            && let Some((status, rest)) = text.split_once('\n')
+        {
+            let _ = std::fs::remove_file(&ready);
+            let rest = rest.trim();
+            return if status == "ok" {
+                announce(a.head, rest);
+                println!("Its log: {}", log.display());
+                Ok(())
+            } else {
+                Err(format!(
+                    "the node did not start: {rest} (log: {})",
+                    log.display()
+                ))
+            };
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "the node exited during start-up ({status}); log: {}",
+                log.display()
+            ));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err(format!(
+                "the node did not start in time; log: {}",
+                log.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// `raya stop`: stops every node this machine runs (SIGTERM, then SIGKILL after `grace`).
+pub fn stop(grace: Duration) -> Result<(), String> {
+    let dir = raya::nodes_dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(_) => {
+            println!("No Raya node is running.");
+            return Ok(());
+        }
+    };
+    let mut pids = Vec::new();
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        if alive(pid) {
+            signal(pid, "-TERM");
+            pids.push((pid, e.path()));
+        } else {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    let deadline = Instant::now() + grace;
+    while pids.iter().any(|(p, _)| alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut killed = 0;
+    for (pid, path) in &pids {
+        if alive(*pid) {
+            signal(*pid, "-KILL");
+            killed += 1;
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let _ = std::fs::remove_file(raya::current_cluster_file());
+    println!(
+        "Stopped {} Raya node(s){}.",
+        pids.len(),
+        if killed > 0 {
+            format!(" ({killed} did not stop in time and were killed)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+/// The head's address: given, from `RAYA_ADDRESS`, or the cluster this machine started last.
+fn head_address(address: Option<String>) -> Result<String, String> {
+    address
+        .or_else(|| {
+            std::env::var("RAYA_ADDRESS")
+                .ok()
+                .filter(|s| !s.is_empty() && s != "auto")
+        })
+        .or_else(|| {
+            std::fs::read_to_string(raya::current_cluster_file())
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .ok_or_else(|| "no cluster address: pass --address or set RAYA_ADDRESS".into())
+}
+
+/// The node table of the cluster at `address` (or the current one).
+pub fn fetch_nodes(address: Option<String>) -> Result<(String, Vec<NodeInfo>), String> {
+    let address = head_address(address)?;
+    let addr = net::parse_address(&address).map_err(|e| e.to_string())?;
+    let mut c = NetConfig::new(Role::Client);
+    c.listen = vec![
+        "/ip4/127.0.0.1/tcp/0"
+            .parse()
+            .map_err(|_| "listen address")?,
+    ];
+    c.bootstrap = vec![addr];
+    let key = libp2p_identity::Keypair::generate_ed25519();
+    let network = Network::start(key, c, net::Router::new()).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let result = rt.block_on(async {
+        let head = network
+            .wait_for_head(Duration::from_secs(10))
+            .await
+            .ok_or_else(|| format!("no Raya head answers at {address}"))?;
+        network
+            .ask(head, Target::System, GetAllNodes)
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    });
+    network.shutdown();
+    result.map(|nodes| (address, nodes))
+}
+
+fn resources(r: &raya_common::ResourceSet) -> String {
+    let mut out = Vec::new();
+    for (name, amount) in r.iter() {
+        let shown = match name {
+            "memory" | "object_store_memory" => format!("{:.1}GiB", amount / (1u64 << 30) as f64),
+            _ => format!("{amount}"),
+        };
+        out.push(format!("{name}={shown}"));
+    }
+    out.join(" ")
+}
+
+/// `raya status`: the cluster's nodes with their state and resources, and its pending demand.
+pub fn status(address: Option<String>) -> Result<(), String> {
+    let (address, mut nodes) = fetch_nodes(address)?;
+    nodes.sort_by_key(|n| (n.state != NodeState::Alive, !n.is_head, n.start_time_ms));
+    let alive = nodes.iter().filter(|n| n.state == NodeState::Alive).count();
+    println!(
+        "Cluster at {address}: {alive} alive node(s), {} dead",
+        nodes.len() - alive
+    );
+    println!();
+    for n in &nodes {
+        let state = match n.state {
+            NodeState::Alive => "ALIVE",
+            NodeState::Dead => "DEAD",
+        };
+        println!(
+            "{state:5} {} {}{} at {}",
+            n.node_id,
+            n.hostname,
+            if n.is_head { " (head)" } else { "" },
+            n.addresses.first().map(String::as_str).unwrap_or("-"),
+        );
+        if n.state == NodeState::Alive {
+            println!("      total     {}", resources(&n.resources_total));
+            println!("      available {}", resources(&n.resources_available));
+            println!("      queued tasks {}", n.queued_tasks);
+        } else if let Some(r) = &n.death_reason {
+            println!("      {r}");
+        }
+    }
+    let mut demand: BTreeMap<String, u64> = BTreeMap::new();
+    for n in nodes.iter().filter(|n| n.state == NodeState::Alive) {
+        for (shape, count) in &n.pending_demand {
+            *demand.entry(resources(shape)).or_default() += count;
+        }
+    }
+    println!();
+    if demand.is_empty() {
+        println!("Pending demand: none");
+    } else {
+        println!("Pending demand:");
+        for (shape, count) in demand {
+            println!("    {{{shape}}}: {count} task(s)");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! Real multi-process clusters on loopback: `raya start` heads and nodes, `raya status`,
+//! `raya stop`, and node death. Every process a test starts is killed when the test ends,
+//! pass or fail, and each test keeps its node registry in its own temporary directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Processes of one test cluster, killed on drop.
+struct Cluster {
+    tmp: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Cluster {
+    fn new(name: &str) -> Cluster {
+        let tmp = std::env::temp_dir().join(format!(
+            "raya-cluster-test-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&tmp).unwrap();
+        Cluster {
+            tmp,
+            children: Vec::new(),
+        }
+    }
+
+    fn raya(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_raya"));
+        c.env("TMPDIR", &self.tmp)
+            .env_remove("RAYA_ADDRESS")
+            .env("RUST_LOG", "warn,raya_cluster=info,raya=info");
+        c
+    }
+
+    /// Starts a node in the foreground and waits for the line announcing its address.
+    fn start(&mut self, args: &[&str]) -> (usize, String) {
+        let mut cmd = self.raya();
+        cmd.arg("start")
+            .args(args)
+            .args(["--block", "--host", "127.0.0.1", "--no-mdns"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("start raya");
+        let stdout = child.stdout.take().unwrap();
+        let index = self.children.len();
+        self.children.push(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .expect("the node never announced its address");
+            if let Some(rest) = line
+                .strip_prefix("Raya head started at ")
+                .or_else(|| line.strip_prefix("Raya node started; it joined the cluster at "))
+            {
+                // Keep draining its output so it never blocks on a full pipe.
+                std::thread::spawn(move || while rx.recv().is_ok() {});
+                return (index, rest.trim_end_matches('.').to_string());
+            }
+        }
+    }
+
+    fn status(&self, address: &str) -> String {
+        let out = self
+            .raya()
+            .args(["status", "--address", address])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "raya status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Polls `raya status` until `check` accepts its output.
+    fn wait_status(&self, address: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self.status(address);
+            if check(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{what}; last status:\n{s}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn kill(&mut self, index: usize) {
+        let c = &mut self.children[index];
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Nodes started in the background recorded themselves here.
+        if let Ok(entries) = std::fs::read_dir(self.tmp.join("raya").join("nodes")) {
+            for e in entries.flatten() {
+                if let Some(pid) = e.file_name().to_str() {
+                    let _ = Command::new("kill").args(["-KILL", pid]).status();
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
+fn count(status: &str, word: &str) -> usize {
+    status.lines().filter(|l| l.starts_with(word)).count()
+}
+
+#[test]
+fn a_three_node_cluster_forms_and_shows_in_status() {
+    let mut c = Cluster::new("form");
+    let (_, head) = c.start(&["--head", "--port", "0", "--num-cpus", "1"]);
+    c.start(&["--address", &head, "--num-cpus", "2"]);
+    c.start(&[
+        "--address",
+        &head,
+        "--num-cpus",
+        "3",
+        "--resource",
+        "sensor=1",
+    ]);
+    let s = c.wait_status(&head, "three nodes never showed alive", |s| {
+        count(s, "ALIVE") == 3
+    });
+    assert!(
+        s.contains(&format!("Cluster at {head}: 3 alive node(s), 0 dead")),
+        "{s}"
+    );
+    assert!(s.contains("(head)"), "{s}");
+    assert!(s.contains("sensor=1"), "{s}");
+    assert!(s.contains("CPU=3"), "{s}");
+}
+
+#[test]
+fn a_killed_node_is_reported_dead_within_the_timeout() {
+    let mut c = Cluster::new("death");
+    let (_, head) = c.start(&["--head", "--port", "0", "--node-timeout-ms", "2000"]);
+    let (victim, _) = c.start(&["--address", &head]);
+    c.wait_status(&head, "the node never joined", |s| count(s, "ALIVE") == 2);
+    let killed_at = Instant::now();
+    c.kill(victim);
+    let s = c.wait_status(&head, "the killed node was never declared dead", |s| {
+        count(s, "DEAD") == 1
+    });
+    assert!(s.contains("no heartbeat"), "{s}");
+    // Bounded by the configured timeout plus the check period and polling, with slack for a
+    // loaded machine (this is a bound on the design, not a benchmark).
+    assert!(killed_at.elapsed() < Duration::from_secs(30), "{s}");
+}
+
+#[test]
+fn raya_stop_stops_the_nodes_of_this_machine() {
+    let c = Cluster::new("stop");
+    // Background start, as a user types it.
+    let out = c
+        .raya()
+        .args([
+            "start",
+            "--head",
+            "--port",
+            "0",
+            "--host",
+            "127.0.0.1",
+            "--no-mdns",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("raya start --address 127.0.0.1:"), "{text}");
+    let nodes_dir = c.tmp.join("raya").join("nodes");
+    let pids: Vec<u32> = std::fs::read_dir(&nodes_dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 1, "one node recorded");
+    // `raya status` finds the cluster this machine started without being told.
+    let s = c.raya().arg("status").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&s.stdout).contains("1 alive node(s)"),
+        "{}",
+        String::from_utf8_lossy(&s.stdout)
+    );
+    let out = c.raya().arg("stop").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Stopped 1 Raya node(s)"));
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            stat.is_empty() || stat.contains(") Z "),
+            "node {pid} still running"
+        );
+    }
+}
+
+#[test]
+fn status_without_a_cluster_is_a_clear_error() {
+    let c = Cluster::new("none");
+    let out = c
+        .raya()
+        .args(["status", "--address", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no Raya head answers at 127.0.0.1:1"), "{err}");
+    let out = c
+        .raya()
+        .args(["status", "--address", "nonsense"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad address"));
+}
