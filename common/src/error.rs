@@ -29,6 +29,8 @@ pub enum TaskErrorKind {
     StoreFull,
     /// An object the task depends on was lost.
     ObjectLost,
+    /// The node running the task, holding the object or hosting the actor died.
+    NodeDied,
     /// The task's options were invalid (for example a negative resource amount).
     InvalidOptions,
     /// The task was refused because a queue was at its bound.

@@ -20,6 +20,54 @@ use crate::codec::{self, CodecError};
 pub trait Object: Serialize + DeserializeOwned + Send + Sync + 'static {}
 impl<T> Object for T where T: Serialize + DeserializeOwned + Send + Sync + 'static {}
 
+/// Encodes an object value. Byte vectors, the usual bulk payload, take a fast path that writes
+/// exactly what the serde encoding would (a varint length, then the bytes) with one copy.
+pub fn encode_object<T: Object>(v: &T) -> Result<Vec<u8>, CodecError> {
+    if let Some(bytes) = (v as &dyn Any).downcast_ref::<Vec<u8>>() {
+        let mut out = Vec::with_capacity(bytes.len() + 10);
+        let mut n = bytes.len() as u64;
+        loop {
+            let low = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(low);
+                break;
+            }
+            out.push(low | 0x80);
+        }
+        out.extend_from_slice(bytes);
+        return Ok(out);
+    }
+    codec::encode(v)
+}
+
+/// Decodes an object value encoded by [`encode_object`] (or by serde: the forms are the same).
+pub fn decode_object<T: Object>(b: &[u8]) -> Result<T, CodecError> {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<Vec<u8>>() {
+        let mut len: u64 = 0;
+        let mut used = 0;
+        for (i, byte) in b.iter().enumerate().take(10) {
+            len |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                used = i + 1;
+                break;
+            }
+        }
+        if used == 0 || b.len() - used != len as usize {
+            return Err(CodecError::Decode(format!(
+                "byte vector of {} bytes does not match its length prefix",
+                b.len()
+            )));
+        }
+        let v: Box<dyn Any> = Box::new(b[used..].to_vec());
+        return v
+            .downcast::<T>()
+            .map(|t| *t)
+            .map_err(|_| CodecError::Decode("byte vector type mismatch".into()));
+    }
+    codec::decode(b)
+}
+
 /// A value had another type than asked for, or could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
@@ -58,7 +106,7 @@ impl<T: Object> VTableOf<T> {
 
 fn serialize_erased<T: Object>(v: &(dyn Any + Send + Sync)) -> Result<Vec<u8>, CodecError> {
     match v.downcast_ref::<T>() {
-        Some(v) => codec::encode(v),
+        Some(v) => encode_object(v),
         None => Err(CodecError::Encode(format!(
             "vtable of {} used with another type",
             std::any::type_name::<T>()
@@ -152,7 +200,7 @@ impl Value {
             Value::Live(l) => Arc::clone(&l.data)
                 .downcast::<T>()
                 .map_err(|_| self.mismatch::<T>()),
-            Value::Bytes(b) => Ok(Arc::new(codec::decode::<T>(b)?)),
+            Value::Bytes(b) => Ok(Arc::new(decode_object::<T>(b)?)),
         }
     }
 
@@ -169,7 +217,7 @@ impl Value {
                         found: found.to_string(),
                     })
             }
-            Value::Bytes(b) => Ok(Arc::new(codec::decode::<T>(&b)?)),
+            Value::Bytes(b) => Ok(Arc::new(decode_object::<T>(&b)?)),
         }
     }
 
@@ -189,7 +237,7 @@ impl Value {
                 .downcast_ref::<T>()
                 .cloned()
                 .ok_or_else(|| self.mismatch::<T>()),
-            Value::Bytes(b) => Ok(codec::decode::<T>(b)?),
+            Value::Bytes(b) => Ok(decode_object::<T>(b)?),
         }
     }
 
@@ -204,7 +252,7 @@ impl Value {
                 let arc = l.data.downcast::<T>().map_err(|_| mismatch)?;
                 Ok(Arc::try_unwrap(arc).unwrap_or_else(|shared| (*shared).clone()))
             }
-            Value::Bytes(b) => Ok(codec::decode::<T>(&b)?),
+            Value::Bytes(b) => Ok(decode_object::<T>(&b)?),
         }
     }
 
@@ -221,7 +269,7 @@ impl Value {
         match self {
             Value::Live(_) if self.is::<T>() => Ok(self),
             Value::Live(_) => Err(self.mismatch::<T>()),
-            Value::Bytes(b) => Ok(Value::new(codec::decode::<T>(&b)?)),
+            Value::Bytes(b) => Ok(Value::new(decode_object::<T>(&b)?)),
         }
     }
 }
@@ -238,6 +286,22 @@ impl fmt::Debug for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_vectors_take_a_fast_path_with_the_serde_encoding() {
+        for len in [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+            let v: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let fast = encode_object(&v).unwrap();
+            assert_eq!(fast, codec::encode(&v).unwrap(), "length {len}");
+            assert_eq!(decode_object::<Vec<u8>>(&fast).unwrap(), v);
+            assert_eq!(codec::decode::<Vec<u8>>(&fast).unwrap(), v);
+        }
+        let mut bad = encode_object(&vec![1u8, 2, 3]).unwrap();
+        bad.push(9);
+        assert!(decode_object::<Vec<u8>>(&bad).is_err());
+        assert!(decode_object::<Vec<u8>>(&[0x80]).is_err());
+        assert!(decode_object::<Vec<u8>>(&[]).is_err());
+    }
     use serde::{Deserialize, Serializer};
 
     #[test]

@@ -88,8 +88,9 @@ impl Handler<JoinCluster> for NodeManager {
             }))
             .collect();
         Box::pin(async move {
-            gcs.request(RegisterNode(info)).await?;
-            gcs.request(RegisterFunctions { node, functions }).await
+            // Functions first: once the node is alive, schedulers may send it work.
+            gcs.request(RegisterFunctions { node, functions }).await?;
+            gcs.request(RegisterNode(info)).await
         })
     }
 }
@@ -118,6 +119,20 @@ impl Handler<LeaveCluster> for NodeManager {
                 tracing::warn!(error = %e, "node not unregistered");
             }
         })
+    }
+}
+
+impl Handler<raya_cluster::gcs::GcsEvent> for NodeManager {
+    type Result = ();
+    fn handle(&mut self, ev: raya_cluster::gcs::GcsEvent, _: &mut Context<Self>) {
+        if let raya_cluster::gcs::GcsEvent::NodeDead { node, reason } = ev
+            && node != self.rt.node
+        {
+            tracing::warn!(%node, %reason, "node died");
+            if let Some(o) = &self.rt.objects {
+                o.do_send(raya_store::NodeGone(node));
+            }
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use raya_scheduler::{
     CancelFlags, GlobalScheduler, LocalScheduler, LocalSchedulerConfig, PlaceTask,
     RegisterLocalScheduler, ScheduleTask, SubmitTask, TaskSpec, TaskUnschedulable,
 };
-use raya_store::{ObjectStore, StoreConfig, StoreCore};
+use raya_store::{ObjectManager, ObjectStore, StoreConfig, StoreCore};
 
 use crate::actor::directory::ActorDirectory;
 use crate::config::Config;
@@ -43,6 +43,8 @@ pub(crate) struct NodeShared {
     pub(crate) actors: ActorDirectory,
     /// The node's network, when it is part of a cluster.
     pub(crate) net: Option<Network>,
+    /// The node's object manager, when it is part of a cluster.
+    pub(crate) objects: Option<Addr<ObjectManager>>,
     /// Whether this node runs the GCS.
     pub(crate) is_head: bool,
     gcs: GcsHandle,
@@ -424,6 +426,16 @@ async fn setup(
         Duration::from_millis(100),
     )
     .start();
+    // Its own event loop: transfers and their bookkeeping never hold up the scheduler.
+    let objects_arbiter = mode.net().map(|_| Arbiter::new());
+    let objects = match (mode.net(), &objects_arbiter) {
+        (Some(n), Some(a)) => Some(ObjectManager::start(
+            Arc::clone(&store),
+            n.clone(),
+            &a.handle(),
+        )),
+        _ => None,
+    };
     let job = gcs
         .request(AddJob {
             driver_node: node,
@@ -478,6 +490,7 @@ async fn setup(
         pool: ExecPool::new(config.max_actor_threads, idle),
         actors: ActorDirectory::default(),
         net: mode.net().cloned(),
+        objects: objects.clone(),
         is_head: !matches!(mode, Mode::Join(_)),
         gcs: gcs.clone(),
         scheduler: OnceLock::new(),
@@ -506,11 +519,25 @@ async fn setup(
         }),
         node_manager.clone().recipient(),
         Some(global_recipient),
-        Some(gcs),
+        Some(gcs.clone()),
         shared.events.clone(),
         Arc::clone(&shared.queued),
         shared.cancel_flags.clone(),
-    )
+    );
+    let scheduler = match &objects {
+        Some(o) => {
+            let linked: std::collections::HashSet<&'static str> = crate::registry::REMOTE_FUNCTIONS
+                .iter()
+                .map(|f| f.name)
+                .chain(crate::registry::ACTOR_CLASSES.iter().map(|c| c.name))
+                .collect();
+            scheduler.clustered(raya_scheduler::ClusterHooks {
+                links: Arc::new(move |name: &str| linked.contains(name)),
+                returns: o.clone().recipient(),
+            })
+        }
+        None => scheduler,
+    }
     .start();
     if let Some(global) = &global {
         global.do_send(RegisterLocalScheduler {
@@ -518,6 +545,9 @@ async fn setup(
             place: scheduler.clone().recipient(),
             unschedulable: scheduler.clone().recipient(),
         });
+    }
+    if mode.net().is_some() {
+        gcs.subscribe(node_manager.clone().recipient());
     }
     if let Some(net) = mode.net() {
         net.router().serve::<PlaceTask, _>(scheduler.clone());
@@ -533,6 +563,9 @@ async fn setup(
         })
         .await
         .map_err(|_| Error::Node("node manager stopped".into()))??;
+    // Stopped and joined at shutdown with the actor event loops.
+    let mut actor_arbiters = actor_arbiters;
+    actor_arbiters.extend(objects_arbiter);
     Ok(Started {
         shared,
         node_manager,

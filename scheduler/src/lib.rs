@@ -15,7 +15,7 @@ mod task;
 
 pub use global::{GlobalScheduler, PlaceTask, RegisterLocalScheduler, ScheduleTask};
 pub use local::{
-    CancelFlags, CancelTask, GetSchedulerState, LocalScheduler, LocalSchedulerConfig,
+    CancelFlags, CancelTask, ClusterHooks, GetSchedulerState, LocalScheduler, LocalSchedulerConfig,
     ReleaseResources, SchedulerState, SubmitTask, TaskDone, TaskOutcome, TaskUnschedulable,
     WorkerBlocked, WorkerCommand, WorkerFactory, WorkerStopped, WorkerUnblocked, record_event,
 };

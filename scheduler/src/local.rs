@@ -37,6 +37,15 @@ pub struct LocalSchedulerConfig {
     pub event_flush_interval: Duration,
 }
 
+/// What a scheduler needs when its node is part of a cluster.
+#[derive(Clone)]
+pub struct ClusterHooks {
+    /// Whether this node links a function or actor type (by registered name).
+    pub links: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// The object manager, told about results of tasks run here for other nodes.
+    pub returns: Recipient<raya_store::ExpectReturns>,
+}
+
 /// Starts worker actors for the scheduler (the node manager knows how).
 pub trait WorkerFactory: Send {
     /// Starts worker `id`, which reports to `scheduler`, and returns its mailbox.
@@ -251,9 +260,113 @@ pub struct LocalScheduler {
     queued: Arc<AtomicUsize>,
     cancel_flags: CancelFlags,
     last_report: Option<(ResourceSet, usize, Instant)>,
+    cluster: Option<ClusterHooks>,
+    /// Other alive nodes and their free resources, as last heard (cluster only).
+    peers: Vec<(NodeId, ResourceSet)>,
+    /// Tasks the global scheduler placed here: they are not spilled again.
+    placed: std::collections::HashSet<TaskId>,
+    /// Arguments of tasks handed to other nodes, kept until the task's first result is back.
+    pinned: FastHashMap<TaskId, Vec<raya_store::RawRef>>,
 }
 
+/// Releases the arguments pinned for a task that went to another node.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Unpin(TaskId);
+
 impl LocalScheduler {
+    /// Makes the scheduler a cluster node's: tasks for functions this node does not link go to
+    /// the global scheduler, tasks this node is too busy for spill to nodes with free
+    /// resources, and results of tasks run here for other nodes are announced to their owners.
+    pub fn clustered(mut self, hooks: ClusterHooks) -> Self {
+        self.cluster = Some(hooks);
+        self
+    }
+
+    /// Hands `spec` to the global scheduler, keeping its reference arguments alive until its
+    /// first result is back here.
+    fn send_to_global(&mut self, spec: TaskSpec, ctx: &mut Context<Self>) {
+        let Some(global) = &self.global else {
+            return;
+        };
+        let args: Vec<raya_store::RawRef> = spec
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                TaskArg::Ref(r) => Some(r.clone()),
+                TaskArg::Value(_) => None,
+            })
+            .collect();
+        if !args.is_empty()
+            && let Some(first) = spec.return_ids().next()
+        {
+            let me = ctx.address();
+            let task = spec.task_id;
+            self.pinned.insert(task, args);
+            self.store
+                .on_ready(first, Box::new(move || me.do_send(Unpin(task))));
+        }
+        global.do_send(ScheduleTask { spec });
+    }
+
+    /// Sends queued tasks this node cannot start now to other nodes with free resources.
+    fn spill(&mut self, ctx: &mut Context<Self>) {
+        if self.cluster.is_none() || self.global.is_none() || self.peers.is_empty() {
+            return;
+        }
+        for ci in 0..self.classes.len() {
+            if self.classes[ci].tasks.is_empty() {
+                continue;
+            }
+            let shape = self.classes[ci].shape.clone();
+            let mut keep = VecDeque::new();
+            let mut out = Vec::new();
+            while let Some(spec) = self.classes[ci].tasks.pop_back() {
+                if self.placed.contains(&spec.task_id) {
+                    keep.push_front(spec);
+                    continue;
+                }
+                match self.peers.iter_mut().find(|(_, a)| shape.fits_in(a)) {
+                    Some((_, a)) => {
+                        a.subtract(&shape);
+                        out.push(spec);
+                    }
+                    None => {
+                        keep.push_front(spec);
+                        break;
+                    }
+                }
+            }
+            self.classes[ci].tasks.extend(keep);
+            for spec in out {
+                self.dequeued();
+                self.send_to_global(spec, ctx);
+            }
+        }
+    }
+
+    /// Refreshes the view of the other nodes' free resources.
+    fn refresh_peers(&mut self, ctx: &mut Context<Self>) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let Some(gcs) = self.gcs.clone() else { return };
+        let me = self.cfg.node;
+        ctx.spawn(
+            async move { gcs.cached_nodes().await.unwrap_or_default() }
+                .into_actor(self)
+                .map(move |nodes, this, ctx| {
+                    this.peers = nodes
+                        .into_iter()
+                        .filter(|n| {
+                            n.node_id != me && n.state == raya_cluster::gcs::nodes::NodeState::Alive
+                        })
+                        .map(|n| (n.node_id, n.resources_available))
+                        .collect();
+                    this.spill(ctx);
+                }),
+        );
+    }
     /// A scheduler for the node described by `cfg`.
     ///
     /// `queued` counts tasks submitted and not yet dispatched: submitters increment it, the
@@ -290,6 +403,10 @@ impl LocalScheduler {
             queued,
             cancel_flags,
             last_report: None,
+            cluster: None,
+            peers: Vec::new(),
+            placed: Default::default(),
+            pinned: Default::default(),
         }
     }
 
@@ -319,6 +436,11 @@ impl LocalScheduler {
     }
 
     fn needs_global(&self, spec: &TaskSpec) -> bool {
+        if let Some(c) = &self.cluster
+            && !(c.links)(&spec.function.name)
+        {
+            return true;
+        }
         match &spec.strategy {
             SchedulingStrategy::NodeAffinity { node, soft } if *node != self.cfg.node => {
                 !*soft || !spec.resources.fits_in(&self.cfg.total)
@@ -330,9 +452,25 @@ impl LocalScheduler {
     fn submit(&mut self, spec: TaskSpec, ctx: &mut Context<Self>, from_global: bool) {
         if self.needs_global(&spec) {
             match (&self.global, from_global) {
-                (Some(global), false) => {
+                (Some(_), false) => {
                     self.dequeued();
-                    global.do_send(ScheduleTask { spec });
+                    self.send_to_global(spec, ctx);
+                    return;
+                }
+                _ if self
+                    .cluster
+                    .as_ref()
+                    .is_some_and(|c| !(c.links)(&spec.function.name)) =>
+                {
+                    self.dequeued();
+                    let reason = format!(
+                        "node {} was given `{}`, which its binary does not link",
+                        self.cfg.node, spec.function.name
+                    );
+                    self.fail_task(
+                        &spec,
+                        TaskError::new(TaskErrorKind::UnknownFunction, reason),
+                    );
                     return;
                 }
                 _ => {
@@ -452,6 +590,7 @@ impl LocalScheduler {
                 let Some(spec) = self.classes[ci].tasks.pop_front() else {
                     break;
                 };
+                self.placed.remove(&spec.task_id);
                 self.dequeued();
                 self.available.subtract(&spec.resources);
                 self.record(&spec, TaskState::Running);
@@ -648,7 +787,10 @@ impl Actor for LocalScheduler {
                 self.idle.push(w);
             }
         }
-        ctx.run_interval(self.cfg.report_interval, |this, _| this.report());
+        ctx.run_interval(self.cfg.report_interval, |this, ctx| {
+            this.report();
+            this.refresh_peers(ctx);
+        });
         ctx.run_interval(self.cfg.event_flush_interval, |this, _| this.flush_events());
         let idle_check = (self.cfg.worker_idle_timeout / 2).max(Duration::from_millis(10));
         ctx.run_interval(idle_check, |this, _| this.retire_idle_workers());
@@ -675,8 +817,25 @@ impl Handler<PlaceTask> for LocalScheduler {
     fn handle(&mut self, PlaceTask(spec): PlaceTask, ctx: &mut Context<Self>) {
         // Counted again: the global scheduler's pick is queued here now.
         self.queued.fetch_add(1, Ordering::Relaxed);
+        if spec.origin != self.cfg.node
+            && let Some(c) = &self.cluster
+        {
+            // Run for another node: its results are announced to their owner.
+            c.returns.do_send(raya_store::ExpectReturns {
+                refs: spec.return_ids().map(|id| self.store.add_ref(id)).collect(),
+                owner: spec.origin,
+            });
+        }
+        self.placed.insert(spec.task_id);
         self.submit(spec, ctx, true);
         self.dispatch(ctx);
+    }
+}
+
+impl Handler<Unpin> for LocalScheduler {
+    type Result = ();
+    fn handle(&mut self, Unpin(task): Unpin, _: &mut Context<Self>) {
+        self.pinned.remove(&task);
     }
 }
 

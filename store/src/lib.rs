@@ -12,11 +12,13 @@
 
 mod actor;
 mod core;
+pub mod manager;
 mod raw_ref;
 mod signal;
 
 pub use actor::{FetchObject, GetStoreStats, ObjectStore};
 pub use core::Status;
-pub use core::{Lookup, StoreConfig, StoreCore, StoreError, StoreStats};
+pub use core::{Lookup, StoreConfig, StoreCore, StoreError, StoreHooks, StoreStats};
+pub use manager::{ExpectReturns, NodeGone, ObjectManager};
 pub use raw_ref::{RawRef, collect_refs, current_store, set_current_store};
 pub use signal::{Signal, Waiter, WaiterId, next_waiter_id};

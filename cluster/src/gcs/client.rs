@@ -11,7 +11,7 @@ use actix::prelude::*;
 use libp2p::PeerId;
 use raya_common::NodeId;
 
-use super::nodes::{GetAllNodes, NodeHeartbeat, NodeInfo, SubscribeNodes};
+use super::nodes::{GetAllNodes, NodeHeartbeat, NodeInfo, NodeState, SubscribeNodes};
 use super::{
     GCS_TOPIC, GcsError, GcsEvent, GcsRequest, GcsTables, HEARTBEAT_TOPIC, VersionedEvent,
 };
@@ -30,6 +30,7 @@ pub struct GcsClient {
     /// The last numbered change applied (remote clients).
     version: Option<(u64, u64)>,
     reloading: bool,
+    subscribers: Vec<Recipient<GcsEvent>>,
 }
 
 impl GcsClient {
@@ -40,6 +41,7 @@ impl GcsClient {
             nodes: BTreeMap::new(),
             version: None,
             reloading: false,
+            subscribers: Vec::new(),
         }
     }
 
@@ -50,10 +52,15 @@ impl GcsClient {
             nodes: BTreeMap::new(),
             version: None,
             reloading: false,
+            subscribers: Vec::new(),
         }
     }
 
     fn apply(&mut self, ev: GcsEvent) {
+        self.subscribers.retain(|s| s.connected());
+        for s in &self.subscribers {
+            s.do_send(ev.clone());
+        }
         match ev {
             GcsEvent::NodeAlive(n) | GcsEvent::NodeResources(n) => {
                 self.nodes.insert(n.node_id, n);
@@ -83,7 +90,24 @@ impl GcsClient {
                     this.reloading = false;
                     match res {
                         Ok(Ok(nodes)) => {
-                            this.nodes = nodes.into_iter().map(|n| (n.node_id, n)).collect()
+                            // Tell subscribers what the gap hid.
+                            for n in nodes {
+                                let was = this.nodes.get(&n.node_id).map(|o| o.state);
+                                let ev = match (was, n.state) {
+                                    (Some(NodeState::Alive) | None, NodeState::Dead) => {
+                                        GcsEvent::NodeDead {
+                                            node: n.node_id,
+                                            reason: n.death_reason.clone().unwrap_or_default(),
+                                        }
+                                    }
+                                    (Some(NodeState::Dead) | None, NodeState::Alive) => {
+                                        GcsEvent::NodeAlive(n.clone())
+                                    }
+                                    _ => GcsEvent::NodeResources(n.clone()),
+                                };
+                                this.apply(ev);
+                                this.nodes.insert(n.node_id, n);
+                            }
                         }
                         Ok(Err(e)) => tracing::warn!(error = %e, "could not reload the node table"),
                         Err(e) => tracing::warn!(error = %e, "could not reload the node table"),
@@ -258,6 +282,19 @@ where
     }
 }
 
+/// Subscribes a recipient to the node-table changes the client sees (node alive, resources,
+/// dead), on the head and on every other node alike.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscribeEvents(pub Recipient<GcsEvent>);
+
+impl Handler<SubscribeEvents> for GcsClient {
+    type Result = ();
+    fn handle(&mut self, SubscribeEvents(r): SubscribeEvents, _: &mut Context<Self>) {
+        self.subscribers.push(r);
+    }
+}
+
 /// Reads the client's cached node table (no round trip to the GCS).
 #[derive(Message)]
 #[rtype(result = "Vec<NodeInfo>")]
@@ -413,6 +450,11 @@ impl GcsHandle {
             .send(CachedNodes)
             .await
             .map_err(|_| GcsError::Unavailable)
+    }
+
+    /// Subscribes `to` to node-table changes.
+    pub fn subscribe(&self, to: Recipient<GcsEvent>) {
+        self.addr.do_send(SubscribeEvents(to));
     }
 
     /// The node table as the GCS has it now.

@@ -305,6 +305,7 @@ pub struct Network {
     cmd: mpsc::Sender<Command>,
     control: libp2p_stream::Control,
     router: Router,
+    io: tokio::runtime::Handle,
     thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
@@ -365,8 +366,10 @@ impl Network {
                         let mut lp = EventLoop::new(swarm, config, shared, router, cmd_tx);
                         match lp.listen().await {
                             Ok(()) => {
-                                let _ =
-                                    ready_tx.send(Ok(lp.swarm.behaviour().streams.new_control()));
+                                let _ = ready_tx.send(Ok((
+                                    lp.swarm.behaviour().streams.new_control(),
+                                    tokio::runtime::Handle::current(),
+                                )));
                             }
                             Err(e) => {
                                 let _ = ready_tx.send(Err(e));
@@ -378,7 +381,7 @@ impl Network {
                 })
                 .map_err(|e| NetError::Start(e.to_string()))?
         };
-        let control = match ready_rx.recv() {
+        let (control, io) = match ready_rx.recv() {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -394,6 +397,7 @@ impl Network {
             cmd: cmd_tx,
             control,
             router,
+            io,
             thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
@@ -425,6 +429,15 @@ impl Network {
     /// A handle to open and accept raw streams (object transfer).
     pub fn stream_control(&self) -> libp2p_stream::Control {
         self.control.clone()
+    }
+
+    /// Runs `fut` on the network's I/O runtime (for stream transfers, which must not occupy an
+    /// actor's event loop).
+    pub fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.io.spawn(fut);
     }
 
     /// Subscribes `to` to the network's events.

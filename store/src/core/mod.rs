@@ -120,6 +120,19 @@ struct Entry {
     located: bool,
     /// Run when the last reference goes.
     on_free: Option<Box<dyn FnOnce() + Send>>,
+    /// The node that owns the object, when another node does.
+    owner: Option<NodeId>,
+    /// Whether the fetch hook has been told that someone waits for this pending object.
+    fetch_requested: bool,
+}
+
+/// What the store tells the node's object manager.
+pub trait StoreHooks: Send + Sync {
+    /// Someone started waiting for pending object `id`, owned by `owner` (`None`: this node).
+    fn wanted(&self, id: ObjectId, owner: Option<NodeId>);
+    /// This node took its first reference (`true`) to, or dropped its last (`false`) from,
+    /// object `id` owned by node `owner`.
+    fn borrowed(&self, id: ObjectId, owner: NodeId, first: bool);
 }
 
 #[derive(Default)]
@@ -164,6 +177,7 @@ pub struct StoreCore {
     config: StoreConfig,
     spill_lock: Mutex<()>,
     counters: Counters,
+    hooks: std::sync::OnceLock<Box<dyn StoreHooks>>,
 }
 
 /// Things dropped after a shard lock is released: dropping a value can drop the references it
@@ -181,7 +195,13 @@ impl StoreCore {
             config,
             spill_lock: Mutex::new(()),
             counters: Counters::default(),
+            hooks: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Connects the node's object manager (once; later calls are ignored).
+    pub fn set_hooks(&self, hooks: Box<dyn StoreHooks>) {
+        let _ = self.hooks.set(hooks);
     }
 
     /// The node the store belongs to.
@@ -216,6 +236,8 @@ impl StoreCore {
             unspillable: false,
             located: false,
             on_free: None,
+            owner: None,
+            fetch_requested: false,
         }
     }
 
@@ -238,15 +260,27 @@ impl StoreCore {
         owner: NodeId,
         actor: Option<ActorId>,
     ) -> RawRef {
-        {
+        let foreign = owner != self.config.node;
+        let first = {
             let mut shard = self.shard(&id);
             match shard.entries.get_mut(&id) {
-                Some(e) => e.refs += 1,
+                Some(e) => {
+                    e.refs += 1;
+                    false
+                }
                 None => {
-                    let e = self.new_entry(State::Pending(Vec::new()), 0);
+                    let mut e = self.new_entry(State::Pending(Vec::new()), 0);
+                    e.owner = foreign.then_some(owner);
                     shard.entries.insert(id, e);
+                    true
                 }
             }
+        };
+        if first
+            && foreign
+            && let Some(h) = self.hooks.get()
+        {
+            h.borrowed(id, owner, true);
         }
         RawRef::counted(Arc::clone(self), id, owner, actor)
     }
@@ -272,6 +306,9 @@ impl StoreCore {
         if let Some(mut e) = removed {
             if let Some(f) = e.on_free.take() {
                 f();
+            }
+            if let (Some(owner), Some(h)) = (e.owner, self.hooks.get()) {
+                h.borrowed(id, owner, false);
             }
             self.count.fetch_sub(1, Ordering::Relaxed);
             self.used.fetch_sub(e.size, Ordering::Relaxed);
@@ -566,17 +603,39 @@ impl StoreCore {
         wid: WaiterId,
         waiter: Waiter,
     ) -> Result<(), Waiter> {
-        let mut shard = self.shard(&id);
-        match shard.entries.get_mut(&id).map(|e| &mut e.state) {
-            Some(State::Pending(list)) => {
-                match list.iter_mut().find(|(w, _)| *w == wid) {
-                    Some(slot) => slot.1 = waiter,
-                    None => list.push((wid, waiter)),
-                }
-                Ok(())
+        let fetch = {
+            let mut shard = self.shard(&id);
+            let Some(e) = shard.entries.get_mut(&id) else {
+                return Err(waiter);
+            };
+            let State::Pending(list) = &mut e.state else {
+                return Err(waiter);
+            };
+            match list.iter_mut().find(|(w, _)| *w == wid) {
+                Some(slot) => slot.1 = waiter,
+                None => list.push((wid, waiter)),
             }
-            _ => Err(waiter),
+            let fetch = !e.fetch_requested;
+            e.fetch_requested = true;
+            fetch.then_some(e.owner)
+        };
+        if let (Some(owner), Some(h)) = (fetch, self.hooks.get()) {
+            h.wanted(id, owner);
         }
+        Ok(())
+    }
+
+    /// Whether someone waits for pending object `id`.
+    pub fn has_waiters(&self, id: ObjectId) -> bool {
+        matches!(
+            self.shard(&id).entries.get(&id).map(|e| &e.state),
+            Some(State::Pending(list)) if !list.is_empty()
+        )
+    }
+
+    /// The node that owns `id`, when another node does and this node holds it.
+    pub fn owner_of(&self, id: ObjectId) -> Option<NodeId> {
+        self.shard(&id).entries.get(&id).and_then(|e| e.owner)
     }
 
     /// Removes a waiter registered with [`StoreCore::register_waiter`].

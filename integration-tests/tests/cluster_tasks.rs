@@ -1,0 +1,221 @@
+//! Tasks and objects across real node processes on loopback: this test process is the head
+//! and the driver; worker nodes are this same binary started again as `RAYA_ROLE=worker`
+//! nodes (so they link the same remote functions), and are killed when a test ends.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use raya::prelude::*;
+use raya::{NodeInfo, NodeState};
+use raya_integration_tests::{eventually, with_raya};
+
+#[raya::remote]
+fn node_of(ms: u64) -> String {
+    std::thread::sleep(Duration::from_millis(ms));
+    raya::runtime_context().unwrap().node_id.to_string()
+}
+
+#[raya::remote]
+fn make_bytes(len: u64, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[raya::remote]
+fn checksum(data: Vec<u8>) -> (u64, u64) {
+    let sum = data
+        .iter()
+        .fold(0u64, |a, b| a.wrapping_mul(131).wrapping_add(u64::from(*b)));
+    (data.len() as u64, sum)
+}
+
+fn local_checksum(data: &[u8]) -> (u64, u64) {
+    let sum = data
+        .iter()
+        .fold(0u64, |a, b| a.wrapping_mul(131).wrapping_add(u64::from(*b)));
+    (data.len() as u64, sum)
+}
+
+/// The entry point of worker node processes: `raya::init` serves the cluster and exits the
+/// process when stopped (it never returns here). Run directly, it does nothing.
+#[test]
+#[ignore = "entry point of the worker nodes the other tests start"]
+fn worker_node_entry() {
+    if std::env::var("RAYA_ROLE").as_deref() != Ok("worker") {
+        return;
+    }
+    let cpus: usize = std::env::var("TEST_NODE_CPUS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1);
+    let mut config = raya::Config::default()
+        .num_cpus(cpus)
+        .host("127.0.0.1")
+        .mdns(false)
+        .object_store_memory(4 << 30);
+    if let Ok(r) = std::env::var("TEST_NODE_RESOURCE") {
+        config = config.resource(r, 1.0);
+    }
+    raya::init(config).expect("worker node failed to start");
+}
+
+/// Worker node processes, killed on drop (also when the test fails).
+struct Workers(Vec<Child>);
+
+impl Workers {
+    fn start(address: &str, nodes: &[(usize, Option<&str>)]) -> Workers {
+        let exe = std::env::current_exe().unwrap();
+        let mut children = Vec::new();
+        for (cpus, resource) in nodes {
+            let mut c = Command::new(&exe);
+            c.args(["worker_node_entry", "--exact", "--ignored", "--nocapture"])
+                .env("RAYA_ADDRESS", address)
+                .env("RAYA_ROLE", "worker")
+                .env("TEST_NODE_CPUS", cpus.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null());
+            if let Some(r) = resource {
+                c.env("TEST_NODE_RESOURCE", r);
+            }
+            children.push(c.spawn().expect("start a worker node"));
+        }
+        Workers(children)
+    }
+
+    fn kill(&mut self, i: usize) {
+        let _ = self.0[i].kill();
+        let _ = self.0[i].wait();
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn head_config() -> raya::Config {
+    raya::Config::default()
+        .head(0)
+        .host("127.0.0.1")
+        .mdns(false)
+        .num_cpus(1)
+        .object_store_memory(4 << 30)
+        .node_timeout(Duration::from_secs(2))
+}
+
+fn alive_nodes() -> Vec<NodeInfo> {
+    raya::nodes()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.state == NodeState::Alive)
+        .collect()
+}
+
+/// Starts worker nodes and waits until the head sees them all.
+fn join(nodes: &[(usize, Option<&str>)]) -> Workers {
+    let address = raya::cluster_address()
+        .unwrap()
+        .expect("the head has an address");
+    let workers = Workers::start(&address, nodes);
+    assert!(
+        eventually(Duration::from_secs(60), || alive_nodes().len()
+            == nodes.len() + 1),
+        "the worker nodes did not join: {:?}",
+        raya::nodes().unwrap()
+    );
+    workers
+}
+
+#[test]
+fn tasks_spread_over_the_cluster() {
+    with_raya(head_config(), || {
+        let _w = join(&[(1, None), (1, None)]);
+        let refs: Vec<_> = (0..9).map(|_| node_of::remote(400)).collect();
+        let ran_on: std::collections::HashSet<String> =
+            raya::get_all(&refs).unwrap().into_iter().collect();
+        assert!(
+            ran_on.len() >= 2,
+            "nine 0.4 s tasks on a 1-CPU head stayed on {ran_on:?}"
+        );
+    });
+}
+
+#[test]
+fn a_task_needing_a_custom_resource_runs_on_the_node_that_has_it() {
+    with_raya(head_config(), || {
+        let _w = join(&[(1, None), (1, Some("sensor"))]);
+        let sensor_node = alive_nodes()
+            .into_iter()
+            .find(|n| n.resources_total.get("sensor") > 0.0)
+            .expect("a node has the sensor")
+            .node_id
+            .to_string();
+        for _ in 0..3 {
+            let r = node_of::options().resource("sensor", 1.0).remote(0);
+            assert_eq!(raya::get(&r).unwrap(), sensor_node);
+        }
+        // No node has this: an infeasible error, not a hang.
+        let r = node_of::options().resource("no-such-thing", 1.0).remote(0);
+        let err = raya::get(&r).unwrap_err();
+        assert!(err.to_string().contains("no-such-thing"), "{err}");
+    });
+}
+
+#[test]
+fn objects_made_on_one_node_are_read_on_another() {
+    with_raya(head_config(), || {
+        let _w = join(&[(1, Some("remote"))]);
+        // A result too large to travel inline, made on the worker node, read by the driver.
+        let made = make_bytes::options()
+            .resource("remote", 1.0)
+            .remote(3 << 20, 7);
+        let bytes = raya::get(&made).unwrap();
+        assert_eq!(bytes.len(), 3 << 20);
+        assert_eq!(bytes[..4], [7, 38, 69, 100]);
+        // An object put by the driver, read by a task on the worker node.
+        let data: Vec<u8> = (0..(2u32 << 20)).map(|i| (i % 251) as u8).collect();
+        let expected = local_checksum(&data);
+        let put = raya::put(data).unwrap();
+        let sum = checksum::options().resource("remote", 1.0).remote(&put);
+        assert_eq!(raya::get(&sum).unwrap(), expected);
+        // A result made remotely, passed by reference to another remote task.
+        let sum = checksum::options().resource("remote", 1.0).remote(&made);
+        assert_eq!(raya::get(&sum).unwrap(), local_checksum(&bytes));
+    });
+}
+
+#[test]
+fn a_gigabyte_object_crosses_nodes_intact() {
+    with_raya(head_config(), || {
+        let _w = join(&[(1, Some("remote"))]);
+        let len = 1u64 << 30;
+        let made = make_bytes::options().resource("remote", 1.0).remote(len, 3);
+        let remote_sum = checksum::options().resource("remote", 1.0).remote(&made);
+        let start = Instant::now();
+        let bytes = raya::get(&made).unwrap();
+        let took = start.elapsed();
+        assert_eq!(bytes.len() as u64, len);
+        assert_eq!(local_checksum(&bytes), raya::get(&remote_sum).unwrap());
+        eprintln!("1 GiB crossed nodes in {took:?}");
+    });
+}
+
+#[test]
+fn waits_on_a_killed_node_fail_cleanly() {
+    with_raya(head_config(), || {
+        let mut w = join(&[(1, Some("victim"))]);
+        let r = node_of::options().resource("victim", 1.0).remote(600_000);
+        // Let it reach that node, then kill the node.
+        std::thread::sleep(Duration::from_millis(1000));
+        w.kill(0);
+        let err = raya::get_timeout(&r, Duration::from_secs(60)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("died"), "{text}");
+        assert!(eventually(Duration::from_secs(30), || alive_nodes().len() == 1));
+    });
+}
