@@ -122,6 +122,24 @@ impl Handler<LeaveCluster> for NodeManager {
     }
 }
 
+impl Handler<crate::actor::remote::DeliverCalls> for NodeManager {
+    type Result = MessageResult<crate::actor::remote::DeliverCalls>;
+    fn handle(
+        &mut self,
+        m: crate::actor::remote::DeliverCalls,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        MessageResult(crate::actor::remote::deliver(&self.rt, m.0))
+    }
+}
+
+impl Handler<crate::actor::remote::ControlActor> for NodeManager {
+    type Result = bool;
+    fn handle(&mut self, m: crate::actor::remote::ControlActor, _: &mut Context<Self>) -> bool {
+        self.rt.actors.control(m.actor, m.control.into())
+    }
+}
+
 impl Handler<raya_cluster::gcs::GcsEvent> for NodeManager {
     type Result = ();
     fn handle(&mut self, ev: raya_cluster::gcs::GcsEvent, _: &mut Context<Self>) {
@@ -132,6 +150,7 @@ impl Handler<raya_cluster::gcs::GcsEvent> for NodeManager {
             if let Some(o) = &self.rt.objects {
                 o.do_send(raya_store::NodeGone(node));
             }
+            crate::actor::remote::node_died(&self.rt, node);
         }
     }
 }
@@ -147,6 +166,24 @@ impl Handler<WorkerCommand> for NodeManager {
             return;
         };
         let task_id = spec.task_id;
+        if spec.origin != self.rt.node && self.rt.actors.host_missing(actor) {
+            // Placed here by the cluster: start its host from the registry.
+            let class = ACTOR_CLASSES
+                .iter()
+                .find(|c| *c.name == *spec.function.name);
+            match class {
+                Some(c) => {
+                    (c.start)(crate::actor::host::HostStart {
+                        rt: Arc::clone(&self.rt),
+                        spec,
+                    });
+                    return;
+                }
+                None => {
+                    tracing::error!(class = %spec.function.name, "placed an actor whose type this binary does not link");
+                }
+            }
+        }
         if !self.rt.actors.control(actor, HostControl::Construct(spec)) {
             tracing::debug!(%actor, "actor gone before it was placed");
             self.rt.scheduler().do_send(TaskDone {

@@ -9,6 +9,7 @@ pub use raya_common::Value as RayaValue;
 pub use raya_scheduler::TaskArg;
 pub use raya_store::RawRef;
 
+pub use crate::actor::host::{HostStart, start_host};
 pub use crate::actor::{ActorCell, ActorClass, HandleRef, Method, MethodKind, create_actor};
 pub use crate::args::Args;
 pub use crate::registry::{

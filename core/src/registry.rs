@@ -41,6 +41,8 @@ pub struct FunctionEntry {
 pub struct ActorClassEntry {
     /// The registered name (by default the type's module path).
     pub name: &'static str,
+    /// Starts a host for an actor of this type that the cluster placed on this node.
+    pub start: fn(crate::actor::host::HostStart),
 }
 
 /// Every `#[raya::remote]` function linked into the binary.

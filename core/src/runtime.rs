@@ -43,6 +43,10 @@ pub(crate) struct NodeShared {
     pub(crate) actors: ActorDirectory,
     /// The node's network, when it is part of a cluster.
     pub(crate) net: Option<Network>,
+    /// This node's senders of calls to actors on other nodes, by actor.
+    pub(crate) call_senders: Mutex<
+        std::collections::HashMap<raya_common::ActorId, Addr<crate::actor::remote::CallSender>>,
+    >,
     /// The node's object manager, when it is part of a cluster.
     pub(crate) objects: Option<Addr<ObjectManager>>,
     /// Whether this node runs the GCS.
@@ -491,6 +495,7 @@ async fn setup(
         actors: ActorDirectory::default(),
         net: mode.net().cloned(),
         objects: objects.clone(),
+        call_senders: Mutex::new(std::collections::HashMap::new()),
         is_head: !matches!(mode, Mode::Join(_)),
         gcs: gcs.clone(),
         scheduler: OnceLock::new(),
@@ -550,6 +555,10 @@ async fn setup(
         gcs.subscribe(node_manager.clone().recipient());
     }
     if let Some(net) = mode.net() {
+        net.router()
+            .serve::<crate::actor::remote::DeliverCalls, _>(node_manager.clone());
+        net.router()
+            .serve::<crate::actor::remote::ControlActor, _>(node_manager.clone());
         net.router().serve::<PlaceTask, _>(scheduler.clone());
         net.router()
             .serve::<TaskUnschedulable, _>(scheduler.clone());

@@ -37,6 +37,62 @@ fn local_checksum(data: &[u8]) -> (u64, u64) {
     (data.len() as u64, sum)
 }
 
+#[raya::actor]
+struct Log {
+    items: Vec<u64>,
+}
+
+#[raya::actor]
+impl Log {
+    fn new() -> Self {
+        Log { items: Vec::new() }
+    }
+    fn push(&mut self, x: u64) -> usize {
+        self.items.push(x);
+        self.items.len()
+    }
+    fn items(&self) -> Vec<u64> {
+        self.items.clone()
+    }
+    fn node(&self) -> String {
+        raya::runtime_context().unwrap().node_id.to_string()
+    }
+    fn slow(&self, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
+    }
+}
+
+/// Pushes `x` to `log` from inside a task (the handle travelled into the task).
+#[raya::remote]
+fn push_from_task(log: ActorHandle<Log>, x: u64) -> usize {
+    raya::get(&log.push(x)).unwrap()
+}
+
+/// The entry point of a second driver process: joins the cluster (`RAYA_ADDRESS`), finds the
+/// named actor and pushes to it.
+#[test]
+#[ignore = "entry point of the second driver the named-actor test starts"]
+fn second_driver_entry() {
+    let Ok(name) = std::env::var("TEST_ACTOR_NAME") else {
+        return;
+    };
+    raya::init(
+        raya::Config::default()
+            .num_cpus(1)
+            .host("127.0.0.1")
+            .mdns(false)
+            .namespace("shared"),
+    )
+    .unwrap();
+    let log = raya::get_actor::<Log>(&name).expect("the named actor is found from another driver");
+    let refs: Vec<_> = (0..10).map(|i| log.push(1000 + i)).collect();
+    let lens = raya::get_all(&refs).unwrap();
+    assert_eq!(lens.len(), 10);
+    assert!(lens.windows(2).all(|w| w[1] == w[0] + 1), "{lens:?}");
+    raya::shutdown();
+}
+
 /// The entry point of worker node processes: `raya::init` serves the cluster and exits the
 /// process when stopped (it never returns here). Run directly, it does nothing.
 #[test]
@@ -217,5 +273,73 @@ fn waits_on_a_killed_node_fail_cleanly() {
         let text = err.to_string();
         assert!(text.contains("died"), "{text}");
         assert!(eventually(Duration::from_secs(30), || alive_nodes().len() == 1));
+    });
+}
+
+#[test]
+fn a_remote_actor_keeps_its_state_and_the_order_of_calls() {
+    with_raya(head_config(), || {
+        let _w = join(&[(1, Some("remote"))]);
+        let log = Log::options().resource("remote", 1.0).remote().unwrap();
+        let here = raya::runtime_context().unwrap().node_id.to_string();
+        let there = raya::get(&log.node()).unwrap();
+        assert_ne!(
+            there, here,
+            "the actor was placed on the node with the resource"
+        );
+        let refs: Vec<_> = (0..500u64).map(|i| log.push(i)).collect();
+        let lens = raya::get_all(&refs).unwrap();
+        assert_eq!(lens, (1..=500).collect::<Vec<usize>>());
+        // The handle travels into a task (here on the head), which calls the actor too.
+        let n = raya::get(&push_from_task::remote(log.clone(), 999)).unwrap();
+        assert_eq!(n, 501);
+        let items = raya::get(&log.items()).unwrap();
+        assert_eq!(items.len(), 501);
+        assert_eq!(items[..500], (0..500).collect::<Vec<u64>>()[..]);
+        assert_eq!(items[500], 999);
+    });
+}
+
+#[test]
+fn a_named_actor_made_by_one_driver_is_used_by_another() {
+    let config = head_config().namespace("shared").num_cpus(2);
+    with_raya(config, || {
+        let log = Log::options().name("shared-log").remote().unwrap();
+        assert_eq!(raya::get(&log.push(1)).unwrap(), 1);
+        let address = raya::cluster_address().unwrap().unwrap();
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args(["second_driver_entry", "--exact", "--ignored", "--nocapture"])
+            .env("RAYA_ADDRESS", &address)
+            .env("TEST_ACTOR_NAME", "shared-log")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "the second driver failed");
+        let items = raya::get(&log.items()).unwrap();
+        assert_eq!(
+            items,
+            [1].into_iter().chain(1000..1010).collect::<Vec<u64>>()
+        );
+    });
+}
+
+#[test]
+fn calls_to_an_actor_on_a_killed_node_fail_cleanly() {
+    with_raya(head_config(), || {
+        let mut w = join(&[(1, Some("victim"))]);
+        let log = Log::options().resource("victim", 1.0).remote().unwrap();
+        assert_eq!(raya::get(&log.push(1)).unwrap(), 1);
+        let pending = log.slow(600_000);
+        std::thread::sleep(Duration::from_millis(300));
+        w.kill(0);
+        let err = raya::get_timeout(&pending, Duration::from_secs(60)).unwrap_err();
+        assert!(err.to_string().contains("died"), "{err}");
+        // Later calls fail too, at once or when the death is known.
+        let err = raya::get_timeout(&log.push(2), Duration::from_secs(60)).unwrap_err();
+        assert!(
+            err.to_string().contains("died") || err.to_string().contains("unreachable"),
+            "{err}"
+        );
     });
 }

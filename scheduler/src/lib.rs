@@ -19,4 +19,6 @@ pub use local::{
     ReleaseResources, SchedulerState, SubmitTask, TaskDone, TaskOutcome, TaskUnschedulable,
     WorkerBlocked, WorkerCommand, WorkerFactory, WorkerStopped, WorkerUnblocked, record_event,
 };
-pub use task::{FunctionDescriptor, SchedulingStrategy, TaskArg, TaskKind, TaskSpec};
+pub use task::{
+    CreationOptions, FunctionDescriptor, SchedulingStrategy, TaskArg, TaskKind, TaskSpec,
+};

@@ -89,7 +89,20 @@ pub enum TaskKind {
         actor: ActorId,
         /// Resources held for the actor's whole life.
         lifetime: ResourceSet,
+        /// How the actor runs, for a node that starts its host from this task alone.
+        options: CreationOptions,
     },
+}
+
+/// The options of an actor that travel with its creation task.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreationOptions {
+    /// Calls run at once.
+    pub max_concurrency: u32,
+    /// Restarts allowed (-1: unlimited).
+    pub max_restarts: i64,
+    /// Retries of a call interrupted by a crash (-1: unlimited).
+    pub max_task_retries: i64,
 }
 
 /// Everything needed to run a task anywhere in the cluster.

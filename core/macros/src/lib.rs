@@ -752,6 +752,7 @@ fn actor_impl(imp: ItemImpl) -> syn::Result<Ts> {
             #[linkme(crate = ::raya::__private::linkme)]
             static __RAYA_CLASS: ::raya::__private::ActorClassEntry = ::raya::__private::ActorClassEntry {
                 name: <#self_ty as ::raya::__private::ActorClass>::CLASS_NAME,
+                start: ::raya::__private::start_host::<#self_ty>,
             };
 
             impl ::raya::__private::ActorClass for #self_ty {

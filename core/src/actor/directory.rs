@@ -80,15 +80,13 @@ impl ActorDirectory {
         }
     }
 
+    /// Whether no host of actor `id` runs here.
+    pub(crate) fn host_missing(&self, id: ActorId) -> bool {
+        !self.lock().contains_key(&id)
+    }
+
     /// Delivers a call in its serialized form to actor `call.to`'s host, whatever its type;
     /// hands the call back when the actor does not live here.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "called by the network layer for calls from other nodes"
-        )
-    )]
     pub(crate) fn deliver(&self, call: WireActorCall) -> Result<(), Box<WireActorCall>> {
         let r = self.lock().get(&call.to.actor).map(|e| e.calls.clone());
         match r {

@@ -12,8 +12,8 @@ use actix::prelude::*;
 use raya_cluster::gcs::actors::{ActorInfo, ActorState, RegisterActor, UpdateActor};
 use raya_cluster::gcs::task_events::{TaskEvent, TaskKind as EventKind, TaskState};
 use raya_common::{
-    ActorAddress, ActorId, FastHashMap, ObjectId, ResourceSet, TaskError, TaskErrorKind, TaskFrame,
-    TaskId, Value,
+    ActorAddress, ActorId, FastHashMap, NodeId, ObjectId, ResourceSet, TaskError, TaskErrorKind,
+    TaskFrame, TaskId, Value,
 };
 use raya_scheduler::{
     CancelTask, FunctionDescriptor, ReleaseResources, TaskArg, TaskDone, TaskKind, TaskOutcome,
@@ -34,6 +34,8 @@ use crate::runtime::NodeShared;
 
 /// One call of an actor method.
 pub(crate) struct ActorCall<A> {
+    /// The node that owns the call's results (the caller's).
+    pub(crate) owner: NodeId,
     pub(crate) task_id: TaskId,
     pub(crate) method: Method<A>,
     pub(crate) args: Vec<TaskArg>,
@@ -45,6 +47,7 @@ pub(crate) struct ActorCall<A> {
 impl<A> Clone for ActorCall<A> {
     fn clone(&self) -> Self {
         ActorCall {
+            owner: self.owner,
             task_id: self.task_id,
             method: self.method,
             args: self.args.clone(),
@@ -88,6 +91,8 @@ impl<A: 'static> Message for ActorCall<A> {
 #[rtype(result = "()")]
 pub(crate) struct WireActorCall {
     pub(crate) to: ActorAddress,
+    /// The node that owns the call's results (the caller's).
+    pub(crate) owner: NodeId,
     pub(crate) class: String,
     pub(crate) method: String,
     pub(crate) task_id: TaskId,
@@ -99,16 +104,10 @@ pub(crate) struct WireActorCall {
 
 impl<A: ActorClass> ActorCall<A> {
     /// The call's serializable form.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "built by the network layer when it sends a call to another node"
-        )
-    )]
     pub(crate) fn to_wire(&self, to: ActorAddress) -> WireActorCall {
         WireActorCall {
             to,
+            owner: self.owner,
             class: A::CLASS_NAME.to_string(),
             method: self.method.name.to_string(),
             task_id: self.task_id,
@@ -142,6 +141,7 @@ impl<A: ActorClass> ActorCall<A> {
             )
         })?;
         Ok(ActorCall {
+            owner: w.owner,
             task_id: w.task_id,
             method,
             args: w.args,
@@ -166,6 +166,9 @@ pub(crate) enum HostControl {
     HandlesDropped,
     /// The actor could not be placed (its creation object failed).
     CreationFailed(Arc<TaskError>),
+    /// The creation object is ready: when the constructor did not run here, the actor lives on
+    /// another node and this host forwards to it from now on.
+    Placed,
 }
 
 #[derive(Message)]
@@ -229,6 +232,8 @@ struct CallEnv<A> {
 pub struct ActorHost<A: ActorClass> {
     id: ActorId,
     rt: Arc<NodeShared>,
+    /// Set when the actor lives on another node: calls and controls are forwarded there.
+    remote: Option<actix::Addr<super::remote::CallSender>>,
     cell: Arc<ActorCell<A>>,
     opts: Options,
     status: Status,
@@ -789,6 +794,7 @@ impl<A: ActorClass> ActorHost<A> {
                     Ok(output) => finish_call(&this.rt, this.id, meta, output),
                     Err(msg) if generation == this.generation => {
                         let call = retry.unwrap_or(ActorCall {
+                            owner: call.owner,
                             task_id,
                             method: call.method,
                             args: Vec::new(),
@@ -854,6 +860,10 @@ impl<A: ActorClass> Actor for ActorHost<A> {
 impl<A: ActorClass> Handler<ActorCall<A>> for ActorHost<A> {
     type Result = ();
     fn handle(&mut self, call: ActorCall<A>, ctx: &mut Context<Self>) {
+        if let Some(r) = &self.remote {
+            r.do_send(call.to_wire(self.address()));
+            return;
+        }
         if let Status::Dead(cause) = &self.status {
             let err = self.died_error(cause);
             self.fail_call(&call, &err);
@@ -879,6 +889,10 @@ impl<A: ActorClass> Handler<ActorCall<A>> for ActorHost<A> {
 impl<A: ActorClass> Handler<WireActorCall> for ActorHost<A> {
     type Result = ();
     fn handle(&mut self, w: WireActorCall, ctx: &mut Context<Self>) {
+        if let Some(r) = &self.remote {
+            r.do_send(w);
+            return;
+        }
         let meta = CallMeta {
             task_id: w.task_id,
             attempt: w.attempt,
@@ -1003,7 +1017,63 @@ impl<A: ActorClass> Handler<BatchDone<A>> for ActorHost<A> {
 impl<A: ActorClass> Handler<HostControl> for ActorHost<A> {
     type Result = ();
     fn handle(&mut self, m: HostControl, ctx: &mut Context<Self>) {
+        if let Some(r) = &self.remote {
+            match m {
+                HostControl::Kill { no_restart } => {
+                    r.do_send(super::remote::WireControl::Kill { no_restart })
+                }
+                HostControl::Cancel { task_id, force } => {
+                    r.do_send(super::remote::WireControl::Cancel { task_id, force })
+                }
+                HostControl::HandlesDropped => {
+                    r.do_send(super::remote::WireControl::HandlesDropped);
+                    ctx.stop();
+                }
+                _ => {}
+            }
+            return;
+        }
         match m {
+            HostControl::Placed => {
+                if self.created || !matches!(self.status, Status::Creating) {
+                    return;
+                }
+                let gcs = self.rt.gcs().clone();
+                let (id, me) = (self.id, self.rt.node);
+                ctx.spawn(
+                    async move {
+                        // The node that constructed it records itself in the GCS; that record
+                        // may trail the creation object by a moment.
+                        for _ in 0..200 {
+                            match gcs.request(raya_cluster::gcs::actors::GetActor(id)).await {
+                                Ok(Some(info)) => match info.node {
+                                    Some(n) if n != me => return Some(n),
+                                    _ => {}
+                                },
+                                Ok(None) => return None,
+                                Err(e) => {
+                                    tracing::warn!(actor = %id, error = %e, "cannot find where the actor was placed");
+                                    return None;
+                                }
+                            }
+                            actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                        None
+                    }
+                    .into_actor(self)
+                    .map(|found, this, ctx| match found {
+                        Some(node) => this.become_proxy(node, ctx),
+                        None if !this.created => this.die(
+                            TaskError::new(
+                                TaskErrorKind::ActorDied,
+                                "the actor was constructed on another node that cannot be found",
+                            ),
+                            ctx,
+                        ),
+                        None => {}
+                    }),
+                );
+            }
             HostControl::Construct(spec) => {
                 if matches!(self.status, Status::Creating) {
                     self.ctor_args = spec.args.clone();
@@ -1115,26 +1185,7 @@ pub(crate) fn create<A: ActorClass>(
         max_pending: rt.config.max_pending_calls,
         lifetime: lifetime.clone(),
     };
-    let host_rt = Arc::clone(rt);
-    let host = ActorHost::<A>::start_in_arbiter(&rt.next_actor_arbiter(), move |_| ActorHost {
-        id,
-        rt: host_rt,
-        cell: Arc::new(ActorCell::new()),
-        opts,
-        status: Status::Creating,
-        queue: VecDeque::new(),
-        running: FastHashMap::default(),
-        slots: 0,
-        exclusive: false,
-        generation: 0,
-        shared_generation: Arc::new(AtomicU64::new(0)),
-        restarts: 0,
-        ctor_args: Vec::new(),
-        created: false,
-        holds_lifetime: false,
-        waiting_on: None,
-        handles_dropped: false,
-    });
+    let host = start_host_actor::<A>(rt, id, opts);
     rt.actors
         .insert(id, host.clone(), detached.then(|| ready.clone()));
     let on_free = host.clone().recipient::<HostControl>();
@@ -1146,10 +1197,9 @@ pub(crate) fn create<A: ActorClass>(
     let store = Arc::clone(&rt.store);
     rt.store.on_ready(
         cobj,
-        Box::new(move || {
-            if let Lookup::Failed(e) = store.get(cobj) {
-                on_fail.do_send(HostControl::CreationFailed(e));
-            }
+        Box::new(move || match store.get(cobj) {
+            Lookup::Failed(e) => on_fail.do_send(HostControl::CreationFailed(e)),
+            _ => on_fail.do_send(HostControl::Placed),
         }),
     );
     rt.submit_spec(TaskSpec {
@@ -1171,6 +1221,11 @@ pub(crate) fn create<A: ActorClass>(
         kind: TaskKind::ActorCreation {
             actor: id,
             lifetime,
+            options: raya_scheduler::CreationOptions {
+                max_concurrency,
+                max_restarts: options.max_restarts,
+                max_task_retries: options.max_task_retries,
+            },
         },
     })?;
     Ok(ActorHandle::from_ref(HandleRef::new(
@@ -1180,4 +1235,93 @@ pub(crate) fn create<A: ActorClass>(
         ready,
         Some(host),
     )))
+}
+
+/// Starts the host actor of actor `id` on one of the node's actor event loops.
+fn start_host_actor<A: ActorClass>(
+    rt: &Arc<NodeShared>,
+    id: ActorId,
+    opts: Options,
+) -> actix::Addr<ActorHost<A>> {
+    let host_rt = Arc::clone(rt);
+    ActorHost::<A>::start_in_arbiter(&rt.next_actor_arbiter(), move |_| ActorHost {
+        id,
+        rt: host_rt,
+        remote: None,
+        cell: Arc::new(ActorCell::new()),
+        opts,
+        status: Status::Creating,
+        queue: VecDeque::new(),
+        running: FastHashMap::default(),
+        slots: 0,
+        exclusive: false,
+        generation: 0,
+        shared_generation: Arc::new(AtomicU64::new(0)),
+        restarts: 0,
+        ctor_args: Vec::new(),
+        created: false,
+        holds_lifetime: false,
+        waiting_on: None,
+        handles_dropped: false,
+    })
+}
+
+/// An actor creation placed on this node by the cluster: the node and the task to construct it.
+pub struct HostStart {
+    pub(crate) rt: Arc<NodeShared>,
+    pub(crate) spec: Box<TaskSpec>,
+}
+
+/// Starts the host of an actor of type `A` whose creation another node submitted and the
+/// cluster placed here, and runs its constructor. Registered for every actor type by
+/// `#[raya::actor]`.
+pub fn start_host<A: ActorClass>(start: HostStart) {
+    let HostStart { rt, spec } = start;
+    let TaskKind::ActorCreation {
+        actor,
+        lifetime,
+        options,
+    } = spec.kind.clone()
+    else {
+        tracing::error!(task = %spec.task_id, "asked to host an actor by a task that creates none");
+        return;
+    };
+    let opts = Options {
+        class: A::CLASS_NAME,
+        max_concurrency: options.max_concurrency.max(1),
+        max_restarts: options.max_restarts,
+        max_task_retries: options.max_task_retries,
+        max_pending: rt.config.max_pending_calls,
+        lifetime,
+    };
+    let host = start_host_actor::<A>(&rt, actor, opts);
+    rt.actors.insert(actor, host.clone(), None);
+    host.do_send(HostControl::Construct(spec));
+}
+
+impl<A: ActorClass> ActorHost<A> {
+    fn address(&self) -> ActorAddress {
+        ActorAddress {
+            node: self.rt.node,
+            actor: self.id,
+        }
+    }
+
+    /// The actor was constructed on `node`: forward everything there from now on.
+    fn become_proxy(&mut self, node: NodeId, ctx: &mut Context<Self>) {
+        let sender = super::remote::call_sender(&self.rt, self.id, node);
+        let to = ActorAddress {
+            node,
+            actor: self.id,
+        };
+        for call in self.queue.drain(..) {
+            sender.do_send(call.to_wire(to));
+        }
+        tracing::debug!(actor = %self.id, %node, "actor placed on another node");
+        if self.handles_dropped {
+            sender.do_send(super::remote::WireControl::HandlesDropped);
+            ctx.stop();
+        }
+        self.remote = Some(sender);
+    }
 }

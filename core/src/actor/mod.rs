@@ -13,6 +13,7 @@
 
 pub(crate) mod directory;
 pub(crate) mod host;
+pub(crate) mod remote;
 
 use std::fmt;
 use std::future::Future;
@@ -392,6 +393,8 @@ struct HandleInner<A: ActorClass> {
     /// last handle is gone.
     ready: RawRef,
     host: Option<actix::Addr<ActorHost<A>>>,
+    /// Where calls go when the actor's host is on another node.
+    remote: Option<actix::Addr<remote::CallSender>>,
     rt: Arc<NodeShared>,
 }
 
@@ -415,12 +418,18 @@ impl<A: ActorClass> HandleRef<A> {
         ready: RawRef,
         host: Option<actix::Addr<ActorHost<A>>>,
     ) -> Self {
+        // No host here: the actor lives on `node`, reached through the network.
+        let remote = match &host {
+            None if node != rt.node && rt.net.is_some() => Some(remote::call_sender(&rt, id, node)),
+            _ => None,
+        };
         HandleRef {
             inner: Arc::new(HandleInner {
                 id,
                 node,
                 ready,
                 host,
+                remote,
                 rt,
             }),
         }
@@ -441,6 +450,7 @@ impl<A: ActorClass> HandleRef<A> {
             })
             .collect();
         let call = ActorCall {
+            owner: rt.node,
             task_id,
             method,
             args,
@@ -448,8 +458,12 @@ impl<A: ActorClass> HandleRef<A> {
             attempt: 0,
             parent: crate::context::current_task_id(rt),
         };
-        match &self.inner.host {
-            Some(h) if h.connected() => h.do_send(call),
+        match (&self.inner.host, &self.inner.remote) {
+            (Some(h), _) if h.connected() => h.do_send(call),
+            (None, Some(r)) => r.do_send(call.to_wire(ActorAddress {
+                node: self.inner.node,
+                actor: self.inner.id,
+            })),
             _ => {
                 let err = match rt.store.get(self.inner.ready.id()) {
                     raya_store::Lookup::Failed(e) => e,
@@ -691,14 +705,23 @@ pub async fn get_actor_in_async<A: ActorClass>(
             found: info.class_name,
         });
     }
-    let host = rt.actors.host::<A>(info.actor_id).ok_or_else(not_found)?;
+    let node = info.node.unwrap_or(rt.node);
+    let host = rt.actors.host::<A>(info.actor_id);
+    if host.is_none() && (node == rt.node || rt.net.is_none()) {
+        return Err(not_found());
+    }
     let ready = rt.store.add_ref(creation_object(info.actor_id));
+    if host.is_none() {
+        // Its creation object lives with its creator; here it is ready as soon as the actor is
+        // known alive.
+        let _ = rt.store.complete(ready.id(), raya_common::Value::new(()));
+    }
     Ok(ActorHandle::from_ref(HandleRef::new(
         Arc::clone(&rt),
         info.actor_id,
-        info.node.unwrap_or(rt.node),
+        node,
         ready,
-        Some(host),
+        host,
     )))
 }
 
@@ -711,12 +734,17 @@ pub fn kill<A: ActorClass>(handle: &ActorHandle<A>) -> Result<()> {
 /// Kills the actor, letting it restart when `restart` is true and it has restarts left.
 pub fn kill_with<A: ActorClass>(handle: &ActorHandle<A>, restart: bool) -> Result<()> {
     let rt = crate::runtime::runtime()?;
-    rt.actors.control(
+    let delivered = rt.actors.control(
         handle.actor_id(),
         HostControl::Kill {
             no_restart: !restart,
         },
     );
+    if !delivered && let Some(r) = &handle.href().inner.remote {
+        r.do_send(remote::WireControl::Kill {
+            no_restart: !restart,
+        });
+    }
     Ok(())
 }
 
@@ -770,6 +798,7 @@ mod tests {
         let task_id = rt.ids.task_id();
         // What a caller on another node would send: the method by name, arguments encoded.
         let call = super::host::ActorCall::<Tally> {
+            owner: rt.node,
             task_id,
             method: <Tally as super::ActorClass>::method("Tally::add").unwrap(),
             args: vec![crate::IntoArg::<u64>::into_arg(5u64)],
