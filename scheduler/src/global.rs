@@ -154,7 +154,7 @@ impl Handler<ScheduleTask> for GlobalScheduler {
                 (nodes, linking)
             }
             .into_actor(self)
-            .map(move |(nodes, linking), this, _| {
+            .map(move |(nodes, linking), this, ctx| {
                     let alive: Vec<_> = nodes
                         .into_iter()
                         .filter(|n| n.state == NodeState::Alive)
@@ -163,6 +163,25 @@ impl Handler<ScheduleTask> for GlobalScheduler {
                         .collect();
                     let origin = spec.origin;
                     let picked = pick(&spec, &alive);
+                    if let (Some(node), Some(net)) = (picked, this.net.clone())
+                        && !this.locals.contains_key(&node)
+                    {
+                        // Another node: if the placement does not arrive, the task goes back to
+                        // its origin as unplaceable rather than vanishing.
+                        let back = this.local(origin).map(|l| l.unschedulable.clone());
+                        let kept = spec.clone();
+                        ctx.spawn(actix::fut::wrap_future(async move {
+                            if let Err(e) = net.ask(node.peer_id(), Target::System, PlaceTask(spec)).await {
+                                let reason = format!("node {node} could not be given the task: {e}");
+                                tracing::warn!(task = %kept.task_id, %reason, "placement failed");
+                                match back {
+                                    Some(b) => b.do_send(TaskUnschedulable { spec: kept, reason }),
+                                    None => tracing::error!(%origin, "no route back to the node of an unplaced task"),
+                                }
+                            }
+                        }));
+                        return;
+                    }
                     match picked.and_then(|n| this.local(n)) {
                         Some(local) => local.place.do_send(PlaceTask(spec)),
                         None => {

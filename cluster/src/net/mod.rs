@@ -134,7 +134,7 @@ impl NetConfig {
             ping_interval: Duration::from_secs(1),
             ping_timeout: Duration::from_secs(3),
             command_queue: 65_536,
-            max_streams: 1024,
+            max_streams: 512,
         }
     }
 }
@@ -626,9 +626,22 @@ struct EventLoop {
     shared: Arc<Shared>,
     router: Router,
     cmd_tx: mpsc::Sender<Command>,
-    pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Reply, NetError>>>,
+    pending: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<Reply, NetError>>)>,
+    /// Requests in flight per peer, and those waiting for a free slot: yamux refuses streams
+    /// past its limit, so requests to one peer are bounded here.
+    in_flight: HashMap<PeerId, usize>,
+    waiting: HashMap<PeerId, std::collections::VecDeque<(Frame, ReplyTx)>>,
     identified: HashSet<PeerId>,
 }
+
+/// Where a request's reply goes.
+type ReplyTx = oneshot::Sender<Result<Reply, NetError>>;
+
+/// Requests in flight to one peer (yamux allows 512 streams per connection; the rest are for
+/// object transfers, gossip and the other protocols).
+const MAX_IN_FLIGHT: usize = 256;
+/// Requests waiting for a slot to one peer; past it a request fails with [`NetError::Busy`].
+const MAX_WAITING: usize = 1 << 20;
 
 impl EventLoop {
     fn new(
@@ -645,6 +658,8 @@ impl EventLoop {
             router,
             cmd_tx,
             pending: HashMap::new(),
+            in_flight: HashMap::new(),
+            waiting: HashMap::new(),
             identified: HashSet::new(),
         }
     }
@@ -719,8 +734,13 @@ impl EventLoop {
                 _ = redial.tick() => self.redial(),
             }
         }
-        for (_, tx) in self.pending.drain() {
+        for (_, (_, tx)) in self.pending.drain() {
             let _ = tx.send(Err(NetError::Stopped));
+        }
+        for (_, q) in self.waiting.drain() {
+            for (_, tx) in q {
+                let _ = tx.send(Err(NetError::Stopped));
+            }
         }
     }
 
@@ -745,8 +765,19 @@ impl EventLoop {
                     });
                     return;
                 }
-                let id = self.swarm.behaviour_mut().rpc.send_request(&peer, frame);
-                self.pending.insert(id, reply);
+                let n = self.in_flight.entry(peer).or_default();
+                if *n < MAX_IN_FLIGHT {
+                    *n += 1;
+                    let id = self.swarm.behaviour_mut().rpc.send_request(&peer, frame);
+                    self.pending.insert(id, (peer, reply));
+                } else {
+                    let q = self.waiting.entry(peer).or_default();
+                    if q.len() >= MAX_WAITING {
+                        let _ = reply.send(Err(NetError::Busy));
+                    } else {
+                        q.push_back((frame, reply));
+                    }
+                }
             }
             Command::Respond { channel, reply } => {
                 if self
@@ -884,6 +915,26 @@ impl EventLoop {
         });
     }
 
+    /// A request to `peer` ended: start the next one waiting for it.
+    fn request_done(&mut self, peer: PeerId) {
+        let next = self.waiting.get_mut(&peer).and_then(|q| q.pop_front());
+        match next {
+            Some((frame, reply)) => {
+                let id = self.swarm.behaviour_mut().rpc.send_request(&peer, frame);
+                self.pending.insert(id, (peer, reply));
+            }
+            None => {
+                self.waiting.remove(&peer);
+                if let Some(n) = self.in_flight.get_mut(&peer) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.in_flight.remove(&peer);
+                    }
+                }
+            }
+        }
+    }
+
     fn on_rpc(&mut self, e: request_response::Event<Frame, Reply>) {
         match e {
             request_response::Event::Message { peer, message, .. } => match message {
@@ -911,8 +962,9 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
-                    if let Some(tx) = self.pending.remove(&request_id) {
+                    if let Some((p, tx)) = self.pending.remove(&request_id) {
                         let _ = tx.send(Ok(response));
+                        self.request_done(p);
                     } else {
                         tracing::trace!(%peer, "reply to a forgotten request");
                     }
@@ -931,8 +983,9 @@ impl EventLoop {
                         reason: other.to_string(),
                     },
                 };
-                if let Some(tx) = self.pending.remove(&request_id) {
+                if let Some((p, tx)) = self.pending.remove(&request_id) {
                     let _ = tx.send(Err(err));
+                    self.request_done(p);
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cluster;
+mod cluster_bench;
 mod microbenchmark;
 mod scale;
 
@@ -94,6 +95,10 @@ enum Command {
         /// CPUs of the node (default: the machine's).
         #[arg(long)]
         num_cpus: Option<usize>,
+        /// Measure across two nodes on this machine instead (this process is the head and a
+        /// second `raya` process joins it over loopback), with the loopback floors.
+        #[arg(long)]
+        two_nodes: bool,
     },
     /// Queue a million trivial tasks and create a hundred thousand actors on one node, and report
     /// the memory each costs.
@@ -164,6 +169,7 @@ fn main() -> ExitCode {
             skip,
             json,
             num_cpus,
+            two_nodes,
         } => {
             let mut timing = if quick {
                 microbenchmark::Timing::quick()
@@ -179,9 +185,24 @@ fn main() -> ExitCode {
             if let Some(n) = num_cpus {
                 config = config.num_cpus(n);
             }
-            print!("{}", microbenchmark::DIFFERENCES);
+            if two_nodes {
+                config = config.head(0).host("127.0.0.1").mdns(false);
+                println!(
+                    "Two nodes on this machine over loopback (libp2p TCP + Noise + Yamux); work \
+                     that asks for the `{}` resource runs on the second node.",
+                    cluster_bench::REMOTE
+                );
+            } else {
+                print!("{}", microbenchmark::DIFFERENCES);
+            }
             raya::init(config)
-                .and_then(|()| microbenchmark::run(timing, filter, skip))
+                .and_then(|()| {
+                    if two_nodes {
+                        cluster_bench::run(timing, filter, skip)
+                    } else {
+                        microbenchmark::run(timing, filter, skip)
+                    }
+                })
                 .map_err(|e| e.to_string())
                 .and_then(|report| write_json(&json, &report))
         }

@@ -9,11 +9,11 @@ use raya::prelude::*;
 use serde::Serialize;
 
 /// The value of a trivial task or method: a few bytes, like Ray's `b"ok"`.
-type Small = [u8; 2];
+pub(crate) type Small = [u8; 2];
 const OK: Small = *b"ok";
 
 #[raya::remote]
-fn small_value() -> Small {
+pub(crate) fn small_value() -> Small {
     OK
 }
 
@@ -211,21 +211,21 @@ pub fn key(name: &str) -> String {
     name.replace([' ', ':', '-'], "_").replace(['(', ')'], "")
 }
 
-struct Bench {
-    timing: Timing,
-    filter: Option<String>,
-    skip: Option<String>,
-    results: Vec<Measurement>,
+pub(crate) struct Bench {
+    pub(crate) timing: Timing,
+    pub(crate) filter: Option<String>,
+    pub(crate) skip: Option<String>,
+    pub(crate) results: Vec<Measurement>,
 }
 
 impl Bench {
-    fn wanted(&self, name: &str) -> bool {
+    pub(crate) fn wanted(&self, name: &str) -> bool {
         self.filter.as_deref().is_none_or(|f| name.contains(f))
             && self.skip.as_deref().is_none_or(|s| !name.contains(s))
     }
 
     /// Runs `f` as Ray's `timeit` does and prints `<name> per second <mean> +- <sd>`.
-    fn timeit(
+    pub(crate) fn timeit(
         &mut self,
         name: &str,
         multiplier: f64,
