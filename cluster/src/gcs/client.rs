@@ -31,7 +31,14 @@ pub struct GcsClient {
     version: Option<(u64, u64)>,
     reloading: bool,
     subscribers: Vec<Recipient<GcsEvent>>,
+    /// Requests nobody waits for, sent to a remote head in order, a batch at a time.
+    outbox: std::collections::VecDeque<(crate::net::Frame, &'static str)>,
+    sending: bool,
 }
+
+/// Requests nobody waits for that may queue for a remote head; past it new ones are dropped
+/// (and logged).
+const MAX_OUTBOX: usize = 100_000;
 
 impl GcsClient {
     /// A client of the GCS whose tables run in this process (the head node).
@@ -42,6 +49,8 @@ impl GcsClient {
             version: None,
             reloading: false,
             subscribers: Vec::new(),
+            outbox: std::collections::VecDeque::new(),
+            sending: false,
         }
     }
 
@@ -53,7 +62,43 @@ impl GcsClient {
             version: None,
             reloading: false,
             subscribers: Vec::new(),
+            outbox: std::collections::VecDeque::new(),
+            sending: false,
         }
+    }
+
+    /// Sends the queued requests to the remote head, in order, one batch in flight at a time.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        let Backend::Remote { net, head } = &self.backend else {
+            return;
+        };
+        if self.sending || self.outbox.is_empty() {
+            return;
+        }
+        let n = self.outbox.len().min(1024);
+        let (frames, names): (Vec<_>, Vec<_>) = self.outbox.drain(..n).unzip();
+        self.sending = true;
+        let (net, head) = (net.clone(), *head);
+        ctx.spawn(
+            async move { net.ask(head, Target::System, crate::net::OrderedFrames(frames)).await }
+                .into_actor(self)
+                .map(move |res, this, ctx| {
+                    this.sending = false;
+                    match res {
+                        Ok(replies) => {
+                            for (r, what) in replies.into_iter().zip(names) {
+                                if let Err(e) = r {
+                                    tracing::warn!(request = what, error = %e, "GCS request failed");
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, dropped = names.len(), "GCS requests not delivered")
+                        }
+                    }
+                    this.pump(ctx);
+                }),
+        );
     }
 
     fn apply(&mut self, ev: GcsEvent) {
@@ -235,7 +280,7 @@ where
 {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, Notify(msg): Notify<M>, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Notify(msg): Notify<M>, ctx: &mut Context<Self>) -> Self::Result {
         let what = std::any::type_name::<M>();
         let req: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>>>> =
             match &self.backend {
@@ -255,7 +300,7 @@ where
                         }
                     })
                 }
-                Backend::Remote { net, head } => match M::GOSSIP_TOPIC {
+                Backend::Remote { net, .. } => match M::GOSSIP_TOPIC {
                     Some(topic) => {
                         let r = encode_body(&msg)
                             .map_err(|e| e.to_string())
@@ -263,14 +308,25 @@ where
                         Box::pin(async move { r })
                     }
                     None => {
-                        let (net, head) = (net.clone(), *head);
-                        Box::pin(async move {
-                            match net.ask(head, Target::System, msg).await {
-                                Ok(Ok(_)) => Ok(()),
-                                Ok(Err(e)) => Err(e.to_string()),
-                                Err(e) => Err(e.to_string()),
+                        let frame = encode_body(&msg).map(|body| crate::net::Frame {
+                            route: crate::net::route_id::<M>(),
+                            target: Target::System,
+                            body,
+                        });
+                        match frame {
+                            Ok(f) if self.outbox.len() < MAX_OUTBOX => {
+                                self.outbox.push_back((f, what));
+                                self.pump(ctx);
+                                Box::pin(async { Ok(()) })
                             }
-                        })
+                            Ok(_) => Box::pin(async {
+                                Err("too many requests queued for the head".into())
+                            }),
+                            Err(e) => {
+                                let e = e.to_string();
+                                Box::pin(async move { Err(e) })
+                            }
+                        }
                     }
                 },
             };

@@ -45,7 +45,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use codec::{Frame, MALFORMED_ROUTE, RPC_PROTOCOL, Reply, Target, WireError};
 pub use forward::{Forward, remote_recipient};
-pub use router::{Router, WireMessage, decode_body, encode_body, route_id};
+pub use router::{OrderedFrames, Router, WireMessage, decode_body, encode_body, route_id};
 
 /// The protocol name of object transfer streams.
 pub const OBJECT_PROTOCOL: StreamProtocol = StreamProtocol::new("/raya/object/1");

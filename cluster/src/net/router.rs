@@ -50,7 +50,8 @@ pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
 /// Serves the frames of one route: gets the target and the body, answers with the reply.
 pub type RouteHandler = Arc<dyn Fn(Target, Vec<u8>) -> ReplyFuture + Send + Sync>;
 
-/// The routes a node serves. Cloning shares the table.
+/// The routes a node serves. Cloning shares the table. [`Router::new`] serves
+/// [`OrderedFrames`] from the start.
 #[derive(Clone, Default)]
 pub struct Router {
     routes: Arc<RwLock<HashMap<u64, RouteHandler>>>,
@@ -66,10 +67,39 @@ pub fn encode_body<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
     postcard::to_stdvec(value).map_err(|e| WireError::Decode(e.to_string()))
 }
 
+/// Several frames for one node, handled there one after another in the order given: how a
+/// sender keeps the order of messages it does not wait for one by one.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct OrderedFrames(pub Vec<Frame>);
+
+impl actix::Message for OrderedFrames {
+    type Result = Vec<Reply>;
+}
+
 impl Router {
-    /// An empty table.
+    /// A table that serves [`OrderedFrames`].
     pub fn new() -> Self {
-        Router::default()
+        let router = Router::default();
+        let weak = Arc::downgrade(&router.routes);
+        router.serve_with(
+            route_id::<OrderedFrames>(),
+            Arc::new(move |_, body| {
+                let weak = weak.clone();
+                Box::pin(async move {
+                    let OrderedFrames(frames) = decode_body(&body)?;
+                    let Some(routes) = weak.upgrade() else {
+                        return Err(WireError::ActorGone);
+                    };
+                    let router = Router { routes };
+                    let mut replies = Vec::with_capacity(frames.len());
+                    for f in frames {
+                        replies.push(router.dispatch(f).await);
+                    }
+                    encode_body(&replies)
+                })
+            }),
+        );
+        router
     }
 
     /// Serves message type `M` with the actor at `addr`: frames for `M` are decoded, sent to
@@ -171,6 +201,30 @@ mod tests {
             };
             let reply = router.dispatch(frame).await.unwrap();
             assert_eq!(decode_body::<u64>(&reply).unwrap(), 15);
+        });
+    }
+
+    #[test]
+    fn ordered_frames_are_handled_in_order() {
+        actix_rt::System::new().block_on(async {
+            let router = Router::new();
+            router.serve::<Add, _>(Adder(0).start());
+            let frame = |n| Frame {
+                route: route_id::<Add>(),
+                target: Target::System,
+                body: encode_body(&Add(n)).unwrap(),
+            };
+            let batch = Frame {
+                route: route_id::<OrderedFrames>(),
+                target: Target::System,
+                body: encode_body(&OrderedFrames(vec![frame(1), frame(2), frame(3)])).unwrap(),
+            };
+            let replies: Vec<Reply> = decode_body(&router.dispatch(batch).await.unwrap()).unwrap();
+            let sums: Vec<u64> = replies
+                .into_iter()
+                .map(|r| decode_body(&r.unwrap()).unwrap())
+                .collect();
+            assert_eq!(sums, vec![1, 3, 6]);
         });
     }
 
