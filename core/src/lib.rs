@@ -1,8 +1,8 @@
 //! # Raya: Ray Core for Rust
 //!
 //! Remote functions (tasks), remote stateful objects (actors) and an object store between them,
-//! running on every core of one machine — or, in later versions, on the nodes of a cluster —
-//! built on Actix. Every Ray concept is an Actix actor with a mailbox: the global control
+//! running on every core of one machine or on the nodes of a cluster linked by libp2p, built on
+//! Actix. Every Ray concept is an Actix actor with a mailbox: the global control
 //! store's tables, the local and global schedulers, the object store, the workers and each of
 //! your actors.
 //!
@@ -53,6 +53,14 @@
 //!
 //! Errors are values: a task that panics or returns `Err` stores the error as its result; `get`
 //! returns it and dependent tasks fail with it, the chain of tasks recorded.
+//!
+//! ## A cluster
+//!
+//! With `RAYA_ADDRESS` set (or [`Config::address`]), `raya::init` joins the cluster whose head
+//! listens there (started with `raya start --head`, or by a program with [`Config::head`]); with
+//! `RAYA_ROLE=worker` too, the program serves the cluster as a worker node and never returns
+//! from `init`. Tasks and actors go to nodes whose binary links them and that have the
+//! resources; objects move between nodes when needed; see the README's cluster section.
 
 #![warn(missing_docs)]
 

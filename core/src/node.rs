@@ -60,9 +60,8 @@ impl Handler<JoinCluster> for NodeManager {
                 .net
                 .as_ref()
                 .map(|n| {
-                    n.listen_addrs()
+                    raya_cluster::net::sockets_reachable_first(&n.listen_addrs())
                         .iter()
-                        .filter_map(raya_cluster::net::socket_of)
                         .map(|a| a.to_string())
                         .collect()
                 })

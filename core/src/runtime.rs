@@ -186,10 +186,8 @@ pub fn init(config: Config) -> Result<()> {
     raya_store::set_current_store(Some(Arc::clone(&rt.shared.store)));
     tracing::info!(node = %rt.shared.node, job = %rt.shared.job, session = %rt.session.dir.display(), "Raya started");
     if let Some(net) = &rt.net {
-        let addr = net
-            .listen_addrs()
-            .iter()
-            .find_map(net::socket_of)
+        let addr = net::sockets_reachable_first(&net.listen_addrs())
+            .first()
             .map(|a| a.to_string())
             .unwrap_or_default();
         let role = if rt.shared.is_head { "head" } else { "node" };
@@ -280,7 +278,10 @@ fn start_network(config: &Config, key: &libp2p_identity::Keypair) -> Result<Mode
         };
         if !a.is_empty() {
             nc.bootstrap = vec![net::parse_address(&a).map_err(|e| Error::Node(e.to_string()))?];
-            // A node given its head's address needs no discovery.
+        }
+        // A node given its head's address needs no discovery; with `auto`, the recorded head
+        // may be gone, so mDNS stays on.
+        if address.as_deref() != Some("auto") {
             nc.mdns = false;
         }
     }
@@ -659,10 +660,8 @@ pub fn cluster_address() -> Result<Option<String>> {
         return Ok(None);
     };
     if rt.is_head {
-        return Ok(net
-            .listen_addrs()
-            .iter()
-            .find_map(net::socket_of)
+        return Ok(net::sockets_reachable_first(&net.listen_addrs())
+            .first()
             .map(|a| a.to_string()));
     }
     let head = net.head();

@@ -121,7 +121,9 @@ impl Drop for Cluster {
                 }
             }
         }
-        let _ = std::fs::remove_dir_all(&self.tmp);
+        if std::env::var_os("RAYA_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
     }
 }
 
@@ -239,4 +241,179 @@ fn status_without_a_cluster_is_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad address"));
+}
+
+#[test]
+fn a_head_restarted_on_its_directory_reloads_its_tables() {
+    let mut c = Cluster::new("restart");
+    let dir = c.tmp.join("head-session");
+    let dir_s = dir.to_str().unwrap().to_string();
+    let (head_index, head) = c.start(&["--head", "--port", "0", "--session-dir", &dir_s]);
+    let (_, _) = c.start(&["--address", &head]);
+    let s = c.wait_status(&head, "the node never joined", |s| count(s, "ALIVE") == 2);
+    let joined = s
+        .lines()
+        .find(|l| l.starts_with("ALIVE") && !l.contains("(head)"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .to_string();
+    // The GCS writes to disk at least every 200 ms; then the head crashes.
+    std::thread::sleep(Duration::from_millis(1000));
+    c.kill(head_index);
+    // The same directory: the same identity, and the node table as it was.
+    let (_, head2) = c.start(&["--head", "--port", "0", "--session-dir", &dir_s]);
+    let s = c.status(&head2);
+    assert!(
+        s.contains(&joined),
+        "the restarted head forgot node {joined}:\n{s}"
+    );
+}
+
+/// Network namespaces for one test, joined by a bridge; removed on drop.
+struct Netns {
+    names: Vec<String>,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("the `ip` command");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    /// Namespaces `<tag>0` .. `<tag>{n-1}` with addresses 10.77.<k>.1.. on a bridge in `<tag>br`.
+    fn new(tag: &str, n: usize) -> Netns {
+        // Built up as a guard: whatever was made is removed if a step fails.
+        let mut me = Netns { names: Vec::new() };
+        let br = format!("{tag}br");
+        ip(&["netns", "add", &br]);
+        me.names.push(br.clone());
+        ip(&["-n", &br, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &br, "link", "set", "br0", "up"]);
+        for i in 0..n {
+            let ns = format!("{tag}{i}");
+            ip(&["netns", "add", &ns]);
+            me.names.push(ns.clone());
+            let (inner, outer) = (format!("v{i}"), format!("p{i}"));
+            ip(&[
+                "-n", &ns, "link", "add", &inner, "type", "veth", "peer", "name", &outer, "netns",
+                &br,
+            ]);
+            ip(&["-n", &br, "link", "set", &outer, "master", "br0"]);
+            ip(&["-n", &br, "link", "set", &outer, "up"]);
+            let addr = format!("10.77.0.{}/24", i + 1);
+            ip(&["-n", &ns, "addr", "add", &addr, "dev", &inner]);
+            ip(&["-n", &ns, "link", "set", &inner, "up"]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            // Multicast (mDNS) needs a route out of the interface.
+            ip(&["-n", &ns, "route", "add", "default", "dev", &inner]);
+        }
+        // Let the links come up (carrier, bridge ports) before anything looks at them.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for i in 0..n {
+            let ns = format!("{tag}{i}");
+            loop {
+                let out = Command::new("ip")
+                    .args(["-n", &ns, "-o", "link", "show", &format!("v{i}")])
+                    .output()
+                    .unwrap();
+                if String::from_utf8_lossy(&out.stdout).contains("state UP") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "link v{i} in {ns} never came up");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        me
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+#[test]
+fn nodes_on_one_lan_find_the_head_by_mdns() {
+    let tag = format!("rt{}", std::process::id() % 100_000);
+    let ns = Netns::new(&tag, 2);
+    let mut c = Cluster::new("mdns");
+    // Each namespace is a machine of its own, with its own temporary directory.
+    let spawn_in = |c: &mut Cluster, ns_name: &str, args: &[&str]| {
+        let tmp = c.tmp.join(ns_name);
+        std::fs::create_dir_all(&tmp).unwrap();
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            ns_name,
+            env!("CARGO_BIN_EXE_raya"),
+            "start",
+            "--block",
+        ])
+        .args(args)
+        .env("TMPDIR", &tmp)
+        .env_remove("RAYA_ADDRESS")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(tmp.join("node.log")).unwrap());
+        let mut child = cmd.spawn().unwrap();
+        let out = child.stdout.take().unwrap();
+        c.children.push(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        rx
+    };
+    let head_out = spawn_in(&mut c, &ns.names[1], &["--head", "--port", "7379"]);
+    let line = head_out
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the head started");
+    assert!(line.starts_with("Raya head started at"), "{line}");
+    // No address: the node must find the head on the LAN.
+    let node_out = spawn_in(&mut c, &ns.names[2], &[]);
+    let line = node_out
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the node found the head by mDNS and joined");
+    assert!(line.contains("joined the cluster at"), "{line}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.names[1],
+                env!("CARGO_BIN_EXE_raya"),
+                "status",
+                "--address",
+                "127.0.0.1:7379",
+            ])
+            .env("TMPDIR", &c.tmp)
+            .output()
+            .unwrap();
+        let s = String::from_utf8_lossy(&out.stdout).to_string();
+        if count(&s, "ALIVE") == 2 {
+            assert!(s.contains("10.77.0.2"), "{s}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the mDNS node never showed:\n{s}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(c);
 }

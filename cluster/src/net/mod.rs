@@ -230,6 +230,19 @@ pub fn parse_address(s: &str) -> Result<Multiaddr, NetError> {
     Ok(Multiaddr::empty().with(ip).with(Protocol::Tcp(sock.port())))
 }
 
+/// The `host:port` forms of `addrs`, addresses other machines can reach first (loopback last).
+///
+/// ```
+/// let addrs = ["/ip4/127.0.0.1/tcp/7".parse().unwrap(), "/ip4/10.0.0.2/tcp/7".parse().unwrap()];
+/// let s = raya_cluster::net::sockets_reachable_first(&addrs);
+/// assert_eq!(s[0].to_string(), "10.0.0.2:7");
+/// ```
+pub fn sockets_reachable_first(addrs: &[Multiaddr]) -> Vec<std::net::SocketAddr> {
+    let mut v: Vec<std::net::SocketAddr> = addrs.iter().filter_map(socket_of).collect();
+    v.sort_by_key(|a| a.ip().is_loopback());
+    v
+}
+
 /// `host:port` of a TCP multiaddr, when it has that form.
 pub fn socket_of(addr: &Multiaddr) -> Option<std::net::SocketAddr> {
     let mut ip = None;
