@@ -10,7 +10,9 @@ pub use raya_scheduler::TaskArg;
 pub use raya_store::RawRef;
 
 pub use crate::actor::host::{HostStart, start_host};
-pub use crate::actor::{ActorCell, ActorClass, HandleRef, Method, MethodKind, create_actor};
+pub use crate::actor::{
+    ActorCell, ActorClass, HandleRef, Method, MethodKind, create_actor, handler_method,
+};
 pub use crate::args::Args;
 pub use crate::registry::{
     ACTOR_CLASSES, ActorClassEntry, FunctionEntry, Invoke, LocalFuture, Output, REMOTE_FUNCTIONS,

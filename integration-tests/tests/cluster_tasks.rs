@@ -42,7 +42,7 @@ struct Log {
     items: Vec<u64>,
 }
 
-#[raya::actor]
+#[raya::actor(handles(Append))]
 impl Log {
     fn new() -> Self {
         Log { items: Vec::new() }
@@ -60,6 +60,21 @@ impl Log {
     fn slow(&self, ms: u64) -> u64 {
         std::thread::sleep(Duration::from_millis(ms));
         ms
+    }
+}
+
+/// An actix-native message: a type with a `Handler` impl, sent through the handle.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Append(u64);
+
+impl raya::Message for Append {
+    type Result = usize;
+}
+
+impl raya::Handler<Append> for Log {
+    fn handle(&mut self, msg: Append, _ctx: &mut raya::Context<Self>) -> usize {
+        self.items.push(msg.0);
+        self.items.len()
     }
 }
 
@@ -297,6 +312,16 @@ fn a_remote_actor_keeps_its_state_and_the_order_of_calls() {
         assert_eq!(items.len(), 501);
         assert_eq!(items[..500], (0..500).collect::<Vec<u64>>()[..]);
         assert_eq!(items[500], 999);
+        // The actix-native form crosses nodes too: the same typed message, serialized.
+        assert_eq!(raya::get(&log.send(Append(7))).unwrap(), 502);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let asked = rt.block_on(log.ask(Append(8)));
+        assert_eq!(asked.unwrap(), 503);
+        log.tell(Append(9));
+        assert_eq!(raya::get(&log.items()).unwrap()[501..], [7, 8, 9]);
     });
 }
 

@@ -444,8 +444,9 @@ fn remote_fn(opts: Opts, f: ItemFn) -> syn::Result<Ts> {
 
 /// Makes a type an actor. On the struct it implements `raya::Actor` (with default options given
 /// on the attribute); on the `impl` block it registers the constructor `new` and turns every
-/// method taking `&self` or `&mut self` into a message the actor's handle can send. See the
-/// `raya` crate documentation.
+/// method taking `&self` or `&mut self` into a message the actor's handle can send. On the
+/// `impl` block, `handles(MessageType, ...)` lists the actix-native messages (types with a
+/// `raya::Handler` impl) that other nodes may send it. See the `raya` crate documentation.
 #[proc_macro_attribute]
 pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = parse_macro_input!(item as Item);
@@ -479,15 +480,15 @@ pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
             actor_struct(Opts::default(), &e.ident, &e.generics).map(|ts| quote! { #e #ts })
         }
         Item::Impl(i) => {
-            if !attr.is_empty() {
-                return syn::Error::new(
-                    Span::call_site(),
-                    "put actor options on the struct, not on the impl block",
-                )
-                .to_compile_error()
-                .into();
-            }
-            actor_impl(i)
+            let handles = if attr.is_empty() {
+                Vec::new()
+            } else {
+                match parse_handles(attr) {
+                    Ok(h) => h,
+                    Err(e) => return e.to_compile_error().into(),
+                }
+            };
+            actor_impl(i, handles)
         }
         other => Err(syn::Error::new(
             other.span(),
@@ -543,7 +544,29 @@ enum Receiver {
     Exclusive,
 }
 
-fn actor_impl(imp: ItemImpl) -> syn::Result<Ts> {
+/// `handles(TypeA, TypeB)` on an actor's impl block: the actix-native message types the actor
+/// handles, so that nodes can deliver them by name.
+fn parse_handles(attr: TokenStream) -> syn::Result<Vec<syn::Path>> {
+    let mut out = Vec::new();
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("handles") {
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let list = content
+                .parse_terminated(<syn::Path as syn::parse::Parse>::parse, syn::Token![,])?;
+            out.extend(list);
+            Ok(())
+        } else {
+            Err(meta.error(
+                "on the impl block only `handles(MessageType, ...)` is allowed; put actor options on the struct",
+            ))
+        }
+    });
+    syn::parse::Parser::parse(parser, attr)?;
+    Ok(out)
+}
+
+fn actor_impl(imp: ItemImpl, handles: Vec<syn::Path>) -> syn::Result<Ts> {
     if imp.trait_.is_some() {
         return Err(syn::Error::new(
             imp.span(),
@@ -760,6 +783,13 @@ fn actor_impl(imp: ItemImpl) -> syn::Result<Ts> {
                 const HAS_ASYNC_METHODS: bool = #has_async;
                 type Methods = Methods;
                 fn method(name: &str) -> ::core::option::Option<::raya::__private::Method<Self>> {
+                    #(
+                        if name == ::core::any::type_name::<#handles>() {
+                            return ::core::option::Option::Some(
+                                ::raya::__private::handler_method::<Self, #handles>(),
+                            );
+                        }
+                    )*
                     match name {
                         #method_arms
                         _ => ::core::option::Option::None,

@@ -601,7 +601,9 @@ fn invoke_handler<A: Handler<M>, M: Message>(
     crate::__private::ret(a.handle(msg, ctx))
 }
 
-fn handler_method<A: Handler<M>, M: Message>() -> Method<A> {
+/// The method form of actix-native message `M` (its name is `M`'s type path). Used by
+/// generated code.
+pub fn handler_method<A: Handler<M>, M: Message>() -> Method<A> {
     Method {
         name: std::any::type_name::<M>(),
         kind: MethodKind::Mut(invoke_handler::<A, M>),
