@@ -30,6 +30,12 @@ fn checksum(data: Vec<u8>) -> (u64, u64) {
     (data.len() as u64, sum)
 }
 
+/// Bytes in the object store of the node the task runs on.
+#[raya::remote]
+fn store_bytes() -> u64 {
+    raya::object_store_stats().unwrap().bytes_in_memory
+}
+
 fn local_checksum(data: &[u8]) -> (u64, u64) {
     let sum = data
         .iter()
@@ -365,6 +371,45 @@ fn calls_to_an_actor_on_a_killed_node_fail_cleanly() {
         assert!(
             err.to_string().contains("died") || err.to_string().contains("unreachable"),
             "{err}"
+        );
+    });
+}
+
+#[test]
+fn dropping_the_last_reference_frees_the_object_on_every_node() {
+    with_raya(head_config(), || {
+        let _w = join(&[(1, Some("remote"))]);
+        let remote_bytes =
+            || raya::get(&store_bytes::options().resource("remote", 1.0).remote()).unwrap();
+        let before = remote_bytes();
+        // Made there (too large to travel inline), owned here, read here: a copy on each node.
+        let made = make_bytes::options()
+            .resource("remote", 1.0)
+            .remote(8 << 20, 1);
+        assert_eq!(raya::get(&made).unwrap().len(), 8 << 20);
+        assert!(
+            remote_bytes() >= before + (8 << 20),
+            "the maker keeps its copy while referenced"
+        );
+        let here = raya::object_store_stats().unwrap().bytes_in_memory;
+        assert!(here >= 8 << 20);
+        drop(made);
+        assert!(
+            eventually(Duration::from_secs(30), || remote_bytes()
+                < before + (1 << 20)),
+            "the copy on the other node was not freed"
+        );
+        assert!(raya::object_store_stats().unwrap().bytes_in_memory < here - (4 << 20));
+        // An object put here and borrowed there (an argument): freed there when the task ends,
+        // and here when the last reference goes.
+        let put = raya::put(vec![3u8; 8 << 20]).unwrap();
+        let sum = checksum::options().resource("remote", 1.0).remote(&put);
+        raya::get(&sum).unwrap();
+        drop(sum);
+        assert!(
+            eventually(Duration::from_secs(30), || remote_bytes()
+                < before + (1 << 20)),
+            "the borrowed copy on the other node was not freed"
         );
     });
 }
