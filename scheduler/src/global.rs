@@ -6,6 +6,7 @@ use actix::prelude::*;
 use raya_cluster::GcsHandle;
 use raya_cluster::gcs::functions::NodesWithFunction;
 use raya_cluster::gcs::nodes::NodeState;
+use raya_cluster::gcs::objects::GetObjectLocations;
 use raya_cluster::net::{Network, Target, remote_recipient};
 use raya_common::NodeId;
 use serde::{Deserialize, Serialize};
@@ -99,10 +100,12 @@ impl Handler<RegisterLocalScheduler> for GlobalScheduler {
     }
 }
 
-/// Picks a node for `spec` among `(node, total, available)`.
+/// Picks a node for `spec` among `(node, total, available)`, preferring, among the nodes with
+/// the task's resources free, those holding more of its arguments' bytes (`local_bytes`).
 fn pick(
     spec: &TaskSpec,
     nodes: &[(NodeId, raya_common::ResourceSet, raya_common::ResourceSet)],
+    local_bytes: &HashMap<NodeId, u64>,
 ) -> Option<NodeId> {
     let feasible = |n: &&(NodeId, raya_common::ResourceSet, raya_common::ResourceSet)| {
         spec.resources.fits_in(&n.1)
@@ -115,17 +118,26 @@ fn pick(
             return None;
         }
     }
-    let score = |avail: &raya_common::ResourceSet| -> f64 {
-        spec.resources
+    let total_bytes: u64 = local_bytes.values().copied().max().unwrap_or(0);
+    let score = |node: &NodeId, avail: &raya_common::ResourceSet| -> f64 {
+        let free = spec
+            .resources
             .iter()
             .map(|(name, _)| avail.get(name))
             .sum::<f64>()
-            + avail.get("CPU")
+            + avail.get("CPU");
+        // Data locality weighs only among nodes that can start the task now.
+        let locality = if total_bytes > 0 && spec.resources.fits_in(avail) {
+            1000.0 * local_bytes.get(node).copied().unwrap_or(0) as f64 / total_bytes as f64
+        } else {
+            0.0
+        };
+        free + locality
     };
     nodes
         .iter()
         .filter(feasible)
-        .max_by(|a, b| score(&a.2).total_cmp(&score(&b.2)))
+        .max_by(|a, b| score(&a.0, &a.2).total_cmp(&score(&b.0, &b.2)))
         .map(|n| n.0)
 }
 
@@ -142,6 +154,16 @@ impl Handler<ScheduleTask> for GlobalScheduler {
             name: spec.function.name.to_string(),
         };
         let clustered = self.net.is_some();
+        // The arguments passed by reference (the first few): where their bytes are.
+        let arg_ids: Vec<raya_common::ObjectId> = spec
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                crate::task::TaskArg::Ref(r) => Some(r.id()),
+                crate::task::TaskArg::Value(_) => None,
+            })
+            .take(16)
+            .collect();
         Box::pin(
             async move {
                 let nodes = gcs.cached_nodes().await.unwrap_or_default();
@@ -151,10 +173,20 @@ impl Handler<ScheduleTask> for GlobalScheduler {
                 } else {
                     None
                 };
-                (nodes, linking)
+                let mut local_bytes: HashMap<NodeId, u64> = HashMap::new();
+                if clustered {
+                    for id in arg_ids {
+                        if let Ok(Some(loc)) = gcs.request(GetObjectLocations(id)).await {
+                            for n in loc.nodes {
+                                *local_bytes.entry(n).or_default() += loc.size;
+                            }
+                        }
+                    }
+                }
+                (nodes, linking, local_bytes)
             }
             .into_actor(self)
-            .map(move |(nodes, linking), this, ctx| {
+            .map(move |(nodes, linking, local_bytes), this, ctx| {
                     let alive: Vec<_> = nodes
                         .into_iter()
                         .filter(|n| n.state == NodeState::Alive)
@@ -162,7 +194,7 @@ impl Handler<ScheduleTask> for GlobalScheduler {
                         .map(|n| (n.node_id, n.resources_total, n.resources_available))
                         .collect();
                     let origin = spec.origin;
-                    let picked = pick(&spec, &alive);
+                    let picked = pick(&spec, &alive, &local_bytes);
                     if let (Some(node), Some(net)) = (picked, this.net.clone())
                         && !this.locals.contains_key(&node)
                     {
@@ -199,5 +231,52 @@ impl Handler<ScheduleTask> for GlobalScheduler {
                     }
                 }),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use raya_common::{JobId, ResourceSet, TaskId};
+
+    use super::*;
+    use crate::task::{FunctionDescriptor, TaskKind};
+
+    fn spec() -> TaskSpec {
+        TaskSpec {
+            task_id: TaskId(7),
+            job: JobId(1),
+            parent: TaskId::driver(JobId(1), 1),
+            origin: NodeId::random(),
+            function: FunctionDescriptor {
+                name: "test::f".into(),
+                local_index: None,
+            },
+            args: Vec::new(),
+            num_returns: 1,
+            resources: ResourceSet::cpus(1.0).unwrap(),
+            strategy: SchedulingStrategy::Default,
+            max_retries: 0,
+            retry_exceptions: false,
+            attempt: 0,
+            kind: TaskKind::Normal,
+        }
+    }
+
+    #[test]
+    fn nodes_holding_the_arguments_win_among_those_with_free_resources() {
+        let (a, b) = (NodeId::random(), NodeId::random());
+        let cpus = |n| ResourceSet::cpus(n).unwrap();
+        let nodes = vec![(a, cpus(4.0), cpus(4.0)), (b, cpus(4.0), cpus(1.0))];
+        // Without data, the node with more free CPUs.
+        assert_eq!(pick(&spec(), &nodes, &HashMap::new()), Some(a));
+        // With the arguments on b, b (it can start the task now).
+        let on_b = HashMap::from([(b, 64 << 20)]);
+        assert_eq!(pick(&spec(), &nodes, &on_b), Some(b));
+        // But not when b has nothing free: locality never makes a task wait.
+        let busy = vec![(a, cpus(4.0), cpus(4.0)), (b, cpus(4.0), cpus(0.0))];
+        assert_eq!(pick(&spec(), &busy, &on_b), Some(a));
+        // Infeasible everywhere: nobody.
+        let small = vec![(a, cpus(0.5), cpus(0.5))];
+        assert_eq!(pick(&spec(), &small, &HashMap::new()), None);
     }
 }
