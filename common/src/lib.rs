@@ -18,4 +18,4 @@ pub use error::{TaskError, TaskErrorKind, TaskFrame};
 pub use hash::{FastHashMap, FastHashSet, FastHasher};
 pub use ids::{ActorAddress, ActorId, IdGenerator, JobId, NodeId, ObjectId, TaskId, WorkerId};
 pub use resources::{ResourceError, ResourceSet};
-pub use value::{Object, Value};
+pub use value::{EncodedParts, Object, Value};

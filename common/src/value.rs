@@ -114,6 +114,40 @@ fn serialize_erased<T: Object>(v: &(dyn Any + Send + Sync)) -> Result<Vec<u8>, C
     }
 }
 
+/// The encoded form of a value as two parts written one after the other: for a live byte vector
+/// a varint length and the vector's own bytes (nothing is copied), otherwise the whole encoding.
+pub struct EncodedParts {
+    prefix: Vec<u8>,
+    body: PartsBody,
+}
+
+enum PartsBody {
+    Live(Arc<dyn Any + Send + Sync>),
+    Bytes(Arc<Vec<u8>>),
+}
+
+impl EncodedParts {
+    /// The parts, in order.
+    pub fn slices(&self) -> [&[u8]; 2] {
+        let body: &[u8] = match &self.body {
+            PartsBody::Live(d) => d.downcast_ref::<Vec<u8>>().map_or(&[], |v| v.as_slice()),
+            PartsBody::Bytes(b) => b.as_slice(),
+        };
+        [&self.prefix, body]
+    }
+
+    /// Total length in bytes.
+    pub fn len(&self) -> usize {
+        let [a, b] = self.slices();
+        a.len() + b.len()
+    }
+
+    /// Whether the encoding is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A type-erased value: live or encoded.
 #[derive(Clone)]
 pub enum Value {
@@ -254,6 +288,39 @@ impl Value {
             }
             Value::Bytes(b) => Ok(decode_object::<T>(&b)?),
         }
+    }
+
+    /// The encoded form as parts, without copying a live byte vector (see [`EncodedParts`]).
+    ///
+    /// ```
+    /// let v = raya_common::Value::new(vec![1u8, 2, 3]);
+    /// let parts = v.encoded_parts().unwrap();
+    /// assert_eq!(parts.slices().concat(), *v.encode().unwrap());
+    /// ```
+    pub fn encoded_parts(&self) -> Result<EncodedParts, CodecError> {
+        if let Value::Live(l) = self
+            && let Some(bytes) = l.data.downcast_ref::<Vec<u8>>()
+        {
+            let mut prefix = Vec::with_capacity(10);
+            let mut n = bytes.len() as u64;
+            loop {
+                let low = (n & 0x7f) as u8;
+                n >>= 7;
+                if n == 0 {
+                    prefix.push(low);
+                    break;
+                }
+                prefix.push(low | 0x80);
+            }
+            return Ok(EncodedParts {
+                prefix,
+                body: PartsBody::Live(Arc::clone(&l.data)),
+            });
+        }
+        Ok(EncodedParts {
+            prefix: Vec::new(),
+            body: PartsBody::Bytes(self.encode()?),
+        })
     }
 
     /// The encoded form: encodes a live value (the only place a live value is ever serialized).

@@ -625,13 +625,25 @@ async fn pull_object(
         PullHeader::Bytes(n) => return Err(unreachable(format!("{n} bytes is over the limit"))),
         PullHeader::Error(e) => return Err(unreachable(e)),
     };
-    let mut buf = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
     buf.try_reserve_exact(len as usize)
         .map_err(|_| unreachable(format!("no memory for {len} bytes")))?;
-    buf.resize(len as usize, 0);
-    s.read_exact(&mut buf)
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
+    // Chunk by chunk: the buffer's pages are touched as the data arrives, not all up front.
+    let mut chunk = vec![0u8; (1 << 20).min(len as usize).max(1)];
+    while (buf.len() as u64) < len {
+        let want = chunk.len().min((len - buf.len() as u64) as usize);
+        let n = s
+            .read(&mut chunk[..want])
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        if n == 0 {
+            return Err(unreachable(format!(
+                "the stream ended after {} of {len} bytes",
+                buf.len()
+            )));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
     let _ = s.close().await;
     match core.complete(id, Value::from_bytes(buf)) {
         Ok(_) => Ok(()),
@@ -702,7 +714,7 @@ async fn send_object(core: &StoreCore, s: &mut libp2p::Stream) -> std::io::Resul
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     let bytes = match core.get(req.id) {
         // Encoding a large value takes a while: not on the I/O threads.
-        Lookup::Ready(v) => tokio::task::spawn_blocking(move || v.encode())
+        Lookup::Ready(v) => tokio::task::spawn_blocking(move || v.encoded_parts())
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string())),
@@ -718,8 +730,10 @@ async fn send_object(core: &StoreCore, s: &mut libp2p::Stream) -> std::io::Resul
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     write_frame(s, &h).await?;
     if let Ok(b) = bytes {
-        for chunk in b.chunks(1 << 20) {
-            s.write_all(chunk).await?;
+        for part in b.slices() {
+            for chunk in part.chunks(1 << 20) {
+                s.write_all(chunk).await?;
+            }
         }
         s.flush().await?;
     }
