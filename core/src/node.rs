@@ -145,7 +145,11 @@ impl Handler<raya_cluster::gcs::GcsEvent> for NodeManager {
         if let raya_cluster::gcs::GcsEvent::NodeDead { node, reason } = ev
             && node != self.rt.node
         {
-            tracing::warn!(%node, %reason, "node died");
+            if reason == "shut down" {
+                tracing::info!(%node, "node left the cluster");
+            } else {
+                tracing::warn!(%node, %reason, "node died");
+            }
             if let Some(o) = &self.rt.objects {
                 o.do_send(raya_store::NodeGone(node));
             }

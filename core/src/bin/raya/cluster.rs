@@ -93,7 +93,7 @@ fn announce(head: bool, address: &str) {
     } else {
         println!("Raya node started; it joined the cluster at {address}.");
     }
-    println!("Stop every node of this machine with `raya stop`.");
+    println!("Stop the nodes started on this machine with `raya stop`.");
 }
 
 /// `raya start`: in the foreground with `--block`, else as a background process whose start
@@ -180,7 +180,8 @@ pub fn stop(grace: Duration) -> Result<(), String> {
             return Ok(());
         }
     };
-    let mut pids = Vec::new();
+    // Nodes first, heads last: nodes leaving a live head unregister cleanly.
+    let mut found: Vec<(bool, u32, std::path::PathBuf)> = Vec::new();
     for e in entries.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
@@ -189,23 +190,37 @@ pub fn stop(grace: Duration) -> Result<(), String> {
             continue;
         }
         if alive(pid) {
-            signal(pid, "-TERM");
-            pids.push((pid, e.path()));
+            let head = std::fs::read_to_string(e.path())
+                .map(|s| s.starts_with("head"))
+                .unwrap_or(false);
+            found.push((head, pid, e.path()));
         } else {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    let deadline = Instant::now() + grace;
-    while pids.iter().any(|(p, _)| alive(*p)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut pids = Vec::new();
     let mut killed = 0;
-    for (pid, path) in &pids {
-        if alive(*pid) {
-            signal(*pid, "-KILL");
-            killed += 1;
+    for heads in [false, true] {
+        let group: Vec<(u32, std::path::PathBuf)> = found
+            .iter()
+            .filter(|(h, _, _)| *h == heads)
+            .map(|(_, p, path)| (*p, path.clone()))
+            .collect();
+        for (pid, _) in &group {
+            signal(*pid, "-TERM");
         }
-        let _ = std::fs::remove_file(path);
+        let deadline = Instant::now() + grace;
+        while group.iter().any(|(p, _)| alive(*p)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for (pid, path) in &group {
+            if alive(*pid) {
+                signal(*pid, "-KILL");
+                killed += 1;
+            }
+            let _ = std::fs::remove_file(path);
+        }
+        pids.extend(group);
     }
     let _ = std::fs::remove_file(raya::current_cluster_file());
     println!(
@@ -280,22 +295,33 @@ fn resources(r: &raya_common::ResourceSet) -> String {
     out.join(" ")
 }
 
+/// `writeln!` into a `String` (which cannot fail).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 /// `raya status`: the cluster's nodes with their state and resources, and its pending demand.
 pub fn status(address: Option<String>) -> Result<(), String> {
     let (address, mut nodes) = fetch_nodes(address)?;
+    let mut out = String::new();
     nodes.sort_by_key(|n| (n.state != NodeState::Alive, !n.is_head, n.start_time_ms));
     let alive = nodes.iter().filter(|n| n.state == NodeState::Alive).count();
-    println!(
+    outln!(
+        out,
         "Cluster at {address}: {alive} alive node(s), {} dead",
         nodes.len() - alive
     );
-    println!();
+    outln!(out, "");
     for n in &nodes {
         let state = match n.state {
             NodeState::Alive => "ALIVE",
             NodeState::Dead => "DEAD",
         };
-        println!(
+        outln!(
+            out,
             "{state:5} {} {}{} at {}",
             n.node_id,
             n.hostname,
@@ -303,11 +329,11 @@ pub fn status(address: Option<String>) -> Result<(), String> {
             n.addresses.first().map(String::as_str).unwrap_or("-"),
         );
         if n.state == NodeState::Alive {
-            println!("      total     {}", resources(&n.resources_total));
-            println!("      available {}", resources(&n.resources_available));
-            println!("      queued tasks {}", n.queued_tasks);
+            outln!(out, "      total     {}", resources(&n.resources_total));
+            outln!(out, "      available {}", resources(&n.resources_available));
+            outln!(out, "      queued tasks {}", n.queued_tasks);
         } else if let Some(r) = &n.death_reason {
-            println!("      {r}");
+            outln!(out, "      {r}");
         }
     }
     let mut demand: BTreeMap<String, u64> = BTreeMap::new();
@@ -316,14 +342,16 @@ pub fn status(address: Option<String>) -> Result<(), String> {
             *demand.entry(resources(shape)).or_default() += count;
         }
     }
-    println!();
+    outln!(out, "");
     if demand.is_empty() {
-        println!("Pending demand: none");
+        outln!(out, "Pending demand: none");
     } else {
-        println!("Pending demand:");
+        outln!(out, "Pending demand:");
         for (shape, count) in demand {
-            println!("    {{{shape}}}: {count} task(s)");
+            outln!(out, "    {{{shape}}}: {count} task(s)");
         }
     }
+    // A closed pipe (`raya status | head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
     Ok(())
 }
