@@ -20,21 +20,25 @@ use crate::codec::{self, CodecError};
 pub trait Object: Serialize + DeserializeOwned + Send + Sync + 'static {}
 impl<T> Object for T where T: Serialize + DeserializeOwned + Send + Sync + 'static {}
 
+/// Appends `n` as the varint (LEB128) that prefixes a sequence in the serde encoding.
+fn push_varint(out: &mut Vec<u8>, mut n: u64) {
+    loop {
+        let low = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(low);
+            return;
+        }
+        out.push(low | 0x80);
+    }
+}
+
 /// Encodes an object value. Byte vectors, the usual bulk payload, take a fast path that writes
 /// exactly what the serde encoding would (a varint length, then the bytes) with one copy.
 pub fn encode_object<T: Object>(v: &T) -> Result<Vec<u8>, CodecError> {
     if let Some(bytes) = (v as &dyn Any).downcast_ref::<Vec<u8>>() {
         let mut out = Vec::with_capacity(bytes.len() + 10);
-        let mut n = bytes.len() as u64;
-        loop {
-            let low = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(low);
-                break;
-            }
-            out.push(low | 0x80);
-        }
+        push_varint(&mut out, bytes.len() as u64);
         out.extend_from_slice(bytes);
         return Ok(out);
     }
@@ -302,16 +306,7 @@ impl Value {
             && let Some(bytes) = l.data.downcast_ref::<Vec<u8>>()
         {
             let mut prefix = Vec::with_capacity(10);
-            let mut n = bytes.len() as u64;
-            loop {
-                let low = (n & 0x7f) as u8;
-                n >>= 7;
-                if n == 0 {
-                    prefix.push(low);
-                    break;
-                }
-                prefix.push(low | 0x80);
-            }
+            push_varint(&mut prefix, bytes.len() as u64);
             return Ok(EncodedParts {
                 prefix,
                 body: PartsBody::Live(Arc::clone(&l.data)),

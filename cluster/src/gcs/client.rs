@@ -41,10 +41,9 @@ pub struct GcsClient {
 const MAX_OUTBOX: usize = 100_000;
 
 impl GcsClient {
-    /// A client of the GCS whose tables run in this process (the head node).
-    pub fn local(tables: GcsTables) -> Self {
+    fn with_backend(backend: Backend) -> Self {
         GcsClient {
-            backend: Backend::Local(tables),
+            backend,
             nodes: BTreeMap::new(),
             version: None,
             reloading: false,
@@ -54,17 +53,14 @@ impl GcsClient {
         }
     }
 
+    /// A client of the GCS whose tables run in this process (the head node).
+    pub fn local(tables: GcsTables) -> Self {
+        GcsClient::with_backend(Backend::Local(tables))
+    }
+
     /// A client of the GCS on node `head`, reached through `net`.
     pub fn remote(net: Network, head: PeerId) -> Self {
-        GcsClient {
-            backend: Backend::Remote { net, head },
-            nodes: BTreeMap::new(),
-            version: None,
-            reloading: false,
-            subscribers: Vec::new(),
-            outbox: std::collections::VecDeque::new(),
-            sending: false,
-        }
+        GcsClient::with_backend(Backend::Remote { net, head })
     }
 
     /// Sends the queued requests to the remote head, in order, one batch in flight at a time.
@@ -225,12 +221,7 @@ impl Handler<GcsEvent> for GcsClient {
 impl Handler<NetEvent> for GcsClient {
     type Result = ();
     fn handle(&mut self, ev: NetEvent, ctx: &mut Context<Self>) {
-        let NetEvent::Gossip {
-            topic,
-            source,
-            data,
-        } = ev
-        else {
+        let Some((topic, source, data)) = ev.into_gossip() else {
             return;
         };
         let Backend::Remote { head, .. } = &self.backend else {
@@ -427,12 +418,7 @@ impl Handler<GcsEvent> for GcsPublisher {
 impl Handler<NetEvent> for GcsPublisher {
     type Result = ();
     fn handle(&mut self, ev: NetEvent, _: &mut Context<Self>) {
-        let NetEvent::Gossip {
-            topic,
-            source,
-            data,
-        } = ev
-        else {
+        let Some((topic, source, data)) = ev.into_gossip() else {
             return;
         };
         if topic != HEARTBEAT_TOPIC {

@@ -210,6 +210,20 @@ pub enum NetEvent {
     },
 }
 
+impl NetEvent {
+    /// The topic, publisher and payload of a gossip message; `None` for other events.
+    pub fn into_gossip(self) -> Option<(String, Option<PeerId>, Vec<u8>)> {
+        match self {
+            NetEvent::Gossip {
+                topic,
+                source,
+                data,
+            } => Some((topic, source, data)),
+            _ => None,
+        }
+    }
+}
+
 /// Parses `host:port` (an IPv4 or IPv6 address) or a multiaddr.
 ///
 /// ```

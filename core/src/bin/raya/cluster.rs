@@ -8,17 +8,40 @@ use raya_cluster::gcs::nodes::{GetAllNodes, NodeInfo, NodeState};
 use raya_cluster::net::{self, NetConfig, Network, Role, Target};
 
 /// What `raya start` was asked for.
+#[derive(clap::Args)]
 pub struct StartArgs {
+    /// Start the head of a new cluster.
+    #[arg(long, conflicts_with = "address")]
     pub head: bool,
+    /// The head to join (`host:port`); without it, the head this machine started last, or
+    /// one found on the LAN by mDNS.
+    #[arg(long)]
     pub address: Option<String>,
+    /// Port to listen on (head default: 6379; node default: any free port).
+    #[arg(long)]
     pub port: Option<u16>,
+    /// Host to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
     pub host: String,
+    /// CPUs the node offers (default: the machine's).
+    #[arg(long)]
     pub num_cpus: Option<usize>,
+    /// A custom resource the node offers, as name=amount (repeatable).
+    #[arg(long = "resource", value_parser = parse_resource)]
     pub resources: Vec<(String, f64)>,
+    /// Keep the node's state here instead of a temporary directory (a head restarted on
+    /// the same directory reloads its tables).
+    #[arg(long)]
     pub session_dir: Option<PathBuf>,
-    pub mdns: bool,
+    /// Do not announce or discover nodes on the LAN with mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Declare a node dead after this many milliseconds without heartbeats (head only).
+    #[arg(long)]
+    pub node_timeout_ms: Option<u64>,
+    /// Run in the foreground until Ctrl-C or SIGTERM.
+    #[arg(long)]
     pub block: bool,
-    pub node_timeout: Option<Duration>,
 }
 
 /// Parses `name=amount`.
@@ -39,7 +62,9 @@ pub fn parse_resource(s: &str) -> Result<(String, f64), String> {
 }
 
 fn config(a: &StartArgs) -> raya::Config {
-    let mut c = raya::Config::default().host(a.host.clone()).mdns(a.mdns);
+    let mut c = raya::Config::default()
+        .host(a.host.clone())
+        .mdns(!a.no_mdns);
     if a.head {
         c = c.head(a.port.unwrap_or(6379));
     } else {
@@ -57,8 +82,8 @@ fn config(a: &StartArgs) -> raya::Config {
     if let Some(d) = &a.session_dir {
         c = c.session_dir(d.clone());
     }
-    if let Some(t) = a.node_timeout {
-        c = c.node_timeout(t);
+    if let Some(ms) = a.node_timeout_ms {
+        c = c.node_timeout(Duration::from_millis(ms));
     }
     c
 }

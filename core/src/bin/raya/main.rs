@@ -28,40 +28,7 @@ struct Cli {
 enum Command {
     /// Start a cluster node: the head (`--head`: GCS, global scheduler and workers) or a node
     /// joining a head (`--address`). Runs in the background unless `--block`.
-    Start {
-        /// Start the head of a new cluster.
-        #[arg(long, conflicts_with = "address")]
-        head: bool,
-        /// The head to join (`host:port`); without it, the head this machine started last, or
-        /// one found on the LAN by mDNS.
-        #[arg(long)]
-        address: Option<String>,
-        /// Port to listen on (head default: 6379; node default: any free port).
-        #[arg(long)]
-        port: Option<u16>,
-        /// Host to listen on.
-        #[arg(long, default_value = "0.0.0.0")]
-        host: String,
-        /// CPUs the node offers (default: the machine's).
-        #[arg(long)]
-        num_cpus: Option<usize>,
-        /// A custom resource the node offers, as name=amount (repeatable).
-        #[arg(long = "resource", value_parser = cluster::parse_resource)]
-        resources: Vec<(String, f64)>,
-        /// Keep the node's state here instead of a temporary directory (a head restarted on
-        /// the same directory reloads its tables).
-        #[arg(long)]
-        session_dir: Option<PathBuf>,
-        /// Do not announce or discover nodes on the LAN with mDNS.
-        #[arg(long)]
-        no_mdns: bool,
-        /// Declare a node dead after this many milliseconds without heartbeats (head only).
-        #[arg(long)]
-        node_timeout_ms: Option<u64>,
-        /// Run in the foreground until Ctrl-C or SIGTERM.
-        #[arg(long)]
-        block: bool,
-    },
+    Start(cluster::StartArgs),
     /// Stop every Raya node running on this machine.
     Stop {
         /// Seconds to wait for a clean exit before killing.
@@ -133,33 +100,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(match cli.command {
         // A node's log says when peers come and go.
-        Command::Start { .. } => "warn,raya=info,raya_cluster=info",
+        Command::Start(_) => "warn,raya=info,raya_cluster=info",
         _ => "warn",
     });
     let outcome = match cli.command {
-        Command::Start {
-            head,
-            address,
-            port,
-            host,
-            num_cpus,
-            resources,
-            session_dir,
-            no_mdns,
-            node_timeout_ms,
-            block,
-        } => cluster::start(cluster::StartArgs {
-            head,
-            address,
-            port,
-            host,
-            num_cpus,
-            resources,
-            session_dir,
-            mdns: !no_mdns,
-            block,
-            node_timeout: node_timeout_ms.map(std::time::Duration::from_millis),
-        }),
+        Command::Start(args) => cluster::start(args),
         Command::Stop { grace } => cluster::stop(std::time::Duration::from_secs(grace)),
         Command::Status { address } => cluster::status(address),
         Command::Microbenchmark {
