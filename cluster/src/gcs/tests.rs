@@ -161,8 +161,14 @@ fn tables_reload_from_their_directory() {
         t.flush().unwrap();
         actix_rt::System::current().stop();
     });
+    // Long enough that the reloaded node is still alive when its functions are read, even on a
+    // loaded machine; it is declared dead afterwards.
+    let reload = GcsConfig {
+        node_timeout: Duration::from_secs(2),
+        ..config(&dir)
+    };
     run(|| async {
-        let t = GcsTables::start(&config(&dir), &actix_rt::Arbiter::current()).unwrap();
+        let t = GcsTables::start(&reload, &actix_rt::Arbiter::current()).unwrap();
         let gcs = GcsHandle::start(t, &actix_rt::Arbiter::current());
         let j2 = gcs
             .request(AddJob {
@@ -198,7 +204,7 @@ fn tables_reload_from_their_directory() {
         // The reloaded node never heartbeats again: it is declared dead, and with it its
         // actors, functions and jobs.
         let mut dead = false;
-        for _ in 0..100 {
+        for _ in 0..300 {
             let all = gcs.request(GetAllNodes).await.unwrap();
             if all
                 .iter()
