@@ -182,7 +182,7 @@ fn head_config() -> raya::Config {
         .mdns(false)
         .num_cpus(1)
         .object_store_memory(4 << 30)
-        .node_timeout(Duration::from_secs(2))
+        .node_timeout(Duration::from_secs(4))
 }
 
 fn alive_nodes() -> Vec<NodeInfo> {
