@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use raya::prelude::*;
-use raya::{NodeInfo, NodeState};
+use raya::{NodeInfo, NodeState, TaskState};
 use raya_integration_tests::{eventually, with_raya};
 
 #[raya::remote]
@@ -175,6 +175,17 @@ impl Drop for Workers {
     }
 }
 
+/// Whether the task making `r` runs on another node, as the GCS's task records say (nodes
+/// flush their records every second).
+fn running_elsewhere(r: raya::ObjectId) -> bool {
+    let me = raya::runtime_context().unwrap().node_id;
+    raya::list_tasks(100_000).is_ok_and(|tasks| {
+        tasks.iter().any(|t| {
+            t.task_id == r.task && t.state == TaskState::Running && t.node.is_some_and(|n| n != me)
+        })
+    })
+}
+
 fn head_config() -> raya::Config {
     raya::Config::default()
         .head(0)
@@ -287,8 +298,10 @@ fn waits_on_a_killed_node_fail_cleanly() {
     with_raya(head_config(), || {
         let mut w = join(&[(1, Some("victim"))]);
         let r = node_of::options().resource("victim", 1.0).remote(600_000);
-        // Let it reach that node, then kill the node.
-        std::thread::sleep(Duration::from_millis(1000));
+        // Once it runs on that node, kill the node.
+        assert!(eventually(Duration::from_secs(30), || running_elsewhere(
+            r.id()
+        )));
         w.kill(0);
         let err = raya::get_timeout(&r, Duration::from_secs(60)).unwrap_err();
         let text = err.to_string();
@@ -362,7 +375,9 @@ fn calls_to_an_actor_on_a_killed_node_fail_cleanly() {
         let log = Log::options().resource("victim", 1.0).remote().unwrap();
         assert_eq!(raya::get(&log.push(1)).unwrap(), 1);
         let pending = log.slow(600_000);
-        std::thread::sleep(Duration::from_millis(300));
+        assert!(eventually(Duration::from_secs(30), || running_elsewhere(
+            pending.id()
+        )));
         w.kill(0);
         let err = raya::get_timeout(&pending, Duration::from_secs(60)).unwrap_err();
         assert!(err.to_string().contains("died"), "{err}");

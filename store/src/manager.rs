@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use raya_cluster::net::codec::{read_frame, write_frame};
 use raya_cluster::net::{Network, OBJECT_PROTOCOL, Target};
 use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind, Value};
 use serde::{Deserialize, Serialize};
@@ -261,11 +262,15 @@ impl ObjectManager {
     }
 
     fn located(&self, id: ObjectId) -> Located {
-        match self.core.get(id) {
-            Lookup::Ready(_) => Located::At(self.me),
-            Lookup::Failed(e) => Located::Failed((*e).clone()),
-            Lookup::Missing => Located::Unknown,
-            Lookup::Pending => match self.copies.get(&id).and_then(|c| c.iter().next()) {
+        // The status only: reading the object would load a spilled one from disk.
+        match self.core.status(id) {
+            Status::Ready => Located::At(self.me),
+            Status::Failed => match self.core.get(id) {
+                Lookup::Failed(e) => Located::Failed((*e).clone()),
+                _ => Located::Pending,
+            },
+            Status::Missing => Located::Unknown,
+            Status::Pending => match self.copies.get(&id).and_then(|c| c.iter().next()) {
                 Some(n) => Located::At(*n),
                 None => Located::Pending,
             },
@@ -507,22 +512,20 @@ impl Handler<BorrowChange> for ObjectManager {
 impl Handler<NodeGone> for ObjectManager {
     type Result = ();
     fn handle(&mut self, NodeGone(dead): NodeGone, _: &mut Context<Self>) {
-        let lost: Vec<ObjectId> = self
-            .expected
-            .iter()
-            .filter(|(_, n)| **n == dead)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in lost {
-            self.expected.remove(&id);
-            self.core.fail(
-                id,
+        let core = &self.core;
+        self.expected.retain(|id, n| {
+            if *n != dead {
+                return true;
+            }
+            core.fail(
+                *id,
                 Arc::new(TaskError::new(
                     TaskErrorKind::NodeDied,
                     format!("node {dead}, which was making this object, died"),
                 )),
             );
-        }
+            false
+        });
         for (id, nodes) in self.copies.iter_mut() {
             if nodes.remove(&dead) && nodes.is_empty() && self.core.status(*id) == Status::Pending {
                 self.core.fail(
@@ -536,21 +539,9 @@ impl Handler<NodeGone> for ObjectManager {
         }
         self.copies.retain(|_, n| !n.is_empty());
         self.borrowers.retain(|(_, n), _| *n != dead);
-        // Objects owned by the dead node that this node waits for.
-        let mut orphans = Vec::new();
-        for (id, (_, owner)) in &self.held {
-            if *owner == dead {
-                orphans.push(*id);
-            }
-        }
-        for id in orphans {
-            self.held.remove(&id);
-        }
+        // Results kept here for the dead node: nobody will ask for them.
+        self.held.retain(|_, (_, owner)| *owner != dead);
     }
-}
-
-fn lost(kind: TaskErrorKind, msg: String) -> TaskError {
-    TaskError::new(kind, msg)
 }
 
 async fn locate_and_pull(
@@ -567,7 +558,7 @@ async fn locate_and_pull(
             .ask(owner.peer_id(), Target::System, LocateObject(id))
             .await
             .map_err(|e| {
-                lost(
+                TaskError::new(
                     TaskErrorKind::NodeDied,
                     format!("the owner of the object, node {owner}, is unreachable: {e}"),
                 )
@@ -579,7 +570,7 @@ async fn locate_and_pull(
                 return Ok(());
             }
             Located::Unknown => {
-                return Err(lost(
+                return Err(TaskError::new(
                     TaskErrorKind::ObjectLost,
                     format!("its owner, node {owner}, no longer has it"),
                 ));
@@ -597,7 +588,7 @@ async fn pull_object(
     from: NodeId,
 ) -> Result<(), TaskError> {
     let unreachable = |e: String| {
-        lost(
+        TaskError::new(
             TaskErrorKind::ObjectLost,
             format!("could not fetch it from node {from}: {e}"),
         )
@@ -611,7 +602,7 @@ async fn pull_object(
     .map_err(|_| unreachable("timed out opening a stream".into()))?
     .map_err(|e| unreachable(e.to_string()))?;
     let req = postcard::to_stdvec(&PullRequest { id }).map_err(|e| unreachable(e.to_string()))?;
-    write_frame(&mut s, &req)
+    write_frame(&mut s, &req, 4096)
         .await
         .map_err(|e| unreachable(e.to_string()))?;
     let header = tokio::time::timeout(Duration::from_secs(30), read_frame(&mut s, 4096))
@@ -647,29 +638,8 @@ async fn pull_object(
     let _ = s.close().await;
     match core.complete(id, Value::from_bytes(buf)) {
         Ok(_) => Ok(()),
-        Err(e) => Err(lost(TaskErrorKind::StoreFull, e.to_string())),
+        Err(e) => Err(TaskError::new(TaskErrorKind::StoreFull, e.to_string())),
     }
-}
-
-async fn write_frame(s: &mut libp2p::Stream, body: &[u8]) -> std::io::Result<()> {
-    s.write_all(&(body.len() as u32).to_le_bytes()).await?;
-    s.write_all(body).await?;
-    s.flush().await
-}
-
-async fn read_frame(s: &mut libp2p::Stream, max: usize) -> std::io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).await?;
-    let len = u32::from_le_bytes(len) as usize;
-    if len > max {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes over the limit of {max}"),
-        ));
-    }
-    let mut buf = vec![0u8; len];
-    s.read_exact(&mut buf).await?;
-    Ok(buf)
 }
 
 /// Accepts pull streams and sends the objects asked for, each on its own task.
@@ -728,7 +698,7 @@ async fn send_object(core: &StoreCore, s: &mut libp2p::Stream) -> std::io::Resul
     };
     let h = postcard::to_stdvec(&header)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    write_frame(s, &h).await?;
+    write_frame(s, &h, 4096).await?;
     if let Ok(b) = bytes {
         for part in b.slices() {
             for chunk in part.chunks(1 << 20) {

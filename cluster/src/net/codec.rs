@@ -75,7 +75,12 @@ pub struct FrameCodec {
     pub max_reply: usize,
 }
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
+/// Reads one length-prefixed frame of at most `max` bytes (a larger length is refused before
+/// anything is allocated). Shared by the request codec and the object streams.
+pub async fn read_frame<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    max: usize,
+) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_le_bytes(len) as usize;
@@ -90,7 +95,8 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::
     Ok(buf)
 }
 
-async fn write_frame<T: AsyncWrite + Unpin + Send>(
+/// Writes one length-prefixed frame of at most `max` bytes.
+pub async fn write_frame<T: AsyncWrite + Unpin + Send>(
     io: &mut T,
     body: &[u8],
     max: usize,

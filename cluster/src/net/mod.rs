@@ -299,14 +299,12 @@ enum Command {
         data: Vec<u8>,
     },
     Dial(Multiaddr),
-    Disconnect(PeerId),
     Peers(oneshot::Sender<Vec<PeerId>>),
     Shutdown,
 }
 
 struct Shared {
     me: PeerId,
-    role: Role,
     listen: Mutex<Vec<Multiaddr>>,
     subscribers: Mutex<Vec<Recipient<NetEvent>>>,
     head: watch::Sender<Option<PeerId>>,
@@ -356,7 +354,6 @@ impl Network {
         });
         let shared = Arc::new(Shared {
             me,
-            role: config.role,
             listen: Mutex::new(Vec::new()),
             subscribers: Mutex::new(Vec::new()),
             head,
@@ -432,11 +429,6 @@ impl Network {
     /// This node's peer id.
     pub fn local_peer_id(&self) -> PeerId {
         self.shared.me
-    }
-
-    /// This node's role.
-    pub fn role(&self) -> Role {
-        self.shared.role
     }
 
     /// The addresses this node listens on (with its peer id appended).
@@ -549,11 +541,6 @@ impl Network {
     /// Dials `addr`.
     pub fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
         self.command(Command::Dial(addr))
-    }
-
-    /// Closes every link to `peer`.
-    pub fn disconnect(&self, peer: PeerId) -> Result<(), NetError> {
-        self.command(Command::Disconnect(peer))
     }
 
     /// The peers this node has a link to.
@@ -828,9 +815,6 @@ impl EventLoop {
                 }
             }
             Command::Dial(addr) => self.dial(addr),
-            Command::Disconnect(peer) => {
-                let _ = self.swarm.disconnect_peer_id(peer);
-            }
             Command::Peers(tx) => {
                 let _ = tx.send(self.swarm.connected_peers().copied().collect());
             }

@@ -132,22 +132,6 @@ impl Router {
             .insert(route, handler);
     }
 
-    /// Stops serving `route`.
-    pub fn forget(&self, route: u64) {
-        self.routes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&route);
-    }
-
-    /// Whether `route` is served.
-    pub fn serves(&self, route: u64) -> bool {
-        self.routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&route)
-    }
-
     /// Answers one frame.
     pub fn dispatch(&self, frame: Frame) -> ReplyFuture {
         let handler = self

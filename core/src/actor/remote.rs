@@ -84,11 +84,12 @@ fn fail_call(rt: &NodeShared, call: &WireActorCall, err: &Arc<TaskError>) {
 }
 
 impl CallSender {
-    fn fail_all(&mut self, batch: Vec<WireActorCall>) {
+    /// Fails every queued call (the sender is dead).
+    fn fail_queued(&mut self) {
         let err = Arc::new(self.dead.clone().unwrap_or_else(|| {
             TaskError::new(TaskErrorKind::ActorDied, "the actor is unreachable")
         }));
-        for c in batch.iter().chain(self.queue.iter()) {
+        for c in &self.queue {
             if c.owner == self.rt.node {
                 fail_call(&self.rt, c, &err);
             }
@@ -105,7 +106,7 @@ impl CallSender {
                 TaskErrorKind::ActorDied,
                 "the actor lives on another node and this node has no network",
             ));
-            self.fail_all(Vec::new());
+            self.fail_queued();
             return;
         };
         let n = self.queue.len().min(MAX_BATCH);
@@ -164,7 +165,7 @@ impl CallSender {
                                     }
                                 }
                             }
-                            this.fail_all(Vec::new());
+                            this.fail_queued();
                         }
                     }
                 }),
@@ -213,7 +214,7 @@ impl Handler<PeerDied> for CallSender {
                 TaskErrorKind::NodeDied,
                 format!("actor {} lived on node {node}, which died", self.actor),
             ));
-            self.fail_all(Vec::new());
+            self.fail_queued();
         }
     }
 }

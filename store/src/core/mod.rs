@@ -633,11 +633,6 @@ impl StoreCore {
         )
     }
 
-    /// The node that owns `id`, when another node does and this node holds it.
-    pub fn owner_of(&self, id: ObjectId) -> Option<NodeId> {
-        self.shard(&id).entries.get(&id).and_then(|e| e.owner)
-    }
-
     /// Removes a waiter registered with [`StoreCore::register_waiter`].
     pub fn unregister_waiter(&self, id: ObjectId, wid: WaiterId) {
         let removed = {
