@@ -1,19 +1,18 @@
-//! The cluster layer of Raya: the global control store (GCS) and each node's handle to it.
+//! The cluster layer of Raya, in two parts:
 //!
-//! The GCS is a set of Actix actors, one per table — nodes, jobs, actors, functions, object
-//! locations, task events and a key-value store — each persisted in sled so that a GCS restarted
-//! on the same directory reloads its tables. Every node talks to the GCS through its
-//! [`gcs::GcsClient`] actor, which forwards typed requests to the tables (locally on the head) and
-//! caches the node table it subscribes to.
+//! - [`gcs`], the **global control store**: one Actix actor per table — nodes, jobs, actors,
+//!   functions, object locations, task events and a key-value store — each persisted in sled on
+//!   the head, so that a head restarted on the same directory reloads its tables; every node
+//!   reaches it through its [`GcsClient`] (in this process on the head, over the network
+//!   elsewhere), which caches the node table and publishes membership changes.
+//! - [`transport`], the **libp2p network** that links the nodes: one swarm per node on its own
+//!   thread, request-response for typed messages to actors on other nodes, gossip for what every
+//!   node must learn, streams for objects; its [`transport::protocol`] catalogue lists every
+//!   message that crosses nodes.
 //!
-//! Every request is a typed Actix message that also derives `Serialize`/`Deserialize`, so the
-//! same message can be delivered to a GCS on another node.
-
-#![warn(missing_docs)]
+//! The GCS uses the transport; the transport knows nothing of the GCS.
 
 pub mod gcs;
-pub mod identity;
-pub mod net;
-pub mod time;
+pub mod transport;
 
 pub use gcs::{GcsClient, GcsConfig, GcsError, GcsHandle, GcsRequest, GcsTables};

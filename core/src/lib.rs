@@ -62,48 +62,46 @@
 //! from `init`. Tasks and actors go to nodes whose binary links them and that have the
 //! resources; objects move between nodes when needed; see the README's cluster section.
 
-#![warn(missing_docs)]
-
 // Lets the crate's own tests use `#[raya::remote]` and `#[raya::actor]`.
+#[cfg(test)]
 extern crate self as raya;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
-mod actor;
-mod args;
+mod actor_host;
+mod api;
 mod block_on;
-mod cluster;
 mod config;
-mod context;
+mod core_worker;
 mod error;
-mod node;
-mod object;
-mod pool;
+mod execution;
+mod raylet;
 mod registry;
 mod runtime;
-mod serve;
-mod task;
 mod timer;
-mod worker;
 
-pub use actor::{
-    Actor, ActorBuilder, ActorClass, ActorHandle, ActorOptions, Context, Handler, Lifetime,
-    Message, get_actor, get_actor_async, get_actor_in, get_actor_in_async, kill, kill_with,
+pub use api::actor::{
+    Actor, ActorBuilder, ActorClass, ActorOptions, Context, Handler, Lifetime, Message,
 };
-pub use args::{Args, IntoArg};
-pub use cluster::{
+pub use api::args::IntoArg;
+pub use api::cluster::{
     available_resources, available_resources_async, cluster_resources, cluster_resources_async, kv,
     list_actors, list_actors_async, list_tasks, list_tasks_async, nodes, nodes_async,
     object_store_stats,
 };
-pub use config::Config;
-pub use context::{RuntimeContext, is_cancelled, runtime_context};
-pub use error::{Error, Result};
-pub use object::{
+pub use api::context::{RuntimeContext, is_cancelled, runtime_context};
+pub use api::handle::{
+    ActorHandle, get_actor, get_actor_async, get_actor_in, get_actor_in_async, kill, kill_with,
+};
+pub use api::object::{
     GetFuture, ObjectRef, ReadyPending, cancel, get, get_all, get_all_async, get_all_timeout,
     get_arc, get_async, get_timeout, get_timeout_async, put, put_arc, try_put, wait, wait_async,
 };
+pub use api::task::{FunctionCall, TaskBuilder, TaskOptions};
+pub use config::Config;
+pub use error::{Error, Result};
+pub use execution::Args;
 pub use raya_cluster::gcs::actors::{ActorInfo, ActorState};
 pub use raya_cluster::gcs::nodes::{NodeInfo, NodeState};
 pub use raya_cluster::gcs::task_events::{TaskEvent, TaskKind, TaskState};
@@ -115,9 +113,8 @@ pub use raya_common::{
 pub use raya_macros::{actor, remote};
 pub use raya_scheduler::SchedulingStrategy;
 pub use raya_store::{StoreError, StoreStats};
+pub use runtime::serve::{current_cluster_file, nodes_dir, serve};
 pub use runtime::{cluster_address, init, is_initialized, session_dir, shutdown};
-pub use serve::{current_cluster_file, nodes_dir, serve};
-pub use task::{FunctionCall, TaskBuilder, TaskOptions};
 
 /// What most programs need: `use raya::prelude::*;`.
 pub mod prelude {

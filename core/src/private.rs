@@ -9,15 +9,14 @@ pub use raya_common::Value as RayaValue;
 pub use raya_scheduler::TaskArg;
 pub use raya_store::RawRef;
 
-pub use crate::actor::host::{HostStart, start_host};
-pub use crate::actor::{
-    ActorCell, ActorClass, HandleRef, Method, MethodKind, create_actor, handler_method,
-};
-pub use crate::args::Args;
+pub use crate::actor_host::{HostStart, start_host};
+pub use crate::api::actor::{ActorCell, ActorClass, Method, MethodKind, handler_method};
+pub use crate::api::handle::{HandleRef, create_actor};
+pub use crate::api::task::{submit_many, submit_one, typed};
+pub use crate::execution::args::Args;
 pub use crate::registry::{
     ACTOR_CLASSES, ActorClassEntry, FunctionEntry, Invoke, LocalFuture, Output, REMOTE_FUNCTIONS,
 };
-pub use crate::task::{submit_many, submit_one, typed};
 
 /// One return value.
 pub fn ret<T: Object>(v: T) -> Output {
@@ -64,7 +63,7 @@ pub fn ctor_result<A, E: Display + 'static>(r: Result<A, E>) -> Result<A, TaskEr
 /// An actor handle that fails every call with `error` (creation failed before the actor
 /// existed).
 pub fn dead_handle<A: ActorClass>(error: crate::Error) -> crate::ActorHandle<A> {
-    crate::actor::dead_handle(error)
+    crate::api::handle::dead_handle(error)
 }
 
 /// Creates an actor with its default options; a creation error yields a handle whose calls

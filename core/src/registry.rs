@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use linkme::distributed_slice;
 use raya_common::{TaskError, Value};
 
-use crate::args::Args;
+use crate::execution::args::Args;
 use crate::error::{Error, Result};
 
 /// What a task's function produces: its return values, or the error that replaces them.
@@ -42,14 +42,20 @@ pub struct ActorClassEntry {
     /// The registered name (by default the type's module path).
     pub name: &'static str,
     /// Starts a host for an actor of this type that the cluster placed on this node.
-    pub start: fn(crate::actor::host::HostStart),
+    pub start: fn(crate::actor_host::HostStart),
 }
 
+// SAFETY (both registries): linkme gathers the entries into one link section per registry; it
+// checks at compile time that every entry has the registry's type, and the entries are plain
+// immutable statics read only through these slices.
+
 /// Every `#[raya::remote]` function linked into the binary.
+#[allow(unsafe_code)]
 #[distributed_slice]
 pub static REMOTE_FUNCTIONS: [FunctionEntry];
 
 /// Every `#[raya::actor]` type linked into the binary.
+#[allow(unsafe_code)]
 #[distributed_slice]
 pub static ACTOR_CLASSES: [ActorClassEntry];
 

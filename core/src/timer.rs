@@ -63,6 +63,7 @@ fn run(t: &'static Timers) {
 }
 
 /// A registered timeout; dropping it cancels the wake-up.
+#[derive(Debug)]
 pub(crate) struct Timeout(u64);
 
 impl Drop for Timeout {

@@ -1,24 +1,28 @@
 //! Scheduling for Raya nodes.
 //!
-//! Every node runs a [`LocalScheduler`]: it queues the tasks submitted on the node, waits for
-//! their arguments to be in the node's object store, keeps the node's resource accounting and
-//! dispatches tasks to idle workers (starting more workers when running ones block in `get`).
-//! Tasks the node can never run go to the [`GlobalScheduler`], which picks a feasible node of the
-//! cluster or fails the task as infeasible. Both are Actix actors; their messages are
-//! serializable so they can cross nodes.
+//! - [`local`]: every node runs a [`LocalScheduler`]. It queues the tasks submitted on the node,
+//!   waits for their arguments to be in the node's object store, keeps the node's resource
+//!   accounting and dispatches tasks to the workers of its [`local::worker_pool`] (starting more
+//!   while running ones block in `get`); actor creations go to the node manager.
+//! - [`global`]: tasks a node cannot (or should not) run go to the head's [`GlobalScheduler`],
+//!   which picks a feasible node of the cluster, or fails the task as infeasible.
+//! - [`task_spec`]: the [`TaskSpec`] a task travels as.
+//!
+//! Both schedulers are Actix actors; the messages that cross nodes are named wire messages
+//! (`global_scheduler/ScheduleTask`, `local_scheduler/PlaceTask`,
+//! `local_scheduler/TaskUnschedulable`), each served by the scheduler that handles it.
 
-#![warn(missing_docs)]
+pub mod global;
+pub mod local;
+pub mod task_spec;
 
-mod global;
-mod local;
-mod task;
-
-pub use global::{GlobalScheduler, PlaceTask, RegisterLocalScheduler, ScheduleTask};
+pub use global::{GlobalScheduler, RegisterLocalScheduler, ScheduleTask};
 pub use local::{
-    CancelFlags, CancelTask, ClusterHooks, GetSchedulerState, LocalScheduler, LocalSchedulerConfig,
-    ReleaseResources, SchedulerState, SubmitTask, TaskDone, TaskOutcome, TaskUnschedulable,
-    WorkerBlocked, WorkerCommand, WorkerFactory, WorkerStopped, WorkerUnblocked, record_event,
+    CancelFlags, CancelTask, ClusterHooks, CreateActor, GetSchedulerState, LocalScheduler,
+    LocalSchedulerConfig, LocalSchedulerParts, PlaceTask, ReleaseResources, SchedulerState,
+    SubmitTask, TaskDone, TaskOutcome, TaskUnschedulable, WorkerBlocked, WorkerCommand,
+    WorkerFactory, WorkerStopped, WorkerUnblocked, record_event,
 };
-pub use task::{
+pub use task_spec::{
     CreationOptions, FunctionDescriptor, SchedulingStrategy, TaskArg, TaskKind, TaskSpec,
 };

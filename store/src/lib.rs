@@ -1,24 +1,22 @@
-//! The object store of a Raya node.
+//! The objects of a Raya node, and how they move between nodes.
 //!
-//! [`StoreCore`] holds the node's objects by id: live Rust values (never serialized while they
-//! stay on the node), encoded bytes, errors of failed tasks, and objects spilled to disk when the
-//! memory budget is exceeded. Every [`RawRef`] alive on the node counts as a reference; when the
-//! last one goes, the object is freed (and its spill file deleted). Threads and actors on the node
-//! read the core directly — a local `get` is a lock, an `Arc` clone and a downcast — while the
-//! [`ObjectStore`] actor is the store's mailbox: it reports object locations to the GCS and
-//! answers requests that arrive as messages.
+//! - [`object_store`]: the node's store ([`StoreCore`], Ray's plasma store in-process): live
+//!   values by id, reference counts, the memory budget, spilling to disk, waits; and the
+//!   [`ObjectStore`] actor, its mailbox.
+//! - [`object_manager`]: the [`ObjectManager`] actor of a cluster node: results announced to
+//!   their owners, objects located at their owner and pulled from other nodes in chunks,
+//!   borrowers counted across nodes, copies freed with the object.
+//! - [`RawRef`]: one counted reference to an object (what an `ObjectRef` holds).
 
-#![warn(missing_docs)]
-
-mod actor;
-mod core;
-pub mod manager;
+pub mod object_manager;
+pub mod object_store;
 mod raw_ref;
 mod signal;
 
-pub use actor::{FetchObject, GetStoreStats, ObjectStore};
-pub use core::Status;
-pub use core::{Lookup, StoreConfig, StoreCore, StoreError, StoreHooks, StoreStats};
-pub use manager::{ExpectReturns, NodeGone, ObjectManager};
+pub use object_manager::{ExpectReturns, NodeGone, ObjectManager};
+pub use object_store::{
+    FetchObject, GetStoreStats, Lookup, ObjectStore, Status, StoreConfig, StoreCore, StoreError,
+    StoreHooks, StoreStats,
+};
 pub use raw_ref::{RawRef, collect_refs, current_store, set_current_store};
 pub use signal::{Signal, Waiter, WaiterId, next_waiter_id};

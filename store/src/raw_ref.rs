@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use raya_common::{ActorId, NodeId, ObjectId};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::core::StoreCore;
+use crate::object_store::StoreCore;
 
 /// One counted reference to an object of the node's store. Cloning is cheap (an `Arc` clone,
 /// not a new count); the object is freed when the last `RawRef` to it — in any value, task or

@@ -7,8 +7,8 @@ use raya_common::{ActorId, JobId, NodeId, ResourceSet};
 use serde::{Deserialize, Serialize};
 
 use super::persist::Persisted;
-use super::{GcsError, GcsEvent, gcs_request};
-use crate::time::now_ms;
+use super::{GcsError, GcsEvent, gcs_requests};
+use raya_common::time::now_ms;
 
 /// An actor's lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,11 +101,14 @@ pub struct ListActors {
     pub include_dead: bool,
 }
 
-gcs_request!(RegisterActor => (), ActorTable, actors);
-gcs_request!(UpdateActor => (), ActorTable, actors);
-gcs_request!(GetActor => Option<ActorInfo>, ActorTable, actors);
-gcs_request!(GetNamedActor => Option<ActorInfo>, ActorTable, actors);
-gcs_request!(ListActors => Vec<ActorInfo>, ActorTable, actors);
+gcs_requests! {
+    ActorTable, actors:
+    RegisterActor => () as "gcs/RegisterActor";
+    UpdateActor => () as "gcs/UpdateActor";
+    GetActor => Option<ActorInfo> as "gcs/GetActor";
+    GetNamedActor => Option<ActorInfo> as "gcs/GetNamedActor";
+    ListActors => Vec<ActorInfo> as "gcs/ListActors";
+}
 
 /// The actor table actor.
 pub struct ActorTable {

@@ -11,11 +11,11 @@ use actix::prelude::*;
 use libp2p::PeerId;
 use raya_common::NodeId;
 
-use super::nodes::{GetAllNodes, NodeHeartbeat, NodeInfo, NodeState, SubscribeNodes};
+use super::nodes::{GetAllNodes, NodeInfo, NodeState, SubscribeNodes};
 use super::{
-    GCS_TOPIC, GcsError, GcsEvent, GcsRequest, GcsTables, HEARTBEAT_TOPIC, VersionedEvent,
+    GCS_TOPIC, GcsError, GcsEvent, GcsRequest, GcsTables, VersionedEvent,
 };
-use crate::net::{NetEvent, Network, Target, decode_body, encode_body};
+use crate::transport::{NetEvent, Network, Target, decode_body, encode_body};
 
 enum Backend {
     Local(GcsTables),
@@ -32,7 +32,7 @@ pub struct GcsClient {
     reloading: bool,
     subscribers: Vec<Recipient<GcsEvent>>,
     /// Requests nobody waits for, sent to a remote head in order, a batch at a time.
-    outbox: std::collections::VecDeque<(crate::net::Frame, &'static str)>,
+    outbox: std::collections::VecDeque<(crate::transport::Frame, &'static str)>,
     sending: bool,
 }
 
@@ -76,7 +76,7 @@ impl GcsClient {
         self.sending = true;
         let (net, head) = (net.clone(), *head);
         ctx.spawn(
-            async move { net.ask(head, Target::System, crate::net::OrderedFrames(frames)).await }
+            async move { net.ask(head, Target::System, crate::transport::OrderedFrames(frames)).await }
                 .into_actor(self)
                 .map(move |res, this, ctx| {
                     this.sending = false;
@@ -272,7 +272,7 @@ where
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, Notify(msg): Notify<M>, ctx: &mut Context<Self>) -> Self::Result {
-        let what = std::any::type_name::<M>();
+        let what = M::NAME;
         let req: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>>>> =
             match &self.backend {
                 Backend::Local(tables) => {
@@ -299,8 +299,8 @@ where
                         Box::pin(async move { r })
                     }
                     None => {
-                        let frame = encode_body(&msg).map(|body| crate::net::Frame {
-                            route: crate::net::route_id::<M>(),
+                        let frame = encode_body(&msg).map(|body| crate::transport::Frame {
+                            route: crate::transport::route_id::<M>(),
                             target: Target::System,
                             body,
                         });
@@ -354,91 +354,18 @@ impl Handler<CachedNodes> for GcsClient {
     }
 }
 
-/// The head's side of the gossip: applies the heartbeats nodes publish to the node table, and
-/// publishes every node-table change, numbered, for the other nodes' caches.
-pub struct GcsPublisher {
-    tables: GcsTables,
-    net: Network,
-    epoch: u64,
-    seq: u64,
-}
-
-impl GcsPublisher {
-    /// A publisher for the head's `tables` on `net`.
-    pub fn new(tables: GcsTables, net: Network) -> Self {
-        let epoch = (crate::time::now_ms() << 16) ^ u64::from(rand_u16());
-        GcsPublisher {
-            tables,
-            net,
-            epoch,
-            seq: 0,
-        }
-    }
-}
-
-fn rand_u16() -> u16 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    (t ^ std::process::id()) as u16
-}
-
-impl Actor for GcsPublisher {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        self.net.subscribe(ctx.address().recipient());
-        self.tables
-            .nodes
-            .do_send(SubscribeNodes(ctx.address().recipient()));
-    }
-}
-
-impl Handler<GcsEvent> for GcsPublisher {
-    type Result = ();
-    fn handle(&mut self, event: GcsEvent, _: &mut Context<Self>) {
-        self.seq += 1;
-        let v = VersionedEvent {
-            epoch: self.epoch,
-            seq: self.seq,
-            event,
-        };
-        match encode_body(&v) {
-            Ok(b) => {
-                if let Err(e) = self.net.publish(GCS_TOPIC, b) {
-                    tracing::debug!(error = %e, "GCS change not published");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "GCS change not encoded"),
-        }
-    }
-}
-
-impl Handler<NetEvent> for GcsPublisher {
-    type Result = ();
-    fn handle(&mut self, ev: NetEvent, _: &mut Context<Self>) {
-        let Some((topic, source, data)) = ev.into_gossip() else {
-            return;
-        };
-        if topic != HEARTBEAT_TOPIC {
-            return;
-        }
-        match decode_body::<NodeHeartbeat>(&data) {
-            // A node speaks only for itself.
-            Ok(hb) if Some(hb.node.peer_id()) == source => self.tables.nodes.do_send(hb),
-            Ok(hb) => {
-                tracing::warn!(node = %hb.node, ?source, "heartbeat for another node ignored")
-            }
-            Err(e) => tracing::warn!(?source, error = %e, "malformed heartbeat ignored"),
-        }
-    }
-}
-
 /// A cloneable handle to a [`GcsClient`], usable from any thread or runtime.
 #[derive(Clone)]
 pub struct GcsHandle {
     addr: Addr<GcsClient>,
+}
+
+impl std::fmt::Debug for GcsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcsHandle")
+            .field("connected", &self.addr.connected())
+            .finish()
+    }
 }
 
 impl GcsHandle {

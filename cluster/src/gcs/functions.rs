@@ -7,7 +7,7 @@ use raya_common::NodeId;
 use serde::{Deserialize, Serialize};
 
 use super::persist::Persisted;
-use super::{GcsError, GcsEvent, gcs_request};
+use super::{GcsError, GcsEvent, gcs_requests};
 
 /// What a registered name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -50,9 +50,12 @@ pub struct NodesWithFunction {
 #[rtype(result = "Result<Vec<(FunctionInfo, Vec<NodeId>)>, GcsError>")]
 pub struct ListFunctions;
 
-gcs_request!(RegisterFunctions => (), FunctionTable, functions);
-gcs_request!(NodesWithFunction => Vec<NodeId>, FunctionTable, functions);
-gcs_request!(ListFunctions => Vec<(FunctionInfo, Vec<NodeId>)>, FunctionTable, functions);
+gcs_requests! {
+    FunctionTable, functions:
+    RegisterFunctions => () as "gcs/RegisterFunctions";
+    NodesWithFunction => Vec<NodeId> as "gcs/NodesWithFunction";
+    ListFunctions => Vec<(FunctionInfo, Vec<NodeId>)> as "gcs/ListFunctions";
+}
 
 /// The function table actor.
 pub struct FunctionTable {

@@ -5,8 +5,8 @@ use raya_common::{JobId, NodeId};
 use serde::{Deserialize, Serialize};
 
 use super::persist::Persisted;
-use super::{GcsError, GcsEvent, gcs_request};
-use crate::time::now_ms;
+use super::{GcsError, GcsEvent, gcs_requests};
+use raya_common::time::now_ms;
 
 /// Whether a job's driver is still running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,9 +54,12 @@ pub struct FinishJob(pub JobId);
 #[rtype(result = "Result<Vec<JobInfo>, GcsError>")]
 pub struct GetAllJobs;
 
-gcs_request!(AddJob => JobInfo, JobTable, jobs);
-gcs_request!(FinishJob => (), JobTable, jobs);
-gcs_request!(GetAllJobs => Vec<JobInfo>, JobTable, jobs);
+gcs_requests! {
+    JobTable, jobs:
+    AddJob => JobInfo as "gcs/AddJob";
+    FinishJob => () as "gcs/FinishJob";
+    GetAllJobs => Vec<JobInfo> as "gcs/GetAllJobs";
+}
 
 /// The job table actor.
 pub struct JobTable {

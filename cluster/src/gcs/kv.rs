@@ -4,7 +4,7 @@ use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::persist::Persisted;
-use super::{GcsError, gcs_request};
+use super::{GcsError, gcs_requests};
 
 /// Largest key accepted.
 pub const MAX_KEY_BYTES: usize = 64 * 1024;
@@ -56,10 +56,13 @@ pub struct KvKeys {
     pub prefix: Vec<u8>,
 }
 
-gcs_request!(KvPut => bool, KvTable, kv);
-gcs_request!(KvGet => Option<Vec<u8>>, KvTable, kv);
-gcs_request!(KvDel => bool, KvTable, kv);
-gcs_request!(KvKeys => Vec<Vec<u8>>, KvTable, kv);
+gcs_requests! {
+    KvTable, kv:
+    KvPut => bool as "gcs/KvPut";
+    KvGet => Option<Vec<u8>> as "gcs/KvGet";
+    KvDel => bool as "gcs/KvDel";
+    KvKeys => Vec<Vec<u8>> as "gcs/KvKeys";
+}
 
 /// The key-value table actor.
 pub struct KvTable {

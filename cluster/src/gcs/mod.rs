@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod kv;
 pub mod nodes;
 pub mod objects;
+mod publisher;
 mod persist;
 pub mod task_events;
 
@@ -28,6 +29,7 @@ use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use client::{GcsClient, GcsHandle};
+pub use publisher::GcsPublisher;
 
 /// A GCS request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -64,12 +66,7 @@ pub const TOPICS: [&str; 2] = [GCS_TOPIC, HEARTBEAT_TOPIC];
 /// A typed request to one GCS table. The client forwards it to [`GcsRequest::table`], in this
 /// process on the head and over the network elsewhere: every request is a wire message.
 pub trait GcsRequest:
-    Message<Result = Result<Self::Reply, GcsError>>
-    + Serialize
-    + serde::de::DeserializeOwned
-    + Sized
-    + Send
-    + 'static
+    Message<Result = Result<Self::Reply, GcsError>> + crate::transport::WireMessage + Sized
 {
     /// What the request returns on success.
     type Reply: Serialize + serde::de::DeserializeOwned + Send + 'static;
@@ -82,32 +79,40 @@ pub trait GcsRequest:
     fn table(tables: &GcsTables) -> &Addr<Self::Table>;
 }
 
-/// Registers one GCS request type with a head's router.
-pub type ServeRoute = fn(&GcsTables, &crate::net::Router);
-
-/// Every GCS request type, each of which the head serves over the network.
-#[linkme::distributed_slice]
-pub static GCS_ROUTES: [ServeRoute];
-
-macro_rules! gcs_request {
-    ($msg:ty => $reply:ty, $table:ty, $field:ident $(, gossip = $topic:expr)?) => {
-        impl $crate::gcs::GcsRequest for $msg {
-            type Reply = $reply;
-            type Table = $table;
-            $(const GOSSIP_TOPIC: Option<&'static str> = Some($topic);)?
-            fn table(tables: &$crate::gcs::GcsTables) -> &actix::Addr<$table> {
-                &tables.$field
+/// Declares the requests one GCS table answers:
+///
+/// ```text
+/// gcs_requests! {
+///     NodeTable, nodes:
+///     RegisterNode => () as "gcs/RegisterNode";
+///     NodeHeartbeat => () as "gcs/NodeHeartbeat", gossip = HEARTBEAT_TOPIC;
+/// }
+/// ```
+///
+/// makes each message a [`GcsRequest`] answered by `tables.nodes`, names it for the wire, and
+/// defines the table module's `serve`, which [`GcsTables::serve`] calls to register every
+/// request of the table with a head's router.
+macro_rules! gcs_requests {
+    ($table:ty, $field:ident: $($msg:ty => $reply:ty as $name:literal $(, gossip = $topic:expr)?;)+) => {
+        $(
+            $crate::wire_message!($msg => $name);
+            impl $crate::gcs::GcsRequest for $msg {
+                type Reply = $reply;
+                type Table = $table;
+                $(const GOSSIP_TOPIC: Option<&'static str> = Some($topic);)?
+                fn table(tables: &$crate::gcs::GcsTables) -> &actix::Addr<$table> {
+                    &tables.$field
+                }
             }
+        )+
+
+        /// Serves this table's requests on `router`.
+        pub(super) fn serve(tables: &$crate::gcs::GcsTables, router: &$crate::transport::Router) {
+            $( router.serve::<$msg, $table>(tables.$field.clone()); )+
         }
-        const _: () = {
-            #[linkme::distributed_slice($crate::gcs::GCS_ROUTES)]
-            static ROUTE: $crate::gcs::ServeRoute = |tables, router| {
-                router.serve::<$msg, $table>(tables.$field.clone())
-            };
-        };
     };
 }
-pub(crate) use gcs_request;
+pub(crate) use gcs_requests;
 
 /// A change of the node table as the head publishes it by gossip: numbered, so that a node that
 /// missed one notices the gap and reloads the table from the GCS.
@@ -218,10 +223,14 @@ impl GcsTables {
     }
 
     /// Serves every GCS request type over the network with these tables.
-    pub fn serve(&self, router: &crate::net::Router) {
-        for route in GCS_ROUTES {
-            route(self, router);
-        }
+    pub fn serve(&self, router: &crate::transport::Router) {
+        actors::serve(self, router);
+        functions::serve(self, router);
+        jobs::serve(self, router);
+        kv::serve(self, router);
+        nodes::serve(self, router);
+        objects::serve(self, router);
+        task_events::serve(self, router);
     }
 
     /// Writes every pending change to disk.

@@ -7,8 +7,8 @@ use raya_common::{NodeId, ResourceSet};
 use serde::{Deserialize, Serialize};
 
 use super::persist::Persisted;
-use super::{GcsError, GcsEvent, gcs_request};
-use crate::time::now_ms;
+use super::{GcsError, GcsEvent, gcs_requests};
+use raya_common::time::now_ms;
 
 /// Whether a node is alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,10 +90,13 @@ pub struct GetAllNodes;
 #[rtype(result = "Result<Vec<NodeInfo>, GcsError>")]
 pub struct SubscribeNodes(pub Recipient<GcsEvent>);
 
-gcs_request!(RegisterNode => (), NodeTable, nodes);
-gcs_request!(NodeHeartbeat => (), NodeTable, nodes, gossip = super::HEARTBEAT_TOPIC);
-gcs_request!(UnregisterNode => (), NodeTable, nodes);
-gcs_request!(GetAllNodes => Vec<NodeInfo>, NodeTable, nodes);
+gcs_requests! {
+    NodeTable, nodes:
+    RegisterNode => () as "gcs/RegisterNode";
+    NodeHeartbeat => () as "gcs/NodeHeartbeat", gossip = super::HEARTBEAT_TOPIC;
+    UnregisterNode => () as "gcs/UnregisterNode";
+    GetAllNodes => Vec<NodeInfo> as "gcs/GetAllNodes";
+}
 
 /// The node table actor.
 pub struct NodeTable {

@@ -8,7 +8,7 @@ use raya_common::{NodeId, ObjectId};
 use serde::{Deserialize, Serialize};
 
 use super::persist::Persisted;
-use super::{GcsError, GcsEvent, gcs_request};
+use super::{GcsError, GcsEvent, gcs_requests};
 
 /// Where an object lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,9 +41,12 @@ pub struct GetObjectLocations(pub ObjectId);
 #[rtype(result = "Result<usize, GcsError>")]
 pub struct CountObjects;
 
-gcs_request!(UpdateObjectLocations => (), ObjectTable, objects);
-gcs_request!(GetObjectLocations => Option<ObjectLocation>, ObjectTable, objects);
-gcs_request!(CountObjects => usize, ObjectTable, objects);
+gcs_requests! {
+    ObjectTable, objects:
+    UpdateObjectLocations => () as "gcs/UpdateObjectLocations";
+    GetObjectLocations => Option<ObjectLocation> as "gcs/GetObjectLocations";
+    CountObjects => usize as "gcs/CountObjects";
+}
 
 /// The object location table actor.
 pub struct ObjectTable {

@@ -7,7 +7,7 @@ use raya_common::{ActorId, JobId, NodeId, TaskId, WorkerId};
 use serde::{Deserialize, Serialize};
 
 use super::persist::Persisted;
-use super::{GcsError, gcs_request};
+use super::{GcsError, gcs_requests};
 
 /// What kind of task a record describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,8 +109,17 @@ pub struct ListTaskEvents {
     pub limit: usize,
 }
 
-gcs_request!(AddTaskEvents => (), TaskEventTable, task_events);
-gcs_request!(ListTaskEvents => Vec<TaskEvent>, TaskEventTable, task_events);
+/// How many task records are stored, and how many were dropped to stay within the bound.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<(usize, u64), GcsError>")]
+pub struct TaskEventCounts;
+
+gcs_requests! {
+    TaskEventTable, task_events:
+    AddTaskEvents => () as "gcs/AddTaskEvents";
+    ListTaskEvents => Vec<TaskEvent> as "gcs/ListTaskEvents";
+    TaskEventCounts => (usize, u64) as "gcs/TaskEventCounts";
+}
 
 /// The task event table actor.
 pub struct TaskEventTable {
@@ -198,12 +207,6 @@ impl Handler<ListTaskEvents> for TaskEventTable {
     }
 }
 
-/// How many task records are stored, and how many were dropped to stay within the bound.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
-#[rtype(result = "Result<(usize, u64), GcsError>")]
-pub struct TaskEventCounts;
-
-gcs_request!(TaskEventCounts => (usize, u64), TaskEventTable, task_events);
 
 impl Handler<TaskEventCounts> for TaskEventTable {
     type Result = Result<(usize, u64), GcsError>;
@@ -251,7 +254,7 @@ impl TaskEventBuffer {
         state: TaskState,
         make: impl FnOnce() -> TaskEvent,
     ) {
-        let now = crate::time::now_ms();
+        let now = raya_common::time::now_ms();
         let mut b = self.lock();
         if let Some(e) = b.events.get_mut(&(task, attempt)) {
             if state >= e.state {

@@ -1,3 +1,5 @@
+//! Tests of the local scheduler, with fake workers that record what they are given.
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -5,7 +7,7 @@ use raya_common::{IdGenerator, JobId, ObjectId, TaskErrorKind, Value};
 use raya_store::{RawRef, StoreConfig};
 
 use super::*;
-use crate::task::FunctionDescriptor;
+use crate::task_spec::FunctionDescriptor;
 
 /// A worker that records what it is given and leaves finishing to the test.
 struct FakeWorker {
@@ -43,9 +45,9 @@ struct Creator;
 impl Actor for Creator {
     type Context = Context<Self>;
 }
-impl Handler<WorkerCommand> for Creator {
+impl Handler<CreateActor> for Creator {
     type Result = ();
-    fn handle(&mut self, _: WorkerCommand, _: &mut Context<Self>) {}
+    fn handle(&mut self, _: CreateActor, _: &mut Context<Self>) {}
 }
 
 struct Fixture {
@@ -77,16 +79,18 @@ impl Fixture {
         };
         let sched = LocalScheduler::new(
             cfg,
-            Arc::clone(&store),
-            Box::new(Factory(Arc::clone(&log))),
-            Creator.start().recipient(),
-            None,
-            None,
-            TaskEventBuffer::new(1000),
-            Arc::new(AtomicUsize::new(0)),
-            CancelFlags::default(),
+            LocalSchedulerParts {
+                store: Arc::clone(&store),
+                workers: Box::new(Factory(Arc::clone(&log))),
+                actor_creator: Creator.start().recipient(),
+                global: None,
+                gcs: None,
+                events: TaskEventBuffer::new(1000),
+                queued: Arc::new(AtomicUsize::new(0)),
+                cancel_flags: CancelFlags::default(),
+            },
         )
-        .start();
+        .launch();
         Fixture {
             sched,
             store,

@@ -1,0 +1,56 @@
+//! Recipients for actors on other nodes.
+
+use std::marker::PhantomData;
+
+use actix::prelude::*;
+use libp2p::PeerId;
+
+use super::{Network, Target, WireMessage};
+
+/// An actor standing in, on this node, for the actor `target` on node `peer`: every message
+/// it receives is sent there, serialized, through the network. Its [`Recipient`] is used exactly
+/// like the recipient of a local actor.
+pub struct Forward<M> {
+    net: Network,
+    peer: PeerId,
+    target: Target,
+    _m: PhantomData<fn() -> M>,
+}
+
+impl<M: WireMessage<Result = ()>> Actor for Forward<M> {
+    type Context = Context<Self>;
+}
+
+impl<M: WireMessage<Result = ()>> Handler<M> for Forward<M> {
+    type Result = ();
+    fn handle(&mut self, msg: M, ctx: &mut Context<Self>) {
+        let (net, peer, target) = (self.net.clone(), self.peer, self.target);
+        ctx.spawn(actix::fut::wrap_future(async move {
+            if let Err(e) = net.ask(peer, target, msg).await {
+                tracing::warn!(
+                    %peer,
+                    message = M::NAME,
+                    error = %e,
+                    "message to another node not delivered"
+                );
+            }
+        }));
+    }
+}
+
+/// A recipient that delivers `M` to the actor serving it (`target`) on node `peer`. Starts a
+/// small forwarding actor on the current arbiter.
+pub fn remote_recipient<M: WireMessage<Result = ()>>(
+    net: Network,
+    peer: PeerId,
+    target: Target,
+) -> Recipient<M> {
+    Forward::<M> {
+        net,
+        peer,
+        target,
+        _m: PhantomData,
+    }
+    .start()
+    .recipient()
+}

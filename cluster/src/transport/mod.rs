@@ -1,0 +1,230 @@
+//! The transport: how a node reaches the others. One libp2p swarm per node, on its own thread.
+//!
+//! - **TCP + Noise + Yamux** links, authenticated by each node's ed25519 [`identity`];
+//! - **request-response** ([`RPC_PROTOCOL`]) carries typed messages to actors on other nodes and
+//!   their replies: a node serves a [`WireMessage`] by naming the actor that handles it in its
+//!   [`Router`], and callers use [`Network::ask`] with the same message they would send locally;
+//! - **gossipsub** carries what every node must learn (membership, heartbeats, table changes);
+//! - **streams** ([`OBJECT_PROTOCOL`]) carry objects in chunks, off the request path;
+//! - **mDNS** (optional) and a bootstrap list find the cluster; **identify** tells each side the
+//!   other's role and listen addresses; **ping** closes links that stop answering.
+//!
+//! Every message that crosses nodes has a stable name and is listed, with its sender, receiver,
+//! transport, reply and limits, in the [`protocol`] catalogue.
+//!
+//! The swarm runs on a dedicated tokio runtime ([`swarm`](self) module: the event loop) and is
+//! driven through a bounded command queue, so no Actix arbiter ever polls it and a slow consumer
+//! never blocks it.
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), raya_cluster::transport::NetError> {
+//! use raya_cluster::transport::{NetConfig, Network, Role, Router};
+//! let key = libp2p::identity::Keypair::generate_ed25519();
+//! let net = Network::start(key, NetConfig::new(Role::Head), Router::new())?;
+//! println!("others join with {:?}", net.listen_addrs());
+//! # Ok(()) }
+//! ```
+
+mod address;
+pub mod codec;
+pub mod forward;
+pub mod identity;
+mod network;
+pub mod protocol;
+pub mod router;
+mod swarm;
+
+use std::time::Duration;
+
+use actix::Message;
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use serde::{Deserialize, Serialize};
+
+pub use address::{parse_address, socket_of, sockets_reachable_first};
+pub use codec::{Frame, MALFORMED_ROUTE, RPC_PROTOCOL, Reply, Target, WireError};
+pub use forward::{Forward, remote_recipient};
+pub use network::Network;
+pub use router::{
+    OrderedFrames, Router, WireMessage, decode_body, encode_body, route_id, route_of,
+};
+
+/// The protocol name of object transfer streams.
+pub const OBJECT_PROTOCOL: StreamProtocol = StreamProtocol::new("/raya/object/1");
+
+/// The identify protocol version every Raya node announces; peers announcing another are
+/// disconnected.
+pub const PROTOCOL_VERSION: &str = "/raya/0.1";
+
+/// A node's role in the cluster, announced to its peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Runs the GCS and the global scheduler.
+    Head,
+    /// Joins a head and runs tasks.
+    Node,
+    /// Talks to a head without being a node (`raya status`).
+    Client,
+}
+
+impl Role {
+    fn agent(self) -> String {
+        let role = match self {
+            Role::Head => "head",
+            Role::Node => "node",
+            Role::Client => "client",
+        };
+        format!("raya/{}/{role}", env!("CARGO_PKG_VERSION"))
+    }
+
+    fn from_agent(agent: &str) -> Option<Role> {
+        match agent.rsplit('/').next()? {
+            "head" => Some(Role::Head),
+            "node" => Some(Role::Node),
+            "client" => Some(Role::Client),
+            _ => None,
+        }
+    }
+}
+
+/// How the network is set up.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Addresses to listen on (`/ip4/0.0.0.0/tcp/0` picks a free port).
+    pub listen: Vec<Multiaddr>,
+    /// Addresses dialed at start and re-dialed while the head is not connected.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Whether to discover peers on the LAN with mDNS (it ignores loopback).
+    pub mdns: bool,
+    /// The role announced to peers.
+    pub role: Role,
+    /// Gossip topics to subscribe to.
+    pub topics: Vec<String>,
+    /// Largest request frame, in bytes.
+    pub max_request: usize,
+    /// Largest reply frame, in bytes.
+    pub max_reply: usize,
+    /// Largest gossip message, in bytes (the same on every node).
+    pub max_gossip: usize,
+    /// How long a request may wait for its reply.
+    pub request_timeout: Duration,
+    /// Ping interval; a peer that misses a ping for `ping_timeout` is disconnected.
+    pub ping_interval: Duration,
+    /// See `ping_interval`.
+    pub ping_timeout: Duration,
+    /// Capacity of the command queue into the swarm.
+    pub command_queue: usize,
+    /// Requests in flight per connection.
+    pub max_streams: usize,
+}
+
+impl NetConfig {
+    /// Defaults for `role`: listen on a free TCP port of every interface, no bootstrap, mDNS
+    /// off, 16 MiB requests, 64 MiB replies, 1 MiB gossip, 30 s request timeout, 1 s pings with a
+    /// 3 s timeout.
+    pub fn new(role: Role) -> Self {
+        NetConfig {
+            listen: vec!["/ip4/0.0.0.0/tcp/0".parse().expect("valid multiaddr")],
+            bootstrap: Vec::new(),
+            mdns: false,
+            role,
+            topics: Vec::new(),
+            max_request: 16 << 20,
+            max_reply: 64 << 20,
+            max_gossip: 1 << 20,
+            request_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(1),
+            ping_timeout: Duration::from_secs(3),
+            command_queue: 65_536,
+            max_streams: 512,
+        }
+    }
+}
+
+/// A network operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetError {
+    /// The network is shut down.
+    #[error("the network is stopped")]
+    Stopped,
+    /// The command queue is full.
+    #[error("the network's command queue is full")]
+    Busy,
+    /// The peer could not be reached or the link broke.
+    #[error("node {peer} unreachable: {reason}")]
+    Unreachable {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// The peer did not answer in time.
+    #[error("node {peer} did not answer in time")]
+    Timeout {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// The far node answered with an error.
+    #[error("node {peer}: {error}")]
+    Remote {
+        /// The peer.
+        peer: PeerId,
+        /// Its error.
+        error: WireError,
+    },
+    /// The message could not be encoded or its reply decoded.
+    #[error("codec: {0}")]
+    Codec(String),
+    /// The network could not start.
+    #[error("could not start the network: {0}")]
+    Start(String),
+    /// An address could not be parsed.
+    #[error("bad address {0:?}: expected host:port or a multiaddr")]
+    Address(String),
+}
+
+/// What the network tells its subscribers.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub enum NetEvent {
+    /// A Raya peer connected and said who it is.
+    PeerIdentified {
+        /// The peer.
+        peer: PeerId,
+        /// Its role.
+        role: Role,
+        /// The addresses it listens on.
+        addrs: Vec<Multiaddr>,
+    },
+    /// The last link to a peer closed.
+    PeerGone {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A gossip message arrived.
+    Gossip {
+        /// Its topic.
+        topic: String,
+        /// The node that published it.
+        source: Option<PeerId>,
+        /// Its payload.
+        data: Vec<u8>,
+    },
+}
+
+impl NetEvent {
+    /// The topic, publisher and payload of a gossip message; `None` for other events.
+    pub fn into_gossip(self) -> Option<(String, Option<PeerId>, Vec<u8>)> {
+        match self {
+            NetEvent::Gossip {
+                topic,
+                source,
+                data,
+            } => Some((topic, source, data)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
+

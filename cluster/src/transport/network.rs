@@ -1,0 +1,253 @@
+//! [`Network`]: the handle every component uses to reach other nodes, and the thread that owns
+//! the swarm.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::Recipient;
+use libp2p::identity::Keypair;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::swarm::{Command, EventLoop, Shared, build_swarm};
+use super::{Target, 
+    Frame, NetConfig, NetError, NetEvent, Role, Router, WireMessage, decode_body, encode_body,
+    route_id,
+};
+
+/// A handle to the node's network. Cloning shares it; [`Network::shutdown`] stops the swarm.
+#[derive(Clone)]
+pub struct Network {
+    shared: Arc<Shared>,
+    cmd: mpsc::Sender<Command>,
+    control: libp2p_stream::Control,
+    router: Router,
+    io: tokio::runtime::Handle,
+    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("me", &self.shared.me)
+            .finish()
+    }
+}
+
+impl Network {
+    /// Starts the swarm with identity `key` on its own thread, listening on `config.listen`,
+    /// and serving inbound requests with `router`. Returns once it listens.
+    pub fn start(key: Keypair, config: NetConfig, router: Router) -> Result<Network, NetError> {
+        let me = key.public().to_peer_id();
+        let (head, _) = watch::channel(if config.role == Role::Head {
+            Some(me)
+        } else {
+            None
+        });
+        let shared = Arc::new(Shared {
+            me,
+            listen: Mutex::new(Vec::new()),
+            subscribers: Mutex::new(Vec::new()),
+            head,
+        });
+        let (cmd_tx, cmd_rx) = mpsc::channel(config.command_queue.max(16));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = {
+            let shared = Arc::clone(&shared);
+            let router = router.clone();
+            let cmd_tx = cmd_tx.clone();
+            std::thread::Builder::new()
+                .name("raya-net".into())
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .thread_name("raya-net-io")
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(NetError::Start(e.to_string())));
+                            return;
+                        }
+                    };
+                    rt.block_on(async move {
+                        let swarm = match build_swarm(key, &config) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                                return;
+                            }
+                        };
+                        let mut lp = EventLoop::new(swarm, config, shared, router, cmd_tx);
+                        match lp.listen().await {
+                            Ok(()) => {
+                                let _ = ready_tx.send(Ok((
+                                    lp.swarm.behaviour().streams.new_control(),
+                                    tokio::runtime::Handle::current(),
+                                )));
+                            }
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                                return;
+                            }
+                        }
+                        lp.run(cmd_rx).await;
+                    });
+                })
+                .map_err(|e| NetError::Start(e.to_string()))?
+        };
+        let (control, io) = match ready_rx.recv() {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(NetError::Start("the network thread died".into()));
+            }
+        };
+        Ok(Network {
+            shared,
+            cmd: cmd_tx,
+            control,
+            router,
+            io,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.shared.me
+    }
+
+    /// The addresses this node listens on (with its peer id appended).
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.shared
+            .listen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The routes this node serves.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// A handle to open and accept raw streams (object transfer).
+    pub fn stream_control(&self) -> libp2p_stream::Control {
+        self.control.clone()
+    }
+
+    /// Runs `fut` on the network's I/O runtime (for stream transfers, which must not occupy an
+    /// actor's event loop).
+    pub fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.io.spawn(fut);
+    }
+
+    /// Subscribes `to` to the network's events.
+    pub fn subscribe(&self, to: Recipient<NetEvent>) {
+        self.shared
+            .subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(to);
+    }
+
+    /// The head's peer id, once known.
+    pub fn head(&self) -> Option<PeerId> {
+        *self.shared.head.borrow()
+    }
+
+    /// Waits until the head is known, at most `timeout`.
+    pub async fn wait_for_head(&self, timeout: Duration) -> Option<PeerId> {
+        let mut rx = self.shared.head.subscribe();
+        let wait = async {
+            loop {
+                if let Some(h) = *rx.borrow_and_update() {
+                    return Some(h);
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.ok().flatten()
+    }
+
+    fn command(&self, c: Command) -> Result<(), NetError> {
+        self.cmd.try_send(c).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => NetError::Busy,
+            mpsc::error::TrySendError::Closed(_) => NetError::Stopped,
+        })
+    }
+
+    /// Sends a raw frame to `peer` and waits for its reply.
+    pub async fn ask_frame(&self, peer: PeerId, frame: Frame) -> Result<Vec<u8>, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Ask {
+            peer,
+            frame,
+            reply: tx,
+        })?;
+        match rx.await {
+            Ok(Ok(Ok(bytes))) => Ok(bytes),
+            Ok(Ok(Err(error))) => Err(NetError::Remote { peer, error }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(NetError::Stopped),
+        }
+    }
+
+    /// Sends typed message `msg` to the actor serving it (`target`) on node `peer` and waits for
+    /// the actor's reply: the remote form of `Addr::send`.
+    pub async fn ask<M: WireMessage>(
+        &self,
+        peer: PeerId,
+        target: Target,
+        msg: M,
+    ) -> Result<M::Result, NetError> {
+        let body = encode_body(&msg).map_err(|e| NetError::Codec(e.to_string()))?;
+        let frame = Frame {
+            route: route_id::<M>(),
+            target,
+            body,
+        };
+        let bytes = self.ask_frame(peer, frame).await?;
+        decode_body(&bytes).map_err(|e| NetError::Codec(e.to_string()))
+    }
+
+    /// Publishes `data` on gossip topic `topic`.
+    pub fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), NetError> {
+        self.command(Command::Publish {
+            topic: topic.to_string(),
+            data,
+        })
+    }
+
+    /// Dials `addr`.
+    pub fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.command(Command::Dial(addr))
+    }
+
+    /// The peers this node has a link to.
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Peers(tx))?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Stops the swarm and waits for its thread. Further calls fail with [`NetError::Stopped`].
+    pub fn shutdown(&self) {
+        let _ = self.cmd.try_send(Command::Shutdown);
+        let t = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! One routing mechanism for every message that crosses nodes.
+//!
+//! A message type that is an Actix [`Message`], serde-serializable (as is its result) and named
+//! for the wire is a [`WireMessage`]. Its route id is a hash of that name ([`route_of`]), so it
+//! stays the same when the type moves to another file, across binaries and compiler versions.
+//! A node [serves](Router::serve) a wire message by naming the local actor that handles it; a
+//! frame for that route is decoded, sent to the actor's mailbox, and the actor's reply is encoded
+//! and sent back. Callers on other nodes use [`super::Network::ask`] with the same typed message
+//! they would send locally. Every name is listed in the [`super::protocol`] catalogue.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+use actix::dev::ToEnvelope;
+use actix::{Actor, Addr, Handler, Message};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::codec::{Frame, Reply, Target, WireError};
+
+/// A message that can be delivered to an actor on another node: serializable, with a
+/// serializable result, and named for the wire. Implement it with [`crate::wire_message!`].
+///
+/// ```
+/// #[derive(actix::Message, serde::Serialize, serde::Deserialize)]
+/// #[rtype(result = "u64")]
+/// struct Add(u64);
+/// raya_cluster::wire_message!(Add => "example/Add");
+/// assert_eq!(<Add as raya_cluster::transport::WireMessage>::NAME, "example/Add");
+/// ```
+pub trait WireMessage:
+    Message<Result: Serialize + DeserializeOwned + Send> + Serialize + DeserializeOwned + Send + 'static
+{
+    /// The message's name on the wire (`component/Message`): its identity in every frame, never
+    /// changed once released, and listed in the protocol catalogue.
+    const NAME: &'static str;
+}
+
+/// Names wire messages: `wire_message!(PlaceTask => "scheduler/PlaceTask", ...)` implements
+/// [`WireMessage`] for each type with that name.
+#[macro_export]
+macro_rules! wire_message {
+    ($($ty:ty => $name:literal),+ $(,)?) => {
+        $(
+            impl $crate::transport::WireMessage for $ty {
+                const NAME: &'static str = $name;
+            }
+        )+
+    };
+}
+
+/// The route id of a wire name: its 64-bit FNV-1a hash (never
+/// [`super::codec::MALFORMED_ROUTE`]).
+pub const fn route_of(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    if h == 0 { 1 } else { h }
+}
+
+/// The route id of wire message `M`.
+pub const fn route_id<M: WireMessage>() -> u64 {
+    route_of(M::NAME)
+}
+
+/// A boxed future of a reply.
+pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// Serves the frames of one route: gets the target and the body, answers with the reply.
+pub type RouteHandler = Arc<dyn Fn(Target, Vec<u8>) -> ReplyFuture + Send + Sync>;
+
+/// The routes a node serves. Cloning shares the table. [`Router::new`] serves
+/// [`OrderedFrames`] from the start.
+#[derive(Clone, Default)]
+pub struct Router {
+    routes: Arc<RwLock<HashMap<u64, Route>>>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("routes", &self.names())
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+struct Route {
+    name: &'static str,
+    handler: RouteHandler,
+}
+
+/// Decodes a wire message from a frame body.
+pub fn decode_body<M: DeserializeOwned>(body: &[u8]) -> Result<M, WireError> {
+    postcard::from_bytes(body).map_err(|e| WireError::Decode(e.to_string()))
+}
+
+/// Encodes a wire message (or its result) as a frame body.
+pub fn encode_body<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
+    postcard::to_stdvec(value).map_err(|e| WireError::Decode(e.to_string()))
+}
+
+/// Several frames for one node, handled there one after another in the order given: how a
+/// sender keeps the order of messages it does not wait for one by one.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct OrderedFrames(pub Vec<Frame>);
+
+impl actix::Message for OrderedFrames {
+    type Result = Vec<Reply>;
+}
+
+crate::wire_message!(OrderedFrames => "transport/OrderedFrames");
+
+impl Router {
+    /// A table that serves [`OrderedFrames`].
+    pub fn new() -> Self {
+        let router = Router::default();
+        let weak = Arc::downgrade(&router.routes);
+        router.serve_with(
+            OrderedFrames::NAME,
+            Arc::new(move |_, body| {
+                let weak = weak.clone();
+                Box::pin(async move {
+                    let OrderedFrames(frames) = decode_body(&body)?;
+                    let Some(routes) = weak.upgrade() else {
+                        return Err(WireError::ActorGone);
+                    };
+                    let router = Router { routes };
+                    let mut replies = Vec::with_capacity(frames.len());
+                    for f in frames {
+                        replies.push(router.dispatch(f).await);
+                    }
+                    encode_body(&replies)
+                })
+            }),
+        );
+        router
+    }
+
+    /// Serves message type `M` with the actor at `addr`: frames for `M` are decoded, sent to
+    /// its mailbox and its result is sent back. Serving a type again replaces the actor.
+    pub fn serve<M, A>(&self, addr: Addr<A>)
+    where
+        M: WireMessage,
+        A: Actor + Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+    {
+        self.serve_with(
+            M::NAME,
+            Arc::new(move |_, body| {
+                let addr = addr.clone();
+                Box::pin(async move {
+                    let msg: M = decode_body(&body)?;
+                    let result = addr.send(msg).await.map_err(|_| WireError::ActorGone)?;
+                    encode_body(&result)
+                })
+            }),
+        );
+    }
+
+    /// Serves the wire name `name` with a handler of its own (used where the target actor is
+    /// chosen per frame). Serving a name again replaces its handler.
+    ///
+    /// # Panics
+    ///
+    /// When another name already has the same route id (a hash collision between two names of
+    /// the catalogue, which must be renamed).
+    pub fn serve_with(&self, name: &'static str, handler: RouteHandler) {
+        let route = route_of(name);
+        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(other) = routes.get(&route)
+            && other.name != name
+        {
+            panic!(
+                "wire names {name:?} and {:?} have the same route id",
+                other.name
+            );
+        }
+        routes.insert(route, Route { name, handler });
+    }
+
+    /// The wire names this node serves, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|r| r.name)
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Answers one frame.
+    pub fn dispatch(&self, frame: Frame) -> ReplyFuture {
+        let handler = self
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&frame.route)
+            .map(|r| Arc::clone(&r.handler));
+        match handler {
+            Some(h) => h(frame.target, frame.body),
+            None => {
+                let route = frame.route;
+                Box::pin(async move { Err(WireError::UnknownRoute(route)) })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix::prelude::*;
+    use serde::Deserialize;
+
+    struct Adder(u64);
+    impl Actor for Adder {
+        type Context = Context<Self>;
+    }
+
+    #[derive(Message, Serialize, Deserialize)]
+    #[rtype(result = "u64")]
+    struct Add(u64);
+
+    crate::wire_message!(Add => "test/Add");
+
+    impl Handler<Add> for Adder {
+        type Result = u64;
+        fn handle(&mut self, m: Add, _: &mut Context<Self>) -> u64 {
+            self.0 += m.0;
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_served_message_reaches_its_actor_and_its_result_comes_back() {
+        actix_rt::System::new().block_on(async {
+            let router = Router::new();
+            router.serve::<Add, _>(Adder(10).start());
+            let frame = Frame {
+                route: route_id::<Add>(),
+                target: Target::System,
+                body: encode_body(&Add(5)).unwrap(),
+            };
+            let reply = router.dispatch(frame).await.unwrap();
+            assert_eq!(decode_body::<u64>(&reply).unwrap(), 15);
+        });
+    }
+
+    #[test]
+    fn ordered_frames_are_handled_in_order() {
+        actix_rt::System::new().block_on(async {
+            let router = Router::new();
+            router.serve::<Add, _>(Adder(0).start());
+            let frame = |n| Frame {
+                route: route_id::<Add>(),
+                target: Target::System,
+                body: encode_body(&Add(n)).unwrap(),
+            };
+            let batch = Frame {
+                route: route_id::<OrderedFrames>(),
+                target: Target::System,
+                body: encode_body(&OrderedFrames(vec![frame(1), frame(2), frame(3)])).unwrap(),
+            };
+            let replies: Vec<Reply> = decode_body(&router.dispatch(batch).await.unwrap()).unwrap();
+            let sums: Vec<u64> = replies
+                .into_iter()
+                .map(|r| decode_body(&r.unwrap()).unwrap())
+                .collect();
+            assert_eq!(sums, vec![1, 3, 6]);
+        });
+    }
+
+    #[test]
+    fn unknown_routes_and_bad_bodies_are_errors() {
+        actix_rt::System::new().block_on(async {
+            let router = Router::new();
+            router.serve::<Add, _>(Adder(0).start());
+            let unknown = Frame {
+                route: 1,
+                target: Target::System,
+                body: vec![],
+            };
+            assert_eq!(
+                router.dispatch(unknown).await,
+                Err(WireError::UnknownRoute(1))
+            );
+            let bad = Frame {
+                route: route_id::<Add>(),
+                target: Target::System,
+                body: vec![0xff; 12],
+            };
+            assert!(matches!(
+                router.dispatch(bad).await,
+                Err(WireError::Decode(_))
+            ));
+            assert_ne!(route_id::<Add>(), route_id::<OrderedFrames>());
+            assert_eq!(router.names(), vec!["test/Add", "transport/OrderedFrames"]);
+        });
+    }
+}

@@ -1,0 +1,218 @@
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures::AsyncWriteExt;
+use serde::{Deserialize, Serialize};
+
+use libp2p::Multiaddr;
+use libp2p::identity::Keypair;
+
+use super::*;
+
+struct Echo;
+impl Actor for Echo {
+    type Context = Context<Self>;
+}
+
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "String")]
+struct Shout(String);
+
+crate::wire_message!(Shout => "test/Shout");
+
+impl Handler<Shout> for Echo {
+    type Result = String;
+    fn handle(&mut self, m: Shout, _: &mut Context<Self>) -> String {
+        m.0.to_uppercase()
+    }
+}
+
+struct Collect(std::sync::mpsc::Sender<NetEvent>);
+impl Actor for Collect {
+    type Context = Context<Self>;
+}
+impl Handler<NetEvent> for Collect {
+    type Result = ();
+    fn handle(&mut self, e: NetEvent, _: &mut Context<Self>) {
+        let _ = self.0.send(e);
+    }
+}
+
+fn loopback(role: Role) -> NetConfig {
+    let mut c = NetConfig::new(role);
+    c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    c.topics = vec!["test".into()];
+    c
+}
+
+fn start(role: Role, bootstrap: Vec<Multiaddr>, router: Router) -> Network {
+    let mut c = loopback(role);
+    c.bootstrap = bootstrap;
+    Network::start(Keypair::generate_ed25519(), c, router).unwrap()
+}
+
+fn run<F: std::future::Future<Output = ()>>(f: F) {
+    actix_rt::System::new().block_on(f)
+}
+
+#[test]
+fn a_node_finds_the_head_and_typed_messages_cross() {
+    run(async {
+        let router = Router::new();
+        router.serve::<Shout, _>(Echo.start());
+        let head = start(Role::Head, vec![], router);
+        let node = start(Role::Node, head.listen_addrs(), Router::new());
+        let found = node.wait_for_head(Duration::from_secs(10)).await;
+        assert_eq!(found, Some(head.local_peer_id()));
+        let reply = node
+            .ask(head.local_peer_id(), Target::System, Shout("hello".into()))
+            .await
+            .unwrap();
+        assert_eq!(reply, "HELLO");
+        // A message type the head does not serve is a clear error, not a hang.
+        let err = head
+            .ask(node.local_peer_id(), Target::System, Shout("x".into()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                NetError::Remote {
+                    error: WireError::UnknownRoute(_),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // A request to itself is served without the network.
+        let own = head
+            .ask(head.local_peer_id(), Target::System, Shout("me".into()))
+            .await
+            .unwrap();
+        assert_eq!(own, "ME");
+        node.shutdown();
+        head.shutdown();
+        assert_eq!(node.publish("test", vec![1]), Err(NetError::Stopped));
+    });
+}
+
+#[test]
+fn gossip_reaches_every_subscriber_and_departures_are_reported() {
+    run(async {
+        let head = start(Role::Head, vec![], Router::new());
+        let (tx, rx) = std::sync::mpsc::channel();
+        head.subscribe(Collect(tx).start().recipient());
+        let node = start(Role::Node, head.listen_addrs(), Router::new());
+        assert!(node.wait_for_head(Duration::from_secs(10)).await.is_some());
+        // The mesh forms within a few gossip heartbeats; publish until the head hears it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut heard = false;
+        while !heard && Instant::now() < deadline {
+            node.publish("test", b"ping".to_vec()).unwrap();
+            actix_rt::time::sleep(Duration::from_millis(200)).await;
+            while let Ok(e) = rx.try_recv() {
+                if let NetEvent::Gossip {
+                    topic,
+                    data,
+                    source,
+                } = e
+                {
+                    assert_eq!(topic, "test");
+                    assert_eq!(data, b"ping");
+                    assert_eq!(source, Some(node.local_peer_id()));
+                    heard = true;
+                }
+            }
+        }
+        assert!(heard, "gossip never arrived");
+        let gone = node.local_peer_id();
+        node.shutdown();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut reported = false;
+        while !reported && Instant::now() < deadline {
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+            while let Ok(e) = rx.try_recv() {
+                if matches!(e, NetEvent::PeerGone { peer } if peer == gone) {
+                    reported = true;
+                }
+            }
+        }
+        assert!(reported, "the departure was not reported");
+        head.shutdown();
+    });
+}
+
+#[test]
+fn a_peer_sending_malformed_frames_is_dropped_and_the_node_keeps_serving() {
+    run(async {
+        let router = Router::new();
+        router.serve::<Shout, _>(Echo.start());
+        let head = start(Role::Head, vec![], router);
+        let bad = start(Role::Node, head.listen_addrs(), Router::new());
+        let good = start(Role::Node, head.listen_addrs(), Router::new());
+        assert!(bad.wait_for_head(Duration::from_secs(10)).await.is_some());
+        assert!(good.wait_for_head(Duration::from_secs(10)).await.is_some());
+        // A length prefix far over the limit, then junk.
+        let mut control = bad.stream_control();
+        let mut s = control
+            .open_stream(head.local_peer_id(), RPC_PROTOCOL)
+            .await
+            .unwrap();
+        let _ = s.write_all(&u32::MAX.to_le_bytes()).await;
+        let _ = s.write_all(&[0xAB; 64]).await;
+        let _ = s.close().await;
+        // The head drops the bad peer ...
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let peers = head.connected_peers().await.unwrap();
+            if !peers.contains(&bad.local_peer_id()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the bad peer is still connected");
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        // ... and answers the others.
+        let reply = good
+            .ask(
+                head.local_peer_id(),
+                Target::System,
+                Shout("still here".into()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply, "STILL HERE");
+        // A well-formed frame whose body is not the message it names is an error reply.
+        let frame = Frame {
+            route: route_id::<Shout>(),
+            target: Target::System,
+            body: vec![0xff; 8],
+        };
+        let err = good
+            .ask_frame(head.local_peer_id(), frame)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            NetError::Remote {
+                error: WireError::Decode(_),
+                ..
+            }
+        ));
+        for n in [good, bad, head] {
+            n.shutdown();
+        }
+    });
+}
+
+#[test]
+fn addresses_parse_from_host_port_and_multiaddr() {
+    let a = parse_address("127.0.0.1:7000").unwrap();
+    assert_eq!(socket_of(&a), Some("127.0.0.1:7000".parse().unwrap()));
+    let m = parse_address("/ip4/10.0.0.1/tcp/9").unwrap();
+    assert_eq!(socket_of(&m), Some("10.0.0.1:9".parse().unwrap()));
+    assert!(matches!(
+        parse_address("localhost"),
+        Err(NetError::Address(_))
+    ));
+    assert!(parse_address("[::1]:80").is_ok());
+}

@@ -1,0 +1,355 @@
+//! The actor's life: constructing it (on a pool thread), restarting it after a crash, and its
+//! death, with what each step owes the scheduler (placement and lifetime resources), the store
+//! (the creation object) and the GCS (the actor's state).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix::prelude::*;
+use raya_cluster::gcs::actors::{ActorState, UpdateActor};
+use raya_common::{TaskError, TaskErrorKind, TaskFrame, TaskId, Value};
+use raya_scheduler::{CancelTask, ReleaseResources, TaskDone, TaskOutcome, TaskSpec};
+
+use super::ActorHost;
+use super::call::ActorCall;
+use super::control::Constructed;
+use crate::api::actor::{ActorClass, Context as MethodContext, creation_object};
+use crate::core_worker::call_sender::CallSender;
+use crate::execution::args::Args;
+use crate::execution::context::{self, ExecCtx};
+use crate::execution::panic::{catch, panic_message};
+
+/// Where an actor is in its life (see the diagram in the module docs of the host).
+#[derive(Debug)]
+pub(super) enum Lifecycle {
+    /// Created, waiting to be placed: no constructor has run; calls queue.
+    Placing,
+    /// The first constructor runs here; calls queue.
+    Starting,
+    /// Constructed: calls run. The actor holds its lifetime resources.
+    Alive,
+    /// The constructor runs again after a crash or a kill with restarts left; calls queue. The
+    /// lifetime resources stay held.
+    Restarting,
+    /// Constructed on another node: calls and controls are forwarded there.
+    Remote(Addr<CallSender>),
+    /// Dead for good, with the cause: calls fail.
+    Dead(Arc<TaskError>),
+}
+
+impl Lifecycle {
+    /// Whether the first construction has not ended yet (the creation object is pending and the
+    /// placement may still hold resources).
+    pub(super) fn before_creation(&self) -> bool {
+        matches!(self, Lifecycle::Placing | Lifecycle::Starting)
+    }
+
+    /// Whether the actor was constructed here (it holds its lifetime resources).
+    pub(super) fn constructed(&self) -> bool {
+        matches!(self, Lifecycle::Alive | Lifecycle::Restarting)
+    }
+}
+
+impl<A: ActorClass> ActorHost<A> {
+    /// The creation task (the id the actor was placed as).
+    pub(super) fn creation_task(&self) -> TaskId {
+        TaskId(self.id.0)
+    }
+
+    pub(super) fn died_error(&self, cause: &TaskError) -> TaskError {
+        TaskError::new(
+            TaskErrorKind::ActorDied,
+            format!(
+                "actor {} ({}) is dead: {}",
+                self.id, self.opts.class, cause.message
+            ),
+        )
+    }
+
+    fn can_restart(&self) -> bool {
+        self.opts.max_restarts < 0 || self.restarts < self.opts.max_restarts as u64
+    }
+
+    fn report_state(&self, state: ActorState, cause: Option<String>) {
+        self.env.gcs.notify(UpdateActor {
+            actor_id: self.id,
+            state,
+            node: Some(self.env.node),
+            num_restarts: self.restarts,
+            death_cause: cause,
+        });
+    }
+
+    fn bump_generation(&mut self) {
+        self.generation += 1;
+        self.shared_generation
+            .store(self.generation, Ordering::SeqCst);
+    }
+
+    /// `Construct`: the scheduler placed the actor here.
+    pub(super) fn start_construction(&mut self, spec: TaskSpec, ctx: &mut Context<Self>) {
+        if matches!(self.lifecycle, Lifecycle::Placing) {
+            self.ctor_args = spec.args;
+            self.lifecycle = Lifecycle::Starting;
+            self.construct(ctx);
+        } else {
+            self.env.scheduler.do_send(TaskDone {
+                worker: None,
+                task_id: spec.task_id,
+                outcome: TaskOutcome::Failed,
+            });
+        }
+    }
+
+    /// Runs the constructor on a pool thread; [`Constructed`] reports the result.
+    fn construct(&mut self, ctx: &mut Context<Self>) {
+        let args = self.ctor_args.clone();
+        let cell = Arc::clone(&self.cell);
+        let env = Arc::clone(&self.env);
+        let me = ctx.address();
+        let generation = self.generation;
+        let shared_gen = Arc::clone(&self.shared_generation);
+        let (id, class, restarts) = (self.id, self.opts.class, self.restarts);
+        let creation_task = self.creation_task();
+        self.env.threads.execute(move || {
+            let _g = context::enter(ExecCtx::actor_call(
+                creation_task,
+                id,
+                Arc::new(AtomicBool::new(false)),
+            ));
+            let mut args = Args::new(args, Arc::clone(&env.store), class.into(), 1);
+            let built = catch(|| {
+                let mut a = A::construct(&mut args)?;
+                a.started(&mut MethodContext::new(id, env.node, restarts));
+                Ok::<A, TaskError>(a)
+            });
+            let result = match built {
+                Ok(Ok(a)) => {
+                    // Installed only if no kill or restart happened meanwhile.
+                    if shared_gen.load(Ordering::SeqCst) == generation {
+                        let old = cell.replace(Some(a));
+                        drop(old);
+                    }
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(e),
+                Err(msg) => Err(TaskError::new(
+                    TaskErrorKind::Panic,
+                    format!("constructor of {class} panicked: {msg}"),
+                )),
+            };
+            me.do_send(Constructed { generation, result });
+        });
+    }
+
+    /// Drops the actor's state on a pool thread (a call still running may be using it), running
+    /// its `stopped` hook.
+    fn clear_state(&self) {
+        let cell = Arc::clone(&self.cell);
+        let (id, node, restarts) = (self.id, self.env.node, self.restarts);
+        self.env.threads.execute(move || {
+            if let Some(mut a) = cell.replace(None)
+                && let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    a.stopped(&mut MethodContext::new(id, node, restarts))
+                }))
+            {
+                tracing::warn!(actor = %id, panic = %panic_message(p), "the actor's stopped() hook panicked");
+            }
+        });
+    }
+
+    /// The actor dies before its first construction ended (killed, out of scope, or placed on
+    /// a node that cannot be found): the creation object fails, the placement's resources go
+    /// back, then it [dies](Self::die).
+    pub(super) fn abort_creation(&mut self, cause: TaskError, ctx: &mut Context<Self>) {
+        self.env
+            .store
+            .fail(creation_object(self.id), Arc::new(self.died_error(&cause)));
+        // The placement may still be queued (the cancel drops it) or already granted, its
+        // `Construct` in flight to a host that is about to stop: the `TaskDone` gives the
+        // placement resources back either way (it is a no-op for a task no longer running).
+        let task_id = self.creation_task();
+        self.env.scheduler.do_send(CancelTask {
+            task_id,
+            force: false,
+            recursive: false,
+        });
+        self.env.scheduler.do_send(TaskDone {
+            worker: None,
+            task_id,
+            outcome: TaskOutcome::Failed,
+        });
+        self.die(cause, ctx);
+    }
+
+    /// The actor dies for good: queued and running calls fail, its state is dropped, what it
+    /// held goes back, the GCS records it dead.
+    pub(super) fn die(&mut self, cause: TaskError, ctx: &mut Context<Self>) {
+        if matches!(self.lifecycle, Lifecycle::Dead(_)) {
+            return;
+        }
+        tracing::debug!(actor = %self.id, class = self.opts.class, cause = %cause, "actor died");
+        let died = self.died_error(&cause);
+        let was = std::mem::replace(
+            &mut self.lifecycle,
+            Lifecycle::Dead(Arc::new(cause.clone())),
+        );
+        self.bump_generation();
+        for call in std::mem::take(&mut self.queue) {
+            self.fail_call(&call, &died);
+        }
+        self.abandon_running(&died, ctx);
+        self.clear_state();
+        if was.constructed() {
+            self.env
+                .scheduler
+                .do_send(ReleaseResources(self.opts.lifetime.clone()));
+        }
+        self.report_state(ActorState::Dead, Some(cause.message.clone()));
+        self.env.directory.release_keep_alive(self.id);
+        if self.handles_dropped {
+            ctx.stop();
+        }
+    }
+
+    fn restart(&mut self, reason: &str, ctx: &mut Context<Self>) {
+        self.restarts += 1;
+        self.bump_generation();
+        self.lifecycle = Lifecycle::Restarting;
+        let err = TaskError::new(
+            TaskErrorKind::ActorDied,
+            format!(
+                "actor {} ({}) restarted while running the call: {reason}",
+                self.id, self.opts.class
+            ),
+        );
+        self.abandon_running(&err, ctx);
+        tracing::info!(actor = %self.id, class = self.opts.class, restarts = self.restarts, %reason, "restarting actor");
+        self.report_state(ActorState::Restarting, None);
+        self.construct(ctx);
+    }
+
+    /// A call crashed the actor (a panic): retry the call if allowed, restart or die.
+    pub(super) fn crashed(
+        &mut self,
+        call: Option<ActorCall<A>>,
+        msg: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let can_restart = self.can_restart();
+        if let Some(mut call) = call {
+            let retries = self.opts.max_task_retries;
+            if can_restart && (retries < 0 || (call.attempt as i64) < retries) {
+                call.attempt += 1;
+                self.queue.push_front(call);
+            } else {
+                let err = TaskError::new(TaskErrorKind::Panic, msg.clone());
+                self.fail_call(&call, &err);
+            }
+        }
+        if can_restart {
+            self.restart(&msg, ctx);
+        } else {
+            self.die(TaskError::new(TaskErrorKind::Panic, msg), ctx);
+        }
+    }
+
+    /// `Kill`: restart when allowed and asked, else die.
+    pub(super) fn kill(&mut self, no_restart: bool, ctx: &mut Context<Self>) {
+        match self.lifecycle {
+            Lifecycle::Dead(_) => {}
+            Lifecycle::Alive | Lifecycle::Restarting if !no_restart && self.can_restart() => {
+                self.restart("killed with restart allowed", ctx)
+            }
+            Lifecycle::Placing | Lifecycle::Starting => self.abort_creation(killed(), ctx),
+            _ => self.die(killed(), ctx),
+        }
+    }
+
+    /// `HandlesDropped`: the actor is out of scope.
+    pub(super) fn last_handle_dropped(&mut self, ctx: &mut Context<Self>) {
+        self.handles_dropped = true;
+        match self.lifecycle {
+            Lifecycle::Dead(_) => ctx.stop(),
+            Lifecycle::Alive if self.idle() => self.pump(ctx),
+            Lifecycle::Placing | Lifecycle::Starting if self.idle() => {
+                self.abort_creation(out_of_scope(), ctx)
+            }
+            _ => {}
+        }
+    }
+
+    /// `CreationFailed`: the actor could not be placed (the creation object holds why).
+    pub(super) fn creation_failed(&mut self, error: TaskError, ctx: &mut Context<Self>) {
+        if self.lifecycle.before_creation() {
+            self.die(error, ctx);
+        }
+    }
+}
+
+impl<A: ActorClass> Handler<Constructed> for ActorHost<A> {
+    type Result = ();
+    fn handle(&mut self, m: Constructed, ctx: &mut Context<Self>) {
+        if m.generation != self.generation {
+            return;
+        }
+        let first = matches!(self.lifecycle, Lifecycle::Starting);
+        match m.result {
+            Ok(()) => {
+                self.lifecycle = Lifecycle::Alive;
+                if first {
+                    if let Err(e) = self
+                        .env
+                        .store
+                        .complete(creation_object(self.id), Value::new(()))
+                    {
+                        tracing::warn!(actor = %self.id, error = %e, "could not record the actor as ready");
+                    }
+                    self.env.scheduler.do_send(TaskDone {
+                        worker: None,
+                        task_id: self.creation_task(),
+                        outcome: TaskOutcome::ActorCreated {
+                            keep: self.opts.lifetime.clone(),
+                        },
+                    });
+                }
+                self.report_state(ActorState::Alive, None);
+                self.pump(ctx);
+            }
+            Err(e) if first => {
+                // The constructor's own error is what `ready()` and every call report.
+                let e = e.with_frame(TaskFrame {
+                    task: self.creation_task(),
+                    function: self.opts.class.to_string(),
+                    node: Some(self.env.node),
+                });
+                self.env
+                    .store
+                    .fail(creation_object(self.id), Arc::new(e.clone()));
+                self.env.scheduler.do_send(TaskDone {
+                    worker: None,
+                    task_id: self.creation_task(),
+                    outcome: TaskOutcome::Failed,
+                });
+                self.die(e, ctx);
+            }
+            Err(e) => self.crashed(
+                None,
+                format!("constructor failed on restart: {}", e.message),
+                ctx,
+            ),
+        }
+    }
+}
+
+fn killed() -> TaskError {
+    TaskError::new(TaskErrorKind::ActorDied, "killed by raya::kill")
+}
+
+/// The cause of death of an actor whose handles are all gone.
+pub(super) fn out_of_scope() -> TaskError {
+    TaskError::new(
+        TaskErrorKind::ActorDied,
+        "all handles to the actor were dropped",
+    )
+}

@@ -1,0 +1,141 @@
+//! `ActorHost<A>`: the Actix actor hosting one user actor (Ray's actor worker process).
+//!
+//! A host is started on one of the node's actor event loops when the actor is created here
+//! ([`create`]) or when the cluster placed here an actor another node created
+//! ([`start_host`]). It serves:
+//!
+//! - calls, local ([`ActorCall`]) or from another node ([`WireActorCall`]): queued in arrival
+//!   order, each waiting for its `ObjectRef` arguments, then run within the actor's concurrency
+//!   — synchronous methods in batches on the node's [`thread_pool`], `async` methods on the
+//!   host's event loop ([`mailbox`]);
+//! - controls ([`HostControl`]): construct, kill, cancel a call, the last handle dropped, the
+//!   creation failed or happened elsewhere.
+//!
+//! Its [`Lifecycle`]:
+//!
+//! ```text
+//!   Placing ──Construct──▶ Starting ──constructed──▶ Alive ◀──constructed── Restarting
+//!      │                      │                        │                        ▲
+//!      │ Placed elsewhere     │ constructor failed     │ crash, or kill with    │
+//!      ▼                      │                        │ restarts left ─────────┘
+//!   Remote (forwards)         ▼                        ▼
+//!                            Dead ◀── kill, crash past max_restarts, last handle dropped
+//! ```
+//!
+//! Every state change is reported to the GCS actor table; a dead actor's calls fail with
+//! `ActorDied`, and its host stops once its handles are gone.
+
+mod call;
+mod control;
+mod create;
+pub(crate) mod directory;
+pub(crate) mod env;
+mod lifecycle;
+mod mailbox;
+mod proxy;
+pub(crate) mod thread_pool;
+pub(crate) mod wire;
+
+pub(crate) use call::ActorCall;
+pub(crate) use control::HostControl;
+pub(crate) use create::create;
+pub use create::{HostStart, start_host};
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use actix::prelude::*;
+use raya_common::{ActorAddress, ActorId, FastHashMap, TaskId};
+use raya_scheduler::TaskArg;
+
+use crate::api::actor::{ActorCell, ActorClass};
+use env::HostEnv;
+use lifecycle::Lifecycle;
+use mailbox::{Running, Slots};
+
+/// How one actor runs (from its options, fixed for its life).
+#[derive(Debug)]
+struct HostOptions {
+    class: &'static str,
+    max_concurrency: u32,
+    max_restarts: i64,
+    max_task_retries: i64,
+    max_pending: usize,
+    /// Resources held while the actor lives.
+    lifetime: raya_common::ResourceSet,
+}
+
+/// The Actix actor hosting one user actor (see the module docs).
+pub(crate) struct ActorHost<A: ActorClass> {
+    id: ActorId,
+    env: Arc<HostEnv>,
+    cell: Arc<ActorCell<A>>,
+    opts: HostOptions,
+    lifecycle: Lifecycle,
+    /// Calls not yet running, in arrival order.
+    queue: VecDeque<ActorCall<A>>,
+    /// Calls running (on pool threads or the event loop), by task.
+    running: FastHashMap<TaskId, Running<A>>,
+    /// How much of the actor's concurrency the running calls use.
+    slots: Slots,
+    /// The pending argument the front call waits for (a callback is registered for it).
+    front_waits_on: Option<raya_common::ObjectId>,
+    /// The incarnation: bumped at each restart and at death, so that the late reports of an
+    /// earlier incarnation's calls and constructors are ignored.
+    generation: u64,
+    /// `generation`, for constructors running on pool threads.
+    shared_generation: Arc<AtomicU64>,
+    restarts: u64,
+    /// The constructor's arguments, kept to run it again on restart.
+    ctor_args: Vec<TaskArg>,
+    /// Every handle was dropped: the actor dies once idle, and the host stops once it is dead.
+    handles_dropped: bool,
+}
+
+impl<A: ActorClass> std::fmt::Debug for ActorHost<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorHost")
+            .field("class", &self.opts.class)
+            .field("id", &self.id)
+            .field("lifecycle", &self.lifecycle)
+            .field("queued", &self.queue.len())
+            .field("running", &self.running.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: ActorClass> ActorHost<A> {
+    fn address(&self) -> ActorAddress {
+        ActorAddress {
+            node: self.env.node,
+            actor: self.id,
+        }
+    }
+}
+
+impl<A: ActorClass> Actor for ActorHost<A> {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.env.directory.remove(self.id);
+    }
+}
+
+impl<A: ActorClass> Handler<HostControl> for ActorHost<A> {
+    type Result = ();
+    fn handle(&mut self, m: HostControl, ctx: &mut Context<Self>) {
+        if let Lifecycle::Remote(sender) = &self.lifecycle {
+            proxy::forward_control(sender, m, ctx);
+            return;
+        }
+        match m {
+            HostControl::Placed => self.placed(ctx),
+            HostControl::Construct(spec) => self.start_construction(*spec, ctx),
+            HostControl::Kill { no_restart } => self.kill(no_restart, ctx),
+            HostControl::Cancel { task_id, force } => self.cancel(task_id, force, ctx),
+            HostControl::HandlesDropped => self.last_handle_dropped(ctx),
+            HostControl::CreationFailed(e) => self.creation_failed((*e).clone(), ctx),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Actor calls and controls in the form that crosses nodes.
+//!
+//! A call to an actor on another node travels as a [`WireActorCall`]: the method by name
+//! (`Type::method`, or `Type::Message` for an actix-native message), resolved by the receiving
+//! node's copy of the actor type, the arguments encoded. A caller's calls to one actor go in
+//! batches ([`DeliverCalls`], wire name `node_manager/DeliverCalls`) to the actor's node, whose
+//! node manager hands each to the actor's host ([`deliver`]); kills, cancellations and the last
+//! dropped handle go as [`ControlActor`] (`node_manager/ControlActor`).
+
+use actix::Message;
+use raya_common::{ActorAddress, ActorId, NodeId, ObjectId, TaskError, TaskErrorKind, TaskId};
+use raya_scheduler::TaskArg;
+use raya_store::{ExpectReturns, ObjectManager, RawRef};
+use serde::{Deserialize, Serialize};
+
+use super::call::ActorCall;
+use super::control::HostControl;
+use super::directory::ActorDirectory;
+use crate::api::actor::ActorClass;
+
+/// The serializable form of an actor call.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[rtype(result = "()")]
+pub(crate) struct WireActorCall {
+    pub(crate) to: ActorAddress,
+    /// The node that owns the call's results (the caller's).
+    pub(crate) owner: NodeId,
+    pub(crate) class: String,
+    pub(crate) method: String,
+    pub(crate) task_id: TaskId,
+    pub(crate) args: Vec<TaskArg>,
+    pub(crate) num_returns: u32,
+    pub(crate) attempt: u32,
+    pub(crate) parent: TaskId,
+}
+
+impl<A: ActorClass> ActorCall<A> {
+    /// The call's serializable form.
+    pub(crate) fn to_wire(&self, to: ActorAddress) -> WireActorCall {
+        WireActorCall {
+            to,
+            owner: self.owner,
+            class: A::CLASS_NAME.to_string(),
+            method: self.method.name.to_string(),
+            task_id: self.task_id,
+            args: self.args.clone(),
+            num_returns: self.num_returns,
+            attempt: self.attempt,
+            parent: self.parent,
+        }
+    }
+
+    /// The call a wire form describes, or why it names nothing this actor type handles.
+    pub(crate) fn from_wire(w: WireActorCall) -> Result<Self, TaskError> {
+        if w.class != A::CLASS_NAME {
+            return Err(TaskError::new(
+                TaskErrorKind::ArgumentType,
+                format!(
+                    "a call for an actor of {} reached an actor of {}",
+                    w.class,
+                    A::CLASS_NAME
+                ),
+            ));
+        }
+        let method = A::method(&w.method).ok_or_else(|| {
+            TaskError::new(
+                TaskErrorKind::UnknownFunction,
+                format!(
+                    "{} has no method {:?} on this node",
+                    A::CLASS_NAME,
+                    w.method
+                ),
+            )
+        })?;
+        Ok(ActorCall {
+            owner: w.owner,
+            task_id: w.task_id,
+            method,
+            args: w.args,
+            num_returns: w.num_returns,
+            attempt: w.attempt,
+            parent: w.parent,
+        })
+    }
+}
+
+/// Hands calls to the hosts of actors living on the receiving node. Replies with the calls
+/// whose actor does not live there.
+#[derive(Debug, Message, Serialize, Deserialize)]
+#[rtype(result = "Vec<TaskId>")]
+pub(crate) struct DeliverCalls(pub(crate) Vec<WireActorCall>);
+
+/// A control message for an actor on another node.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+pub(crate) enum WireControl {
+    /// Kill it (restart when allowed and asked).
+    Kill { no_restart: bool },
+    /// Cancel one of its calls.
+    Cancel { task_id: TaskId, force: bool },
+    /// Every handle to it is gone.
+    HandlesDropped,
+}
+
+/// [`WireControl`] addressed to an actor. Replies whether the actor lives on the node.
+#[derive(Debug, Message, Serialize, Deserialize)]
+#[rtype(result = "bool")]
+pub(crate) struct ControlActor {
+    pub(crate) actor: ActorId,
+    pub(crate) control: WireControl,
+}
+
+raya_cluster::wire_message!(
+    DeliverCalls => "node_manager/DeliverCalls",
+    ControlActor => "node_manager/ControlActor",
+);
+
+impl From<WireControl> for HostControl {
+    fn from(c: WireControl) -> HostControl {
+        match c {
+            WireControl::Kill { no_restart } => HostControl::Kill { no_restart },
+            WireControl::Cancel { task_id, force } => HostControl::Cancel { task_id, force },
+            WireControl::HandlesDropped => HostControl::HandlesDropped,
+        }
+    }
+}
+
+/// Delivers calls that arrived from other nodes to their hosts on this node (the node manager's
+/// side of [`DeliverCalls`]); returns the calls whose actor does not live here. The results of a
+/// call owned elsewhere are kept for their owner and announced to it by `objects`.
+pub(crate) fn deliver(
+    hosts: &ActorDirectory,
+    store: &std::sync::Arc<raya_store::StoreCore>,
+    objects: Option<&actix::Addr<ObjectManager>>,
+    calls: Vec<WireActorCall>,
+) -> Vec<TaskId> {
+    let me = store.node();
+    let mut undelivered = Vec::new();
+    for call in calls {
+        let owner = call.owner;
+        let task = call.task_id;
+        // The results need entries here before the call can finish.
+        let refs: Vec<RawRef> = (0..call.num_returns)
+            .map(|i| store.add_ref(ObjectId::for_return(task, i)))
+            .collect();
+        match hosts.deliver(call) {
+            Ok(()) => {
+                if owner != me
+                    && let Some(o) = objects
+                {
+                    o.do_send(ExpectReturns { refs, owner });
+                }
+            }
+            Err(_) => undelivered.push(task),
+        }
+    }
+    undelivered
+}

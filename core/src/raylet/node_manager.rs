@@ -1,0 +1,250 @@
+//! The node manager (Ray's raylet `NodeManager`): the node's membership in the cluster, and the
+//! actors placed on it.
+//!
+//! It serves:
+//! - [`JoinCluster`] / [`LeaveCluster`] from the runtime: registers the node (its resources and
+//!   addresses) and the functions and actor types its binary links with the GCS, and at
+//!   shutdown flushes the last task records, finishes the job and unregisters the node;
+//! - [`CreateActor`] from the local scheduler: an actor creation whose placement resources are
+//!   reserved here goes to the actor's host, which this node starts from the actor-type registry
+//!   when another node created the actor;
+//! - `node_manager/DeliverCalls` and `node_manager/ControlActor` from other nodes: calls and
+//!   controls for the actors hosted here;
+//! - [`GcsEvent`] from the GCS client: when another node dies, what this node expected from it
+//!   fails (the object manager's objects, the calls to its actors).
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use raya_cluster::gcs::functions::{FunctionInfo, FunctionKind, RegisterFunctions};
+use raya_cluster::gcs::jobs::FinishJob;
+use raya_cluster::gcs::nodes::{NodeInfo, NodeState, RegisterNode, UnregisterNode};
+use raya_cluster::gcs::task_events::{AddTaskEvents, TaskEventBuffer};
+use raya_cluster::gcs::{GcsError, GcsEvent};
+use raya_cluster::transport::{Network, sockets_reachable_first};
+use raya_cluster::GcsHandle;
+use raya_common::{JobId, NodeId, ResourceSet};
+use raya_scheduler::{CreateActor, TaskDone, TaskKind, TaskOutcome};
+use raya_store::{NodeGone, ObjectManager};
+
+use crate::actor_host::env::HostEnv;
+use crate::actor_host::wire::{ControlActor, DeliverCalls, deliver};
+use crate::actor_host::{HostControl, HostStart};
+use crate::registry::{ACTOR_CLASSES, REMOTE_FUNCTIONS};
+
+/// The node manager actor (see the module docs).
+pub(crate) struct NodeManager {
+    pub(crate) node: NodeId,
+    pub(crate) job: JobId,
+    pub(crate) is_head: bool,
+    /// The node's network, when it is part of a cluster.
+    pub(crate) net: Option<Network>,
+    pub(crate) gcs: GcsHandle,
+    /// The node's task records (the last are flushed at shutdown).
+    pub(crate) events: TaskEventBuffer,
+    /// The node's actor hosts and what they share.
+    pub(crate) hosts: Arc<HostEnv>,
+    /// The node's object manager, when it is part of a cluster.
+    pub(crate) objects: Option<Addr<ObjectManager>>,
+}
+
+impl std::fmt::Debug for NodeManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeManager")
+            .field("node", &self.node)
+            .field("is_head", &self.is_head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeManager {
+    /// Runs the node manager in `ctx` (whose address the local scheduler already has) and, on a
+    /// cluster node, serves what other nodes send it and follows the node table.
+    pub(crate) fn launch(self, ctx: Context<Self>) -> Addr<Self> {
+        let addr = ctx.address();
+        if let Some(net) = &self.net {
+            net.router().serve::<DeliverCalls, _>(addr.clone());
+            net.router().serve::<ControlActor, _>(addr.clone());
+            self.gcs.subscribe(addr.clone().recipient());
+        }
+        ctx.run(self)
+    }
+
+    fn info(&self, total: ResourceSet) -> NodeInfo {
+        let now = raya_common::time::now_ms();
+        NodeInfo {
+            node_id: self.node,
+            state: NodeState::Alive,
+            is_head: self.is_head,
+            hostname: hostname(),
+            addresses: self
+                .net
+                .as_ref()
+                .map(|n| {
+                    sockets_reachable_first(&n.listen_addrs())
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            resources_total: total.clone(),
+            resources_available: total,
+            queued_tasks: 0,
+            pending_demand: Vec::new(),
+            start_time_ms: now,
+            end_time_ms: None,
+            last_heartbeat_ms: now,
+            death_reason: None,
+        }
+    }
+}
+
+impl Actor for NodeManager {
+    type Context = Context<Self>;
+}
+
+/// Registers the node (with its total resources) and its function table.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), GcsError>")]
+pub(crate) struct JoinCluster {
+    pub(crate) total: ResourceSet,
+}
+
+/// Flushes the node's task records, finishes its job and unregisters it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct LeaveCluster;
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+impl Handler<JoinCluster> for NodeManager {
+    type Result = ResponseFuture<Result<(), GcsError>>;
+    fn handle(&mut self, m: JoinCluster, _: &mut Context<Self>) -> Self::Result {
+        let gcs = self.gcs.clone();
+        let node = self.node;
+        let info = self.info(m.total);
+        let functions = REMOTE_FUNCTIONS
+            .iter()
+            .map(|f| FunctionInfo {
+                name: f.name.to_string(),
+                kind: FunctionKind::Function,
+            })
+            .chain(ACTOR_CLASSES.iter().map(|c| FunctionInfo {
+                name: c.name.to_string(),
+                kind: FunctionKind::ActorClass,
+            }))
+            .collect();
+        Box::pin(async move {
+            // Functions first: once the node is alive, schedulers may send it work.
+            gcs.request(RegisterFunctions { node, functions }).await?;
+            gcs.request(RegisterNode(info)).await
+        })
+    }
+}
+
+impl Handler<LeaveCluster> for NodeManager {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: LeaveCluster, _: &mut Context<Self>) -> Self::Result {
+        let gcs = self.gcs.clone();
+        // The last records, bounded like every flush: shutting down must stay quick.
+        let (events, _) = self.events.drain_at_most(10_000);
+        let (node, job) = (self.node, self.job);
+        Box::pin(async move {
+            if !events.is_empty()
+                && let Err(e) = gcs.request(AddTaskEvents(events)).await
+            {
+                tracing::warn!(error = %e, "last task records not saved");
+            }
+            if let Err(e) = gcs.request(FinishJob(job)).await {
+                tracing::warn!(error = %e, "job not marked finished");
+            }
+            let bye = UnregisterNode {
+                node,
+                reason: "shut down".into(),
+            };
+            if let Err(e) = gcs.request(bye).await {
+                tracing::warn!(error = %e, "node not unregistered");
+            }
+        })
+    }
+}
+
+impl Handler<DeliverCalls> for NodeManager {
+    type Result = MessageResult<DeliverCalls>;
+    fn handle(&mut self, m: DeliverCalls, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(deliver(
+            &self.hosts.directory,
+            &self.hosts.store,
+            self.objects.as_ref(),
+            m.0,
+        ))
+    }
+}
+
+impl Handler<ControlActor> for NodeManager {
+    type Result = bool;
+    fn handle(&mut self, m: ControlActor, _: &mut Context<Self>) -> bool {
+        self.hosts.directory.control(m.actor, m.control.into())
+    }
+}
+
+impl Handler<GcsEvent> for NodeManager {
+    type Result = ();
+    fn handle(&mut self, ev: GcsEvent, _: &mut Context<Self>) {
+        if let GcsEvent::NodeDead { node, reason } = ev
+            && node != self.node
+        {
+            if reason == "shut down" {
+                tracing::info!(%node, "node left the cluster");
+            } else {
+                tracing::warn!(%node, %reason, "node died");
+            }
+            if let Some(o) = &self.objects {
+                o.do_send(NodeGone(node));
+            }
+            self.hosts.remote.node_died(node);
+        }
+    }
+}
+
+impl Handler<CreateActor> for NodeManager {
+    type Result = ();
+    fn handle(&mut self, CreateActor(spec): CreateActor, _: &mut Context<Self>) {
+        let TaskKind::ActorCreation { actor, .. } = spec.kind.clone() else {
+            tracing::error!(task = %spec.task_id, "node manager given a task that creates no actor");
+            return;
+        };
+        let task_id = spec.task_id;
+        if spec.origin != self.node && self.hosts.directory.host_missing(actor) {
+            // Placed here by the cluster: start its host from the registry.
+            match ACTOR_CLASSES.iter().find(|c| *c.name == *spec.function.name) {
+                Some(c) => {
+                    (c.start)(HostStart {
+                        env: Arc::clone(&self.hosts),
+                        spec,
+                    });
+                    return;
+                }
+                None => {
+                    tracing::error!(class = %spec.function.name, "placed an actor whose type this binary does not link");
+                }
+            }
+        }
+        if !self
+            .hosts
+            .directory
+            .control(actor, HostControl::Construct(spec))
+        {
+            tracing::debug!(%actor, "actor gone before it was placed");
+            self.hosts.scheduler.do_send(TaskDone {
+                worker: None,
+                task_id,
+                outcome: TaskOutcome::Failed,
+            });
+        }
+    }
+}

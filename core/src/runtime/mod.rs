@@ -1,0 +1,302 @@
+//! Starting and stopping the node: `raya::init` and `raya::shutdown`, and the process's one
+//! running node ([`current`]), which every API call goes through.
+//!
+//! `init` opens the [session](session) directory, loads the node's identity, starts the
+//! [network](network) when the node is part of a cluster, then [sets up](setup) every
+//! component on the node's control thread (an Actix system of its own, so a program need not
+//! run one). `shutdown` leaves the cluster and stops it all in reverse.
+
+mod network;
+mod session;
+pub(crate) mod serve;
+mod setup;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_rt::{Arbiter, System};
+use raya_cluster::GcsTables;
+use raya_cluster::transport::{self, Network, identity};
+use raya_common::{NodeId, ResourceSet};
+
+use crate::actor_host::thread_pool::ActorThreadPool;
+use crate::config::Config;
+use crate::core_worker::CoreWorker;
+use crate::error::{Error, Result};
+use crate::raylet::node_manager::{LeaveCluster, NodeManager};
+use crate::registry::registry;
+use network::start_network;
+use session::Session;
+use setup::{Started, setup};
+
+/// The running node of this process.
+struct Runtime {
+    core: Arc<CoreWorker>,
+    node_manager: Addr<NodeManager>,
+    system: System,
+    control: Option<std::thread::JoinHandle<()>>,
+    gcs_arbiter: Option<Arbiter>,
+    /// Actor event loops and the object manager's arbiter.
+    arbiters: Vec<Arbiter>,
+    tables: Option<GcsTables>,
+    threads: ActorThreadPool,
+    is_head: bool,
+    net: Option<Network>,
+    /// This node's entry in [`crate::nodes_dir`].
+    pid_file: Option<PathBuf>,
+    session: Session,
+}
+
+static RUNTIME: RwLock<Option<Runtime>> = RwLock::new(None);
+static LIFECYCLE: Mutex<()> = Mutex::new(());
+
+/// The core worker of the running node, or [`Error::NotInitialized`].
+pub(crate) fn current() -> Result<Arc<CoreWorker>> {
+    RUNTIME
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|r| Arc::clone(&r.core))
+        .ok_or(Error::NotInitialized)
+}
+
+/// The running node, starting one with the default configuration when the caller is a plain
+/// program thread (as Ray starts itself on first use).
+pub(crate) fn current_or_start() -> Result<Arc<CoreWorker>> {
+    match current() {
+        Ok(core) => Ok(core),
+        Err(Error::NotInitialized) if crate::execution::context::current().is_none() => {
+            match init(Config::default()) {
+                Ok(()) | Err(Error::AlreadyInitialized) => current(),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether Raya is running in this process.
+pub fn is_initialized() -> bool {
+    RUNTIME.read().unwrap_or_else(|p| p.into_inner()).is_some()
+}
+
+/// Starts Raya in this process: an embedded one-node cluster (GCS, schedulers, object store,
+/// one worker thread per CPU) on its own threads, so it works from a plain `fn main` as well as
+/// from inside any async runtime.
+///
+/// Fails with [`Error::AlreadyInitialized`] when Raya is already running, and with
+/// [`Error::DuplicateFunction`] when two remote functions or actor types of the binary share a
+/// name.
+///
+/// ```
+/// raya::init(raya::Config::default().num_cpus(2)).unwrap();
+/// assert!(raya::is_initialized());
+/// raya::shutdown();
+/// ```
+pub fn init(config: Config) -> Result<()> {
+    let _life = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
+    if is_initialized() {
+        return Err(Error::AlreadyInitialized);
+    }
+    registry()?;
+    let mut rt = start(config)?;
+    raya_store::set_current_store(Some(Arc::clone(&rt.core.store)));
+    tracing::info!(node = %rt.core.node, job = %rt.core.job, session = %rt.session.dir.display(), "Raya started");
+    if let Some(net) = &rt.net {
+        let addr = transport::sockets_reachable_first(&net.listen_addrs())
+            .first()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let role = if rt.is_head { "head" } else { "node" };
+        rt.pid_file = serve::register_process(role, &addr);
+        if rt.is_head {
+            let file = serve::current_cluster_file();
+            if let Err(e) = std::fs::write(&file, &addr) {
+                tracing::warn!(file = %file.display(), error = %e, "cannot record the cluster address");
+            }
+        }
+    }
+    *RUNTIME.write().unwrap_or_else(|p| p.into_inner()) = Some(rt);
+    drop(_life);
+    if std::env::var("RAYA_ROLE").is_ok_and(|r| r == "worker") {
+        // The user's binary started as a worker node: serve the cluster, never return to `main`.
+        let code = match serve::serve() {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!(error = %e, "worker node failed");
+                1
+            }
+        };
+        std::process::exit(code);
+    }
+    Ok(())
+}
+
+fn start(config: Config) -> Result<Runtime> {
+    let session = Session::open(&config)?;
+    let key = identity::load_or_create(&session.dir).map_err(|e| Error::Node(e.to_string()))?;
+    let node = NodeId::from_peer_id(key.public().to_peer_id());
+    let mut total = ResourceSet::new();
+    total.set_capacity(ResourceSet::CPU, config.cpus() as f64)?;
+    if config.gpus() > 0 {
+        total.set_capacity(ResourceSet::GPU, config.gpus() as f64)?;
+    }
+    total.set_capacity(ResourceSet::MEMORY, config.memory_resource() as f64)?;
+    total.set_capacity(
+        ResourceSet::OBJECT_STORE_MEMORY,
+        config.store_budget() as f64,
+    )?;
+    for (name, amount) in &config.resources {
+        total.set_capacity(name, *amount)?;
+    }
+    let mode = match start_network(&config, &key) {
+        Ok(m) => m,
+        Err(e) => {
+            session.remove_if_temporary();
+            return Err(e);
+        }
+    };
+    let net = mode.net().cloned();
+    let dir = session.dir.clone();
+    let (tx, rx) = std::sync::mpsc::channel::<Result<Started>>();
+    let control = std::thread::Builder::new()
+        .name("raya-control".into())
+        .spawn(move || {
+            let system = System::new();
+            let started = system.block_on(setup(config, dir, node, total, mode));
+            let ok = started.is_ok();
+            let _ = tx.send(started);
+            if ok {
+                let _ = system.run();
+            }
+        })
+        .map_err(|e| Error::Node(format!("cannot start the control thread: {e}")))?;
+    let started: Result<Started> = match rx.recv() {
+        Ok(s) => s,
+        Err(_) => Err(Error::Node(
+            "the control thread stopped during start-up".into(),
+        )),
+    };
+    let started = match started {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = control.join();
+            if let Some(n) = &net {
+                n.shutdown();
+            }
+            session.remove_if_temporary();
+            return Err(e);
+        }
+    };
+    Ok(Runtime {
+        core: started.core,
+        node_manager: started.node_manager,
+        system: started.system,
+        control: Some(control),
+        gcs_arbiter: started.gcs_arbiter,
+        arbiters: started.arbiters,
+        tables: started.tables,
+        threads: started.threads,
+        is_head: started.is_head,
+        pid_file: None,
+        net,
+        session,
+    })
+}
+
+/// Stops Raya in this process: the node unregisters, every worker, actor and object is
+/// dropped, and a temporary session directory is deleted. A no-op when Raya is not running.
+/// `raya::init` may be called again afterwards.
+pub fn shutdown() {
+    let _life = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(mut rt) = RUNTIME.write().unwrap_or_else(|p| p.into_inner()).take() else {
+        return;
+    };
+    raya_store::set_current_store(None);
+    let goodbye = rt.node_manager.send(LeaveCluster);
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.system.arbiter().spawn(async move {
+        let _ = goodbye.await;
+        let _ = tx.send(());
+    });
+    if rx.recv_timeout(Duration::from_secs(5)).is_err() {
+        // In-process the GCS goes away with the node anyway; a remote head will declare the
+        // node dead when its heartbeats stop.
+        if rt.is_head {
+            tracing::debug!("the GCS did not acknowledge the shutdown in time");
+        } else {
+            tracing::warn!("the head did not acknowledge the shutdown in time");
+        }
+    }
+    rt.threads.shutdown();
+    rt.system.stop();
+    if let Some(c) = rt.control.take() {
+        let _ = c.join();
+    }
+    for a in rt.arbiters.drain(..) {
+        a.stop();
+        let _ = a.join();
+    }
+    if let Some(g) = rt.gcs_arbiter.take() {
+        g.stop();
+        let _ = g.join();
+    }
+    if let Some(n) = rt.net.take() {
+        n.shutdown();
+    }
+    if let Some(f) = rt.pid_file.take() {
+        let _ = std::fs::remove_file(f);
+    }
+    if let Some(t) = &rt.tables
+        && let Err(e) = t.flush()
+    {
+        tracing::warn!(error = %e, "could not flush the GCS");
+    }
+    let session = std::mem::replace(
+        &mut rt.session,
+        Session {
+            dir: PathBuf::new(),
+            temporary: false,
+        },
+    );
+    drop(rt);
+    session.remove_if_temporary();
+    tracing::info!("Raya stopped");
+}
+
+/// The address other nodes join this cluster with (`host:port` of the head), when this node is
+/// part of a cluster; `None` for an embedded one-node cluster.
+pub fn cluster_address() -> Result<Option<String>> {
+    let (net, is_head, core) = {
+        let guard = RUNTIME.read().unwrap_or_else(|p| p.into_inner());
+        let rt = guard.as_ref().ok_or(Error::NotInitialized)?;
+        (rt.net.clone(), rt.is_head, Arc::clone(&rt.core))
+    };
+    let Some(net) = net else {
+        return Ok(None);
+    };
+    if is_head {
+        return Ok(transport::sockets_reachable_first(&net.listen_addrs())
+            .first()
+            .map(|a| a.to_string()));
+    }
+    let head = net.head();
+    let nodes =
+        crate::block_on::block_on(async { Ok::<_, Error>(core.gcs.cached_nodes().await?) })?;
+    Ok(nodes
+        .iter()
+        .find(|n| Some(n.node_id.peer_id()) == head)
+        .and_then(|n| n.addresses.first().cloned()))
+}
+
+/// The session directory of the running node.
+pub fn session_dir() -> Result<PathBuf> {
+    RUNTIME
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|r| r.session.dir.clone())
+        .ok_or(Error::NotInitialized)
+}

@@ -1,0 +1,145 @@
+//! What the local scheduler receives and sends: from the node's core worker and workers, from
+//! the global scheduler (the wire messages `local_scheduler/PlaceTask` and
+//! `local_scheduler/TaskUnschedulable`), and to workers and the node manager.
+
+use actix::prelude::*;
+use raya_common::{ResourceSet, TaskId, WorkerId};
+use serde::{Deserialize, Serialize};
+
+use crate::task_spec::TaskSpec;
+
+/// Submits a task on this node (from the node's core worker).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SubmitTask(pub TaskSpec);
+
+/// Hands a task to the local scheduler of the node the global scheduler picked.
+#[derive(Debug, Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+pub struct PlaceTask(pub TaskSpec);
+
+/// The global scheduler found no node for a task: it fails on its origin node.
+#[derive(Debug, Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+pub struct TaskUnschedulable {
+    /// The task.
+    pub spec: TaskSpec,
+    /// Why.
+    pub reason: String,
+}
+
+raya_cluster::wire_message!(
+    PlaceTask => "local_scheduler/PlaceTask",
+    TaskUnschedulable => "local_scheduler/TaskUnschedulable",
+);
+
+/// A command to a worker.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum WorkerCommand {
+    /// Run a task.
+    Execute(Box<TaskSpec>),
+    /// Cancel the task it runs: async tasks are dropped at their next await point when `force`;
+    /// every task sees the cancellation through its flag ([`super::CancelFlags`]).
+    Cancel {
+        /// The task.
+        task_id: TaskId,
+        /// Stop it as soon as possible.
+        force: bool,
+    },
+    /// Finish the current task, then exit.
+    Stop,
+}
+
+/// An actor creation whose placement resources this node reserved: the node manager hands it
+/// to the actor's host, which runs the constructor and reports a [`TaskDone`].
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CreateActor(pub Box<TaskSpec>);
+
+/// How a dispatched task ended.
+#[derive(Debug)]
+pub enum TaskOutcome {
+    /// Results stored.
+    Finished,
+    /// Error stored in place of the results.
+    Failed,
+    /// The attempt failed and may be retried: here is the spec of the next attempt.
+    Retry(Box<TaskSpec>),
+    /// The actor was constructed and keeps `keep` for its lifetime.
+    ActorCreated {
+        /// Resources the actor holds until it dies.
+        keep: ResourceSet,
+    },
+}
+
+/// A dispatched task (or actor creation) ended.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct TaskDone {
+    /// The worker that ran it (`None` for actor creations).
+    pub worker: Option<WorkerId>,
+    /// The task.
+    pub task_id: TaskId,
+    /// How it ended.
+    pub outcome: TaskOutcome,
+}
+
+/// A worker's task blocked in `get`: its resources are lent back until [`WorkerUnblocked`].
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct WorkerBlocked(pub WorkerId);
+
+/// A worker's task stopped waiting and takes its resources back.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct WorkerUnblocked(pub WorkerId);
+
+/// A worker exited.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct WorkerStopped(pub WorkerId);
+
+/// Cancels a queued or running task (and, when `recursive`, the tasks it submitted). Replies
+/// whether the task was found here.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct CancelTask {
+    /// The task.
+    pub task_id: TaskId,
+    /// Stop a running task as soon as possible.
+    pub force: bool,
+    /// Cancel its children too.
+    pub recursive: bool,
+}
+
+/// Gives back resources an actor held for its lifetime.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReleaseResources(pub ResourceSet);
+
+/// A snapshot of the scheduler's queues and accounting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchedulerState {
+    /// Total resources.
+    pub total: ResourceSet,
+    /// Free resources.
+    pub available: ResourceSet,
+    /// Tasks waiting for arguments.
+    pub waiting_for_args: usize,
+    /// Tasks waiting for resources or a worker.
+    pub queued: usize,
+    /// Tasks running.
+    pub running: usize,
+    /// Running tasks blocked in `get`.
+    pub blocked: usize,
+    /// Workers started.
+    pub workers: usize,
+    /// Idle workers.
+    pub idle_workers: usize,
+}
+
+/// Reads [`SchedulerState`].
+#[derive(Debug, Message)]
+#[rtype(result = "SchedulerState")]
+pub struct GetSchedulerState;

@@ -1,0 +1,675 @@
+//! The local scheduler of a node (in Ray, the raylet's cluster and local task managers for one
+//! node): it queues the tasks submitted on the node, waits for their arguments, keeps the node's
+//! resource accounting and dispatches tasks to the [`worker_pool`]'s workers.
+//!
+//! A task moves through it like this:
+//!
+//! 1. **Submitted**: [`SubmitTask`] from the node's core worker, or [`PlaceTask`] from the global
+//!    scheduler. A task this node can never run — a function its binary does not link, a hard
+//!    node affinity to another node, resources past the node's total — goes to the global
+//!    scheduler ([`ScheduleTask`], see [`spillback`]); one the global scheduler sent here fails
+//!    instead (infeasible, or unknown function).
+//! 2. **Waiting for arguments** ([`queue::ArgWait`]): each `ObjectRef` argument still pending gets
+//!    a store callback (`ArgReady`); when the last arrives the task moves on. A task whose
+//!    parent was cancelled fails as cancelled.
+//! 3. **Ready** ([`queue::ReadyQueue`]): one FIFO per resource shape. A task with a failed
+//!    argument fails here with that error, one frame longer.
+//! 4. **Dispatched**: when its shape fits the free resources and a worker is idle (or the pool
+//!    may start one), the task takes its resources and goes to the worker
+//!    ([`WorkerCommand::Execute`]); an actor creation goes to the node manager ([`CreateActor`]).
+//! 5. **Running**: a task blocked in `get` lends its resources back ([`WorkerBlocked`]) until it
+//!    resumes ([`WorkerUnblocked`]), so that nested tasks can run on a fixed pool.
+//! 6. **Done** ([`TaskDone`]): resources come back (an actor keeps its lifetime resources until
+//!    [`ReleaseResources`]), the worker is idle again, and a retry re-enters at step 1.
+//!
+//! [`CancelTask`] takes a task out of any step (a running one is flagged, see [`CancelFlags`]),
+//! and its children with it. Every report interval the scheduler gossips its free resources and
+//! queue ([`NodeHeartbeat`], at least once a second) and spills what it cannot start now to
+//! nodes with free resources; every flush interval it sends its task records to the GCS.
+
+mod cancel;
+mod messages;
+mod queue;
+mod records;
+mod spillback;
+pub mod worker_pool;
+
+pub use cancel::CancelFlags;
+pub use messages::{
+    CancelTask, CreateActor, GetSchedulerState, PlaceTask, ReleaseResources, SchedulerState,
+    SubmitTask, TaskDone, TaskOutcome, TaskUnschedulable, WorkerBlocked, WorkerCommand,
+    WorkerStopped, WorkerUnblocked,
+};
+pub use records::record_event;
+pub(crate) use records::infeasible_reason;
+pub use worker_pool::WorkerFactory;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use raya_cluster::GcsHandle;
+use raya_cluster::gcs::nodes::NodeHeartbeat;
+use raya_cluster::gcs::task_events::{AddTaskEvents, TaskEventBuffer, TaskState};
+use raya_cluster::transport::Router;
+use raya_common::{
+    FastHashMap, NodeId, ObjectId, ResourceSet, TaskError, TaskErrorKind, TaskFrame, TaskId,
+    WorkerId,
+};
+use raya_store::{Lookup, RawRef, Status, StoreCore};
+
+use crate::global::ScheduleTask;
+use crate::task_spec::{SchedulingStrategy, TaskArg, TaskKind, TaskSpec};
+use queue::{ArgWait, ReadyQueue};
+use worker_pool::WorkerPool;
+
+/// How a local scheduler is set up.
+#[derive(Debug, Clone)]
+pub struct LocalSchedulerConfig {
+    /// The node.
+    pub node: NodeId,
+    /// The node's total resources.
+    pub total: ResourceSet,
+    /// Workers kept even when idle (one per CPU).
+    pub min_workers: usize,
+    /// Most workers at once (extra workers start when running ones block in `get`).
+    pub max_workers: usize,
+    /// Extra workers idle this long are stopped.
+    pub worker_idle_timeout: Duration,
+    /// How often the node's load is reported to the GCS.
+    pub report_interval: Duration,
+    /// How often task events are flushed to the GCS.
+    pub event_flush_interval: Duration,
+}
+
+/// What the scheduler works with: the node's store, how to start workers, where actor
+/// creations and tasks for other nodes go, and the counters it shares with submitters.
+pub struct LocalSchedulerParts {
+    /// The node's object store (argument readiness, results of failed tasks).
+    pub store: Arc<StoreCore>,
+    /// Starts the node's workers.
+    pub workers: Box<dyn WorkerFactory>,
+    /// The node manager, which hands placed actor creations to their hosts.
+    pub actor_creator: Recipient<CreateActor>,
+    /// The global scheduler (on the head, or reached through the network).
+    pub global: Option<Recipient<ScheduleTask>>,
+    /// The GCS: heartbeats, task records, the other nodes' free resources.
+    pub gcs: Option<GcsHandle>,
+    /// The node's task records.
+    pub events: TaskEventBuffer,
+    /// Tasks submitted and not yet dispatched: submitters increment it, the scheduler
+    /// decrements it, so a submitter can enforce a queue bound without a round trip.
+    pub queued: Arc<AtomicUsize>,
+    /// The cancellation flags of running tasks.
+    pub cancel_flags: CancelFlags,
+}
+
+impl std::fmt::Debug for LocalSchedulerParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalSchedulerParts")
+            .field("node", &self.store.node())
+            .field("global", &self.global.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a scheduler needs when its node is part of a cluster.
+#[derive(Clone)]
+pub struct ClusterHooks {
+    /// Whether this node links a function or actor type (by registered name).
+    pub links: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// The object manager, told about results of tasks run here for other nodes.
+    pub returns: Recipient<raya_store::ExpectReturns>,
+    /// The node's router: the scheduler serves [`PlaceTask`] and [`TaskUnschedulable`] on it.
+    pub router: Router,
+}
+
+impl std::fmt::Debug for ClusterHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterHooks").finish_non_exhaustive()
+    }
+}
+
+/// A task dispatched here and not yet done.
+struct Running {
+    worker: Option<WorkerId>,
+    held: ResourceSet,
+    /// Blocked in `get`: its resources are lent back.
+    blocked: bool,
+    cancelled: bool,
+    num_returns: u32,
+    function: Arc<str>,
+    attempt: u32,
+}
+
+/// An argument of a waiting task became ready.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ArgReady(TaskId);
+
+/// The local scheduler actor (see the module docs).
+pub struct LocalScheduler {
+    cfg: LocalSchedulerConfig,
+    store: Arc<StoreCore>,
+    /// Free resources (negative briefly when blocked tasks resume).
+    available: ResourceSet,
+    /// Step 2: tasks waiting for arguments.
+    waiting: ArgWait,
+    /// Step 3: ready tasks by resource shape.
+    ready: ReadyQueue,
+    workers: WorkerPool,
+    /// Steps 4–5: dispatched tasks.
+    running: FastHashMap<TaskId, Running>,
+    /// Tasks submitted by each running task, for recursive cancellation.
+    children: FastHashMap<TaskId, Vec<TaskId>>,
+    actor_creator: Recipient<CreateActor>,
+    global: Option<Recipient<ScheduleTask>>,
+    gcs: Option<GcsHandle>,
+    events: TaskEventBuffer,
+    queued: Arc<AtomicUsize>,
+    cancel_flags: CancelFlags,
+    /// Free resources and queue length last reported, and when.
+    last_report: Option<(ResourceSet, usize, Instant)>,
+    cluster: Option<ClusterHooks>,
+    /// Other alive nodes and their free resources, as last heard (cluster only).
+    peers: Vec<(NodeId, ResourceSet)>,
+    /// Tasks the global scheduler placed here: they are not spilled again.
+    placed: HashSet<TaskId>,
+    /// Arguments of tasks handed to other nodes, kept until the task's first result is back.
+    pinned: FastHashMap<TaskId, Vec<RawRef>>,
+}
+
+impl std::fmt::Debug for LocalScheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalScheduler")
+            .field("node", &self.cfg.node)
+            .field("available", &self.available)
+            .field("running", &self.running.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalScheduler {
+    /// A scheduler for the node described by `cfg`, working with `parts`.
+    pub fn new(cfg: LocalSchedulerConfig, parts: LocalSchedulerParts) -> Self {
+        LocalScheduler {
+            available: cfg.total.clone(),
+            workers: WorkerPool::new(
+                parts.workers,
+                cfg.min_workers,
+                cfg.max_workers,
+                cfg.worker_idle_timeout,
+            ),
+            cfg,
+            store: parts.store,
+            waiting: ArgWait::default(),
+            ready: ReadyQueue::default(),
+            running: Default::default(),
+            children: Default::default(),
+            actor_creator: parts.actor_creator,
+            global: parts.global,
+            gcs: parts.gcs,
+            events: parts.events,
+            queued: parts.queued,
+            cancel_flags: parts.cancel_flags,
+            last_report: None,
+            cluster: None,
+            peers: Vec::new(),
+            placed: Default::default(),
+            pinned: Default::default(),
+        }
+    }
+
+    /// Makes the scheduler a cluster node's: tasks for functions this node does not link go to
+    /// the global scheduler, tasks this node is too busy for spill to nodes with free
+    /// resources, and results of tasks run here for other nodes are announced to their owners.
+    pub fn clustered(mut self, hooks: ClusterHooks) -> Self {
+        self.cluster = Some(hooks);
+        self
+    }
+
+    /// Starts the scheduler on the current arbiter and, on a cluster node, serves what other
+    /// nodes send it: `local_scheduler/PlaceTask` and `local_scheduler/TaskUnschedulable`.
+    pub fn launch(self) -> Addr<LocalScheduler> {
+        let router = self.cluster.as_ref().map(|c| c.router.clone());
+        let addr = self.start();
+        if let Some(router) = router {
+            router.serve::<PlaceTask, _>(addr.clone());
+            router.serve::<TaskUnschedulable, _>(addr.clone());
+        }
+        addr
+    }
+
+    fn record(&self, spec: &TaskSpec, state: TaskState) {
+        record_event(&self.events, spec, self.cfg.node, state);
+    }
+
+    fn dequeued(&self) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Stores `error` (with this task's frame) as every result of `spec`.
+    fn fail_task(&self, spec: &TaskSpec, error: TaskError) {
+        let state = if error.is_cancelled() {
+            TaskState::Cancelled
+        } else {
+            TaskState::Failed
+        };
+        let error = Arc::new(error.with_frame(spec.frame(Some(self.cfg.node))));
+        for id in spec.return_ids() {
+            self.store.fail(id, Arc::clone(&error));
+        }
+        self.record(spec, state);
+        let msg = error.to_string();
+        self.events
+            .update(spec.task_id, spec.attempt, |e| e.error = Some(msg));
+    }
+
+    /// Whether this node can never run `spec` itself (step 1).
+    fn needs_global(&self, spec: &TaskSpec) -> bool {
+        if let Some(c) = &self.cluster
+            && !(c.links)(&spec.function.name)
+        {
+            return true;
+        }
+        match &spec.strategy {
+            SchedulingStrategy::NodeAffinity { node, soft } if *node != self.cfg.node => {
+                !*soft || !spec.resources.fits_in(&self.cfg.total)
+            }
+            _ => !spec.resources.fits_in(&self.cfg.total),
+        }
+    }
+
+    /// Step 1 and 2: takes a task in, sends it on when this node cannot run it, and waits for
+    /// its pending arguments.
+    fn submit(&mut self, spec: TaskSpec, ctx: &mut Context<Self>, from_global: bool) {
+        if self.needs_global(&spec) {
+            match (&self.global, from_global) {
+                (Some(_), false) => {
+                    self.dequeued();
+                    self.send_to_global(spec, ctx);
+                    return;
+                }
+                _ if self
+                    .cluster
+                    .as_ref()
+                    .is_some_and(|c| !(c.links)(&spec.function.name)) =>
+                {
+                    self.dequeued();
+                    let reason = format!(
+                        "node {} was given `{}`, which its binary does not link",
+                        self.cfg.node, spec.function.name
+                    );
+                    self.fail_task(
+                        &spec,
+                        TaskError::new(TaskErrorKind::UnknownFunction, reason),
+                    );
+                    return;
+                }
+                _ => {
+                    let reason =
+                        infeasible_reason(&spec, &[(self.cfg.node, self.cfg.total.clone())]);
+                    self.dequeued();
+                    self.fail_task(&spec, TaskError::new(TaskErrorKind::Infeasible, reason));
+                    return;
+                }
+            }
+        }
+        if let Some(parent) = self.running.get(&spec.parent) {
+            if parent.cancelled {
+                self.dequeued();
+                self.fail_task(
+                    &spec,
+                    TaskError::new(TaskErrorKind::Cancelled, "its parent task was cancelled"),
+                );
+                return;
+            }
+            self.children
+                .entry(spec.parent)
+                .or_default()
+                .push(spec.task_id);
+        }
+        let mut missing = 0;
+        for arg in &spec.args {
+            if let TaskArg::Ref(r) = arg
+                && self.store.status(r.id()) == Status::Pending
+            {
+                let me = ctx.address();
+                let task = spec.task_id;
+                if self
+                    .store
+                    .on_ready(r.id(), Box::new(move || me.do_send(ArgReady(task))))
+                {
+                    missing += 1;
+                }
+            }
+        }
+        if missing == 0 {
+            self.enqueue(spec);
+        } else {
+            self.record(&spec, TaskState::PendingArgs);
+            self.waiting.park(spec, missing);
+        }
+    }
+
+    /// Step 3: queues a task whose arguments are all ready, unless one of them failed.
+    fn enqueue(&mut self, spec: TaskSpec) {
+        for arg in &spec.args {
+            if let TaskArg::Ref(r) = arg
+                && let Lookup::Failed(err) = self.store.get(r.id())
+            {
+                self.dequeued();
+                self.fail_task(&spec, (*err).clone());
+                return;
+            }
+        }
+        self.record(&spec, TaskState::PendingNodeAssignment);
+        self.ready.push(spec);
+    }
+
+    /// Step 4: dispatches ready tasks while their resources are free and workers are available.
+    fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        let me = ctx.address();
+        'shapes: for qi in 0..self.ready.shapes.len() {
+            loop {
+                let queue = &self.ready.shapes[qi];
+                let Some(front) = queue.tasks.front() else {
+                    break;
+                };
+                if !queue.shape.fits_in(&self.available) {
+                    break;
+                }
+                let creation = matches!(front.kind, TaskKind::ActorCreation { .. });
+                let worker = if creation {
+                    None
+                } else {
+                    match self.workers.take(&me) {
+                        Some(w) => Some(w),
+                        None => break 'shapes,
+                    }
+                };
+                let Some(spec) = self.ready.shapes[qi].tasks.pop_front() else {
+                    break;
+                };
+                self.placed.remove(&spec.task_id);
+                self.dequeued();
+                self.available.subtract(&spec.resources);
+                self.record(&spec, TaskState::Running);
+                self.running.insert(
+                    spec.task_id,
+                    Running {
+                        worker,
+                        held: spec.resources.clone(),
+                        blocked: false,
+                        cancelled: false,
+                        num_returns: spec.num_returns,
+                        function: Arc::clone(&spec.function.name),
+                        attempt: spec.attempt,
+                    },
+                );
+                match worker {
+                    Some(w) => {
+                        self.events
+                            .update(spec.task_id, spec.attempt, |e| e.worker = Some(w));
+                        let task = spec.task_id;
+                        self.workers
+                            .execute(w, task, WorkerCommand::Execute(Box::new(spec)));
+                    }
+                    None => self.actor_creator.do_send(CreateActor(Box::new(spec))),
+                }
+            }
+        }
+    }
+
+    /// Takes `task_id` out of whichever step it is in; returns whether it was found.
+    fn cancel(&mut self, task_id: TaskId, force: bool, recursive: bool) -> bool {
+        let cancelled = TaskError::new(TaskErrorKind::Cancelled, "the task was cancelled");
+        if let Some(spec) = self
+            .waiting
+            .remove(task_id)
+            .or_else(|| self.ready.remove(task_id))
+        {
+            self.dequeued();
+            self.fail_task(&spec, cancelled);
+            return true;
+        }
+        let Some(run) = self.running.get_mut(&task_id) else {
+            return false;
+        };
+        if !run.cancelled {
+            run.cancelled = true;
+            let error = Arc::new(cancelled.with_frame(TaskFrame {
+                task: task_id,
+                function: run.function.to_string(),
+                node: Some(self.cfg.node),
+            }));
+            let msg = error.to_string();
+            self.events.update(task_id, run.attempt, |e| {
+                e.state = TaskState::Cancelled;
+                e.error = Some(msg);
+            });
+            for i in 0..run.num_returns {
+                self.store
+                    .fail(ObjectId::for_return(task_id, i), Arc::clone(&error));
+            }
+            self.cancel_flags.cancel(task_id);
+            if let Some(w) = run.worker {
+                self.workers.send(w, WorkerCommand::Cancel { task_id, force });
+            }
+        }
+        if recursive {
+            for child in self.children.get(&task_id).cloned().unwrap_or_default() {
+                self.cancel(child, force, true);
+            }
+        }
+        true
+    }
+
+    /// Gossips the node's free resources and queue when they changed, or a second passed.
+    fn report(&mut self) {
+        let Some(gcs) = &self.gcs else { return };
+        let queued = self.waiting.len() + self.ready.len();
+        let now = Instant::now();
+        if let Some((avail, q, at)) = &self.last_report
+            && *avail == self.available
+            && *q == queued
+            && now.duration_since(*at) < Duration::from_secs(1)
+        {
+            return;
+        }
+        gcs.notify(NodeHeartbeat {
+            node: self.cfg.node,
+            available: self.available.clone(),
+            queued_tasks: queued as u64,
+            pending_demand: self.ready.demand(),
+        });
+        self.last_report = Some((self.available.clone(), queued, now));
+    }
+
+    fn flush_events(&self) {
+        // As Ray does, at most this many records go to the GCS per flush; the buffer keeps the
+        // rest (and drops new ones past its bound), so a burst of tasks cannot flood the GCS.
+        const BATCH: usize = 10_000;
+        let (events, dropped) = self.events.drain_at_most(BATCH);
+        if dropped > 0 {
+            tracing::debug!(dropped, "task event buffer full: reports dropped");
+        }
+        if let (Some(gcs), false) = (&self.gcs, events.is_empty()) {
+            gcs.notify(AddTaskEvents(events));
+        }
+    }
+
+    /// The running task of worker `w`.
+    fn task_of(&mut self, w: WorkerId) -> Option<&mut Running> {
+        let task = self.workers.task_of(w)?;
+        self.running.get_mut(&task)
+    }
+}
+
+impl Actor for LocalScheduler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.workers.start_minimum(&ctx.address());
+        ctx.run_interval(self.cfg.report_interval, |this, ctx| {
+            this.report();
+            this.refresh_peers(ctx);
+        });
+        ctx.run_interval(self.cfg.event_flush_interval, |this, _| this.flush_events());
+        ctx.run_interval(self.workers.retire_check_interval(), |this, _| {
+            this.workers.retire_idle()
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.flush_events();
+        self.workers.stop_all();
+    }
+}
+
+impl Handler<SubmitTask> for LocalScheduler {
+    type Result = ();
+    fn handle(&mut self, SubmitTask(spec): SubmitTask, ctx: &mut Context<Self>) {
+        self.submit(spec, ctx, false);
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<PlaceTask> for LocalScheduler {
+    type Result = ();
+    fn handle(&mut self, PlaceTask(spec): PlaceTask, ctx: &mut Context<Self>) {
+        // Counted again: the global scheduler's pick is queued here now.
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if spec.origin != self.cfg.node
+            && let Some(c) = &self.cluster
+        {
+            // Run for another node: its results are announced to their owner.
+            c.returns.do_send(raya_store::ExpectReturns {
+                refs: spec.return_ids().map(|id| self.store.add_ref(id)).collect(),
+                owner: spec.origin,
+            });
+        }
+        self.placed.insert(spec.task_id);
+        self.submit(spec, ctx, true);
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<ArgReady> for LocalScheduler {
+    type Result = ();
+    fn handle(&mut self, ArgReady(task): ArgReady, ctx: &mut Context<Self>) {
+        if let Some(spec) = self.waiting.arrived(task) {
+            self.enqueue(spec);
+            self.dispatch(ctx);
+        }
+    }
+}
+
+impl Handler<TaskDone> for LocalScheduler {
+    type Result = ();
+    fn handle(&mut self, m: TaskDone, ctx: &mut Context<Self>) {
+        let run = self.running.remove(&m.task_id);
+        if let Some(run) = &run
+            && !run.blocked
+        {
+            self.available.add(&run.held);
+        }
+        self.children.remove(&m.task_id);
+        if let Some(w) = m.worker {
+            self.workers.finished(w);
+        }
+        let cancelled = run.as_ref().is_some_and(|r| r.cancelled);
+        match m.outcome {
+            TaskOutcome::Retry(spec) if !cancelled => {
+                tracing::debug!(task = %spec.task_id, attempt = spec.attempt, "retrying task");
+                self.queued.fetch_add(1, Ordering::Relaxed);
+                self.submit(*spec, ctx, false);
+            }
+            TaskOutcome::ActorCreated { keep } => {
+                self.available.subtract(&keep);
+            }
+            _ => {}
+        }
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<WorkerBlocked> for LocalScheduler {
+    type Result = ();
+    fn handle(&mut self, WorkerBlocked(w): WorkerBlocked, ctx: &mut Context<Self>) {
+        if let Some(run) = self.task_of(w)
+            && !run.blocked
+        {
+            run.blocked = true;
+            let held = run.held.clone();
+            self.available.add(&held);
+            self.dispatch(ctx);
+        }
+    }
+}
+
+impl Handler<WorkerUnblocked> for LocalScheduler {
+    type Result = ();
+    fn handle(&mut self, WorkerUnblocked(w): WorkerUnblocked, _: &mut Context<Self>) {
+        if let Some(run) = self.task_of(w)
+            && run.blocked
+        {
+            run.blocked = false;
+            let held = run.held.clone();
+            self.available.subtract(&held);
+        }
+    }
+}
+
+impl Handler<WorkerStopped> for LocalScheduler {
+    type Result = ();
+    fn handle(&mut self, WorkerStopped(w): WorkerStopped, ctx: &mut Context<Self>) {
+        if self.workers.remove(w) {
+            tracing::warn!(worker = %w, "worker exited unexpectedly");
+            self.dispatch(ctx);
+        }
+    }
+}
+
+impl Handler<CancelTask> for LocalScheduler {
+    type Result = bool;
+    fn handle(&mut self, m: CancelTask, _: &mut Context<Self>) -> bool {
+        self.cancel(m.task_id, m.force, m.recursive)
+    }
+}
+
+impl Handler<ReleaseResources> for LocalScheduler {
+    type Result = ();
+    fn handle(&mut self, ReleaseResources(r): ReleaseResources, ctx: &mut Context<Self>) {
+        self.available.add(&r);
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<TaskUnschedulable> for LocalScheduler {
+    type Result = ();
+    fn handle(&mut self, m: TaskUnschedulable, _: &mut Context<Self>) {
+        self.fail_task(&m.spec, TaskError::new(TaskErrorKind::Infeasible, m.reason));
+    }
+}
+
+impl Handler<GetSchedulerState> for LocalScheduler {
+    type Result = MessageResult<GetSchedulerState>;
+    fn handle(&mut self, _: GetSchedulerState, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(SchedulerState {
+            total: self.cfg.total.clone(),
+            available: self.available.clone(),
+            waiting_for_args: self.waiting.len(),
+            queued: self.ready.len(),
+            running: self.running.len(),
+            blocked: self.running.values().filter(|r| r.blocked).count(),
+            workers: self.workers.len(),
+            idle_workers: self.workers.idle_len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

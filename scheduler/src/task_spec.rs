@@ -1,0 +1,164 @@
+//! Task specifications: everything needed to run a task anywhere in the cluster, the form in which
+//! a task travels from its submitter through the schedulers to the worker that runs it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use raya_common::{ActorId, JobId, NodeId, ObjectId, ResourceSet, TaskFrame, TaskId, Value};
+use raya_store::RawRef;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A task argument: a value passed directly, or a reference to an object the task waits for.
+#[derive(Clone, Debug)]
+pub enum TaskArg {
+    /// A value (live on this node; encoded only if the task leaves the node).
+    Value(Value),
+    /// An object in the store.
+    Ref(RawRef),
+}
+
+#[derive(Serialize, Deserialize)]
+enum WireArg {
+    Value(Vec<u8>),
+    Ref(RawRef),
+}
+
+impl Serialize for TaskArg {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        match self {
+            TaskArg::Value(v) => {
+                WireArg::Value(v.encode().map_err(S::Error::custom)?.to_vec()).serialize(s)
+            }
+            TaskArg::Ref(r) => WireArg::Ref(r.clone()).serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match WireArg::deserialize(d)? {
+            WireArg::Value(b) => TaskArg::Value(Value::from_bytes(b)),
+            WireArg::Ref(r) => TaskArg::Ref(r),
+        })
+    }
+}
+
+/// Names the function a task runs. Only the name travels; each node resolves it in its own
+/// registry.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct FunctionDescriptor {
+    /// The registered name.
+    pub name: Arc<str>,
+    /// Position in the submitting node's registry: lets that node skip the name lookup.
+    #[serde(skip)]
+    pub local_index: Option<u32>,
+}
+
+impl fmt::Debug for FunctionDescriptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// Where a task may run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SchedulingStrategy {
+    /// Prefer the submitting node, else the least loaded feasible node.
+    #[default]
+    Default,
+    /// Spread tasks over the feasible nodes.
+    Spread,
+    /// Run on `node`; when `soft`, fall back to another node if it cannot.
+    NodeAffinity {
+        /// The node.
+        node: NodeId,
+        /// Allow another node when that one cannot run it.
+        soft: bool,
+    },
+}
+
+/// What a task does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskKind {
+    /// Runs a remote function on a worker.
+    Normal,
+    /// Constructs an actor; holds `placement` resources while constructing and `lifetime`
+    /// resources while the actor lives.
+    ActorCreation {
+        /// The actor.
+        actor: ActorId,
+        /// Resources held for the actor's whole life.
+        lifetime: ResourceSet,
+        /// How the actor runs, for a node that starts its host from this task alone.
+        options: CreationOptions,
+    },
+}
+
+/// The options of an actor that travel with its creation task.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreationOptions {
+    /// Calls run at once.
+    pub max_concurrency: u32,
+    /// Restarts allowed (-1: unlimited).
+    pub max_restarts: i64,
+    /// Retries of a call interrupted by a crash (-1: unlimited).
+    pub max_task_retries: i64,
+}
+
+/// Everything needed to run a task anywhere in the cluster.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// The task.
+    pub task_id: TaskId,
+    /// Its job.
+    pub job: JobId,
+    /// The task (or driver pseudo-task) that submitted it.
+    pub parent: TaskId,
+    /// The node it was submitted on.
+    pub origin: NodeId,
+    /// Function (or actor type) to run.
+    pub function: FunctionDescriptor,
+    /// Arguments.
+    pub args: Vec<TaskArg>,
+    /// Number of return objects (`ObjectId::for_return(task_id, 0..n)`).
+    pub num_returns: u32,
+    /// Resources needed to run (for an actor: to be placed).
+    pub resources: ResourceSet,
+    /// Placement constraint.
+    pub strategy: SchedulingStrategy,
+    /// Retries allowed.
+    pub max_retries: u32,
+    /// Whether application errors (an `Err` or a panic) are retried too.
+    pub retry_exceptions: bool,
+    /// Which attempt this is (0 first).
+    pub attempt: u32,
+    /// Normal task or actor creation.
+    pub kind: TaskKind,
+}
+
+impl TaskSpec {
+    /// Id of return object `i`.
+    pub fn return_id(&self, i: u32) -> ObjectId {
+        ObjectId::for_return(self.task_id, i)
+    }
+
+    /// Ids of all return objects.
+    pub fn return_ids(&self) -> impl Iterator<Item = ObjectId> + '_ {
+        (0..self.num_returns).map(|i| self.return_id(i))
+    }
+
+    /// The frame this task adds to an error chain.
+    pub fn frame(&self, node: Option<NodeId>) -> TaskFrame {
+        TaskFrame {
+            task: self.task_id,
+            function: self.function.name.to_string(),
+            node,
+        }
+    }
+
+    /// Whether a failed attempt may be retried.
+    pub fn may_retry(&self, application_error: bool) -> bool {
+        self.attempt < self.max_retries && (!application_error || self.retry_exceptions)
+    }
+}

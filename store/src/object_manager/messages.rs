@@ -1,0 +1,113 @@
+//! The object manager's messages: what nodes tell each other about objects (wire messages,
+//! each named in the protocol catalogue), and what the node's own components tell it.
+
+use raya_common::{NodeId, ObjectId, TaskError};
+use serde::{Deserialize, Serialize};
+
+use actix::prelude::*;
+
+use crate::raw_ref::RawRef;
+
+/// Results at most this large (encoded) travel inline in [`ObjectReady`], as Ray's
+/// `max_direct_call_object_size`.
+pub const MAX_INLINE: usize = 100 * 1024;
+
+/// Largest object accepted from a pull.
+pub const MAX_OBJECT: u64 = 1 << 40;
+
+/// How an object made for another node ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ReadyData {
+    /// The encoded value.
+    Inline(Vec<u8>),
+    /// Too large to send along: it stays on the sending node, to be pulled.
+    Held {
+        /// Encoded size in bytes.
+        size: u64,
+    },
+    /// The task failed.
+    Failed(TaskError),
+}
+
+/// Tells an object's owner that the object is ready on node `from` (or failed).
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+pub struct ObjectReady {
+    /// The object.
+    pub id: ObjectId,
+    /// The node that made it.
+    pub from: NodeId,
+    /// Its value, or where it is.
+    pub data: ReadyData,
+}
+
+/// Tells an object's owner that node `at` will make it (so the owner fails it if `at` dies).
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+pub struct ObjectsExpected {
+    /// The objects.
+    pub ids: Vec<ObjectId>,
+    /// The node making them.
+    pub at: NodeId,
+}
+
+/// Where an object can be pulled from, as its owner knows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Located {
+    /// On this node.
+    At(NodeId),
+    /// It failed with this error.
+    Failed(TaskError),
+    /// Not ready yet; ask again.
+    Pending,
+    /// The owner no longer has it (freed, or never made).
+    Unknown,
+}
+
+/// Asks an object's owner where the object is. Answered when the object is ready, or
+/// [`Located::Pending`] after a while.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Located")]
+pub struct LocateObject(pub ObjectId);
+
+/// Tells a node holding a copy of an object that the owner freed it.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+pub struct FreeObject(pub ObjectId);
+
+/// Tells an owner that node `node` took its first reference to `id` (`add`) or dropped its last.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+pub struct Borrow {
+    /// The object.
+    pub id: ObjectId,
+    /// The borrowing node.
+    pub node: NodeId,
+    /// First reference taken, or last dropped.
+    pub add: bool,
+}
+
+/// A node of the cluster died: what it made or held is lost.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct NodeGone(pub NodeId);
+
+/// Keeps the results of work run here for another node until the owner frees them, and tells
+/// the owner when they are ready. The sender takes the references (so the results have entries
+/// in the store before the work can finish).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ExpectReturns {
+    /// References to the results.
+    pub refs: Vec<RawRef>,
+    /// Their owner.
+    pub owner: NodeId,
+}
+
+raya_cluster::wire_message!(
+    ObjectReady => "object_manager/ObjectReady",
+    ObjectsExpected => "object_manager/ObjectsExpected",
+    LocateObject => "object_manager/LocateObject",
+    FreeObject => "object_manager/FreeObject",
+    Borrow => "object_manager/Borrow",
+);

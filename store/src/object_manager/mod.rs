@@ -1,0 +1,445 @@
+//! The object manager: moves objects between the stores of a cluster's nodes.
+//!
+//! - A task run for another node (its *owner*) keeps its results here until the owner frees
+//!   them, and tells the owner when each is ready ([`ObjectReady`]): small results travel in that
+//!   message, large ones stay where they are and are pulled when someone needs them.
+//! - A node that needs an object it does not have (a `get`, a `wait`, a task argument) asks the
+//!   owner where it is ([`LocateObject`], answered when the object is ready) and pulls it from
+//!   there over a stream in chunks ([`OBJECT_PROTOCOL`]), so a multi-GiB object never sits in one
+//!   message and a transfer does not hold up the node's other traffic.
+//! - Reference counting spans nodes: a node holding references to an object owned elsewhere is
+//!   a borrower the owner counts ([`Borrow`]); when the last reference anywhere is gone the owner
+//!   frees the object and tells every node holding a copy ([`FreeObject`]).
+//! - When a node dies, the objects it was making or holding fail with a clear error instead of
+//!   being waited for forever ([`NodeGone`]).
+
+mod messages;
+mod transfer;
+
+pub use messages::{
+    Borrow, ExpectReturns, FreeObject, LocateObject, Located, MAX_INLINE, MAX_OBJECT, NodeGone,
+    ObjectReady, ObjectsExpected, ReadyData,
+};
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use raya_cluster::transport::{Network, Target};
+use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind, Value};
+use tokio::sync::oneshot;
+
+use crate::object_store::{Lookup, Status, StoreCore, StoreHooks};
+use crate::raw_ref::RawRef;
+use transfer::{locate_and_pull, pull_object, serve_pulls};
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Want(ObjectId, Option<NodeId>);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Push(ObjectId, NodeId);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Resolved(ObjectId);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct PullDone(ObjectId, Result<(), TaskError>);
+
+/// The hooks the store calls: cheap, from any thread.
+struct Hooks(Addr<ObjectManager>);
+
+impl StoreHooks for Hooks {
+    fn wanted(&self, id: ObjectId, owner: Option<NodeId>) {
+        self.0.do_send(Want(id, owner));
+    }
+    fn borrowed(&self, id: ObjectId, owner: NodeId, first: bool) {
+        self.0.do_send(BorrowChange(id, owner, first));
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct BorrowChange(ObjectId, NodeId, bool);
+
+/// The object manager actor of a cluster node.
+pub struct ObjectManager {
+    core: Arc<StoreCore>,
+    net: Network,
+    me: NodeId,
+    /// Results made here for other nodes, kept until their owner frees them.
+    held: HashMap<ObjectId, (RawRef, NodeId)>,
+    /// For objects owned here: the other nodes holding a copy.
+    copies: HashMap<ObjectId, HashSet<NodeId>>,
+    /// For objects owned here and being made elsewhere: the node making them.
+    expected: HashMap<ObjectId, NodeId>,
+    /// Objects owned here whose free must reach the copies (an `on_free` hook is set).
+    watched_free: HashSet<ObjectId>,
+    /// Borrowers' references, held for them.
+    borrowers: HashMap<(ObjectId, NodeId), RawRef>,
+    /// Locate requests waiting for an object to be ready.
+    parked: HashMap<ObjectId, Vec<oneshot::Sender<Located>>>,
+    /// Objects whose readiness this manager watches (for parked locates).
+    watching: HashSet<ObjectId>,
+    /// Pulls in flight.
+    pulling: HashSet<ObjectId>,
+}
+
+impl ObjectManager {
+    /// Starts the object manager of the node whose store is `core` on `arbiter`: connects it
+    /// to the store, serves its messages through `net`'s router and accepts pulls.
+    pub fn start(
+        core: Arc<StoreCore>,
+        net: Network,
+        arbiter: &actix_rt::ArbiterHandle,
+    ) -> Addr<ObjectManager> {
+        let me = core.node();
+        let (c, n) = (Arc::clone(&core), net.clone());
+        let addr = ObjectManager::start_in_arbiter(arbiter, move |_| ObjectManager {
+            core: c,
+            net: n,
+            me,
+            held: HashMap::new(),
+            copies: HashMap::new(),
+            expected: HashMap::new(),
+            watched_free: HashSet::new(),
+            borrowers: HashMap::new(),
+            parked: HashMap::new(),
+            watching: HashSet::new(),
+            pulling: HashSet::new(),
+        });
+        core.set_hooks(Box::new(Hooks(addr.clone())));
+        let router = net.router();
+        router.serve::<ObjectReady, _>(addr.clone());
+        router.serve::<ObjectsExpected, _>(addr.clone());
+        router.serve::<LocateObject, _>(addr.clone());
+        router.serve::<FreeObject, _>(addr.clone());
+        router.serve::<Borrow, _>(addr.clone());
+        serve_pulls(core, &net);
+        addr
+    }
+
+    fn tell<M>(&self, node: NodeId, msg: M)
+    where
+        M: raya_cluster::transport::WireMessage<Result = ()>,
+    {
+        let net = self.net.clone();
+        self.net.spawn(async move {
+            if let Err(e) = net.ask(node.peer_id(), Target::System, msg).await {
+                tracing::debug!(%node, error = %e, message = std::any::type_name::<M>(), "object message not delivered");
+            }
+        });
+    }
+
+    /// Makes sure the copies elsewhere are freed with the object here.
+    fn watch_free(&mut self, id: ObjectId, ctx: &mut Context<Self>) {
+        if !self.watched_free.insert(id) {
+            return;
+        }
+        let me = ctx.address();
+        if !self
+            .core
+            .on_free(id, Box::new(move || me.do_send(FreeObject(id))))
+        {
+            self.watched_free.remove(&id);
+        }
+    }
+
+    fn pull(&mut self, id: ObjectId, from: NodeId, ctx: &mut Context<Self>) {
+        if from == self.me || !self.pulling.insert(id) {
+            return;
+        }
+        let (net, core, me) = (self.net.clone(), Arc::clone(&self.core), ctx.address());
+        self.net.spawn(async move {
+            let result = pull_object(&net, &core, id, from).await;
+            me.do_send(PullDone(id, result));
+        });
+    }
+
+    fn located(&self, id: ObjectId) -> Located {
+        // The status only: reading the object would load a spilled one from disk.
+        match self.core.status(id) {
+            Status::Ready => Located::At(self.me),
+            Status::Failed => match self.core.get(id) {
+                Lookup::Failed(e) => Located::Failed((*e).clone()),
+                _ => Located::Pending,
+            },
+            Status::Missing => Located::Unknown,
+            Status::Pending => match self.copies.get(&id).and_then(|c| c.iter().next()) {
+                Some(n) => Located::At(*n),
+                None => Located::Pending,
+            },
+        }
+    }
+
+    fn answer_parked(&mut self, id: ObjectId) {
+        let answer = self.located(id);
+        if matches!(answer, Located::Pending) {
+            return;
+        }
+        for tx in self.parked.remove(&id).unwrap_or_default() {
+            let _ = tx.send(answer.clone());
+        }
+    }
+}
+
+impl Actor for ObjectManager {
+    type Context = Context<Self>;
+}
+
+impl Handler<ExpectReturns> for ObjectManager {
+    type Result = ();
+    fn handle(&mut self, m: ExpectReturns, ctx: &mut Context<Self>) {
+        if m.owner == self.me {
+            return;
+        }
+        let ids: Vec<ObjectId> = m.refs.iter().map(|r| r.id()).collect();
+        for r in m.refs {
+            let id = r.id();
+            if self.held.contains_key(&id) {
+                continue;
+            }
+            self.held.insert(id, (r, m.owner));
+            let me = ctx.address();
+            let owner = m.owner;
+            self.core
+                .on_ready(id, Box::new(move || me.do_send(Push(id, owner))));
+        }
+        self.tell(m.owner, ObjectsExpected { ids, at: self.me });
+    }
+}
+
+impl Handler<Push> for ObjectManager {
+    type Result = ();
+    fn handle(&mut self, Push(id, owner): Push, _: &mut Context<Self>) {
+        let data = match self.core.get(id) {
+            // Large values are not encoded here (that would hold up this event loop): they stay
+            // and are encoded when pulled.
+            Lookup::Ready(v) if v.size() > MAX_INLINE => ReadyData::Held {
+                size: v.size() as u64,
+            },
+            Lookup::Ready(v) => match v.encode() {
+                Ok(b) if b.len() <= MAX_INLINE => {
+                    // The owner has it now: no copy needs to stay here.
+                    self.held.remove(&id);
+                    ReadyData::Inline(b.to_vec())
+                }
+                Ok(b) => ReadyData::Held {
+                    size: b.len() as u64,
+                },
+                Err(e) => ReadyData::Failed(TaskError::new(
+                    TaskErrorKind::System,
+                    format!("the result cannot be encoded to leave the node: {e}"),
+                )),
+            },
+            Lookup::Failed(e) => {
+                self.held.remove(&id);
+                ReadyData::Failed((*e).clone())
+            }
+            Lookup::Pending | Lookup::Missing => return,
+        };
+        self.tell(
+            owner,
+            ObjectReady {
+                id,
+                from: self.me,
+                data,
+            },
+        );
+    }
+}
+
+impl Handler<ObjectsExpected> for ObjectManager {
+    type Result = ();
+    fn handle(&mut self, m: ObjectsExpected, _: &mut Context<Self>) {
+        for id in m.ids {
+            if self.core.status(id) == Status::Pending {
+                self.expected.insert(id, m.at);
+            }
+        }
+    }
+}
+
+impl Handler<ObjectReady> for ObjectManager {
+    type Result = ();
+    fn handle(&mut self, m: ObjectReady, ctx: &mut Context<Self>) {
+        self.expected.remove(&m.id);
+        match m.data {
+            ReadyData::Inline(bytes) => {
+                if let Err(e) = self.core.complete(m.id, Value::from_bytes(bytes)) {
+                    self.core.fail(
+                        m.id,
+                        Arc::new(TaskError::new(TaskErrorKind::StoreFull, e.to_string())),
+                    );
+                }
+            }
+            ReadyData::Failed(e) => {
+                self.core.fail(m.id, Arc::new(e));
+            }
+            ReadyData::Held { .. } => {
+                if self.core.status(m.id) == Status::Missing {
+                    // Freed here already: the maker may drop it too.
+                    self.tell(m.from, FreeObject(m.id));
+                    return;
+                }
+                self.copies.entry(m.id).or_default().insert(m.from);
+                self.watch_free(m.id, ctx);
+                if self.core.has_waiters(m.id) {
+                    self.pull(m.id, m.from, ctx);
+                }
+            }
+        }
+        self.answer_parked(m.id);
+    }
+}
+
+impl Handler<Want> for ObjectManager {
+    type Result = ();
+    fn handle(&mut self, Want(id, owner): Want, ctx: &mut Context<Self>) {
+        match owner {
+            None => {
+                // Owned here: pull it if it is known to be elsewhere (else the result will
+                // arrive, or be announced, by itself).
+                if let Some(n) = self.copies.get(&id).and_then(|c| c.iter().next()).copied() {
+                    self.pull(id, n, ctx);
+                }
+            }
+            Some(owner) => {
+                if !self.pulling.insert(id) {
+                    return;
+                }
+                let (net, core, me) = (self.net.clone(), Arc::clone(&self.core), ctx.address());
+                self.net.spawn(async move {
+                    let result = locate_and_pull(&net, &core, id, owner).await;
+                    me.do_send(PullDone(id, result));
+                });
+            }
+        }
+    }
+}
+
+impl Handler<PullDone> for ObjectManager {
+    type Result = ();
+    fn handle(&mut self, PullDone(id, result): PullDone, _: &mut Context<Self>) {
+        self.pulling.remove(&id);
+        if let Err(e) = result {
+            tracing::warn!(object = %id, error = %e, "object could not be fetched");
+            self.core.fail(id, Arc::new(e));
+        }
+        self.answer_parked(id);
+    }
+}
+
+impl Handler<LocateObject> for ObjectManager {
+    type Result = ResponseFuture<Located>;
+    fn handle(&mut self, LocateObject(id): LocateObject, ctx: &mut Context<Self>) -> Self::Result {
+        let now = self.located(id);
+        if !matches!(now, Located::Pending) {
+            return Box::pin(async move { now });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.parked.entry(id).or_default().push(tx);
+        if self.watching.insert(id) {
+            let me = ctx.address();
+            self.core
+                .on_ready(id, Box::new(move || me.do_send(Resolved(id))));
+        }
+        Box::pin(async move {
+            // Answer before the request times out; the asker asks again.
+            match actix_rt::time::timeout(Duration::from_secs(15), rx).await {
+                Ok(Ok(l)) => l,
+                _ => Located::Pending,
+            }
+        })
+    }
+}
+
+impl Handler<Resolved> for ObjectManager {
+    type Result = ();
+    fn handle(&mut self, Resolved(id): Resolved, _: &mut Context<Self>) {
+        self.watching.remove(&id);
+        self.answer_parked(id);
+        if let Some(list) = self.parked.get_mut(&id) {
+            list.retain(|tx| !tx.is_closed());
+        }
+    }
+}
+
+impl Handler<FreeObject> for ObjectManager {
+    type Result = ();
+    fn handle(&mut self, FreeObject(id): FreeObject, _: &mut Context<Self>) {
+        // On the owner (from its own on_free hook): tell the copies. On a copy: drop it.
+        self.watched_free.remove(&id);
+        self.expected.remove(&id);
+        if let Some(nodes) = self.copies.remove(&id) {
+            for n in nodes {
+                self.tell(n, FreeObject(id));
+            }
+        }
+        self.held.remove(&id);
+    }
+}
+
+impl Handler<Borrow> for ObjectManager {
+    type Result = ();
+    fn handle(&mut self, m: Borrow, _: &mut Context<Self>) {
+        if m.add {
+            if self.core.status(m.id) == Status::Missing {
+                tracing::debug!(object = %m.id, node = %m.node, "borrow of an object already freed");
+                return;
+            }
+            let r = self.core.add_ref(m.id);
+            self.borrowers.insert((m.id, m.node), r);
+        } else {
+            self.borrowers.remove(&(m.id, m.node));
+        }
+    }
+}
+
+impl Handler<BorrowChange> for ObjectManager {
+    type Result = ();
+    fn handle(&mut self, BorrowChange(id, owner, add): BorrowChange, _: &mut Context<Self>) {
+        let node = self.me;
+        self.tell(owner, Borrow { id, node, add });
+    }
+}
+
+impl Handler<NodeGone> for ObjectManager {
+    type Result = ();
+    fn handle(&mut self, NodeGone(dead): NodeGone, _: &mut Context<Self>) {
+        let core = &self.core;
+        self.expected.retain(|id, n| {
+            if *n != dead {
+                return true;
+            }
+            core.fail(
+                *id,
+                Arc::new(TaskError::new(
+                    TaskErrorKind::NodeDied,
+                    format!("node {dead}, which was making this object, died"),
+                )),
+            );
+            false
+        });
+        for (id, nodes) in self.copies.iter_mut() {
+            if nodes.remove(&dead) && nodes.is_empty() && self.core.status(*id) == Status::Pending {
+                self.core.fail(
+                    *id,
+                    Arc::new(TaskError::new(
+                        TaskErrorKind::NodeDied,
+                        format!("node {dead}, which held the only copy of this object, died"),
+                    )),
+                );
+            }
+        }
+        self.copies.retain(|_, n| !n.is_empty());
+        self.borrowers.retain(|(_, n), _| *n != dead);
+        // Results kept here for the dead node: nobody will ask for them.
+        self.held.retain(|_, (_, owner)| *owner != dead);
+    }
+}
+

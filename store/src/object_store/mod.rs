@@ -1,0 +1,585 @@
+//! The object store of a node (Ray's plasma store, in-process).
+//!
+//! [`StoreCore`] holds the node's objects by id in 64 locked shards: live Rust values (never
+//! serialized while they stay on the node), encoded bytes, errors of failed tasks, and objects
+//! [spilled](spill) to disk when the memory budget is exceeded. Every [`RawRef`] alive on the
+//! node counts as a reference; when the last one goes the object is freed (and its spill file
+//! deleted), and an object is never evicted while referenced — only spilled. Every thread of the
+//! node reads the core directly: a local `get` is a lock, an `Arc` clone and a downcast.
+//!
+//! Waiting is by registration: [`StoreCore::register_waiter`] (a signal, a waker or a callback)
+//! fires when an object stops being pending. The store tells the node's object manager, through
+//! [`StoreHooks`], when someone waits for an object it does not have and when a reference to an
+//! object owned elsewhere is first taken or last dropped.
+//!
+//! The [`ObjectStore`] actor is the store's [mailbox]: it reports object locations to the GCS in
+//! batches and answers [`GetStoreStats`] and [`FetchObject`].
+
+mod mailbox;
+mod spill;
+mod types;
+mod waiters;
+
+pub use mailbox::{FetchObject, GetStoreStats, ObjectStore};
+pub use types::{Lookup, Status, StoreConfig, StoreError, StoreStats};
+
+use std::hash::{BuildHasher, BuildHasherDefault};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use raya_common::{ActorId, FastHashMap, FastHasher, NodeId, ObjectId, TaskError, Value};
+
+use crate::raw_ref::RawRef;
+use crate::signal::{Waiter, WaiterId};
+
+const SHARDS: usize = 64;
+
+enum State {
+    Pending(Vec<(WaiterId, Waiter)>),
+    Ready(Value),
+    Failed(Arc<TaskError>),
+    Spilled { path: PathBuf, len: u64 },
+}
+
+struct Entry {
+    refs: u64,
+    state: State,
+    /// Bytes counted in `used`.
+    size: u64,
+    last_use: u64,
+    /// References held by the encoded form (bytes or spill file) of this object.
+    contained: Vec<RawRef>,
+    unspillable: bool,
+    located: bool,
+    /// Run when the last reference goes.
+    on_free: Option<Box<dyn FnOnce() + Send>>,
+    /// The node that owns the object, when another node does.
+    owner: Option<NodeId>,
+    /// Whether the fetch hook has been told that someone waits for this pending object.
+    fetch_requested: bool,
+}
+
+/// What the store tells the node's object manager.
+pub trait StoreHooks: Send + Sync {
+    /// Someone started waiting for pending object `id`, owned by `owner` (`None`: this node).
+    fn wanted(&self, id: ObjectId, owner: Option<NodeId>);
+    /// This node took its first reference (`true`) to, or dropped its last (`false`) from,
+    /// object `id` owned by node `owner`.
+    fn borrowed(&self, id: ObjectId, owner: NodeId, first: bool);
+}
+
+#[derive(Default)]
+struct Shard {
+    entries: FastHashMap<ObjectId, Entry>,
+    /// Location changes not yet reported to the GCS: `Some(size)` added, `None` removed.
+    changes: FastHashMap<ObjectId, Option<u64>>,
+}
+
+impl Shard {
+    fn record(&mut self, id: ObjectId, change: Option<u64>) {
+        match change {
+            Some(size) => {
+                self.changes.insert(id, Some(size));
+            }
+            None => {
+                if let Some(Some(_)) = self.changes.get(&id) {
+                    // Added and removed before the GCS heard of it: nothing to report.
+                    self.changes.remove(&id);
+                } else {
+                    self.changes.insert(id, None);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    total_spilled: AtomicU64,
+    total_restored: AtomicU64,
+    num_spilled: AtomicU64,
+    bytes_spilled: AtomicU64,
+}
+
+/// The node's objects, shared by every thread of the node.
+pub struct StoreCore {
+    shards: Box<[Mutex<Shard>]>,
+    used: AtomicU64,
+    count: AtomicU64,
+    clock: AtomicU64,
+    config: StoreConfig,
+    spill_lock: Mutex<()>,
+    counters: Counters,
+    hooks: std::sync::OnceLock<Box<dyn StoreHooks>>,
+}
+
+impl std::fmt::Debug for StoreCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreCore")
+            .field("node", &self.config.node)
+            .field("objects", &self.count.load(Ordering::Relaxed))
+            .field("bytes_in_memory", &self.used.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Things dropped after a shard lock is released: dropping a value can drop the references it
+/// contains, which lock shards again.
+type Deferred = Vec<Box<dyn std::any::Any + Send>>;
+
+impl StoreCore {
+    /// An empty store.
+    pub fn new(config: StoreConfig) -> Arc<StoreCore> {
+        Arc::new(StoreCore {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            used: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            clock: AtomicU64::new(0),
+            config,
+            spill_lock: Mutex::new(()),
+            counters: Counters::default(),
+            hooks: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Connects the node's object manager (once; later calls are ignored).
+    pub fn set_hooks(&self, hooks: Box<dyn StoreHooks>) {
+        let _ = self.hooks.set(hooks);
+    }
+
+    /// The node the store belongs to.
+    pub fn node(&self) -> NodeId {
+        self.config.node
+    }
+
+    /// The memory budget in bytes.
+    pub fn memory_budget(&self) -> u64 {
+        self.config.memory_budget
+    }
+
+    fn shard(&self, id: &ObjectId) -> MutexGuard<'_, Shard> {
+        let h = BuildHasherDefault::<FastHasher>::default().hash_one(id) as usize;
+        self.shards[h % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn new_entry(&self, state: State, size: u64) -> Entry {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Entry {
+            refs: 1,
+            state,
+            size,
+            last_use: self.tick(),
+            contained: Vec::new(),
+            unspillable: false,
+            located: false,
+            on_free: None,
+            owner: None,
+            fetch_requested: false,
+        }
+    }
+
+    /// Counts one more reference to `id` (creating a pending entry for an object still to be
+    /// made) and returns it.
+    pub fn add_ref(self: &Arc<Self>, id: ObjectId) -> RawRef {
+        self.add_ref_from(id, self.config.node, None)
+    }
+
+    /// [`StoreCore::add_ref`] for the result of a call to `actor`.
+    pub fn add_actor_ref(self: &Arc<Self>, id: ObjectId, actor: ActorId) -> RawRef {
+        self.add_ref_from(id, self.config.node, Some(actor))
+    }
+
+    /// [`StoreCore::add_ref`] for a reference created by `owner` (for the result of a call to
+    /// `actor`).
+    pub fn add_ref_from(
+        self: &Arc<Self>,
+        id: ObjectId,
+        owner: NodeId,
+        actor: Option<ActorId>,
+    ) -> RawRef {
+        let foreign = owner != self.config.node;
+        let first = {
+            let mut shard = self.shard(&id);
+            match shard.entries.get_mut(&id) {
+                Some(e) => {
+                    e.refs += 1;
+                    false
+                }
+                None => {
+                    let mut e = self.new_entry(State::Pending(Vec::new()), 0);
+                    e.owner = foreign.then_some(owner);
+                    shard.entries.insert(id, e);
+                    true
+                }
+            }
+        };
+        if first
+            && foreign
+            && let Some(h) = self.hooks.get()
+        {
+            h.borrowed(id, owner, true);
+        }
+        RawRef::counted(Arc::clone(self), id, owner, actor)
+    }
+
+    pub(crate) fn remove_ref(&self, id: ObjectId) {
+        let removed = {
+            let mut shard = self.shard(&id);
+            let Some(e) = shard.entries.get_mut(&id) else {
+                return;
+            };
+            e.refs -= 1;
+            if e.refs > 0 {
+                return;
+            }
+            let e = shard.entries.remove(&id);
+            if let Some(e) = &e
+                && e.located
+            {
+                shard.record(id, None);
+            }
+            e
+        };
+        if let Some(mut e) = removed {
+            if let Some(f) = e.on_free.take() {
+                f();
+            }
+            if let (Some(owner), Some(h)) = (e.owner, self.hooks.get()) {
+                h.borrowed(id, owner, false);
+            }
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            self.used.fetch_sub(e.size, Ordering::Relaxed);
+            if let State::Spilled { path, len } = &e.state {
+                self.counters.num_spilled.fetch_sub(1, Ordering::Relaxed);
+                self.counters
+                    .bytes_spilled
+                    .fetch_sub(*len, Ordering::Relaxed);
+                if let Err(err) = std::fs::remove_file(path) {
+                    tracing::warn!(object = %id, error = %err, "could not delete spill file");
+                }
+            }
+            drop(e);
+        }
+    }
+
+    fn try_reserve(&self, size: u64) -> bool {
+        let budget = self.config.memory_budget;
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                (cur.saturating_add(size) <= budget).then_some(cur + size)
+            })
+            .is_ok()
+    }
+
+    /// Makes room for `size` bytes, spilling least-recently-used objects when allowed.
+    fn reserve(&self, size: u64, exclude: Option<ObjectId>) -> Result<(), StoreError> {
+        if self.try_reserve(size) {
+            return Ok(());
+        }
+        if self.config.spilling {
+            self.spill_lru(size, exclude);
+            if self.try_reserve(size) {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Full {
+            needed: size,
+            used: self.used.load(Ordering::Relaxed),
+            budget: self.config.memory_budget,
+            spilling: self.config.spilling,
+        })
+    }
+
+    /// Stores a new object made by `put` and returns the first reference to it. On failure the
+    /// value is handed back.
+    pub fn put(
+        self: &Arc<Self>,
+        id: ObjectId,
+        value: Value,
+    ) -> Result<RawRef, (StoreError, Value)> {
+        let size = value.size() as u64;
+        let state = match self.reserve(size, Some(id)) {
+            Ok(()) => State::Ready(value),
+            Err(e) if !self.config.spilling => return Err((e, value)),
+            Err(e) => match self.write_spill(id, &value) {
+                Ok((path, len, contained)) => {
+                    let mut entry = self.new_entry(State::Spilled { path, len }, 0);
+                    entry.contained = contained;
+                    entry.located = true;
+                    let mut shard = self.shard(&id);
+                    shard.record(id, Some(len));
+                    shard.entries.insert(id, entry);
+                    return Ok(RawRef::counted(
+                        Arc::clone(self),
+                        id,
+                        self.config.node,
+                        None,
+                    ));
+                }
+                Err(reason) => {
+                    tracing::warn!(object = %id, %reason, "object larger than the free budget and not spillable");
+                    return Err((e, value));
+                }
+            },
+        };
+        let reserved = if matches!(state, State::Ready(_)) {
+            size
+        } else {
+            0
+        };
+        let mut entry = self.new_entry(state, reserved);
+        entry.located = true;
+        {
+            let mut shard = self.shard(&id);
+            shard.record(id, Some(size));
+            if let Some(old) = shard.entries.insert(id, entry) {
+                // Put ids are fresh; a clash means a bug elsewhere. Keep the new object.
+                tracing::error!(object = %id, "put replaced an existing object");
+                self.count.fetch_sub(1, Ordering::Relaxed);
+                self.used.fetch_sub(old.size, Ordering::Relaxed);
+                drop(shard);
+                drop(old);
+            }
+        }
+        Ok(RawRef::counted(
+            Arc::clone(self),
+            id,
+            self.config.node,
+            None,
+        ))
+    }
+
+    /// Stores the result of a task. Returns `Ok(true)` when stored, `Ok(false)` when nobody
+    /// references the object any more (or it already failed, e.g. was cancelled) and the value was
+    /// dropped, and `Err` when there is no room; the caller then fails the object instead.
+    pub fn complete(&self, id: ObjectId, value: Value) -> Result<bool, StoreError> {
+        let size = value.size() as u64;
+        let mut deferred: Deferred = Vec::new();
+        let waiters;
+        let mut spilled = None;
+        if let Err(e) = self.reserve(size, Some(id)) {
+            if !self.config.spilling {
+                return Err(e);
+            }
+            match self.write_spill(id, &value) {
+                Ok(s) => spilled = Some(s),
+                Err(reason) => {
+                    tracing::warn!(object = %id, %reason, "task result larger than the free budget and not spillable");
+                    return Err(e);
+                }
+            }
+        }
+        {
+            let mut shard = self.shard(&id);
+            let Some(e) = shard.entries.get_mut(&id) else {
+                drop(shard);
+                if spilled.is_none() {
+                    self.used.fetch_sub(size, Ordering::Relaxed);
+                }
+                self.discard_spill(spilled);
+                return Ok(false);
+            };
+            if !matches!(e.state, State::Pending(_)) {
+                drop(shard);
+                if spilled.is_none() {
+                    self.used.fetch_sub(size, Ordering::Relaxed);
+                }
+                self.discard_spill(spilled);
+                return Ok(false);
+            }
+            let new_state = match spilled {
+                None => {
+                    e.size = size;
+                    State::Ready(value)
+                }
+                Some((path, len, contained)) => {
+                    e.contained = contained;
+                    deferred.push(Box::new(value));
+                    State::Spilled { path, len }
+                }
+            };
+            e.located = true;
+            e.last_use = self.tick();
+            let State::Pending(w) = std::mem::replace(&mut e.state, new_state) else {
+                unreachable!("checked above")
+            };
+            waiters = w;
+            shard.record(id, Some(size));
+        }
+        drop(deferred);
+        for (_, w) in waiters {
+            w.fire();
+        }
+        Ok(true)
+    }
+
+    /// Records that the task making `id` failed. Returns whether the error was stored (an object
+    /// that is already ready keeps its value).
+    pub fn fail(&self, id: ObjectId, error: Arc<TaskError>) -> bool {
+        let waiters = {
+            let mut shard = self.shard(&id);
+            let Some(e) = shard.entries.get_mut(&id) else {
+                return false;
+            };
+            if !matches!(e.state, State::Pending(_)) {
+                return false;
+            }
+            let State::Pending(w) = std::mem::replace(&mut e.state, State::Failed(error)) else {
+                unreachable!("checked above")
+            };
+            w
+        };
+        for (_, w) in waiters {
+            w.fire();
+        }
+        true
+    }
+
+    /// Readiness of `id`.
+    pub fn status(&self, id: ObjectId) -> Status {
+        let shard = self.shard(&id);
+        match shard.entries.get(&id).map(|e| &e.state) {
+            None => Status::Missing,
+            Some(State::Pending(_)) => Status::Pending,
+            Some(State::Failed(_)) => Status::Failed,
+            Some(State::Ready(_) | State::Spilled { .. }) => Status::Ready,
+        }
+    }
+
+    /// Reads `id`: a live value costs an `Arc` clone; a spilled one is read from disk as bytes
+    /// (call [`StoreCore::promote`] with the decoded value to keep it in memory again).
+    pub fn get(&self, id: ObjectId) -> Lookup {
+        let path = {
+            let mut shard = self.shard(&id);
+            let Some(e) = shard.entries.get_mut(&id) else {
+                return Lookup::Missing;
+            };
+            e.last_use = self.clock.fetch_add(1, Ordering::Relaxed);
+            match &e.state {
+                State::Ready(v) => return Lookup::Ready(v.clone()),
+                State::Failed(err) => return Lookup::Failed(Arc::clone(err)),
+                State::Pending(_) => return Lookup::Pending,
+                State::Spilled { path, .. } => path.clone(),
+            }
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => Lookup::Ready(Value::from_bytes(bytes)),
+            Err(err) => {
+                if self.status(id) == Status::Missing {
+                    Lookup::Missing
+                } else {
+                    tracing::error!(object = %id, error = %err, "spill file unreadable");
+                    Lookup::Failed(Arc::new(TaskError::new(
+                        raya_common::TaskErrorKind::ObjectLost,
+                        format!("spill file {} unreadable: {err}", path.display()),
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Replaces a spilled (or encoded) object with its decoded live value, when the budget has
+    /// room for it.
+    pub fn promote(&self, id: ObjectId, live: Value) {
+        let size = live.size() as u64;
+        if self.reserve(size, Some(id)).is_err() {
+            return;
+        }
+        let mut deferred: Deferred = Vec::new();
+        let mut restored = false;
+        {
+            let mut shard = self.shard(&id);
+            match shard.entries.get_mut(&id) {
+                Some(e)
+                    if matches!(e.state, State::Spilled { .. })
+                        || matches!(&e.state, State::Ready(v) if !v.is_live()) =>
+                {
+                    let old = std::mem::replace(&mut e.state, State::Ready(live));
+                    self.used.fetch_sub(e.size, Ordering::Relaxed);
+                    e.size = size;
+                    e.unspillable = false;
+                    deferred.push(Box::new(std::mem::take(&mut e.contained)));
+                    if let State::Spilled { path, len } = &old {
+                        self.counters.num_spilled.fetch_sub(1, Ordering::Relaxed);
+                        self.counters
+                            .bytes_spilled
+                            .fetch_sub(*len, Ordering::Relaxed);
+                        self.counters.total_restored.fetch_add(1, Ordering::Relaxed);
+                        restored = true;
+                        let _ = std::fs::remove_file(path);
+                    }
+                    deferred.push(Box::new(old_value(old)));
+                }
+                _ => {
+                    self.used.fetch_sub(size, Ordering::Relaxed);
+                    deferred.push(Box::new(live));
+                }
+            }
+        }
+        if restored {
+            tracing::debug!(object = %id, "restored spilled object");
+        }
+        drop(deferred);
+    }
+
+    /// Number of references to `id` on this node (0 when absent).
+    pub fn ref_count(&self, id: ObjectId) -> u64 {
+        self.shard(&id).entries.get(&id).map_or(0, |e| e.refs)
+    }
+
+    /// The store's counters.
+    pub fn stats(&self) -> StoreStats {
+        let num_spilled = self.counters.num_spilled.load(Ordering::Relaxed);
+        let mut num_in_memory = 0;
+        for s in self.shards.iter() {
+            let s = s.lock().unwrap_or_else(|p| p.into_inner());
+            num_in_memory += s
+                .entries
+                .values()
+                .filter(|e| matches!(e.state, State::Ready(_)))
+                .count() as u64;
+        }
+        StoreStats {
+            num_objects: self.count.load(Ordering::Relaxed),
+            num_in_memory,
+            bytes_in_memory: self.used.load(Ordering::Relaxed),
+            num_spilled,
+            bytes_spilled: self.counters.bytes_spilled.load(Ordering::Relaxed),
+            memory_budget: self.config.memory_budget,
+            total_spilled: self.counters.total_spilled.load(Ordering::Relaxed),
+            total_restored: self.counters.total_restored.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Takes the location changes not yet reported: objects added (with sizes) and removed.
+    pub fn drain_location_changes(&self) -> (Vec<(ObjectId, u64)>, Vec<ObjectId>) {
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        for s in self.shards.iter() {
+            let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
+            for (id, c) in s.changes.drain() {
+                match c {
+                    Some(size) => added.push((id, size)),
+                    None => removed.push(id),
+                }
+            }
+        }
+        (added, removed)
+    }
+}
+
+fn old_value(s: State) -> Option<Value> {
+    match s {
+        State::Ready(v) => Some(v),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
