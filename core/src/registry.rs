@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 use linkme::distributed_slice;
 use raya_common::{TaskError, Value};
 
-use crate::execution::args::Args;
 use crate::error::{Error, Result};
+use crate::execution::args::Args;
 
 /// What a task's function produces: its return values, or the error that replaces them.
 pub type Output = std::result::Result<Vec<Value>, TaskError>;
@@ -19,7 +19,7 @@ pub type Output = std::result::Result<Vec<Value>, TaskError>;
 pub type LocalFuture = Pin<Box<dyn Future<Output = Output>>>;
 
 /// How to run a registered function.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub enum Invoke {
     /// A plain function, run on a worker thread.
     Sync(fn(&mut Args) -> Output),
@@ -28,6 +28,7 @@ pub enum Invoke {
 }
 
 /// A remote function registered by `#[raya::remote]`.
+#[derive(Debug)]
 pub struct FunctionEntry {
     /// The registered name (by default the function's module path).
     pub name: &'static str,
@@ -38,6 +39,7 @@ pub struct FunctionEntry {
 }
 
 /// An actor type registered by `#[raya::actor]`.
+#[derive(Debug)]
 pub struct ActorClassEntry {
     /// The registered name (by default the type's module path).
     pub name: &'static str,

@@ -8,7 +8,7 @@ fn first() -> u8 {
 
 mod other {
     #[raya::remote(name = "shared::name")]
-    pub fn second() -> u8 {
+    pub(crate) fn second() -> u8 {
         2
     }
 }

@@ -444,6 +444,23 @@ fn functions_can_be_called_by_name() {
 }
 
 #[test]
+fn a_task_making_more_values_than_asked_for_fails_as_an_application_error() {
+    // `div_mod` makes two values; called by name it is asked for one. The same rule holds for
+    // actor calls: one execution path stores results for both.
+    with_raya(config(1), || {
+        let r: ObjectRef<u64> = raya::FunctionCall::new(div_mod::NAME)
+            .arg(17u64)
+            .arg(5u64)
+            .max_retries(0)
+            .remote()
+            .unwrap();
+        let e = raya::get(&r).unwrap_err();
+        assert_eq!(e.task_error_kind(), Some(TaskErrorKind::Application), "{e}");
+        assert!(e.to_string().contains("returned 2 values but 1"), "{e}");
+    });
+}
+
+#[test]
 fn tasks_see_their_runtime_context() {
     with_raya(config(2), || {
         let r = whoami::remote();

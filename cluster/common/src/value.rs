@@ -345,6 +345,20 @@ impl fmt::Debug for Value {
     }
 }
 
+impl std::fmt::Debug for EncodedParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedParts")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for LiveValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveValue").finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -248,3 +248,9 @@ impl Handler<GcsEvent> for ActorTable {
         }
     }
 }
+
+impl std::fmt::Debug for ActorTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorTable").finish_non_exhaustive()
+    }
+}

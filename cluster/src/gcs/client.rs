@@ -12,10 +12,8 @@ use libp2p::PeerId;
 use raya_common::NodeId;
 
 use super::nodes::{GetAllNodes, NodeInfo, NodeState, SubscribeNodes};
-use super::{
-    GCS_TOPIC, GcsError, GcsEvent, GcsRequest, GcsTables, VersionedEvent,
-};
-use crate::transport::{NetEvent, Network, Target, decode_body, encode_body};
+use super::{GCS_TOPIC, GcsError, GcsEvent, GcsRequest, GcsTables, VersionedEvent};
+use crate::transport::{NetEvent, Network, OrderedFrames, Target, decode_body, encode_body};
 
 enum Backend {
     Local(GcsTables),
@@ -39,6 +37,28 @@ pub struct GcsClient {
 /// Requests nobody waits for that may queue for a remote head; past it new ones are dropped
 /// (and logged).
 const MAX_OUTBOX: usize = 100_000;
+
+/// Requests sent to a remote head in one batch, at most.
+const MAX_BATCH: usize = 1024;
+
+/// Logs the requests of a batch that failed, or the whole batch when it was not delivered.
+fn report_batch(
+    res: Result<Vec<crate::transport::Reply>, crate::transport::NetError>,
+    names: Vec<&'static str>,
+) {
+    match res {
+        Ok(replies) => {
+            for (r, what) in replies.into_iter().zip(names) {
+                if let Err(e) = r {
+                    tracing::warn!(request = what, error = %e, "GCS request failed");
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, dropped = names.len(), "GCS requests not delivered");
+        }
+    }
+}
 
 impl GcsClient {
     fn with_backend(backend: Backend) -> Self {
@@ -71,27 +91,17 @@ impl GcsClient {
         if self.sending || self.outbox.is_empty() {
             return;
         }
-        let n = self.outbox.len().min(1024);
+        let n = self.outbox.len().min(MAX_BATCH);
         let (frames, names): (Vec<_>, Vec<_>) = self.outbox.drain(..n).unzip();
         self.sending = true;
         let (net, head) = (net.clone(), *head);
+        let batch = OrderedFrames(frames);
         ctx.spawn(
-            async move { net.ask(head, Target::System, crate::transport::OrderedFrames(frames)).await }
+            async move { net.ask(head, Target::System, batch).await }
                 .into_actor(self)
                 .map(move |res, this, ctx| {
                     this.sending = false;
-                    match res {
-                        Ok(replies) => {
-                            for (r, what) in replies.into_iter().zip(names) {
-                                if let Err(e) = r {
-                                    tracing::warn!(request = what, error = %e, "GCS request failed");
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, dropped = names.len(), "GCS requests not delivered")
-                        }
-                    }
+                    report_batch(res, names);
                     this.pump(ctx);
                 }),
         );
@@ -429,5 +439,23 @@ impl GcsHandle {
     /// The node table as the GCS has it now.
     pub async fn all_nodes(&self) -> Result<Vec<NodeInfo>, GcsError> {
         self.request(GetAllNodes).await
+    }
+}
+
+impl std::fmt::Debug for GcsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcsClient").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SubscribeEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscribeEvents").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for CachedNodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedNodes").finish_non_exhaustive()
     }
 }

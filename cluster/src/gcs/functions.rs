@@ -136,3 +136,9 @@ impl Handler<GcsEvent> for FunctionTable {
         }
     }
 }
+
+impl std::fmt::Debug for FunctionTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionTable").finish_non_exhaustive()
+    }
+}

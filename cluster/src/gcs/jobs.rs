@@ -145,3 +145,9 @@ impl Handler<GcsEvent> for JobTable {
         }
     }
 }
+
+impl std::fmt::Debug for JobTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobTable").finish_non_exhaustive()
+    }
+}

@@ -127,3 +127,9 @@ impl Handler<KvKeys> for KvTable {
             .collect())
     }
 }
+
+impl std::fmt::Debug for KvTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvTable").finish_non_exhaustive()
+    }
+}

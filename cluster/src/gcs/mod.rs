@@ -18,8 +18,8 @@ pub mod jobs;
 pub mod kv;
 pub mod nodes;
 pub mod objects;
-mod publisher;
 mod persist;
+mod publisher;
 pub mod task_events;
 
 use std::path::PathBuf;
@@ -239,6 +239,12 @@ impl GcsTables {
             .flush()
             .map(|_| ())
             .map_err(|e| GcsError::Storage(e.to_string()))
+    }
+}
+
+impl std::fmt::Debug for GcsTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcsTables").finish_non_exhaustive()
     }
 }
 

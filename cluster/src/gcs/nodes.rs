@@ -256,3 +256,15 @@ impl Handler<SubscribeNodes> for NodeTable {
         Ok(self.nodes.values().cloned().collect())
     }
 }
+
+impl std::fmt::Debug for NodeTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeTable").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SubscribeNodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscribeNodes").finish_non_exhaustive()
+    }
+}

@@ -135,3 +135,9 @@ impl Handler<GcsEvent> for ObjectTable {
         }
     }
 }
+
+impl std::fmt::Debug for ObjectTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectTable").finish_non_exhaustive()
+    }
+}

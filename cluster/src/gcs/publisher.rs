@@ -87,3 +87,8 @@ impl Handler<NetEvent> for GcsPublisher {
     }
 }
 
+impl std::fmt::Debug for GcsPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcsPublisher").finish_non_exhaustive()
+    }
+}

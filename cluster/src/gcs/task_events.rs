@@ -207,7 +207,6 @@ impl Handler<ListTaskEvents> for TaskEventTable {
     }
 }
 
-
 impl Handler<TaskEventCounts> for TaskEventTable {
     type Result = Result<(usize, u64), GcsError>;
     fn handle(&mut self, _: TaskEventCounts, _: &mut Context<Self>) -> Self::Result {
@@ -296,5 +295,17 @@ impl TaskEventBuffer {
         let keys: Vec<(TaskId, u32)> = b.events.keys().take(limit).copied().collect();
         let events = keys.iter().filter_map(|k| b.events.remove(k)).collect();
         (events, dropped)
+    }
+}
+
+impl std::fmt::Debug for TaskEventTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskEventTable").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for TaskEventBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskEventBuffer").finish_non_exhaustive()
     }
 }

@@ -54,3 +54,12 @@ pub fn remote_recipient<M: WireMessage<Result = ()>>(
     .start()
     .recipient()
 }
+
+impl<M> std::fmt::Debug for Forward<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forward")
+            .field("peer", &self.peer)
+            .field("target", &self.target)
+            .finish()
+    }
+}

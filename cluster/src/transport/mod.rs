@@ -227,4 +227,3 @@ impl NetEvent {
 
 #[cfg(test)]
 mod tests;
-

@@ -10,9 +10,9 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::swarm::{Command, EventLoop, Shared, build_swarm};
-use super::{Target, 
-    Frame, NetConfig, NetError, NetEvent, Role, Router, WireMessage, decode_body, encode_body,
-    route_id,
+use super::{
+    Frame, NetConfig, NetError, NetEvent, Role, Router, Target, WireMessage, decode_body,
+    encode_body, route_id,
 };
 
 /// A handle to the node's network. Cloning shares it; [`Network::shutdown`] stops the swarm.

@@ -86,7 +86,10 @@ mod tests {
         assert_eq!(names.len(), before, "a name is listed twice");
         for e in &rows {
             assert!(e.name.contains('/'), "{} is not component/Message", e.name);
-            assert!(!e.sender_receiver.is_empty() && !e.reply.is_empty(), "{e:?}");
+            assert!(
+                !e.sender_receiver.is_empty() && !e.reply.is_empty(),
+                "{e:?}"
+            );
         }
     }
 
@@ -108,7 +111,9 @@ mod tests {
             let served = router.names();
             let listed: Vec<String> = catalogue()
                 .into_iter()
-                .filter(|e| e.served && (e.name.starts_with("gcs/") || e.name.starts_with("transport/")))
+                .filter(|e| {
+                    e.served && (e.name.starts_with("gcs/") || e.name.starts_with("transport/"))
+                })
                 .map(|e| e.name)
                 .collect();
             let mut listed: Vec<&str> = listed.iter().map(String::as_str).collect();

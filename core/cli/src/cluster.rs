@@ -9,7 +9,7 @@ use raya_cluster::transport::{self, NetConfig, Network, Role, Target};
 
 /// What `raya start` was asked for.
 #[derive(clap::Args)]
-pub struct StartArgs {
+pub(crate) struct StartArgs {
     /// Start the head of a new cluster.
     #[arg(long, conflicts_with = "address")]
     pub head: bool,
@@ -45,7 +45,7 @@ pub struct StartArgs {
 }
 
 /// Parses `name=amount`.
-pub fn parse_resource(s: &str) -> Result<(String, f64), String> {
+pub(crate) fn parse_resource(s: &str) -> Result<(String, f64), String> {
     let (name, amount) = s
         .split_once('=')
         .ok_or_else(|| format!("resource {s:?}: expected name=amount"))?;
@@ -123,7 +123,7 @@ fn announce(head: bool, address: &str) {
 
 /// `raya start`: in the foreground with `--block`, else as a background process whose start
 /// this waits for.
-pub fn start(a: StartArgs) -> Result<(), String> {
+pub(crate) fn start(a: StartArgs) -> Result<(), String> {
     if a.block {
         let ready = std::env::var_os("RAYA_READY_FILE").map(PathBuf::from);
         return run_blocking(&a, ready);
@@ -196,7 +196,7 @@ fn signal(pid: u32, sig: &str) {
 }
 
 /// `raya stop`: stops every node this machine runs (SIGTERM, then SIGKILL after `grace`).
-pub fn stop(grace: Duration) -> Result<(), String> {
+pub(crate) fn stop(grace: Duration) -> Result<(), String> {
     let dir = raya::nodes_dir();
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
@@ -277,7 +277,7 @@ fn head_address(address: Option<String>) -> Result<String, String> {
 }
 
 /// The node table of the cluster at `address` (or the current one).
-pub fn fetch_nodes(address: Option<String>) -> Result<(String, Vec<NodeInfo>), String> {
+pub(crate) fn fetch_nodes(address: Option<String>) -> Result<(String, Vec<NodeInfo>), String> {
     let address = head_address(address)?;
     let addr = transport::parse_address(&address).map_err(|e| e.to_string())?;
     let mut c = NetConfig::new(Role::Client);
@@ -329,7 +329,7 @@ macro_rules! outln {
 }
 
 /// `raya status`: the cluster's nodes with their state and resources, and its pending demand.
-pub fn status(address: Option<String>) -> Result<(), String> {
+pub(crate) fn status(address: Option<String>) -> Result<(), String> {
     let (address, mut nodes) = fetch_nodes(address)?;
     let mut out = String::new();
     nodes.sort_by_key(|n| (n.state != NodeState::Alive, !n.is_head, n.start_time_ms));

@@ -11,10 +11,10 @@ use raya::prelude::*;
 use crate::microbenchmark::{Bench, Report, Small, Timing, small_value};
 
 /// The custom resource only the second node has: work that asks for it runs there.
-pub const REMOTE: &str = "bench_remote";
+pub(crate) const REMOTE: &str = "bench_remote";
 
 /// The cross-node workloads and floors, in the order they run.
-pub const WORKLOADS: &[&str] = &[
+pub(crate) const WORKLOADS: &[&str] = &[
     "loopback floor: TCP 64-byte round trips",
     "loopback floor: TCP gigabytes",
     "cross-node tasks sync",
@@ -31,7 +31,7 @@ fn byte_len(data: Vec<u8>) -> u64 {
 }
 
 #[raya::actor(num_cpus = 0)]
-pub struct RemoteEcho;
+pub(crate) struct RemoteEcho;
 
 #[raya::actor]
 impl RemoteEcho {
@@ -113,7 +113,11 @@ fn io(e: std::io::Error) -> raya::Error {
 }
 
 /// Starts the second node and runs the cross-node workloads.
-pub fn run(timing: Timing, filter: Option<String>, skip: Option<String>) -> raya::Result<Report> {
+pub(crate) fn run(
+    timing: Timing,
+    filter: Option<String>,
+    skip: Option<String>,
+) -> raya::Result<Report> {
     let address = raya::cluster_address()?
         .ok_or_else(|| raya::Error::Node("this node is not a cluster head".into()))?;
     let exe = std::env::current_exe().map_err(|e| raya::Error::Node(e.to_string()))?;

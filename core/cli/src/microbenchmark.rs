@@ -67,7 +67,7 @@ fn async_actor_work(actors: Vec<ActorHandle<AsyncBenchActor>>, n: usize) -> raya
 
 /// Ray's `Actor` (`num_cpus=0`).
 #[raya::actor(num_cpus = 0)]
-pub struct BenchActor;
+pub(crate) struct BenchActor;
 
 #[raya::actor]
 impl BenchActor {
@@ -89,7 +89,7 @@ impl BenchActor {
 
 /// Ray's `AsyncActor`.
 #[raya::actor]
-pub struct AsyncBenchActor;
+pub(crate) struct AsyncBenchActor;
 
 #[raya::actor]
 impl AsyncBenchActor {
@@ -106,7 +106,7 @@ impl AsyncBenchActor {
 
 /// Ray's `Client` (`num_cpus=0`), calling a list of servers.
 #[raya::actor(num_cpus = 0)]
-pub struct Client {
+pub(crate) struct Client {
     servers: Vec<ActorHandle<BenchActor>>,
 }
 
@@ -138,7 +138,7 @@ impl Client {
 
 /// `Client` for async servers.
 #[raya::actor(num_cpus = 0)]
-pub struct AsyncClient {
+pub(crate) struct AsyncClient {
     servers: Vec<ActorHandle<AsyncBenchActor>>,
 }
 
@@ -160,7 +160,7 @@ impl AsyncClient {
 
 /// How long to warm up and measure.
 #[derive(Debug, Clone, Serialize)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// Warm-up before the measured rounds.
     pub warmup: Duration,
     /// Least duration of one round.
@@ -171,7 +171,7 @@ pub struct Timing {
 
 impl Timing {
     /// Ray's timing: 1 s of warm-up, then 4 rounds of at least 2 s.
-    pub fn ray() -> Timing {
+    pub(crate) fn ray() -> Timing {
         Timing {
             warmup: Duration::from_secs(1),
             round: Duration::from_secs(2),
@@ -180,7 +180,7 @@ impl Timing {
     }
 
     /// A quick run: 0.1 s of warm-up, rounds of at least 0.2 s.
-    pub fn quick() -> Timing {
+    pub(crate) fn quick() -> Timing {
         Timing {
             warmup: Duration::from_millis(100),
             round: Duration::from_millis(200),
@@ -191,7 +191,7 @@ impl Timing {
 
 /// One workload's figures.
 #[derive(Debug, Clone, Serialize)]
-pub struct Measurement {
+pub(crate) struct Measurement {
     /// The workload's name (Ray's).
     pub name: String,
     /// Ray's JSON key for it.
@@ -207,7 +207,7 @@ pub struct Measurement {
 }
 
 /// Ray's key for a name: spaces, `:` and `-` become `_`, parentheses go.
-pub fn key(name: &str) -> String {
+pub(crate) fn key(name: &str) -> String {
     name.replace([' ', ':', '-'], "_").replace(['(', ')'], "")
 }
 
@@ -272,7 +272,7 @@ impl Bench {
 
 /// What the run reports besides the figures.
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// Logical CPUs of the node.
     pub cpus: usize,
     /// "n" of the n-actor workloads.
@@ -284,7 +284,7 @@ pub struct Report {
 }
 
 /// Every workload's name, in the order they run.
-pub const WORKLOADS: &[&str] = &[
+pub(crate) const WORKLOADS: &[&str] = &[
     "single client get calls (Plasma Store)",
     "single client put calls (Plasma Store)",
     "multi client put calls (Plasma Store)",
@@ -313,13 +313,13 @@ pub const WORKLOADS: &[&str] = &[
 
 /// The machine's floors for copying an 800 MiB value, measured beside the put workloads: what
 /// any put that copies can reach on this machine.
-pub const FLOORS: [&str; 2] = [
+pub(crate) const FLOORS: [&str; 2] = [
     "single client put gigabytes (floor: fill a fresh 800 MiB allocation)",
     "single client put gigabytes (floor: memcpy into a warm 800 MiB buffer)",
 ];
 
 /// How Raya's workloads differ from Ray's, printed before the figures.
-pub const DIFFERENCES: &str = "\
+pub(crate) const DIFFERENCES: &str = "\
 Differences from Ray's `ray microbenchmark`:
 - \"n\" actors is the number of CPUs (at least 2); Ray uses cpu_count() // 2, which is 1 on a
   2-core machine.
@@ -335,7 +335,11 @@ Differences from Ray's `ray microbenchmark`:
 
 /// Runs every workload whose name contains `filter` and not `skip` (Ray's `TESTS_TO_RUN` and
 /// `TESTS_TO_SKIP`).
-pub fn run(timing: Timing, filter: Option<String>, skip: Option<String>) -> raya::Result<Report> {
+pub(crate) fn run(
+    timing: Timing,
+    filter: Option<String>,
+    skip: Option<String>,
+) -> raya::Result<Report> {
     let cpus = raya::cluster_resources()?
         .get("CPU")
         .copied()

@@ -12,7 +12,7 @@ fn tiny() -> u8 {
 }
 
 #[raya::actor]
-pub struct Idle {
+pub(crate) struct Idle {
     calls: u32,
 }
 
@@ -43,7 +43,7 @@ fn memory() -> (u64, u64) {
 
 /// What the scale run found.
 #[derive(Debug, Serialize)]
-pub struct ScaleReport {
+pub(crate) struct ScaleReport {
     /// Tasks submitted at once.
     pub tasks: usize,
     /// Seconds to submit them.
@@ -67,7 +67,7 @@ pub struct ScaleReport {
 }
 
 /// Runs the scale test.
-pub fn run(tasks: usize, actors: usize) -> raya::Result<ScaleReport> {
+pub(crate) fn run(tasks: usize, actors: usize) -> raya::Result<ScaleReport> {
     let (base, _) = memory();
     let start = Instant::now();
     let refs: Vec<ObjectRef<u8>> = (0..tasks).map(|_| tiny::remote()).collect();

@@ -2,7 +2,6 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
-use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, Pat, PathArguments, ReturnType, Type};
 
 /// The last path segment of a type, with its generic arguments.
@@ -78,17 +77,17 @@ impl Params {
         };
         for (i, arg) in inputs.enumerate() {
             let FnArg::Typed(t) = arg else {
-                return Err(syn::Error::new(arg.span(), "unexpected receiver"));
+                return Err(syn::Error::new_spanned(arg, "unexpected receiver"));
             };
             if let Type::Reference(r) = &*t.ty {
-                return Err(syn::Error::new(
-                    r.span(),
+                return Err(syn::Error::new_spanned(
+                    r,
                     "arguments of remote functions and actor methods must be owned values (they may cross threads and nodes): take `String`, `Vec<T>`, ... instead of references",
                 ));
             }
             if let Type::ImplTrait(r) = &*t.ty {
-                return Err(syn::Error::new(
-                    r.span(),
+                return Err(syn::Error::new_spanned(
+                    r,
                     "`impl Trait` arguments cannot be remote: use a concrete type",
                 ));
             }

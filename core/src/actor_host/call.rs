@@ -158,7 +158,9 @@ pub(crate) fn run_sync<A: ActorClass>(
     let mut ctx = MethodContext::new(call_env.id, env.node, call_env.restarts);
     let cell = &call_env.cell;
     let out = catch(|| match call.method.kind {
-        MethodKind::Mut(f) => cell.write().and_then(|mut a| f(&mut a, &mut ctx, &mut args)),
+        MethodKind::Mut(f) => cell
+            .write()
+            .and_then(|mut a| f(&mut a, &mut ctx, &mut args)),
         MethodKind::Ref(f) => cell.read().and_then(|a| f(&a, &ctx, &mut args)),
         MethodKind::AsyncMut(_) | MethodKind::AsyncRef(_) => Err(TaskError::new(
             TaskErrorKind::System,

@@ -286,7 +286,10 @@ impl<A: ActorClass> ActorHost<A> {
                     Err(msg) if generation == this.generation => {
                         // Without a kept copy the call is retried without its arguments: it
                         // then fails on them, as a call past its retries would.
-                        let call = retry.unwrap_or(ActorCall { args: Vec::new(), ..call });
+                        let call = retry.unwrap_or(ActorCall {
+                            args: Vec::new(),
+                            ..call
+                        });
                         this.crashed(Some(call), msg, ctx);
                     }
                     Err(msg) => {

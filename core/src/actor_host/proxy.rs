@@ -10,8 +10,8 @@ use raya_common::{ActorAddress, NodeId, TaskError, TaskErrorKind};
 use super::ActorHost;
 use super::control::HostControl;
 use super::lifecycle::Lifecycle;
-use crate::api::actor::ActorClass;
 use super::wire::WireControl;
+use crate::api::actor::ActorClass;
 use crate::core_worker::call_sender::CallSender;
 
 /// How long, in 50 ms steps, the host looks for the node that constructed its actor: that node

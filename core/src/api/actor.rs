@@ -19,7 +19,9 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
-use raya_common::{ActorId, NodeId, Object, ObjectId, ResourceSet, TaskError, TaskErrorKind, TaskId};
+use raya_common::{
+    ActorId, NodeId, Object, ObjectId, ResourceSet, TaskError, TaskErrorKind, TaskId,
+};
 use raya_scheduler::SchedulingStrategy;
 
 use super::handle::HandleRef;
@@ -400,3 +402,47 @@ pub fn handler_method<A: ActorClass + Handler<M>, M: Message>() -> Method<A> {
     }
 }
 
+impl<A> std::fmt::Debug for Method<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Method").field("name", &self.name).finish()
+    }
+}
+
+impl<A> std::fmt::Debug for MethodKind<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MethodKind::Mut(_) => "Mut",
+            MethodKind::Ref(_) => "Ref",
+            MethodKind::AsyncMut(_) => "AsyncMut",
+            MethodKind::AsyncRef(_) => "AsyncRef",
+        })
+    }
+}
+
+impl<A> std::fmt::Debug for ActorCell<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorCell").finish_non_exhaustive()
+    }
+}
+
+impl<A> std::fmt::Debug for ActorRef<'_, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorRef").finish_non_exhaustive()
+    }
+}
+
+impl<A> std::fmt::Debug for ActorMut<'_, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorMut").finish_non_exhaustive()
+    }
+}
+
+impl<A> std::fmt::Debug for Context<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("actor_id", &self.actor_id)
+            .field("node", &self.node)
+            .field("num_restarts", &self.num_restarts)
+            .finish()
+    }
+}

@@ -45,4 +45,3 @@ impl IntoArg<String> for &str {
         TaskArg::Value(Value::new(self.to_string()))
     }
 }
-

@@ -10,9 +10,9 @@ use raya_cluster::gcs::task_events::{ListTaskEvents, TaskEvent};
 use raya_store::StoreStats;
 
 use crate::block_on::block_on;
-use crate::execution::context::check_may_block;
 use crate::error::Result;
-use crate::runtime::current as runtime;
+use crate::execution::context::check_may_block;
+use crate::runtime::current;
 
 fn blocking<T>(what: &'static str, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     check_may_block(what)?;
@@ -26,7 +26,7 @@ pub fn nodes() -> Result<Vec<NodeInfo>> {
 
 /// The async form of [`nodes`].
 pub async fn nodes_async() -> Result<Vec<NodeInfo>> {
-    Ok(runtime()?.gcs.request(GetAllNodes).await?)
+    Ok(current()?.gcs.request(GetAllNodes).await?)
 }
 
 fn sum(
@@ -78,10 +78,7 @@ pub fn list_actors(include_dead: bool) -> Result<Vec<ActorInfo>> {
 
 /// The async form of [`list_actors`].
 pub async fn list_actors_async(include_dead: bool) -> Result<Vec<ActorInfo>> {
-    Ok(runtime()?
-        .gcs
-        .request(ListActors { include_dead })
-        .await?)
+    Ok(current()?.gcs.request(ListActors { include_dead }).await?)
 }
 
 /// The most recent task records (flushed to the GCS once a second), newest last.
@@ -91,7 +88,7 @@ pub fn list_tasks(limit: usize) -> Result<Vec<TaskEvent>> {
 
 /// The async form of [`list_tasks`].
 pub async fn list_tasks_async(limit: usize) -> Result<Vec<TaskEvent>> {
-    Ok(runtime()?
+    Ok(current()?
         .gcs
         .request(ListTaskEvents { job: None, limit })
         .await?)
@@ -99,7 +96,7 @@ pub async fn list_tasks_async(limit: usize) -> Result<Vec<TaskEvent>> {
 
 /// Counters of this node's object store: objects held, bytes in memory, objects spilled.
 pub fn object_store_stats() -> Result<StoreStats> {
-    Ok(runtime()?.store.stats())
+    Ok(current()?.store.stats())
 }
 
 /// The GCS key-value store, by namespace (Ray's internal KV).
@@ -132,7 +129,7 @@ pub mod kv {
             value: value.into(),
             overwrite,
         };
-        Ok(runtime()?.gcs.request(m).await?)
+        Ok(current()?.gcs.request(m).await?)
     }
 
     /// The value under `key`.
@@ -146,7 +143,7 @@ pub mod kv {
             namespace: namespace.into(),
             key: key.into(),
         };
-        Ok(runtime()?.gcs.request(m).await?)
+        Ok(current()?.gcs.request(m).await?)
     }
 
     /// Deletes `key`; returns whether it existed.
@@ -160,7 +157,7 @@ pub mod kv {
             namespace: namespace.into(),
             key: key.into(),
         };
-        Ok(runtime()?.gcs.request(m).await?)
+        Ok(current()?.gcs.request(m).await?)
     }
 
     /// Keys starting with `prefix`, in order.
@@ -174,6 +171,6 @@ pub mod kv {
             namespace: namespace.into(),
             prefix: prefix.into(),
         };
-        Ok(runtime()?.gcs.request(m).await?)
+        Ok(current()?.gcs.request(m).await?)
     }
 }

@@ -34,15 +34,15 @@ pub struct RuntimeContext {
 /// # raya::shutdown();
 /// ```
 pub fn runtime_context() -> Result<RuntimeContext> {
-    let rt = crate::runtime::current()?;
+    let core = crate::runtime::current()?;
     let ctx = current();
     Ok(RuntimeContext {
-        node_id: rt.node,
-        job_id: rt.job,
+        node_id: core.node,
+        job_id: core.job,
         task_id: ctx.as_ref().map(|c| c.task_id),
         actor_id: ctx.as_ref().and_then(|c| c.actor),
         worker_id: ctx.as_ref().and_then(|c| c.worker.as_ref().map(|w| w.0)),
-        namespace: rt.namespace.clone(),
+        namespace: core.namespace.clone(),
     })
 }
 
@@ -52,4 +52,3 @@ pub fn runtime_context() -> Result<RuntimeContext> {
 pub fn is_cancelled() -> bool {
     current().is_some_and(|c| c.cancelled.load(Ordering::Relaxed))
 }
-

@@ -12,7 +12,9 @@ use raya_scheduler::TaskArg;
 use raya_store::RawRef;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::actor::{ActorClass, ActorOptions, Handler, Message, Method, creation_object, handler_method};
+use super::actor::{
+    ActorClass, ActorOptions, Handler, Message, Method, creation_object, handler_method,
+};
 use super::args::IntoArg;
 use super::object::ObjectRef;
 use crate::actor_host::{ActorHost, HostControl};
@@ -383,31 +385,31 @@ mod tests {
 
     #[test]
     fn calls_cross_as_bytes_and_run_on_the_far_side() {
-        crate::init(crate::Config::default().num_cpus(1)).unwrap();
+        let _node = crate::runtime::TestNode::start(crate::Config::default().num_cpus(1));
         let t = Tally::remote(10);
-        let rt = crate::runtime::current().unwrap();
-        let task_id = rt.ids.task_id();
+        let core = crate::runtime::current().unwrap();
+        let task_id = core.ids.task_id();
         // What a caller on another node would send: the method by name, arguments encoded.
         let call = ActorCall::<Tally> {
-            owner: rt.node,
+            owner: core.node,
             task_id,
             method: <Tally as ActorClass>::method("Tally::add").unwrap(),
             args: vec![crate::IntoArg::<u64>::into_arg(5u64)],
             num_returns: 1,
             attempt: 0,
-            parent: rt.driver_task,
+            parent: core.driver_task,
         };
         let bytes = codec::encode(&call.to_wire(t.address())).unwrap();
         let wire: WireActorCall = codec::decode(&bytes).unwrap();
-        let result = rt.store.add_ref(ObjectId::for_return(task_id, 0));
-        assert!(rt.hosts.directory.deliver(wire).is_ok());
+        let result = core.store.add_ref(ObjectId::for_return(task_id, 0));
+        assert!(core.hosts.directory.deliver(wire).is_ok());
         assert_eq!(crate::get(&ObjectRef::<u64>::from_raw(result)).unwrap(), 15);
         // A method the type does not have is an error value, not a crash.
         let mut bad = call.to_wire(t.address());
         bad.method = "Tally::nope".into();
-        bad.task_id = rt.ids.task_id();
-        let result = rt.store.add_ref(ObjectId::for_return(bad.task_id, 0));
-        rt.hosts.directory.deliver(bad).unwrap();
+        bad.task_id = core.ids.task_id();
+        let result = core.store.add_ref(ObjectId::for_return(bad.task_id, 0));
+        core.hosts.directory.deliver(bad).unwrap();
         let e = crate::get(&ObjectRef::<u64>::from_raw(result)).unwrap_err();
         assert!(e.to_string().contains("no method \"Tally::nope\""), "{e}");
         assert_eq!(crate::get(&t.add(1)).unwrap(), 16);
@@ -417,22 +419,25 @@ mod tests {
     #[test]
     fn a_call_asking_for_more_results_than_the_method_makes_is_an_application_error() {
         // The same rule as for tasks: the execution path stores results for both.
-        crate::init(crate::Config::default().num_cpus(1)).unwrap();
+        let _node = crate::runtime::TestNode::start(crate::Config::default().num_cpus(1));
         let t = Tally::remote(1);
-        let rt = crate::runtime::current().unwrap();
+        let core = crate::runtime::current().unwrap();
         let call = ActorCall::<Tally> {
-            owner: rt.node,
-            task_id: rt.ids.task_id(),
+            owner: core.node,
+            task_id: core.ids.task_id(),
             method: <Tally as ActorClass>::method("Tally::add").unwrap(),
             args: vec![crate::IntoArg::<u64>::into_arg(1u64)],
             num_returns: 2,
             attempt: 0,
-            parent: rt.driver_task,
+            parent: core.driver_task,
         };
         let results: Vec<_> = (0..2)
-            .map(|i| rt.store.add_ref(ObjectId::for_return(call.task_id, i)))
+            .map(|i| core.store.add_ref(ObjectId::for_return(call.task_id, i)))
             .collect();
-        rt.hosts.directory.deliver(call.to_wire(t.address())).unwrap();
+        core.hosts
+            .directory
+            .deliver(call.to_wire(t.address()))
+            .unwrap();
         for r in results {
             let e = crate::get(&ObjectRef::<u64>::from_raw(r)).unwrap_err();
             assert_eq!(e.task_error_kind(), Some(TaskErrorKind::Application), "{e}");

@@ -17,7 +17,7 @@ use crate::actor_host::HostControl;
 use crate::core_worker::wait::{WaitReady, block_until};
 use crate::error::{Error, Result};
 use crate::execution::args::{ReadError, read_arc, read_ref};
-use crate::runtime::{current as runtime, current_or_start as runtime_or_start};
+use crate::runtime::{current, current_or_start};
 
 /// A reference to an object in Raya's object store: the result of a task or actor call, or a
 /// value given to [`put`]. Cheap to clone (a reference count, not a copy), `Send`, and
@@ -129,9 +129,9 @@ pub fn put_arc<T: Object>(value: Arc<T>) -> Result<ObjectRef<T>> {
 }
 
 fn put_value<T>(value: Value) -> Result<ObjectRef<T>> {
-    let rt = runtime_or_start()?;
-    let id = rt.ids.put_id();
-    rt.store
+    let core = current_or_start()?;
+    let id = core.ids.put_id();
+    core.store
         .put(id, value)
         .map(ObjectRef::from_raw)
         .map_err(|(e, _)| Error::Store(e))
@@ -139,12 +139,12 @@ fn put_value<T>(value: Value) -> Result<ObjectRef<T>> {
 
 /// Like [`put`], but hands the value back when the store has no room for it.
 pub fn try_put<T: Object>(value: T) -> std::result::Result<ObjectRef<T>, (Error, T)> {
-    let rt = match runtime_or_start() {
-        Ok(rt) => rt,
+    let core = match current_or_start() {
+        Ok(core) => core,
         Err(e) => return Err((e, value)),
     };
-    let id = rt.ids.put_id();
-    match rt.store.put(id, Value::new(value)) {
+    let id = core.ids.put_id();
+    match core.store.put(id, Value::new(value)) {
         Ok(r) => Ok(ObjectRef::from_raw(r)),
         Err((e, v)) => {
             let back = v
@@ -161,33 +161,39 @@ pub fn try_put<T: Object>(value: T) -> std::result::Result<ObjectRef<T>, (Error,
 /// returns that error (with the chain of tasks it passed through); if it was cancelled, an error
 /// for which [`Error::is_cancelled`] is true.
 pub fn get<T: Object + Clone>(r: &ObjectRef<T>) -> Result<T> {
-    let rt = runtime()?;
-    block_until(&rt.store, &[&r.raw], 1, None, "get")?;
-    read(&rt.store, &r.raw)
+    let core = current()?;
+    block_until(&core.store, &[&r.raw], 1, None, "get")?;
+    read(&core.store, &r.raw)
 }
 
 /// Like [`get`], without copying: the returned `Arc` shares the stored value.
 pub fn get_arc<T: Object>(r: &ObjectRef<T>) -> Result<Arc<T>> {
-    let rt = runtime()?;
-    block_until(&rt.store, &[&r.raw], 1, None, "get")?;
-    read_arc::<T>(&rt.store, &r.raw).map_err(read_error)
+    let core = current()?;
+    block_until(&core.store, &[&r.raw], 1, None, "get")?;
+    read_arc::<T>(&core.store, &r.raw).map_err(read_error)
 }
 
 /// Like [`get`], but fails with [`Error::GetTimeout`] after `timeout`.
 pub fn get_timeout<T: Object + Clone>(r: &ObjectRef<T>, timeout: Duration) -> Result<T> {
-    let rt = runtime()?;
-    if !block_until(&rt.store, &[&r.raw], 1, Some(Instant::now() + timeout), "get")? {
+    let core = current()?;
+    if !block_until(
+        &core.store,
+        &[&r.raw],
+        1,
+        Some(Instant::now() + timeout),
+        "get",
+    )? {
         return Err(Error::GetTimeout(timeout));
     }
-    read(&rt.store, &r.raw)
+    read(&core.store, &r.raw)
 }
 
 /// Gets every object, in order. The first failed object's error is returned.
 pub fn get_all<T: Object + Clone>(refs: &[ObjectRef<T>]) -> Result<Vec<T>> {
-    let rt = runtime()?;
+    let core = current()?;
     let raws: Vec<&RawRef> = refs.iter().map(|r| &r.raw).collect();
-    block_until(&rt.store, &raws, raws.len(), None, "get_all")?;
-    refs.iter().map(|r| read(&rt.store, &r.raw)).collect()
+    block_until(&core.store, &raws, raws.len(), None, "get_all")?;
+    refs.iter().map(|r| read(&core.store, &r.raw)).collect()
 }
 
 /// Like [`get_all`], but fails with [`Error::GetTimeout`] after `timeout`.
@@ -195,10 +201,10 @@ pub fn get_all_timeout<T: Object + Clone>(
     refs: &[ObjectRef<T>],
     timeout: Duration,
 ) -> Result<Vec<T>> {
-    let rt = runtime()?;
+    let core = current()?;
     let raws: Vec<&RawRef> = refs.iter().map(|r| &r.raw).collect();
     if !block_until(
-        &rt.store,
+        &core.store,
         &raws,
         raws.len(),
         Some(Instant::now() + timeout),
@@ -206,7 +212,7 @@ pub fn get_all_timeout<T: Object + Clone>(
     )? {
         return Err(Error::GetTimeout(timeout));
     }
-    refs.iter().map(|r| read(&rt.store, &r.raw)).collect()
+    refs.iter().map(|r| read(&core.store, &r.raw)).collect()
 }
 
 fn check_wait_args<T>(refs: &[ObjectRef<T>], num_returns: usize) -> Result<()> {
@@ -255,16 +261,16 @@ pub fn wait<T>(
     timeout: Option<Duration>,
 ) -> Result<ReadyPending<T>> {
     check_wait_args(refs, num_returns)?;
-    let rt = runtime()?;
+    let core = current()?;
     let raws: Vec<&RawRef> = refs.iter().map(|r| &r.raw).collect();
     block_until(
-        &rt.store,
+        &core.store,
         &raws,
         num_returns,
         timeout.map(|t| Instant::now() + t),
         "wait",
     )?;
-    Ok(split_ready(&rt.store, refs, num_returns))
+    Ok(split_ready(&core.store, refs, num_returns))
 }
 
 /// Cancels the task (or actor call) that makes `r`. A queued task never runs; a running one is
@@ -273,7 +279,7 @@ pub fn wait<T>(
 /// reports cancellation. Tasks the cancelled task submitted are cancelled too. Cancelling a
 /// finished task does nothing.
 pub fn cancel<T>(r: &ObjectRef<T>, force: bool) -> Result<()> {
-    let rt = runtime()?;
+    let core = current()?;
     if r.id().is_put() {
         return Err(Error::InvalidArgument(format!(
             "{} was made by put, not by a task: there is nothing to cancel",
@@ -283,11 +289,11 @@ pub fn cancel<T>(r: &ObjectRef<T>, force: bool) -> Result<()> {
     let task_id = r.id().task;
     match r.raw.actor() {
         Some(actor) => {
-            rt.hosts
+            core.hosts
                 .directory
                 .control(actor, HostControl::Cancel { task_id, force });
         }
-        None => rt.tasks.cancel(task_id, force),
+        None => core.tasks.cancel(task_id, force),
     }
     Ok(())
 }
@@ -309,11 +315,11 @@ impl<T: Object + Clone> Future for GetFuture<T> {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Ready(Ok(_)) => {
-                let rt = match runtime() {
-                    Ok(rt) => rt,
+                let core = match current() {
+                    Ok(core) => core,
                     Err(e) => return Poll::Ready(Err(e)),
                 };
-                Poll::Ready(read(&rt.store, &self.raw))
+                Poll::Ready(read(&core.store, &self.raw))
             }
         }
     }
@@ -352,7 +358,7 @@ pub async fn get_timeout_async<T: Object + Clone>(
     if !WaitReady::new(vec![r.raw.clone()], 1, Some(timeout)).await? {
         return Err(Error::GetTimeout(timeout));
     }
-    read(&runtime()?.store, &r.raw)
+    read(&current()?.store, &r.raw)
 }
 
 /// The async form of [`get_all`].
@@ -360,8 +366,8 @@ pub async fn get_all_async<T: Object + Clone>(refs: &[ObjectRef<T>]) -> Result<V
     let raws: Vec<RawRef> = refs.iter().map(|r| r.raw.clone()).collect();
     let n = raws.len();
     WaitReady::new(raws, n, None).await?;
-    let rt = runtime()?;
-    refs.iter().map(|r| read(&rt.store, &r.raw)).collect()
+    let core = current()?;
+    refs.iter().map(|r| read(&core.store, &r.raw)).collect()
 }
 
 /// The async form of [`wait`].
@@ -373,6 +379,14 @@ pub async fn wait_async<T>(
     check_wait_args(refs, num_returns)?;
     let raws: Vec<RawRef> = refs.iter().map(|r| r.raw.clone()).collect();
     WaitReady::new(raws, num_returns, timeout).await?;
-    let rt = runtime()?;
-    Ok(split_ready(&rt.store, refs, num_returns))
+    let core = current()?;
+    Ok(split_ready(&core.store, refs, num_returns))
+}
+
+impl<T> std::fmt::Debug for GetFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetFuture")
+            .field("object", &self.raw.id())
+            .finish()
+    }
 }

@@ -44,11 +44,7 @@ impl std::fmt::Debug for RemoteActors {
 }
 
 impl RemoteActors {
-    pub(crate) fn new(
-        store: Arc<StoreCore>,
-        net: Option<Network>,
-        loops: Arc<ActorLoops>,
-    ) -> Self {
+    pub(crate) fn new(store: Arc<StoreCore>, net: Option<Network>, loops: Arc<ActorLoops>) -> Self {
         RemoteActors {
             node: store.node(),
             store,

@@ -89,15 +89,15 @@ impl Future for WaitReady {
     type Output = Result<bool>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut PollContext<'_>) -> Poll<Result<bool>> {
-        let rt = match crate::runtime::current() {
-            Ok(rt) => rt,
+        let core = match crate::runtime::current() {
+            Ok(core) => core,
             Err(e) => return Poll::Ready(Err(e)),
         };
         let this = &mut *self;
         let mut ready = 0;
         for r in &this.refs {
             // Registering first, then counting, cannot miss a completion in between.
-            if rt
+            if core
                 .store
                 .register_waiter(r.id(), this.wid, Waiter::Waker(cx.waker().clone()))
                 .is_err()
@@ -125,12 +125,11 @@ impl Future for WaitReady {
 impl Drop for WaitReady {
     fn drop(&mut self) {
         if self.registered
-            && let Ok(rt) = crate::runtime::current()
+            && let Ok(core) = crate::runtime::current()
         {
             for r in &self.refs {
-                rt.store.unregister_waiter(r.id(), self.wid);
+                core.store.unregister_waiter(r.id(), self.wid);
             }
         }
     }
 }
-

@@ -130,15 +130,17 @@ mod tests {
             num_returns: 1,
             name: "test::pair",
         };
-        let err = store_output(&store, returns, Ok(vec![Value::new(1u8), Value::new(2u8)]))
-            .unwrap_err();
+        let err =
+            store_output(&store, returns, Ok(vec![Value::new(1u8), Value::new(2u8)])).unwrap_err();
         assert_eq!(err.kind, TaskErrorKind::Application);
         assert!(err.message.contains("returned 2 values but 1"), "{err}");
         assert!(matches!(store.get(r.id()), Lookup::Pending));
         let events = TaskEventBuffer::new(10);
         let stored = fail_returns(&store, &events, store.node(), returns, 0, err);
         assert_eq!(stored.chain.len(), 1);
-        assert!(matches!(store.get(r.id()), Lookup::Failed(e) if e.kind == TaskErrorKind::Application));
+        assert!(
+            matches!(store.get(r.id()), Lookup::Failed(e) if e.kind == TaskErrorKind::Application)
+        );
     }
 
     #[test]

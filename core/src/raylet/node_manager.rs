@@ -16,13 +16,13 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
+use raya_cluster::GcsHandle;
 use raya_cluster::gcs::functions::{FunctionInfo, FunctionKind, RegisterFunctions};
 use raya_cluster::gcs::jobs::FinishJob;
 use raya_cluster::gcs::nodes::{NodeInfo, NodeState, RegisterNode, UnregisterNode};
 use raya_cluster::gcs::task_events::{AddTaskEvents, TaskEventBuffer};
 use raya_cluster::gcs::{GcsError, GcsEvent};
 use raya_cluster::transport::{Network, sockets_reachable_first};
-use raya_cluster::GcsHandle;
 use raya_common::{JobId, NodeId, ResourceSet};
 use raya_scheduler::{CreateActor, TaskDone, TaskKind, TaskOutcome};
 use raya_store::{NodeGone, ObjectManager};
@@ -221,7 +221,10 @@ impl Handler<CreateActor> for NodeManager {
         let task_id = spec.task_id;
         if spec.origin != self.node && self.hosts.directory.host_missing(actor) {
             // Placed here by the cluster: start its host from the registry.
-            match ACTOR_CLASSES.iter().find(|c| *c.name == *spec.function.name) {
+            match ACTOR_CLASSES
+                .iter()
+                .find(|c| *c.name == *spec.function.name)
+            {
                 Some(c) => {
                     (c.start)(HostStart {
                         env: Arc::clone(&self.hosts),

@@ -7,8 +7,8 @@
 //! run one). `shutdown` leaves the cluster and stops it all in reverse.
 
 mod network;
-mod session;
 pub(crate) mod serve;
+mod session;
 mod setup;
 
 use std::path::PathBuf;
@@ -50,6 +50,28 @@ struct Runtime {
 }
 
 static RUNTIME: RwLock<Option<Runtime>> = RwLock::new(None);
+
+/// A node started by a test of this crate: tests take turns (a process runs one node at a time)
+/// and the node stops when the test ends, even when it fails.
+#[cfg(test)]
+pub(crate) struct TestNode(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+#[cfg(test)]
+impl TestNode {
+    pub(crate) fn start(config: Config) -> TestNode {
+        static TURN: Mutex<()> = Mutex::new(());
+        let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+        init(config).expect("raya::init");
+        TestNode(turn)
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        shutdown();
+    }
+}
 static LIFECYCLE: Mutex<()> = Mutex::new(());
 
 /// The core worker of the running node, or [`Error::NotInitialized`].
@@ -299,4 +321,41 @@ pub fn session_dir() -> Result<PathBuf> {
         .as_ref()
         .map(|r| r.session.dir.clone())
         .ok_or(Error::NotInitialized)
+}
+
+#[cfg(test)]
+mod tests {
+    use raya_cluster::transport::protocol::catalogue;
+
+    use super::*;
+
+    /// The wire names the running node serves.
+    fn served() -> Vec<&'static str> {
+        let guard = RUNTIME.read().unwrap_or_else(|p| p.into_inner());
+        let net = guard
+            .as_ref()
+            .and_then(|r| r.net.clone())
+            .expect("a cluster node");
+        net.router().names()
+    }
+
+    #[test]
+    fn a_head_serves_exactly_the_requests_the_protocol_catalogue_lists() {
+        let node = TestNode::start(
+            Config::default()
+                .num_cpus(1)
+                .head(0)
+                .host("127.0.0.1")
+                .mdns(false),
+        );
+        let served = served();
+        drop(node);
+        let mut listed: Vec<String> = catalogue()
+            .into_iter()
+            .filter(|e| e.served)
+            .map(|e| e.name)
+            .collect();
+        listed.sort_unstable();
+        assert_eq!(served, listed, "the head's routes and protocol.md disagree");
+    }
 }

@@ -191,9 +191,7 @@ impl GlobalScheduler {
                 }
                 tracing::warn!(task = %spec.task_id, %reason, "task is infeasible");
                 match self.local(origin) {
-                    Some(l) => l
-                        .unschedulable
-                        .do_send(TaskUnschedulable { spec, reason }),
+                    Some(l) => l.unschedulable.do_send(TaskUnschedulable { spec, reason }),
                     None => {
                         tracing::error!(%origin, "no route back to the node of an infeasible task")
                     }
@@ -251,7 +249,11 @@ impl Handler<RegisterLocalScheduler> for GlobalScheduler {
 impl Handler<ScheduleTask> for GlobalScheduler {
     type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, ScheduleTask { spec }: ScheduleTask, _: &mut Context<Self>) -> Self::Result {
+    fn handle(
+        &mut self,
+        ScheduleTask { spec }: ScheduleTask,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
         Box::pin(
             self.view(&spec)
                 .into_actor(self)

@@ -16,9 +16,7 @@ pub(super) fn pick(
     nodes: &[NodeView],
     local_bytes: &HashMap<NodeId, u64>,
 ) -> Option<NodeId> {
-    let feasible = |n: &&NodeView| {
-        spec.resources.fits_in(&n.1)
-    };
+    let feasible = |n: &&NodeView| spec.resources.fits_in(&n.1);
     if let SchedulingStrategy::NodeAffinity { node, soft } = &spec.strategy {
         if let Some(n) = nodes.iter().filter(feasible).find(|n| n.0 == *node) {
             return Some(n.0);

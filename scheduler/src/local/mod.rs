@@ -40,8 +40,8 @@ pub use messages::{
     SubmitTask, TaskDone, TaskOutcome, TaskUnschedulable, WorkerBlocked, WorkerCommand,
     WorkerStopped, WorkerUnblocked,
 };
-pub use records::record_event;
 pub(crate) use records::infeasible_reason;
+pub use records::record_event;
 pub use worker_pool::WorkerFactory;
 
 use std::collections::HashSet;
@@ -456,7 +456,8 @@ impl LocalScheduler {
             }
             self.cancel_flags.cancel(task_id);
             if let Some(w) = run.worker {
-                self.workers.send(w, WorkerCommand::Cancel { task_id, force });
+                self.workers
+                    .send(w, WorkerCommand::Cancel { task_id, force });
             }
         }
         if recursive {

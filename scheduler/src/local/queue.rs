@@ -25,13 +25,8 @@ pub(super) struct ArgWait {
 impl ArgWait {
     /// Parks `spec` until `missing_args` arguments are ready.
     pub(super) fn park(&mut self, spec: TaskSpec, missing_args: u32) {
-        self.tasks.insert(
-            spec.task_id,
-            Waiting {
-                spec,
-                missing_args,
-            },
-        );
+        self.tasks
+            .insert(spec.task_id, Waiting { spec, missing_args });
     }
 
     /// One argument of `task` became ready (or failed): the task, when it was the last.

@@ -1,7 +1,9 @@
 //! Task records: the events the local scheduler (and the workers) write to the node's task
 //! event buffer, and the explanation of an infeasible task.
 
-use raya_cluster::gcs::task_events::{TaskEvent, TaskEventBuffer, TaskKind as EventKind, TaskState};
+use raya_cluster::gcs::task_events::{
+    TaskEvent, TaskEventBuffer, TaskKind as EventKind, TaskState,
+};
 use raya_common::{NodeId, ResourceSet};
 
 use crate::task_spec::{SchedulingStrategy, TaskKind, TaskSpec};
@@ -32,7 +34,6 @@ pub fn record_event(events: &TaskEventBuffer, spec: &TaskSpec, node: NodeId, sta
 
 /// Explains why no node can run `spec`, from the nodes' totals.
 pub(crate) fn infeasible_reason(spec: &TaskSpec, nodes: &[(NodeId, ResourceSet)]) -> String {
-
     let mut s = format!(
         "{} requires {} but no node of the cluster can ever provide it",
         spec.function.name, spec.resources

@@ -45,10 +45,8 @@ impl LocalScheduler {
             let me = ctx.address();
             let task = spec.task_id;
             self.pinned.insert(task, args);
-            self.store.on_ready(
-                first,
-                Box::new(move || me.do_send(ReleasePinnedArgs(task))),
-            );
+            self.store
+                .on_ready(first, Box::new(move || me.do_send(ReleasePinnedArgs(task))));
         }
         global.do_send(ScheduleTask { spec });
     }

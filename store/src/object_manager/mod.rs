@@ -34,18 +34,22 @@ use crate::object_store::{Lookup, Status, StoreCore, StoreHooks};
 use crate::raw_ref::RawRef;
 use transfer::{locate_and_pull, pull_object, serve_pulls};
 
+/// Someone on this node waits for pending object `.0`, owned by `.1` (`None`: this node).
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Want(ObjectId, Option<NodeId>);
+struct ObjectWanted(ObjectId, Option<NodeId>);
 
+/// A result kept here for its owner `.1` is ready (or failed): announce it.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Push(ObjectId, NodeId);
+struct ResultReady(ObjectId, NodeId);
 
+/// An object that locate requests were parked on is no longer pending.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Resolved(ObjectId);
+struct LocateResolved(ObjectId);
 
+/// A pull of `.0` ended.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct PullDone(ObjectId, Result<(), TaskError>);
@@ -55,16 +59,17 @@ struct Hooks(Addr<ObjectManager>);
 
 impl StoreHooks for Hooks {
     fn wanted(&self, id: ObjectId, owner: Option<NodeId>) {
-        self.0.do_send(Want(id, owner));
+        self.0.do_send(ObjectWanted(id, owner));
     }
     fn borrowed(&self, id: ObjectId, owner: NodeId, first: bool) {
-        self.0.do_send(BorrowChange(id, owner, first));
+        self.0.do_send(BorrowChanged(id, owner, first));
     }
 }
 
+/// This node took its first reference to object `.0` owned by `.1` (`.2`), or dropped its last.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct BorrowChange(ObjectId, NodeId, bool);
+struct BorrowChanged(ObjectId, NodeId, bool);
 
 /// The object manager actor of a cluster node.
 pub struct ObjectManager {
@@ -207,15 +212,15 @@ impl Handler<ExpectReturns> for ObjectManager {
             let me = ctx.address();
             let owner = m.owner;
             self.core
-                .on_ready(id, Box::new(move || me.do_send(Push(id, owner))));
+                .on_ready(id, Box::new(move || me.do_send(ResultReady(id, owner))));
         }
         self.tell(m.owner, ObjectsExpected { ids, at: self.me });
     }
 }
 
-impl Handler<Push> for ObjectManager {
+impl Handler<ResultReady> for ObjectManager {
     type Result = ();
-    fn handle(&mut self, Push(id, owner): Push, _: &mut Context<Self>) {
+    fn handle(&mut self, ResultReady(id, owner): ResultReady, _: &mut Context<Self>) {
         let data = match self.core.get(id) {
             // Large values are not encoded here (that would hold up this event loop): they stay
             // and are encoded when pulled.
@@ -297,9 +302,9 @@ impl Handler<ObjectReady> for ObjectManager {
     }
 }
 
-impl Handler<Want> for ObjectManager {
+impl Handler<ObjectWanted> for ObjectManager {
     type Result = ();
-    fn handle(&mut self, Want(id, owner): Want, ctx: &mut Context<Self>) {
+    fn handle(&mut self, ObjectWanted(id, owner): ObjectWanted, ctx: &mut Context<Self>) {
         match owner {
             None => {
                 // Owned here: pull it if it is known to be elsewhere (else the result will
@@ -346,7 +351,7 @@ impl Handler<LocateObject> for ObjectManager {
         if self.watching.insert(id) {
             let me = ctx.address();
             self.core
-                .on_ready(id, Box::new(move || me.do_send(Resolved(id))));
+                .on_ready(id, Box::new(move || me.do_send(LocateResolved(id))));
         }
         Box::pin(async move {
             // Answer before the request times out; the asker asks again.
@@ -358,9 +363,9 @@ impl Handler<LocateObject> for ObjectManager {
     }
 }
 
-impl Handler<Resolved> for ObjectManager {
+impl Handler<LocateResolved> for ObjectManager {
     type Result = ();
-    fn handle(&mut self, Resolved(id): Resolved, _: &mut Context<Self>) {
+    fn handle(&mut self, LocateResolved(id): LocateResolved, _: &mut Context<Self>) {
         self.watching.remove(&id);
         self.answer_parked(id);
         if let Some(list) = self.parked.get_mut(&id) {
@@ -400,9 +405,9 @@ impl Handler<Borrow> for ObjectManager {
     }
 }
 
-impl Handler<BorrowChange> for ObjectManager {
+impl Handler<BorrowChanged> for ObjectManager {
     type Result = ();
-    fn handle(&mut self, BorrowChange(id, owner, add): BorrowChange, _: &mut Context<Self>) {
+    fn handle(&mut self, BorrowChanged(id, owner, add): BorrowChanged, _: &mut Context<Self>) {
         let node = self.me;
         self.tell(owner, Borrow { id, node, add });
     }
@@ -443,3 +448,8 @@ impl Handler<NodeGone> for ObjectManager {
     }
 }
 
+impl std::fmt::Debug for ObjectManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectManager").finish_non_exhaustive()
+    }
+}

@@ -88,3 +88,9 @@ impl Handler<FetchObject> for ObjectStore {
         }
     }
 }
+
+impl std::fmt::Debug for ObjectStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStore").finish_non_exhaustive()
+    }
+}

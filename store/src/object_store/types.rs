@@ -93,3 +93,9 @@ pub enum Status {
     /// Not in the store.
     Missing,
 }
+
+impl std::fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lookup").finish_non_exhaustive()
+    }
+}

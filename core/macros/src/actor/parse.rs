@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 
 use proc_macro2::{Span, TokenStream};
-use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, ImplItemFn, Item, ItemImpl};
 
 use crate::options::{self, Opts};
@@ -46,15 +45,15 @@ impl ActorType {
                 (e.ident.clone(), &e.generics, Opts::default())
             }
             other => {
-                return Err(syn::Error::new(
-                    other.span(),
+                return Err(syn::Error::new_spanned(
+                    other,
                     "#[raya::actor] goes on a struct (or enum) and on its impl block",
                 ));
             }
         };
         if !generics.params.is_empty() {
-            return Err(syn::Error::new(
-                generics.span(),
+            return Err(syn::Error::new_spanned(
+                generics,
                 "actor types cannot be generic",
             ));
         }
@@ -127,21 +126,21 @@ fn parse_handles(attr: TokenStream) -> syn::Result<Vec<syn::Path>> {
 impl ActorImpl {
     pub(crate) fn parse(attr: TokenStream, item: ItemImpl) -> syn::Result<ActorImpl> {
         let handles = parse_handles(attr)?;
-        if item.trait_.is_some() {
-            return Err(syn::Error::new(
-                item.span(),
+        if let Some((_, path, _)) = &item.trait_ {
+            return Err(syn::Error::new_spanned(
+                path,
                 "#[raya::actor] goes on the inherent impl block (with `fn new`), not on a trait impl",
             ));
         }
         if !item.generics.params.is_empty() {
-            return Err(syn::Error::new(
-                item.generics.span(),
+            return Err(syn::Error::new_spanned(
+                &item.generics,
                 "actor types cannot be generic",
             ));
         }
         let Some(seg) = last_segment(&item.self_ty) else {
-            return Err(syn::Error::new(
-                item.self_ty.span(),
+            return Err(syn::Error::new_spanned(
+                &item.self_ty,
                 "expected the actor's type name",
             ));
         };
@@ -153,14 +152,14 @@ impl ActorImpl {
             match m.sig.inputs.first() {
                 Some(FnArg::Receiver(r)) => {
                     if r.reference.is_none() {
-                        return Err(syn::Error::new(
-                            r.span(),
+                        return Err(syn::Error::new_spanned(
+                            r,
                             "actor methods take `&self` or `&mut self`: the actor keeps its state between calls",
                         ));
                     }
                     if !m.sig.generics.params.is_empty() {
-                        return Err(syn::Error::new(
-                            m.sig.generics.span(),
+                        return Err(syn::Error::new_spanned(
+                            &m.sig.generics,
                             "actor methods cannot be generic",
                         ));
                     }
@@ -182,14 +181,14 @@ impl ActorImpl {
             }
         }
         let Some(ctor) = ctor else {
-            return Err(syn::Error::new(
-                item.span(),
+            return Err(syn::Error::new_spanned(
+                &item.self_ty,
                 "an actor's impl block needs a constructor `fn new(..) -> Self`; it runs on the node hosting the actor (and again on restart)",
             ));
         };
-        if ctor.sig.asyncness.is_some() {
-            return Err(syn::Error::new(
-                ctor.sig.span(),
+        if let Some(asyncness) = &ctor.sig.asyncness {
+            return Err(syn::Error::new_spanned(
+                asyncness,
                 "the constructor cannot be async",
             ));
         }
@@ -216,12 +215,12 @@ impl ActorImpl {
         let mut out = Vec::new();
         for path in paths {
             let Some(last) = path.segments.last() else {
-                return Err(syn::Error::new(path.span(), "expected a message type"));
+                return Err(syn::Error::new_spanned(&path, "expected a message type"));
             };
             let ident = last.ident.clone();
             if !seen.insert(ident.to_string()) {
-                return Err(syn::Error::new(
-                    path.span(),
+                return Err(syn::Error::new_spanned(
+                    &path,
                     format!(
                         "`{ident}` names two of this actor's messages or methods: messages are delivered by `Type::{ident}`, so give one another name"
                     ),

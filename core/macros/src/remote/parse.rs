@@ -2,7 +2,6 @@
 //! whose messages say what to change.
 
 use proc_macro2::TokenStream;
-use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, Type};
 
 use crate::options::{self, Opts};
@@ -38,14 +37,14 @@ impl RemoteFn {
         let item: ItemFn = syn::parse2(item)?;
         let sig = &item.sig;
         if !sig.generics.params.is_empty() {
-            return Err(syn::Error::new(
-                sig.generics.span(),
+            return Err(syn::Error::new_spanned(
+                &sig.generics,
                 "remote functions cannot be generic: they are registered by name and every node must run the same code",
             ));
         }
         if let Some(FnArg::Receiver(r)) = sig.inputs.first() {
-            return Err(syn::Error::new(
-                r.span(),
+            return Err(syn::Error::new_spanned(
+                r,
                 "#[raya::remote] is for free functions; use #[raya::actor] on impl blocks",
             ));
         }
@@ -58,8 +57,8 @@ impl RemoteFn {
                     Some(t.elems.iter().cloned().collect())
                 }
                 _ => {
-                    return Err(syn::Error::new(
-                        sig.output.span(),
+                    return Err(syn::Error::new_spanned(
+                        &ret.ok,
                         format!(
                             "num_returns = {num_returns} needs the function to return a tuple of {num_returns} values"
                         ),
