@@ -19,7 +19,7 @@ pub enum Error {
     /// The task that makes the object failed, was cancelled, or its actor died. The error
     /// carries the message and the chain of tasks it passed through.
     #[error(transparent)]
-    Task(TaskError),
+    Task(#[from] TaskError),
     /// A `get` or `wait` with a timeout ran out of time.
     #[error("timed out after {0:?} waiting for the object")]
     GetTimeout(Duration),
@@ -57,16 +57,16 @@ pub enum Error {
     },
     /// The object store refused the object.
     #[error(transparent)]
-    Store(StoreError),
+    Store(#[from] StoreError),
     /// The global control store failed.
     #[error(transparent)]
     Gcs(GcsError),
     /// A resource amount is invalid.
     #[error(transparent)]
-    Resources(ResourceError),
+    Resources(#[from] ResourceError),
     /// A value could not be encoded or decoded.
     #[error(transparent)]
-    Codec(CodecError),
+    Codec(#[from] CodecError),
     /// An argument of a Raya call is invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -107,32 +107,12 @@ impl Error {
     }
 }
 
-impl From<TaskError> for Error {
-    fn from(e: TaskError) -> Self {
-        Error::Task(e)
-    }
-}
-impl From<StoreError> for Error {
-    fn from(e: StoreError) -> Self {
-        Error::Store(e)
-    }
-}
 impl From<GcsError> for Error {
     fn from(e: GcsError) -> Self {
         match e {
             GcsError::NameTaken { name, namespace } => Error::NameTaken { name, namespace },
             other => Error::Gcs(other),
         }
-    }
-}
-impl From<ResourceError> for Error {
-    fn from(e: ResourceError) -> Self {
-        Error::Resources(e)
-    }
-}
-impl From<CodecError> for Error {
-    fn from(e: CodecError) -> Self {
-        Error::Codec(e)
     }
 }
 impl From<raya_common::value::ValueError> for Error {

@@ -1,3 +1,6 @@
+//! Tests of the GCS tables: each table's requests, persistence and reload, node death and the
+//! bounded buffers.
+
 use std::path::PathBuf;
 use std::time::Duration;
 

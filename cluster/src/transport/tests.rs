@@ -1,3 +1,6 @@
+//! Tests of the transport on loopback: typed messages between nodes, gossip, departures, and a
+//! peer sending malformed frames.
+
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;

@@ -1,3 +1,5 @@
+//! Tests of the object store: reference counting, waiters, the memory budget and spilling.
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
