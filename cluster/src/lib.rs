@@ -12,6 +12,8 @@
 //!
 //! The GCS uses the transport; the transport knows nothing of the GCS.
 
+#![forbid(unsafe_code)]
+
 pub mod gcs;
 pub mod transport;
 

@@ -12,6 +12,8 @@
 //! (`global_scheduler/ScheduleTask`, `local_scheduler/PlaceTask`,
 //! `local_scheduler/TaskUnschedulable`), each served by the scheduler that handles it.
 
+#![forbid(unsafe_code)]
+
 pub mod global;
 pub mod local;
 pub mod task_spec;

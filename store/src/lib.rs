@@ -8,6 +8,8 @@
 //!   borrowers counted across nodes, copies freed with the object.
 //! - [`RawRef`]: one counted reference to an object (what an `ObjectRef` holds).
 
+#![forbid(unsafe_code)]
+
 pub mod object_manager;
 pub mod object_store;
 mod raw_ref;

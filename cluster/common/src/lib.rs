@@ -3,6 +3,8 @@
 //!
 //! Users normally reach these types through the `raya` crate, which re-exports what they need.
 
+#![forbid(unsafe_code)]
+
 pub mod codec;
 pub mod error;
 pub mod hash;

@@ -6,6 +6,8 @@
 //! that say what to change) and `generate` (write the items). [`options`] reads the `key = value`
 //! options both take; [`types`] reads signatures.
 
+#![forbid(unsafe_code)]
+
 mod actor;
 mod options;
 mod remote;
