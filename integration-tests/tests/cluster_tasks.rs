@@ -77,6 +77,21 @@ impl raya::Message for Append {
     type Result = usize;
 }
 
+/// An actix-native message the actor handles but does not list in `handles(..)`: it can only be
+/// sent to a `Log` on the same node.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Clear;
+
+impl raya::Message for Clear {
+    type Result = ();
+}
+
+impl raya::Handler<Clear> for Log {
+    fn handle(&mut self, _: Clear, _ctx: &mut raya::Context<Self>) {
+        self.items.clear();
+    }
+}
+
 impl raya::Handler<Append> for Log {
     fn handle(&mut self, msg: Append, _ctx: &mut raya::Context<Self>) -> usize {
         self.items.push(msg.0);
@@ -341,6 +356,16 @@ fn a_remote_actor_keeps_its_state_and_the_order_of_calls() {
         assert_eq!(asked.unwrap(), 503);
         log.tell(Append(9));
         assert_eq!(raya::get(&log.items()).unwrap()[501..], [7, 8, 9]);
+        // A message not listed in `handles(..)` has no name another node knows: refused here,
+        // saying what to add, and the actor is untouched.
+        let e = raya::get(&log.send(Clear)).unwrap_err();
+        assert_eq!(
+            e.task_error_kind(),
+            Some(raya::TaskErrorKind::UnknownFunction),
+            "{e}"
+        );
+        assert!(e.to_string().contains("handles(..)"), "{e}");
+        assert_eq!(raya::get(&log.items()).unwrap().len(), 504);
     });
 }
 

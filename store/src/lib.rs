@@ -17,8 +17,7 @@ mod signal;
 
 pub use object_manager::{ExpectReturns, NodeGone, ObjectManager};
 pub use object_store::{
-    FetchObject, GetStoreStats, Lookup, ObjectStore, Status, StoreConfig, StoreCore, StoreError,
-    StoreHooks, StoreStats,
+    Lookup, ObjectStore, Status, StoreConfig, StoreCore, StoreError, StoreHooks, StoreStats,
 };
 pub use raw_ref::{RawRef, collect_refs, current_store, set_current_store};
 pub use signal::{Signal, Waiter, WaiterId, next_waiter_id};

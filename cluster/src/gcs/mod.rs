@@ -90,8 +90,8 @@ pub trait GcsRequest:
 /// ```
 ///
 /// makes each message a [`GcsRequest`] answered by `tables.nodes`, names it for the wire, and
-/// defines the table module's `serve`, which [`GcsTables::serve`] calls to register every
-/// request of the table with a head's router.
+/// defines the table module's `serve`, which [`GcsTables::serve`] calls to register the table's
+/// requests with a head's router (all but those that travel by gossip).
 macro_rules! gcs_requests {
     ($table:ty, $field:ident: $($msg:ty => $reply:ty as $name:literal $(, gossip = $topic:expr)?;)+) => {
         $(
@@ -106,9 +106,14 @@ macro_rules! gcs_requests {
             }
         )+
 
-        /// Serves this table's requests on `router`.
+        /// Serves this table's requests on `router`, but for those that travel by gossip
+        /// (their publisher checks who sent them).
         pub(super) fn serve(tables: &$crate::gcs::GcsTables, router: &$crate::transport::Router) {
-            $( router.serve::<$msg, $table>(tables.$field.clone()); )+
+            $(
+                if <$msg as $crate::gcs::GcsRequest>::GOSSIP_TOPIC.is_none() {
+                    router.serve::<$msg, $table>(tables.$field.clone());
+                }
+            )+
         }
     };
 }

@@ -14,9 +14,11 @@ pub const RPC_PROTOCOL: StreamProtocol = StreamProtocol::new("/raya/rpc/1");
 /// Whom a frame is for on the receiving node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Target {
-    /// The node's system actor that serves the frame's route (a GCS table, a scheduler, a store).
+    /// The component that serves the frame's name on that node (a GCS table, a scheduler, the
+    /// object manager, the node manager).
     System,
-    /// The user actor with this id.
+    /// The user actor with this id: reserved; no node sends it (user actors are reached through
+    /// their node manager, `node_manager/DeliverCalls`).
     Actor(u128),
 }
 

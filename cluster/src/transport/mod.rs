@@ -12,9 +12,9 @@
 //! Every message that crosses nodes has a stable name and is listed, with its sender, receiver,
 //! transport, reply and limits, in the [`protocol`] catalogue.
 //!
-//! The swarm runs on a dedicated tokio runtime ([`swarm`](self) module: the event loop) and is
-//! driven through a bounded command queue, so no Actix arbiter ever polls it and a slow consumer
-//! never blocks it.
+//! The swarm runs on a dedicated tokio runtime (its event loop is the private `swarm` module) and
+//! is driven through a bounded command queue, so no Actix arbiter ever polls it and a slow
+//! consumer never blocks it.
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), raya_cluster::transport::NetError> {
@@ -113,7 +113,8 @@ pub struct NetConfig {
     pub ping_timeout: Duration,
     /// Capacity of the command queue into the swarm.
     pub command_queue: usize,
-    /// Requests in flight per connection.
+    /// Request-response streams per connection (libp2p's limit; requests to one peer are held
+    /// to 256 in flight below it, the rest queue).
     pub max_streams: usize,
 }
 

@@ -38,7 +38,7 @@ pub trait WireMessage:
     const NAME: &'static str;
 }
 
-/// Names wire messages: `wire_message!(PlaceTask => "scheduler/PlaceTask", ...)` implements
+/// Names wire messages: `wire_message!(PlaceTask => "local_scheduler/PlaceTask", ...)` implements
 /// [`WireMessage`] for each type with that name.
 #[macro_export]
 macro_rules! wire_message {

@@ -1,10 +1,10 @@
 //! The attributes behind `#[raya::remote]` and `#[raya::actor]`. Use them through the `raya`
 //! crate, which documents them.
 //!
-//! Each attribute has its own module: [`remote`] for functions, [`actor`] for actor types and
-//! their `impl` blocks, each split into `parse` (read and check the item, with error messages
-//! that say what to change) and `generate` (write the items). [`options`] reads the `key = value`
-//! options both take; [`types`] reads signatures.
+//! Each attribute has its own module: `remote` for functions, `actor` for actor types and their
+//! `impl` blocks, each split into `parse` (read and check the item, with error messages that say
+//! what to change) and `generate` (write the items). `options` reads the `key = value` options
+//! both take; `types` reads signatures.
 
 #![forbid(unsafe_code)]
 

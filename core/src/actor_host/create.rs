@@ -73,7 +73,7 @@ pub(crate) fn create<A: ActorClass>(
     } else {
         core.gcs.notify(RegisterActor(info));
     }
-    let env = &core.hosts;
+    let env = &core.host_env;
     let cobj = creation_object(id);
     let ready = core.store.add_ref(cobj);
     let opts = HostOptions {

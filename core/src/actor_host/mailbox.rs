@@ -16,7 +16,7 @@ use super::ActorHost;
 use super::call::{ActorCall, CallEnv, CallMeta, finish_call, record_call, run_sync};
 use super::control::{BatchDone, FrontCallReady};
 use super::lifecycle::{Lifecycle, out_of_scope};
-use super::wire::WireActorCall;
+use super::wire::{WireActorCall, not_deliverable};
 use crate::api::actor::{ActorClass, Context as MethodContext, MethodKind};
 use crate::execution::args::Args;
 use crate::execution::context::{self, ExecCtx, WithCtx};
@@ -341,7 +341,10 @@ impl<A: ActorClass> Handler<ActorCall<A>> for ActorHost<A> {
     fn handle(&mut self, call: ActorCall<A>, ctx: &mut Context<Self>) {
         match &self.lifecycle {
             Lifecycle::Remote(sender) => {
-                sender.do_send(call.to_wire(self.address()));
+                match not_deliverable(&call.method) {
+                    None => sender.do_send(call.to_wire(self.address())),
+                    Some(e) => self.fail_call(&call, &e),
+                }
                 return;
             }
             Lifecycle::Dead(cause) => {

@@ -1,10 +1,10 @@
 //! `ActorHost<A>`: the Actix actor hosting one user actor (Ray's actor worker process).
 //!
 //! A host is started on one of the node's actor event loops when the actor is created here
-//! ([`create`]) or when the cluster placed here an actor another node created
+//! ([`create()`]) or when the cluster placed here an actor another node created
 //! ([`start_host`]). It serves:
 //!
-//! - calls, local ([`ActorCall`]) or from another node ([`WireActorCall`]): queued in arrival
+//! - calls, local ([`ActorCall`]) or from another node ([`WireActorCall`](wire::WireActorCall)): queued in arrival
 //!   order, each waiting for its `ObjectRef` arguments, then run within the actor's concurrency
 //!   — synchronous methods in batches on the node's [`thread_pool`], `async` methods on the
 //!   host's event loop ([`mailbox`]);

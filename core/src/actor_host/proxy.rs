@@ -10,7 +10,7 @@ use raya_common::{ActorAddress, NodeId, TaskError, TaskErrorKind};
 use super::ActorHost;
 use super::control::HostControl;
 use super::lifecycle::Lifecycle;
-use super::wire::WireControl;
+use super::wire::{WireControl, not_deliverable};
 use crate::api::actor::ActorClass;
 use crate::core_worker::call_sender::CallSender;
 
@@ -86,8 +86,11 @@ impl<A: ActorClass> ActorHost<A> {
             node,
             actor: self.id,
         };
-        for call in self.queue.drain(..) {
-            sender.do_send(call.to_wire(to));
+        for call in std::mem::take(&mut self.queue) {
+            match not_deliverable(&call.method) {
+                None => sender.do_send(call.to_wire(to)),
+                Some(e) => self.fail_call(&call, &e),
+            }
         }
         tracing::debug!(actor = %self.id, %node, "actor placed on another node");
         if self.handles_dropped {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::call::ActorCall;
 use super::control::HostControl;
 use super::directory::ActorDirectory;
-use crate::api::actor::ActorClass;
+use crate::api::actor::{ActorClass, Method};
 
 /// The serializable form of an actor call.
 #[derive(Debug, Serialize, Deserialize, Message)]
@@ -82,6 +82,24 @@ impl<A: ActorClass> ActorCall<A> {
             parent: w.parent,
         })
     }
+}
+
+/// Why `method` cannot be sent to an actor of `A` on another node, if it cannot: the far node
+/// finds a method by its name, so an actix-native message must be listed in the actor's
+/// `handles(..)` to have one.
+pub(crate) fn not_deliverable<A: ActorClass>(method: &Method<A>) -> Option<TaskError> {
+    if A::method(method.name).is_some() {
+        return None;
+    }
+    Some(TaskError::new(
+        TaskErrorKind::UnknownFunction,
+        format!(
+            "message {} cannot be sent to an actor of {} on another node: list it in \
+             #[raya::actor(handles(..))] on the actor's impl block",
+            method.name,
+            A::CLASS_NAME
+        ),
+    ))
 }
 
 /// Hands calls to the hosts of actors living on the receiving node. Replies with the calls

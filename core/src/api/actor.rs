@@ -247,7 +247,7 @@ pub enum Lifetime {
     /// Stopped when the last handle to it is dropped (the default).
     #[default]
     Owned,
-    /// Lives until killed with [`kill`], whatever happens to its handles (Ray's `detached`).
+    /// Lives until killed with [`kill`](crate::kill), whatever happens to its handles (Ray's `detached`).
     Detached,
 }
 
@@ -255,7 +255,7 @@ pub enum Lifetime {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ActorOptions {
-    /// Name, unique among live actors of the namespace; found with [`get_actor`].
+    /// Name, unique among live actors of the namespace; found with [`get_actor`](crate::get_actor).
     pub name: Option<String>,
     /// Namespace of the name (default: the job's).
     pub namespace: Option<String>,

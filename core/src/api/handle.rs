@@ -68,7 +68,7 @@ impl<A: ActorClass> HandleRef<A> {
         // No host here: the actor lives on `node`, reached through the network.
         let remote = match &host {
             None if node != core.node && core.clustered() => {
-                Some(core.hosts.remote.sender(id, node))
+                Some(core.host_env.remote.sender(id, node))
             }
             _ => None,
         };
@@ -230,7 +230,7 @@ impl<'de, A: ActorClass> Deserialize<'de> for ActorHandle<A> {
             )));
         }
         let core = crate::runtime::current().map_err(D::Error::custom)?;
-        let host = core.hosts.directory.host::<A>(w.address.actor);
+        let host = core.host_env.directory.host::<A>(w.address.actor);
         Ok(ActorHandle::from_ref(HandleRef::new(
             core,
             w.address.actor,
@@ -297,7 +297,7 @@ pub async fn get_actor_in_async<A: ActorClass>(
         });
     }
     let node = info.node.unwrap_or(core.node);
-    let host = core.hosts.directory.host::<A>(info.actor_id);
+    let host = core.host_env.directory.host::<A>(info.actor_id);
     if host.is_none() && (node == core.node || !core.clustered()) {
         return Err(not_found());
     }
@@ -325,7 +325,7 @@ pub fn kill<A: ActorClass>(handle: &ActorHandle<A>) -> Result<()> {
 /// Kills the actor, letting it restart when `restart` is true and it has restarts left.
 pub fn kill_with<A: ActorClass>(handle: &ActorHandle<A>, restart: bool) -> Result<()> {
     let core = crate::runtime::current()?;
-    let delivered = core.hosts.directory.control(
+    let delivered = core.host_env.directory.control(
         handle.actor_id(),
         HostControl::Kill {
             no_restart: !restart,
@@ -402,14 +402,14 @@ mod tests {
         let bytes = codec::encode(&call.to_wire(t.address())).unwrap();
         let wire: WireActorCall = codec::decode(&bytes).unwrap();
         let result = core.store.add_ref(ObjectId::for_return(task_id, 0));
-        assert!(core.hosts.directory.deliver(wire).is_ok());
+        assert!(core.host_env.directory.deliver(wire).is_ok());
         assert_eq!(crate::get(&ObjectRef::<u64>::from_raw(result)).unwrap(), 15);
         // A method the type does not have is an error value, not a crash.
         let mut bad = call.to_wire(t.address());
         bad.method = "Tally::nope".into();
         bad.task_id = core.ids.task_id();
         let result = core.store.add_ref(ObjectId::for_return(bad.task_id, 0));
-        core.hosts.directory.deliver(bad).unwrap();
+        core.host_env.directory.deliver(bad).unwrap();
         let e = crate::get(&ObjectRef::<u64>::from_raw(result)).unwrap_err();
         assert!(e.to_string().contains("no method \"Tally::nope\""), "{e}");
         assert_eq!(crate::get(&t.add(1)).unwrap(), 16);
@@ -434,7 +434,7 @@ mod tests {
         let results: Vec<_> = (0..2)
             .map(|i| core.store.add_ref(ObjectId::for_return(call.task_id, i)))
             .collect();
-        core.hosts
+        core.host_env
             .directory
             .deliver(call.to_wire(t.address()))
             .unwrap();

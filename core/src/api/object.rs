@@ -289,7 +289,7 @@ pub fn cancel<T>(r: &ObjectRef<T>, force: bool) -> Result<()> {
     let task_id = r.id().task;
     match r.raw.actor() {
         Some(actor) => {
-            core.hosts
+            core.host_env
                 .directory
                 .control(actor, HostControl::Cancel { task_id, force });
         }

@@ -10,6 +10,7 @@ use raya_store::{Lookup, RawRef};
 
 use super::CoreWorker;
 use crate::actor_host::ActorCall;
+use crate::actor_host::wire::not_deliverable;
 use crate::api::actor::{ActorClass, Method};
 use crate::api::handle::HandleInner;
 
@@ -40,26 +41,35 @@ impl CoreWorker {
             attempt: 0,
             parent: self.current_task(),
         };
-        match (&target.host, &target.remote) {
-            (Some(h), _) if h.connected() => h.do_send(call),
-            (None, Some(r)) => r.do_send(call.to_wire(ActorAddress {
-                node: target.node,
-                actor: target.id,
-            })),
-            _ => {
-                let err = match self.store.get(target.ready.id()) {
-                    Lookup::Failed(e) => e,
-                    _ => Arc::new(TaskError::new(
-                        TaskErrorKind::ActorDied,
-                        format!(
-                            "actor {} is gone: it was killed, went out of scope or is unknown on this node",
-                            target.id
-                        ),
-                    )),
-                };
-                for r in &refs {
-                    self.store.fail(r.id(), Arc::clone(&err));
+        let refused = match (&target.host, &target.remote) {
+            (Some(h), _) if h.connected() => {
+                h.do_send(call);
+                None
+            }
+            (None, Some(r)) => match not_deliverable(&call.method) {
+                None => {
+                    r.do_send(call.to_wire(ActorAddress {
+                        node: target.node,
+                        actor: target.id,
+                    }));
+                    None
                 }
+                Some(e) => Some(Arc::new(e)),
+            },
+            _ => Some(match self.store.get(target.ready.id()) {
+                Lookup::Failed(e) => e,
+                _ => Arc::new(TaskError::new(
+                    TaskErrorKind::ActorDied,
+                    format!(
+                        "actor {} is gone: it was killed, went out of scope or is unknown on this node",
+                        target.id
+                    ),
+                )),
+            }),
+        };
+        if let Some(err) = refused {
+            for r in &refs {
+                self.store.fail(r.id(), Arc::clone(&err));
             }
         }
         refs

@@ -1,8 +1,13 @@
 //! The core worker (Ray's `CoreWorker`): the part of the process that user code calls into. It
-//! submits tasks and owns their results ([`task_submitter`]), creates actors and sends them
-//! calls — to hosts on this node directly, to actors on other nodes through one ordered,
-//! batching [`CallSender`](call_sender::CallSender) per actor ([`call_sender`]) — and waits for
-//! objects ([`wait`]).
+//! submits tasks and owns their results ([`task_submitter`]), sends actor calls — to hosts on
+//! this node directly, to actors on other nodes through one ordered, batching
+//! [`CallSender`](call_sender::CallSender) per actor ([`actor_submitter`], [`call_sender`]) — and
+//! waits for objects ([`wait`]). Creating an actor (registering it, starting its host,
+//! submitting its placement) is the actor host's `create`, called with the core worker.
+//!
+//! Owning spans nodes: the references to results a node owns live in its object store, and the
+//! object manager (`raya_store::object_manager`) announces, locates, counts borrowers and frees
+//! copies across nodes.
 //!
 //! There is one [`CoreWorker`] per process, started by `raya::init`; every API call finds it
 //! with [`crate::runtime::current`].
@@ -38,7 +43,7 @@ pub(crate) struct CoreWorker {
     pub(crate) tasks: TaskSubmitter,
     /// The node's actor hosts and what they share: actors created here get a host from it,
     /// and handles find hosts (or the senders to remote actors) through it.
-    pub(crate) hosts: Arc<HostEnv>,
+    pub(crate) host_env: Arc<HostEnv>,
 }
 
 impl CoreWorker {
@@ -49,6 +54,6 @@ impl CoreWorker {
 
     /// Whether this node is part of a cluster (actors and objects may live elsewhere).
     pub(crate) fn clustered(&self) -> bool {
-        self.hosts.remote.clustered()
+        self.host_env.remote.clustered()
     }
 }

@@ -4,7 +4,7 @@
 //! - [`context`]: the execution context ([`ExecCtx`](context::ExecCtx)) set on the thread while
 //!   the code runs, and around every poll of its future;
 //! - [`args`]: how the code reads its arguments ([`Args`]);
-//! - [`panic`]: a panic is caught and becomes its message, never unwinding into the runtime;
+//! - [`panic`](mod@panic): a panic is caught and becomes its message, never unwinding into the runtime;
 //! - [`results`]: the values become the result objects, or one error replaces them all, with
 //!   the task's frame added and its message recorded in the task's event.
 //!

@@ -9,7 +9,8 @@
 //!   reserved here goes to the actor's host, which this node starts from the actor-type registry
 //!   when another node created the actor;
 //! - `node_manager/DeliverCalls` and `node_manager/ControlActor` from other nodes: calls and
-//!   controls for the actors hosted here;
+//!   controls for the actors hosted here (declared with the calls' wire form in
+//!   [`crate::actor_host::wire`]);
 //! - [`GcsEvent`] from the GCS client: when another node dies, what this node expected from it
 //!   fails (the object manager's objects, the calls to its actors).
 
@@ -43,7 +44,7 @@ pub(crate) struct NodeManager {
     /// The node's task records (the last are flushed at shutdown).
     pub(crate) events: TaskEventBuffer,
     /// The node's actor hosts and what they share.
-    pub(crate) hosts: Arc<HostEnv>,
+    pub(crate) host_env: Arc<HostEnv>,
     /// The node's object manager, when it is part of a cluster.
     pub(crate) objects: Option<Addr<ObjectManager>>,
 }
@@ -177,8 +178,8 @@ impl Handler<DeliverCalls> for NodeManager {
     type Result = MessageResult<DeliverCalls>;
     fn handle(&mut self, m: DeliverCalls, _: &mut Context<Self>) -> Self::Result {
         MessageResult(deliver(
-            &self.hosts.directory,
-            &self.hosts.store,
+            &self.host_env.directory,
+            &self.host_env.store,
             self.objects.as_ref(),
             m.0,
         ))
@@ -188,7 +189,7 @@ impl Handler<DeliverCalls> for NodeManager {
 impl Handler<ControlActor> for NodeManager {
     type Result = bool;
     fn handle(&mut self, m: ControlActor, _: &mut Context<Self>) -> bool {
-        self.hosts.directory.control(m.actor, m.control.into())
+        self.host_env.directory.control(m.actor, m.control.into())
     }
 }
 
@@ -206,7 +207,7 @@ impl Handler<GcsEvent> for NodeManager {
             if let Some(o) = &self.objects {
                 o.do_send(NodeGone(node));
             }
-            self.hosts.remote.node_died(node);
+            self.host_env.remote.node_died(node);
         }
     }
 }
@@ -219,7 +220,7 @@ impl Handler<CreateActor> for NodeManager {
             return;
         };
         let task_id = spec.task_id;
-        if spec.origin != self.node && self.hosts.directory.host_missing(actor) {
+        if spec.origin != self.node && self.host_env.directory.host_missing(actor) {
             // Placed here by the cluster: start its host from the registry.
             match ACTOR_CLASSES
                 .iter()
@@ -227,7 +228,7 @@ impl Handler<CreateActor> for NodeManager {
             {
                 Some(c) => {
                     (c.start)(HostStart {
-                        env: Arc::clone(&self.hosts),
+                        env: Arc::clone(&self.host_env),
                         spec,
                     });
                     return;
@@ -238,12 +239,12 @@ impl Handler<CreateActor> for NodeManager {
             }
         }
         if !self
-            .hosts
+            .host_env
             .directory
             .control(actor, HostControl::Construct(spec))
         {
             tracing::debug!(%actor, "actor gone before it was placed");
-            self.hosts.scheduler.do_send(TaskDone {
+            self.host_env.scheduler.do_send(TaskDone {
                 worker: None,
                 task_id,
                 outcome: TaskOutcome::Failed,

@@ -1,12 +1,13 @@
 //! Starting and stopping the node: `raya::init` and `raya::shutdown`, and the process's one
 //! running node ([`current`]), which every API call goes through.
 //!
-//! `init` opens the [session](session) directory, loads the node's identity, starts the
-//! [network](network) when the node is part of a cluster, then [sets up](setup) every
+//! `init` opens the [session](mod@session) directory, loads the node's identity, starts the
+//! [network](mod@network) when the node is part of a cluster, then [sets up](mod@setup) every
 //! component on the node's control thread (an Actix system of its own, so a program need not
 //! run one). `shutdown` leaves the cluster and stops it all in reverse.
 
 mod network;
+pub(crate) mod node_files;
 pub(crate) mod serve;
 mod session;
 mod setup;
@@ -32,7 +33,7 @@ use session::Session;
 use setup::{Started, setup};
 
 /// The running node of this process.
-struct Runtime {
+struct RunningNode {
     core: Arc<CoreWorker>,
     node_manager: Addr<NodeManager>,
     system: System,
@@ -49,7 +50,7 @@ struct Runtime {
     session: Session,
 }
 
-static RUNTIME: RwLock<Option<Runtime>> = RwLock::new(None);
+static NODE: RwLock<Option<RunningNode>> = RwLock::new(None);
 
 /// A node started by a test of this crate: tests take turns (a process runs one node at a time)
 /// and the node stops when the test ends, even when it fails.
@@ -76,11 +77,10 @@ static LIFECYCLE: Mutex<()> = Mutex::new(());
 
 /// The core worker of the running node, or [`Error::NotInitialized`].
 pub(crate) fn current() -> Result<Arc<CoreWorker>> {
-    RUNTIME
-        .read()
+    NODE.read()
         .unwrap_or_else(|p| p.into_inner())
         .as_ref()
-        .map(|r| Arc::clone(&r.core))
+        .map(|n| Arc::clone(&n.core))
         .ok_or(Error::NotInitialized)
 }
 
@@ -101,7 +101,7 @@ pub(crate) fn current_or_start() -> Result<Arc<CoreWorker>> {
 
 /// Whether Raya is running in this process.
 pub fn is_initialized() -> bool {
-    RUNTIME.read().unwrap_or_else(|p| p.into_inner()).is_some()
+    NODE.read().unwrap_or_else(|p| p.into_inner()).is_some()
 }
 
 /// Starts Raya in this process: an embedded one-node cluster (GCS, schedulers, object store,
@@ -123,24 +123,24 @@ pub fn init(config: Config) -> Result<()> {
         return Err(Error::AlreadyInitialized);
     }
     registry()?;
-    let mut rt = start(config)?;
-    raya_store::set_current_store(Some(Arc::clone(&rt.core.store)));
-    tracing::info!(node = %rt.core.node, job = %rt.core.job, session = %rt.session.dir.display(), "Raya started");
-    if let Some(net) = &rt.net {
+    let mut node = start(config)?;
+    raya_store::set_current_store(Some(Arc::clone(&node.core.store)));
+    tracing::info!(node = %node.core.node, job = %node.core.job, session = %node.session.dir.display(), "Raya started");
+    if let Some(net) = &node.net {
         let addr = transport::sockets_reachable_first(&net.listen_addrs())
             .first()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let role = if rt.is_head { "head" } else { "node" };
-        rt.pid_file = serve::register_process(role, &addr);
-        if rt.is_head {
-            let file = serve::current_cluster_file();
+        let role = if node.is_head { "head" } else { "node" };
+        node.pid_file = node_files::register_process(role, &addr);
+        if node.is_head {
+            let file = node_files::current_cluster_file();
             if let Err(e) = std::fs::write(&file, &addr) {
                 tracing::warn!(file = %file.display(), error = %e, "cannot record the cluster address");
             }
         }
     }
-    *RUNTIME.write().unwrap_or_else(|p| p.into_inner()) = Some(rt);
+    *NODE.write().unwrap_or_else(|p| p.into_inner()) = Some(node);
     drop(_life);
     if std::env::var("RAYA_ROLE").is_ok_and(|r| r == "worker") {
         // The user's binary started as a worker node: serve the cluster, never return to `main`.
@@ -156,7 +156,7 @@ pub fn init(config: Config) -> Result<()> {
     Ok(())
 }
 
-fn start(config: Config) -> Result<Runtime> {
+fn start(config: Config) -> Result<RunningNode> {
     let session = Session::open(&config)?;
     let key = identity::load_or_create(&session.dir).map_err(|e| Error::Node(e.to_string()))?;
     let node = NodeId::from_peer_id(key.public().to_peer_id());
@@ -212,7 +212,7 @@ fn start(config: Config) -> Result<Runtime> {
             return Err(e);
         }
     };
-    Ok(Runtime {
+    Ok(RunningNode {
         core: started.core,
         node_manager: started.node_manager,
         system: started.system,
@@ -233,57 +233,57 @@ fn start(config: Config) -> Result<Runtime> {
 /// `raya::init` may be called again afterwards.
 pub fn shutdown() {
     let _life = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(mut rt) = RUNTIME.write().unwrap_or_else(|p| p.into_inner()).take() else {
+    let Some(mut node) = NODE.write().unwrap_or_else(|p| p.into_inner()).take() else {
         return;
     };
     raya_store::set_current_store(None);
-    let goodbye = rt.node_manager.send(LeaveCluster);
+    let goodbye = node.node_manager.send(LeaveCluster);
     let (tx, rx) = std::sync::mpsc::channel();
-    rt.system.arbiter().spawn(async move {
+    node.system.arbiter().spawn(async move {
         let _ = goodbye.await;
         let _ = tx.send(());
     });
     if rx.recv_timeout(Duration::from_secs(5)).is_err() {
         // In-process the GCS goes away with the node anyway; a remote head will declare the
         // node dead when its heartbeats stop.
-        if rt.is_head {
+        if node.is_head {
             tracing::debug!("the GCS did not acknowledge the shutdown in time");
         } else {
             tracing::warn!("the head did not acknowledge the shutdown in time");
         }
     }
-    rt.threads.shutdown();
-    rt.system.stop();
-    if let Some(c) = rt.control.take() {
+    node.threads.shutdown();
+    node.system.stop();
+    if let Some(c) = node.control.take() {
         let _ = c.join();
     }
-    for a in rt.arbiters.drain(..) {
+    for a in node.arbiters.drain(..) {
         a.stop();
         let _ = a.join();
     }
-    if let Some(g) = rt.gcs_arbiter.take() {
+    if let Some(g) = node.gcs_arbiter.take() {
         g.stop();
         let _ = g.join();
     }
-    if let Some(n) = rt.net.take() {
+    if let Some(n) = node.net.take() {
         n.shutdown();
     }
-    if let Some(f) = rt.pid_file.take() {
+    if let Some(f) = node.pid_file.take() {
         let _ = std::fs::remove_file(f);
     }
-    if let Some(t) = &rt.tables
+    if let Some(t) = &node.tables
         && let Err(e) = t.flush()
     {
         tracing::warn!(error = %e, "could not flush the GCS");
     }
     let session = std::mem::replace(
-        &mut rt.session,
+        &mut node.session,
         Session {
             dir: PathBuf::new(),
             temporary: false,
         },
     );
-    drop(rt);
+    drop(node);
     session.remove_if_temporary();
     tracing::info!("Raya stopped");
 }
@@ -292,9 +292,9 @@ pub fn shutdown() {
 /// part of a cluster; `None` for an embedded one-node cluster.
 pub fn cluster_address() -> Result<Option<String>> {
     let (net, is_head, core) = {
-        let guard = RUNTIME.read().unwrap_or_else(|p| p.into_inner());
-        let rt = guard.as_ref().ok_or(Error::NotInitialized)?;
-        (rt.net.clone(), rt.is_head, Arc::clone(&rt.core))
+        let guard = NODE.read().unwrap_or_else(|p| p.into_inner());
+        let node = guard.as_ref().ok_or(Error::NotInitialized)?;
+        (node.net.clone(), node.is_head, Arc::clone(&node.core))
     };
     let Some(net) = net else {
         return Ok(None);
@@ -315,11 +315,10 @@ pub fn cluster_address() -> Result<Option<String>> {
 
 /// The session directory of the running node.
 pub fn session_dir() -> Result<PathBuf> {
-    RUNTIME
-        .read()
+    NODE.read()
         .unwrap_or_else(|p| p.into_inner())
         .as_ref()
-        .map(|r| r.session.dir.clone())
+        .map(|n| n.session.dir.clone())
         .ok_or(Error::NotInitialized)
 }
 
@@ -331,10 +330,10 @@ mod tests {
 
     /// The wire names the running node serves.
     fn served() -> Vec<&'static str> {
-        let guard = RUNTIME.read().unwrap_or_else(|p| p.into_inner());
+        let guard = NODE.read().unwrap_or_else(|p| p.into_inner());
         let net = guard
             .as_ref()
-            .and_then(|r| r.net.clone())
+            .and_then(|n| n.net.clone())
             .expect("a cluster node");
         net.router().names()
     }

@@ -56,7 +56,7 @@ pub(super) fn start_network(config: &Config, key: &libp2p_identity::Keypair) -> 
     {
         // `auto`: the head this machine started last, else whatever mDNS finds.
         let a = if a == "auto" {
-            std::fs::read_to_string(super::serve::current_cluster_file())
+            std::fs::read_to_string(super::node_files::current_cluster_file())
                 .map(|s| s.trim().to_string())
                 .unwrap_or_default()
         } else {

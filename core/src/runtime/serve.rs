@@ -1,38 +1,6 @@
-//! Running a cluster node until it is told to stop, and the registry of running nodes that
-//! `raya stop` reads.
-
-use std::path::PathBuf;
+//! A worker node: serving the cluster until the process is told to stop.
 
 use crate::error::{Error, Result};
-
-/// The directory where each running cluster node of this machine keeps a file named after its
-/// process id (`raya stop` stops them).
-pub fn nodes_dir() -> PathBuf {
-    std::env::temp_dir().join("raya").join("nodes")
-}
-
-/// The file holding the address of the head this machine started last (`raya status` and
-/// `RAYA_ADDRESS=auto` read it).
-pub fn current_cluster_file() -> PathBuf {
-    std::env::temp_dir().join("raya").join("current_cluster")
-}
-
-/// Records this process as a running node; the file is removed at shutdown.
-pub(crate) fn register_process(role: &str, address: &str) -> Option<PathBuf> {
-    let dir = nodes_dir();
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        tracing::warn!(dir = %dir.display(), error = %e, "cannot record the node for `raya stop`");
-        return None;
-    }
-    let path = dir.join(std::process::id().to_string());
-    match std::fs::write(&path, format!("{role}\n{address}\n")) {
-        Ok(()) => Some(path),
-        Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, "cannot record the node for `raya stop`");
-            None
-        }
-    }
-}
 
 /// Blocks the calling thread until the process receives SIGINT or SIGTERM, then shuts Raya
 /// down. This is what a worker node does: `RAYA_ROLE=worker` makes `raya::init` call it and

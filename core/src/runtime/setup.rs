@@ -1,5 +1,6 @@
 //! Wiring a node: each component started with what it uses, in dependency order, on the
-//! node's control thread. Each component registers the wire messages it serves itself.
+//! node's control thread. Each component defines the wire messages it serves and registers them
+//! as it starts (`launch`, `ObjectManager::start`), the GCS tables with `GcsTables::serve`.
 //!
 //! 1. The GCS: its tables on their own arbiter (head or embedded node, with the publisher of
 //!    node-table changes on a head), or a client of the head's GCS (a joining node).
@@ -250,7 +251,7 @@ pub(super) async fn setup(
         });
     }
 
-    let hosts = Arc::new(HostEnv {
+    let host_env = Arc::new(HostEnv {
         node,
         job: job.job_id,
         store: Arc::clone(&store),
@@ -271,7 +272,7 @@ pub(super) async fn setup(
         net: net.clone(),
         gcs: gcs.clone(),
         events,
-        hosts: Arc::clone(&hosts),
+        host_env: Arc::clone(&host_env),
         objects,
     }
     .launch(node_manager_ctx);
@@ -284,7 +285,7 @@ pub(super) async fn setup(
         store,
         gcs,
         tasks: TaskSubmitter::new(scheduler, queued, config.max_pending_tasks),
-        hosts,
+        host_env,
     });
 
     node_manager

@@ -4,7 +4,7 @@
 //!
 //! For each task it reads the cluster view — the alive nodes and their resources from the GCS
 //! client's node cache, the nodes linking the task's function, where the task's reference
-//! arguments are — and lets the [`policy`] pick a node. The task goes to that node's local
+//! arguments are — and lets its placement policy (`policy::pick`) choose a node. The task goes to that node's local
 //! scheduler ([`PlaceTask`], through the network unless it is this node's); a task no node can
 //! run goes back to its origin as [`TaskUnschedulable`], and so does one whose placement could
 //! not be delivered.

@@ -7,12 +7,12 @@
 //! 1. **Submitted**: [`SubmitTask`] from the node's core worker, or [`PlaceTask`] from the global
 //!    scheduler. A task this node can never run — a function its binary does not link, a hard
 //!    node affinity to another node, resources past the node's total — goes to the global
-//!    scheduler ([`ScheduleTask`], see [`spillback`]); one the global scheduler sent here fails
+//!    scheduler ([`ScheduleTask`], see `spillback`); one the global scheduler sent here fails
 //!    instead (infeasible, or unknown function).
-//! 2. **Waiting for arguments** ([`queue::ArgWait`]): each `ObjectRef` argument still pending gets
+//! 2. **Waiting for arguments** (`queue::ArgWait`): each `ObjectRef` argument still pending gets
 //!    a store callback (`ArgReady`); when the last arrives the task moves on. A task whose
 //!    parent was cancelled fails as cancelled.
-//! 3. **Ready** ([`queue::ReadyQueue`]): one FIFO per resource shape. A task with a failed
+//! 3. **Ready** (`queue::ReadyQueue`): one FIFO per resource shape. A task with a failed
 //!    argument fails here with that error, one frame longer.
 //! 4. **Dispatched**: when its shape fits the free resources and a worker is idle (or the pool
 //!    may start one), the task takes its resources and goes to the worker
@@ -23,9 +23,10 @@
 //!    [`ReleaseResources`]), the worker is idle again, and a retry re-enters at step 1.
 //!
 //! [`CancelTask`] takes a task out of any step (a running one is flagged, see [`CancelFlags`]),
-//! and its children with it. Every report interval the scheduler gossips its free resources and
-//! queue ([`NodeHeartbeat`], at least once a second) and spills what it cannot start now to
-//! nodes with free resources; every flush interval it sends its task records to the GCS.
+//! and its children with it. Every report interval the scheduler reports its free resources and
+//! queue ([`NodeHeartbeat`]: gossiped to the head, at least once a second) and spills what it
+//! cannot start now to nodes with free resources; every flush interval it sends its task
+//! records to the GCS.
 
 mod cancel;
 mod messages;

@@ -5,7 +5,7 @@
 //!   message, large ones stay where they are and are pulled when someone needs them.
 //! - A node that needs an object it does not have (a `get`, a `wait`, a task argument) asks the
 //!   owner where it is ([`LocateObject`], answered when the object is ready) and pulls it from
-//!   there over a stream in chunks ([`OBJECT_PROTOCOL`]), so a multi-GiB object never sits in one
+//!   there over a stream in chunks (`/raya/object/1`, [`raya_cluster::transport::OBJECT_PROTOCOL`]), so a multi-GiB object never sits in one
 //!   message and a transfer does not hold up the node's other traffic.
 //! - Reference counting spans nodes: a node holding references to an object owned elsewhere is
 //!   a borrower the owner counts ([`Borrow`]); when the last reference anywhere is gone the owner
@@ -135,7 +135,7 @@ impl ObjectManager {
         let net = self.net.clone();
         self.net.spawn(async move {
             if let Err(e) = net.ask(node.peer_id(), Target::System, msg).await {
-                tracing::debug!(%node, error = %e, message = std::any::type_name::<M>(), "object message not delivered");
+                tracing::debug!(%node, error = %e, message = M::NAME, "object message not delivered");
             }
         });
     }

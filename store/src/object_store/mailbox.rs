@@ -1,4 +1,5 @@
-//! The object store's mailbox: the [`ObjectStore`] actor.
+//! The object store's mailbox: the [`ObjectStore`] actor, which reports the node's object
+//! locations to the GCS object table in batches.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,13 +7,11 @@ use std::time::Duration;
 use actix::prelude::*;
 use raya_cluster::GcsHandle;
 use raya_cluster::gcs::objects::UpdateObjectLocations;
-use raya_common::ObjectId;
-use serde::{Deserialize, Serialize};
 
-use super::{Lookup, StoreCore, StoreError, StoreStats};
+use super::StoreCore;
 
-/// The store actor of a node: reports object locations to the GCS in batches and answers
-/// requests that arrive as messages (from other actors of the node, or from other nodes).
+/// The store actor of a node: every `flush_every` it takes the objects added to and removed from
+/// the store since the last report and sends them to the GCS (`gcs/UpdateObjectLocations`).
 pub struct ObjectStore {
     core: Arc<StoreCore>,
     gcs: Option<GcsHandle>,
@@ -56,41 +55,10 @@ impl Actor for ObjectStore {
     }
 }
 
-/// The store's counters.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
-#[rtype(result = "StoreStats")]
-pub struct GetStoreStats;
-
-impl Handler<GetStoreStats> for ObjectStore {
-    type Result = MessageResult<GetStoreStats>;
-    fn handle(&mut self, _: GetStoreStats, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.core.stats())
-    }
-}
-
-/// Reads an object in its encoded form (the form in which it leaves the node). `Ok(None)` while
-/// the object is still pending.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
-#[rtype(result = "Result<Option<Vec<u8>>, StoreError>")]
-pub struct FetchObject(pub ObjectId);
-
-impl Handler<FetchObject> for ObjectStore {
-    type Result = Result<Option<Vec<u8>>, StoreError>;
-    fn handle(&mut self, FetchObject(id): FetchObject, _: &mut Context<Self>) -> Self::Result {
-        match self.core.get(id) {
-            Lookup::Ready(v) => v
-                .encode()
-                .map(|b| Some(b.to_vec()))
-                .map_err(|e| StoreError::Io(format!("object {id} cannot be encoded: {e}"))),
-            Lookup::Pending => Ok(None),
-            Lookup::Failed(e) => Err(StoreError::Io(format!("object {id} failed: {e}"))),
-            Lookup::Missing => Err(StoreError::Missing(id)),
-        }
-    }
-}
-
 impl std::fmt::Debug for ObjectStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectStore").finish_non_exhaustive()
+        f.debug_struct("ObjectStore")
+            .field("flush_every", &self.flush_every)
+            .finish_non_exhaustive()
     }
 }

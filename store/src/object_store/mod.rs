@@ -2,7 +2,7 @@
 //!
 //! [`StoreCore`] holds the node's objects by id in 64 locked shards: live Rust values (never
 //! serialized while they stay on the node), encoded bytes, errors of failed tasks, and objects
-//! [spilled](spill) to disk when the memory budget is exceeded. Every [`RawRef`] alive on the
+//! spilled (`spill`) to disk when the memory budget is exceeded. Every [`RawRef`] alive on the
 //! node counts as a reference; when the last one goes the object is freed (and its spill file
 //! deleted), and an object is never evicted while referenced — only spilled. Every thread of the
 //! node reads the core directly: a local `get` is a lock, an `Arc` clone and a downcast.
@@ -12,15 +12,15 @@
 //! [`StoreHooks`], when someone waits for an object it does not have and when a reference to an
 //! object owned elsewhere is first taken or last dropped.
 //!
-//! The [`ObjectStore`] actor is the store's [mailbox]: it reports object locations to the GCS in
-//! batches and answers [`GetStoreStats`] and [`FetchObject`].
+//! The [`ObjectStore`] actor is the store's mailbox (`mailbox`): it reports object locations to the GCS in
+//! batches.
 
 mod mailbox;
 mod spill;
 mod types;
 mod waiters;
 
-pub use mailbox::{FetchObject, GetStoreStats, ObjectStore};
+pub use mailbox::ObjectStore;
 pub use types::{Lookup, Status, StoreConfig, StoreError, StoreStats};
 
 use std::hash::{BuildHasher, BuildHasherDefault};
