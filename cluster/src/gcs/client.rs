@@ -13,11 +13,18 @@ use raya_common::NodeId;
 
 use super::nodes::{GetAllNodes, NodeInfo, NodeState, SubscribeNodes};
 use super::{GCS_TOPIC, GcsError, GcsEvent, GcsRequest, GcsTables, VersionedEvent};
-use crate::transport::{NetEvent, Network, OrderedFrames, Target, decode_body, encode_body};
+use crate::transport::{NetEvent, Network, Target, decode_body, encode_body};
 
 enum Backend {
-    Local(GcsTables),
-    Remote { net: Network, head: PeerId },
+    /// The tables run in this process (the head); `net` when it is part of a cluster.
+    Local {
+        tables: GcsTables,
+        net: Option<Network>,
+    },
+    Remote {
+        net: Network,
+        head: PeerId,
+    },
 }
 
 /// The node's GCS client actor: forwards every [`GcsRequest`] to its table and keeps a cache of
@@ -29,35 +36,6 @@ pub struct GcsClient {
     version: Option<(u64, u64)>,
     reloading: bool,
     subscribers: Vec<Recipient<GcsEvent>>,
-    /// Requests nobody waits for, sent to a remote head in order, a batch at a time.
-    outbox: std::collections::VecDeque<(crate::transport::Frame, &'static str)>,
-    sending: bool,
-}
-
-/// Requests nobody waits for that may queue for a remote head; past it new ones are dropped
-/// (and logged).
-const MAX_OUTBOX: usize = 100_000;
-
-/// Requests sent to a remote head in one batch, at most.
-const MAX_BATCH: usize = 1024;
-
-/// Logs the requests of a batch that failed, or the whole batch when it was not delivered.
-fn report_batch(
-    res: Result<Vec<crate::transport::Reply>, crate::transport::NetError>,
-    names: Vec<&'static str>,
-) {
-    match res {
-        Ok(replies) => {
-            for (r, what) in replies.into_iter().zip(names) {
-                if let Err(e) = r {
-                    tracing::warn!(request = what, error = %e, "GCS request failed");
-                }
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, dropped = names.len(), "GCS requests not delivered");
-        }
-    }
 }
 
 impl GcsClient {
@@ -68,43 +46,44 @@ impl GcsClient {
             version: None,
             reloading: false,
             subscribers: Vec::new(),
-            outbox: std::collections::VecDeque::new(),
-            sending: false,
         }
     }
 
-    /// A client of the GCS whose tables run in this process (the head node).
-    pub fn local(tables: GcsTables) -> Self {
-        GcsClient::with_backend(Backend::Local(tables))
+    /// A client of the GCS whose tables run in this process (an embedded node, or the head of a
+    /// cluster when `net` is given: it tells the network where the nodes listen).
+    pub fn local(tables: GcsTables, net: Option<Network>) -> Self {
+        GcsClient::with_backend(Backend::Local { tables, net })
+    }
+
+    fn network(&self) -> Option<&Network> {
+        match &self.backend {
+            Backend::Local { net, .. } => net.as_ref(),
+            Backend::Remote { net, .. } => Some(net),
+        }
+    }
+
+    /// Tells the network where an alive node listens, so that any node reaches any other by
+    /// its peer id (not only those it happens to have a link to).
+    fn learn_addresses(&self, n: &NodeInfo) {
+        let Some(net) = self.network() else {
+            return;
+        };
+        if n.state != NodeState::Alive {
+            return;
+        }
+        let addrs: Vec<libp2p::Multiaddr> = n
+            .addresses
+            .iter()
+            .filter_map(|a| crate::transport::parse_address(a).ok())
+            .collect();
+        if let Err(e) = net.add_addresses(n.node_id.peer_id(), addrs) {
+            tracing::debug!(node = %n.node_id, error = %e, "node addresses not recorded");
+        }
     }
 
     /// A client of the GCS on node `head`, reached through `net`.
     pub fn remote(net: Network, head: PeerId) -> Self {
         GcsClient::with_backend(Backend::Remote { net, head })
-    }
-
-    /// Sends the queued requests to the remote head, in order, one batch in flight at a time.
-    fn pump(&mut self, ctx: &mut Context<Self>) {
-        let Backend::Remote { net, head } = &self.backend else {
-            return;
-        };
-        if self.sending || self.outbox.is_empty() {
-            return;
-        }
-        let n = self.outbox.len().min(MAX_BATCH);
-        let (frames, names): (Vec<_>, Vec<_>) = self.outbox.drain(..n).unzip();
-        self.sending = true;
-        let (net, head) = (net.clone(), *head);
-        let batch = OrderedFrames(frames);
-        ctx.spawn(
-            async move { net.ask(head, Target::System, batch).await }
-                .into_actor(self)
-                .map(move |res, this, ctx| {
-                    this.sending = false;
-                    report_batch(res, names);
-                    this.pump(ctx);
-                }),
-        );
     }
 
     fn apply(&mut self, ev: GcsEvent) {
@@ -113,7 +92,11 @@ impl GcsClient {
             s.do_send(ev.clone());
         }
         match ev {
-            GcsEvent::NodeAlive(n) | GcsEvent::NodeResources(n) => {
+            GcsEvent::NodeAlive(n) => {
+                self.learn_addresses(&n);
+                self.nodes.insert(n.node_id, n);
+            }
+            GcsEvent::NodeResources(n) => {
                 self.nodes.insert(n.node_id, n);
             }
             GcsEvent::NodeDead { node, reason } => {
@@ -173,12 +156,15 @@ impl Actor for GcsClient {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         match &self.backend {
-            Backend::Local(tables) => {
+            Backend::Local { tables, .. } => {
                 let me = ctx.address().recipient::<GcsEvent>();
                 let sub = tables.nodes.send(SubscribeNodes(me));
                 ctx.wait(actix::fut::wrap_future(sub).map(
                     |res, this: &mut GcsClient, _| match res {
                         Ok(Ok(nodes)) => {
+                            for n in &nodes {
+                                this.learn_addresses(n);
+                            }
                             this.nodes = nodes.into_iter().map(|n| (n.node_id, n)).collect()
                         }
                         _ => tracing::warn!("GCS client could not subscribe to the node table"),
@@ -202,7 +188,7 @@ where
 
     fn handle(&mut self, msg: M, _: &mut Context<Self>) -> Self::Result {
         match &self.backend {
-            Backend::Local(tables) => {
+            Backend::Local { tables, .. } => {
                 let req = M::table(tables).send(msg);
                 Box::pin(async move { req.await.unwrap_or(Err(GcsError::Unavailable)) })
             }
@@ -281,11 +267,11 @@ where
 {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, Notify(msg): Notify<M>, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Notify(msg): Notify<M>, _: &mut Context<Self>) -> Self::Result {
         let what = M::NAME;
         let req: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>>>> =
             match &self.backend {
-                Backend::Local(tables) => {
+                Backend::Local { tables, .. } => {
                     let req = M::table(tables).send(msg);
                     Box::pin(async move {
                         match req.await {
@@ -301,7 +287,7 @@ where
                         }
                     })
                 }
-                Backend::Remote { net, .. } => match M::GOSSIP_TOPIC {
+                Backend::Remote { net, head } => match M::GOSSIP_TOPIC {
                     Some(topic) => {
                         let r = encode_body(&msg)
                             .map_err(|e| e.to_string())
@@ -309,25 +295,16 @@ where
                         Box::pin(async move { r })
                     }
                     None => {
-                        let frame = encode_body(&msg).map(|body| crate::transport::Frame {
-                            route: crate::transport::route_id::<M>(),
-                            target: Target::System,
-                            body,
-                        });
-                        match frame {
-                            Ok(f) if self.outbox.len() < MAX_OUTBOX => {
-                                self.outbox.push_back((f, what));
-                                self.pump(ctx);
-                                Box::pin(async { Ok(()) })
+                        // On the ordered link to the head: in order with everything else this
+                        // node sends it, retried until delivered or the bound runs out.
+                        let reply = net.send_ordered(*head, msg);
+                        Box::pin(async move {
+                            match reply.await {
+                                Ok(Ok(_)) => Ok(()),
+                                Ok(Err(e)) => Err(e.to_string()),
+                                Err(e) => Err(format!("not delivered to the head: {e}")),
                             }
-                            Ok(_) => Box::pin(async {
-                                Err("too many requests queued for the head".into())
-                            }),
-                            Err(e) => {
-                                let e = e.to_string();
-                                Box::pin(async move { Err(e) })
-                            }
-                        }
+                        })
                     }
                 },
             };
@@ -379,10 +356,23 @@ impl std::fmt::Debug for GcsHandle {
 }
 
 impl GcsHandle {
-    /// Starts a client for `tables` on `arbiter`.
+    /// Starts a client for `tables` on `arbiter` (an embedded node, or tests).
     pub fn start(tables: GcsTables, arbiter: &actix_rt::ArbiterHandle) -> GcsHandle {
         GcsHandle {
-            addr: GcsClient::start_in_arbiter(arbiter, move |_| GcsClient::local(tables)),
+            addr: GcsClient::start_in_arbiter(arbiter, move |_| GcsClient::local(tables, None)),
+        }
+    }
+
+    /// Starts a client for a head's `tables` on `arbiter`, telling `net` where nodes listen.
+    pub fn start_head(
+        tables: GcsTables,
+        net: Network,
+        arbiter: &actix_rt::ArbiterHandle,
+    ) -> GcsHandle {
+        GcsHandle {
+            addr: GcsClient::start_in_arbiter(arbiter, move |_| {
+                GcsClient::local(tables, Some(net))
+            }),
         }
     }
 

@@ -7,9 +7,10 @@ use libp2p::PeerId;
 
 use super::{Network, Target, WireMessage};
 
-/// An actor standing in, on this node, for the actor `target` on node `peer`: every message
-/// it receives is sent there, serialized, through the network. Its [`Recipient`] is used exactly
-/// like the recipient of a local actor.
+/// An actor standing in, on this node, for the actor serving `M` on node `peer`: every message
+/// it receives is sent there, serialized, on the ordered link to that node (so handled there
+/// once and in order, or failed after the delivery bound, logged). Its [`Recipient`] is used
+/// exactly like the recipient of a local actor.
 pub struct Forward<M> {
     net: Network,
     peer: PeerId,
@@ -23,18 +24,9 @@ impl<M: WireMessage<Result = ()>> Actor for Forward<M> {
 
 impl<M: WireMessage<Result = ()>> Handler<M> for Forward<M> {
     type Result = ();
-    fn handle(&mut self, msg: M, ctx: &mut Context<Self>) {
-        let (net, peer, target) = (self.net.clone(), self.peer, self.target);
-        ctx.spawn(actix::fut::wrap_future(async move {
-            if let Err(e) = net.ask(peer, target, msg).await {
-                tracing::warn!(
-                    %peer,
-                    message = M::NAME,
-                    error = %e,
-                    "message to another node not delivered"
-                );
-            }
-        }));
+    fn handle(&mut self, msg: M, _: &mut Context<Self>) {
+        let _ = self.target;
+        self.net.tell_ordered(self.peer, msg);
     }
 }
 

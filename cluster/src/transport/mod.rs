@@ -29,6 +29,7 @@ mod address;
 pub mod codec;
 pub mod forward;
 pub mod identity;
+pub mod link;
 mod network;
 pub mod protocol;
 pub mod router;
@@ -43,10 +44,9 @@ use serde::{Deserialize, Serialize};
 pub use address::{parse_address, socket_of, sockets_reachable_first};
 pub use codec::{Frame, MALFORMED_ROUTE, RPC_PROTOCOL, Reply, Target, WireError};
 pub use forward::{Forward, remote_recipient};
+pub use link::{OrderedReply, Sequenced};
 pub use network::Network;
-pub use router::{
-    OrderedFrames, Router, WireMessage, decode_body, encode_body, route_id, route_of,
-};
+pub use router::{Router, WireMessage, decode_body, encode_body, route_id, route_of};
 
 /// The protocol name of object transfer streams.
 pub const OBJECT_PROTOCOL: StreamProtocol = StreamProtocol::new("/raya/object/1");
@@ -116,6 +116,8 @@ pub struct NetConfig {
     /// Request-response streams per connection (libp2p's limit; requests to one peer are held
     /// to 256 in flight below it, the rest queue).
     pub max_streams: usize,
+    /// How long a message sent with [`Network::send_ordered`] is retried before it fails.
+    pub delivery_timeout: Duration,
 }
 
 impl NetConfig {
@@ -137,6 +139,7 @@ impl NetConfig {
             ping_timeout: Duration::from_secs(3),
             command_queue: 65_536,
             max_streams: 512,
+            delivery_timeout: Duration::from_secs(30),
         }
     }
 }

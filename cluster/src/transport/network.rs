@@ -9,6 +9,7 @@ use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::link::{Links, OrderedReply};
 use super::swarm::{Command, EventLoop, Shared, build_swarm};
 use super::{
     Frame, NetConfig, NetError, NetEvent, Role, Router, Target, WireMessage, decode_body,
@@ -23,6 +24,7 @@ pub struct Network {
     control: libp2p_stream::Control,
     router: Router,
     io: tokio::runtime::Handle,
+    links: Arc<Links>,
     thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
@@ -51,6 +53,7 @@ impl Network {
             head,
         });
         let (cmd_tx, cmd_rx) = mpsc::channel(config.command_queue.max(16));
+        let links = Arc::new(Links::new(config.delivery_timeout));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = {
             let shared = Arc::clone(&shared);
@@ -114,6 +117,7 @@ impl Network {
             control,
             router,
             io,
+            links,
             thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
@@ -222,12 +226,64 @@ impl Network {
         decode_body(&bytes).map_err(|e| NetError::Codec(e.to_string()))
     }
 
+    /// Sends `msg` to the actor serving it on `peer` through the ordered, reliable link to that
+    /// peer (see [`super::link`]): handled there once, after the messages sent this way before
+    /// it, or failed after the delivery bound. The reply resolves when it was handled (await
+    /// it, or drop it: a message that fails unawaited is logged).
+    pub fn send_ordered<M: WireMessage>(&self, peer: PeerId, msg: M) -> OrderedReply<M> {
+        let (tx, rx) = oneshot::channel();
+        match encode_body(&msg) {
+            Ok(body) => {
+                let frame = Frame {
+                    route: route_id::<M>(),
+                    target: Target::System,
+                    body,
+                };
+                self.links.send(self, peer, frame, M::NAME, Some(tx));
+            }
+            Err(e) => {
+                let _ = tx.send(Err(NetError::Codec(e.to_string())));
+            }
+        }
+        OrderedReply::new(rx, peer)
+    }
+
+    /// [`Network::send_ordered`] without a reply: a failure is logged as a warning.
+    pub fn tell_ordered<M: WireMessage>(&self, peer: PeerId, msg: M) {
+        match encode_body(&msg) {
+            Ok(body) => {
+                let frame = Frame {
+                    route: route_id::<M>(),
+                    target: Target::System,
+                    body,
+                };
+                self.links.send(self, peer, frame, M::NAME, None);
+            }
+            Err(e) => tracing::error!(message = M::NAME, error = %e, "message not encoded"),
+        }
+    }
+
+    /// Fails at once what is queued for `peer` on its ordered link (the peer was declared
+    /// dead); later messages start a new link.
+    pub fn peer_dead(&self, peer: PeerId, reason: impl Into<String>) {
+        self.links.peer_dead(peer, reason.into());
+    }
+
     /// Publishes `data` on gossip topic `topic`.
     pub fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), NetError> {
         self.command(Command::Publish {
             topic: topic.to_string(),
             data,
         })
+    }
+
+    /// Records where `peer` listens, so that requests and streams to it dial it there when no
+    /// link is open (the GCS node table is how a node learns the others' addresses).
+    pub fn add_addresses(&self, peer: PeerId, addrs: Vec<Multiaddr>) -> Result<(), NetError> {
+        if addrs.is_empty() {
+            return Ok(());
+        }
+        self.command(Command::AddAddresses { peer, addrs })
     }
 
     /// Dials `addr`.

@@ -18,7 +18,25 @@ use actix::{Actor, Addr, Handler, Message};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::codec::{Frame, Reply, Target, WireError};
+use libp2p::PeerId;
+
+use super::codec::{Frame, Reply, WireError};
+
+/// A router held weakly by its own handlers.
+#[derive(Clone)]
+pub(crate) struct WeakRouter {
+    routes: std::sync::Weak<RwLock<HashMap<u64, Route>>>,
+    sequenced: std::sync::Weak<super::link::Delivered>,
+}
+
+impl WeakRouter {
+    pub(crate) fn upgrade(&self) -> Option<Router> {
+        Some(Router {
+            routes: self.routes.upgrade()?,
+            sequenced: self.sequenced.upgrade()?,
+        })
+    }
+}
 
 /// A message that can be delivered to an actor on another node: serializable, with a
 /// serializable result, and named for the wire. Implement it with [`crate::wire_message!`].
@@ -73,14 +91,17 @@ pub const fn route_id<M: WireMessage>() -> u64 {
 /// A boxed future of a reply.
 pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
-/// Serves the frames of one route: gets the target and the body, answers with the reply.
-pub type RouteHandler = Arc<dyn Fn(Target, Vec<u8>) -> ReplyFuture + Send + Sync>;
+/// Serves the frames of one route: gets the authenticated peer that sent the frame and its
+/// body, answers with the reply.
+pub type RouteHandler = Arc<dyn Fn(PeerId, Vec<u8>) -> ReplyFuture + Send + Sync>;
 
-/// The routes a node serves. Cloning shares the table. [`Router::new`] serves
-/// [`OrderedFrames`] from the start.
+/// The routes a node serves. Cloning shares the table. [`Router::new`] serves the batches of
+/// ordered links (`transport/Sequenced`) from the start.
 #[derive(Clone, Default)]
 pub struct Router {
     routes: Arc<RwLock<HashMap<u64, Route>>>,
+    /// What the senders of ordered links last delivered here (see [`super::link`]).
+    sequenced: Arc<super::link::Delivered>,
 }
 
 impl std::fmt::Debug for Router {
@@ -107,41 +128,34 @@ pub fn encode_body<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
     postcard::to_stdvec(value).map_err(|e| WireError::Decode(e.to_string()))
 }
 
-/// Several frames for one node, handled there one after another in the order given: how a
-/// sender keeps the order of messages it does not wait for one by one.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct OrderedFrames(pub Vec<Frame>);
-
-impl actix::Message for OrderedFrames {
-    type Result = Vec<Reply>;
-}
-
-crate::wire_message!(OrderedFrames => "transport/OrderedFrames");
-
 impl Router {
-    /// A table that serves [`OrderedFrames`].
+    /// A table that serves the batches of ordered links ([`super::link::Sequenced`]).
     pub fn new() -> Self {
         let router = Router::default();
-        let weak = Arc::downgrade(&router.routes);
-        router.serve_with(
-            OrderedFrames::NAME,
-            Arc::new(move |_, body| {
-                let weak = weak.clone();
-                Box::pin(async move {
-                    let OrderedFrames(frames) = decode_body(&body)?;
-                    let Some(routes) = weak.upgrade() else {
-                        return Err(WireError::ActorGone);
-                    };
-                    let router = Router { routes };
-                    let mut replies = Vec::with_capacity(frames.len());
-                    for f in frames {
-                        replies.push(router.dispatch(f).await);
-                    }
-                    encode_body(&replies)
-                })
-            }),
-        );
+        super::link::serve(&router);
         router
+    }
+
+    /// Answers `frames` from `peer` one after another, in order.
+    pub(crate) async fn dispatch_in_order(&self, peer: PeerId, frames: Vec<Frame>) -> Vec<Reply> {
+        let mut replies = Vec::with_capacity(frames.len());
+        for f in frames {
+            replies.push(self.dispatch(peer, f).await);
+        }
+        replies
+    }
+
+    /// The record of what ordered links delivered here.
+    pub(crate) fn delivered(&self) -> &Arc<super::link::Delivered> {
+        &self.sequenced
+    }
+
+    /// A weak form of this router, for handlers it holds itself.
+    pub(crate) fn downgrade(&self) -> WeakRouter {
+        WeakRouter {
+            routes: Arc::downgrade(&self.routes),
+            sequenced: Arc::downgrade(&self.sequenced),
+        }
     }
 
     /// Serves message type `M` with the actor at `addr`: frames for `M` are decoded, sent to
@@ -154,7 +168,7 @@ impl Router {
     {
         self.serve_with(
             M::NAME,
-            Arc::new(move |_, body| {
+            Arc::new(move |_peer, body| {
                 let addr = addr.clone();
                 Box::pin(async move {
                     let msg: M = decode_body(&body)?;
@@ -199,8 +213,8 @@ impl Router {
         names
     }
 
-    /// Answers one frame.
-    pub fn dispatch(&self, frame: Frame) -> ReplyFuture {
+    /// Answers one frame from `peer`.
+    pub fn dispatch(&self, peer: PeerId, frame: Frame) -> ReplyFuture {
         let handler = self
             .routes
             .read()
@@ -208,7 +222,7 @@ impl Router {
             .get(&frame.route)
             .map(|r| Arc::clone(&r.handler));
         match handler {
-            Some(h) => h(frame.target, frame.body),
+            Some(h) => h(peer, frame.body),
             None => {
                 let route = frame.route;
                 Box::pin(async move { Err(WireError::UnknownRoute(route)) })
@@ -220,6 +234,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::Target;
     use actix::prelude::*;
     use serde::Deserialize;
 
@@ -252,13 +267,13 @@ mod tests {
                 target: Target::System,
                 body: encode_body(&Add(5)).unwrap(),
             };
-            let reply = router.dispatch(frame).await.unwrap();
+            let reply = router.dispatch(PeerId::random(), frame).await.unwrap();
             assert_eq!(decode_body::<u64>(&reply).unwrap(), 15);
         });
     }
 
     #[test]
-    fn ordered_frames_are_handled_in_order() {
+    fn sequenced_frames_are_handled_in_order() {
         actix_rt::System::new().block_on(async {
             let router = Router::new();
             router.serve::<Add, _>(Adder(0).start());
@@ -268,11 +283,17 @@ mod tests {
                 body: encode_body(&Add(n)).unwrap(),
             };
             let batch = Frame {
-                route: route_id::<OrderedFrames>(),
+                route: route_id::<super::super::link::Sequenced>(),
                 target: Target::System,
-                body: encode_body(&OrderedFrames(vec![frame(1), frame(2), frame(3)])).unwrap(),
+                body: encode_body(&super::super::link::Sequenced {
+                    epoch: 1,
+                    seq: 1,
+                    frames: vec![frame(1), frame(2), frame(3)],
+                })
+                .unwrap(),
             };
-            let replies: Vec<Reply> = decode_body(&router.dispatch(batch).await.unwrap()).unwrap();
+            let replies: Vec<Reply> =
+                decode_body(&router.dispatch(PeerId::random(), batch).await.unwrap()).unwrap();
             let sums: Vec<u64> = replies
                 .into_iter()
                 .map(|r| decode_body(&r.unwrap()).unwrap())
@@ -292,7 +313,7 @@ mod tests {
                 body: vec![],
             };
             assert_eq!(
-                router.dispatch(unknown).await,
+                router.dispatch(PeerId::random(), unknown).await,
                 Err(WireError::UnknownRoute(1))
             );
             let bad = Frame {
@@ -301,11 +322,14 @@ mod tests {
                 body: vec![0xff; 12],
             };
             assert!(matches!(
-                router.dispatch(bad).await,
+                router.dispatch(PeerId::random(), bad).await,
                 Err(WireError::Decode(_))
             ));
-            assert_ne!(route_id::<Add>(), route_id::<OrderedFrames>());
-            assert_eq!(router.names(), vec!["test/Add", "transport/OrderedFrames"]);
+            assert_ne!(
+                route_id::<Add>(),
+                route_id::<super::super::link::Sequenced>()
+            );
+            assert_eq!(router.names(), vec!["test/Add", "transport/Sequenced"]);
         });
     }
 }

@@ -50,6 +50,11 @@ pub(super) enum Command {
         data: Vec<u8>,
     },
     Dial(Multiaddr),
+    /// Addresses where `peer` listens (from the GCS node table), for dials by peer id.
+    AddAddresses {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    },
     Peers(oneshot::Sender<Vec<PeerId>>),
     Shutdown,
 }
@@ -288,7 +293,7 @@ impl EventLoop {
             Command::Ask { peer, frame, reply } => {
                 if peer == self.shared.me {
                     // A request to this node itself: serve it without the network.
-                    let fut = self.router.dispatch(frame);
+                    let fut = self.router.dispatch(self.shared.me, frame);
                     tokio::spawn(async move {
                         let _ = reply.send(Ok(fut.await));
                     });
@@ -330,6 +335,13 @@ impl EventLoop {
                 }
             }
             Command::Dial(addr) => self.dial(addr),
+            Command::AddAddresses { peer, addrs } => {
+                if peer != self.shared.me {
+                    for a in addrs {
+                        self.swarm.add_peer_address(peer, a);
+                    }
+                }
+            }
             Command::Peers(tx) => {
                 let _ = tx.send(self.swarm.connected_peers().copied().collect());
             }
@@ -477,7 +489,7 @@ impl EventLoop {
                         self.swarm.behaviour_mut().blocked.block_peer(peer);
                         return;
                     }
-                    let fut = self.router.dispatch(request);
+                    let fut = self.router.dispatch(peer, request);
                     let tx = self.cmd_tx.clone();
                     tokio::spawn(async move {
                         let reply = fut.await;

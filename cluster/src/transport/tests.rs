@@ -219,3 +219,131 @@ fn addresses_parse_from_host_port_and_multiaddr() {
     ));
     assert!(parse_address("[::1]:80").is_ok());
 }
+
+/// Records the numbers it is sent, in order.
+struct Recorder(Vec<u64>);
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "usize")]
+struct Record(u64);
+
+crate::wire_message!(Record => "test/Record");
+
+impl Handler<Record> for Recorder {
+    type Result = usize;
+    fn handle(&mut self, m: Record, _: &mut Context<Self>) -> usize {
+        self.0.push(m.0);
+        self.0.len()
+    }
+}
+
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "Vec<u64>")]
+struct Recorded;
+
+crate::wire_message!(Recorded => "test/Recorded");
+
+impl Handler<Recorded> for Recorder {
+    type Result = Vec<u64>;
+    fn handle(&mut self, _: Recorded, _: &mut Context<Self>) -> Vec<u64> {
+        self.0.clone()
+    }
+}
+
+#[test]
+fn ordered_messages_arrive_once_and_in_order() {
+    run(async {
+        let router = Router::new();
+        let recorder = Recorder(Vec::new()).start();
+        router.serve::<Record, _>(recorder.clone());
+        router.serve::<Recorded, _>(recorder);
+        let head = start(Role::Head, vec![], router);
+        let node = start(Role::Node, head.listen_addrs(), Router::new());
+        assert!(node.wait_for_head(Duration::from_secs(10)).await.is_some());
+        let to = head.local_peer_id();
+        for i in 0..2000 {
+            node.tell_ordered(to, Record(i));
+        }
+        let n = node.send_ordered(to, Record(2000)).await.unwrap();
+        assert_eq!(n, 2001, "every message before it was handled first");
+        let seen = node.ask(to, Target::System, Recorded).await.unwrap();
+        assert_eq!(seen, (0..=2000).collect::<Vec<u64>>());
+        node.shutdown();
+        head.shutdown();
+    });
+}
+
+#[test]
+fn a_batch_delivered_twice_is_handled_once_and_an_older_one_is_refused() {
+    run(async {
+        let router = Router::new();
+        let recorder = Recorder(Vec::new()).start();
+        router.serve::<Record, _>(recorder.clone());
+        router.serve::<Recorded, _>(recorder.clone());
+        let peer = libp2p::PeerId::random();
+        let record = |n| Frame {
+            route: route_id::<Record>(),
+            target: Target::System,
+            body: encode_body(&Record(n)).unwrap(),
+        };
+        let batch = |seq, frames| Frame {
+            route: route_id::<Sequenced>(),
+            target: Target::System,
+            body: encode_body(&Sequenced {
+                epoch: 7,
+                seq,
+                frames,
+            })
+            .unwrap(),
+        };
+        let first = router
+            .dispatch(peer, batch(1, vec![record(1), record(2)]))
+            .await
+            .unwrap();
+        // The same batch again (its reply was lost): the same replies, nothing handled.
+        let again = router
+            .dispatch(peer, batch(1, vec![record(1), record(2)]))
+            .await
+            .unwrap();
+        assert_eq!(first, again);
+        router
+            .dispatch(peer, batch(2, vec![record(3)]))
+            .await
+            .unwrap();
+        // A late copy of batch 1 after batch 2: refused.
+        assert!(
+            router
+                .dispatch(peer, batch(1, vec![record(1), record(2)]))
+                .await
+                .is_err()
+        );
+        // Another sender's batch 1 is its own.
+        router
+            .dispatch(libp2p::PeerId::random(), batch(1, vec![record(4)]))
+            .await
+            .unwrap();
+        assert_eq!(recorder.send(Recorded).await.unwrap(), vec![1, 2, 3, 4]);
+    });
+}
+
+#[test]
+fn an_ordered_message_to_a_peer_nobody_can_reach_fails_after_the_bound() {
+    run(async {
+        let mut c = loopback(Role::Node);
+        c.delivery_timeout = Duration::from_millis(500);
+        let node = Network::start(Keypair::generate_ed25519(), c, Router::new()).unwrap();
+        let nobody = libp2p::PeerId::random();
+        let started = Instant::now();
+        let err = node.send_ordered(nobody, Record(1)).await.unwrap_err();
+        assert!(matches!(err, NetError::Unreachable { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(20));
+        // Declared dead: what is queued fails at once.
+        let reply = node.send_ordered(nobody, Record(2));
+        node.peer_dead(nobody, "declared dead");
+        assert!(reply.await.is_err());
+        node.shutdown();
+    });
+}

@@ -10,7 +10,7 @@ use raya_cluster::GcsHandle;
 use raya_cluster::gcs::task_events::TaskEventBuffer;
 use raya_common::{JobId, NodeId};
 use raya_scheduler::LocalScheduler;
-use raya_store::StoreCore;
+use raya_store::{ObjectManager, StoreCore};
 
 use super::directory::ActorDirectory;
 use super::thread_pool::ActorThreadPool;
@@ -57,6 +57,9 @@ pub(crate) struct HostEnv {
     pub(crate) remote: Arc<RemoteActors>,
     /// Calls queued on one actor at most.
     pub(crate) max_pending_calls: usize,
+    /// The node's object manager (cluster nodes): told about results of calls run here for
+    /// other nodes.
+    pub(crate) objects: Option<Addr<ObjectManager>>,
 }
 
 impl std::fmt::Debug for HostEnv {

@@ -16,7 +16,7 @@ use super::ActorHost;
 use super::call::{ActorCall, CallEnv, CallMeta, finish_call, record_call, run_sync};
 use super::control::{BatchDone, FrontCallReady};
 use super::lifecycle::{Lifecycle, out_of_scope};
-use super::wire::{WireActorCall, not_deliverable};
+use super::wire::{WireActorCall, keep_results_for_owner, not_deliverable};
 use crate::api::actor::{ActorClass, Context as MethodContext, MethodKind};
 use crate::execution::args::Args;
 use crate::execution::context::{self, ExecCtx, WithCtx};
@@ -72,8 +72,23 @@ impl Slots {
 }
 
 impl<A: ActorClass> ActorHost<A> {
+    /// Fails a call this host took (its results, kept for their owner, report the error).
     pub(super) fn fail_call(&self, call: &ActorCall<A>, err: &TaskError) {
+        self.keep_results(call.owner, &call.meta());
         finish_call(&self.env, self.id, call.meta(), Err(err.clone()));
+    }
+
+    /// Keeps the results of a call this host runs or fails for `owner` (see
+    /// `keep_results_for_owner`): not before, since a call queued while the actor is being placed
+    /// may be forwarded to the node it lives on instead, which keeps them.
+    fn keep_results(&self, owner: raya_common::NodeId, call: &CallMeta) {
+        keep_results_for_owner(
+            &self.env.store,
+            self.env.objects.as_ref(),
+            owner,
+            call.task_id,
+            call.num_returns,
+        );
     }
 
     /// Fails the calls still running (their late results are ignored by the store).
@@ -194,6 +209,7 @@ impl<A: ActorClass> ActorHost<A> {
         let calls: Vec<(ActorCall<A>, Arc<AtomicBool>)> = batch
             .into_iter()
             .map(|c| {
+                self.keep_results(c.owner, &c.meta());
                 let cancel = Arc::new(AtomicBool::new(false));
                 self.running.insert(
                     c.task_id,
@@ -252,6 +268,7 @@ impl<A: ActorClass> ActorHost<A> {
             _ => unreachable!("only async methods are dispatched here"),
         };
         self.slots.take(exclusive);
+        self.keep_results(call.owner, &call.meta());
         let cancel = Arc::new(AtomicBool::new(false));
         let retry = (self.opts.max_task_retries != 0).then(|| call.clone());
         let args = std::mem::take(&mut call.args);
@@ -385,9 +402,13 @@ impl<A: ActorClass> Handler<WireActorCall> for ActorHost<A> {
             num_returns: w.num_returns,
             parent: w.parent,
         };
+        let w_owner = w.owner;
         match ActorCall::<A>::from_wire(w) {
             Ok(call) => <Self as Handler<ActorCall<A>>>::handle(self, call, ctx),
-            Err(e) => finish_call(&self.env, self.id, meta, Err(e)),
+            Err(e) => {
+                self.keep_results(w_owner, &meta);
+                finish_call(&self.env, self.id, meta, Err(e))
+            }
         }
     }
 }

@@ -144,33 +144,36 @@ impl From<WireControl> for HostControl {
 }
 
 /// Delivers calls that arrived from other nodes to their hosts on this node (the node manager's
-/// side of [`DeliverCalls`]); returns the calls whose actor does not live here. The results of a
-/// call owned elsewhere are kept for their owner and announced to it by `objects`.
-pub(crate) fn deliver(
-    hosts: &ActorDirectory,
+/// side of [`DeliverCalls`]); returns the calls whose actor does not live here. The host that
+/// runs a call keeps its results for their owner (a host that forwards it keeps nothing).
+pub(crate) fn deliver(hosts: &ActorDirectory, calls: Vec<WireActorCall>) -> Vec<TaskId> {
+    calls
+        .into_iter()
+        .filter_map(|call| {
+            let task = call.task_id;
+            hosts.deliver(call).err().map(|_| task)
+        })
+        .collect()
+}
+
+/// Keeps the results of a call owned by `owner` that this node's host takes (to run it, or to
+/// fail it): entries in this node's store before the call can end, and the object manager told
+/// to announce them to the owner. Nothing when the owner is this node.
+pub(crate) fn keep_results_for_owner(
     store: &std::sync::Arc<raya_store::StoreCore>,
     objects: Option<&actix::Addr<ObjectManager>>,
-    calls: Vec<WireActorCall>,
-) -> Vec<TaskId> {
-    let me = store.node();
-    let mut undelivered = Vec::new();
-    for call in calls {
-        let owner = call.owner;
-        let task = call.task_id;
-        // The results need entries here before the call can finish.
-        let refs: Vec<RawRef> = (0..call.num_returns)
-            .map(|i| store.add_ref(ObjectId::for_return(task, i)))
-            .collect();
-        match hosts.deliver(call) {
-            Ok(()) => {
-                if owner != me
-                    && let Some(o) = objects
-                {
-                    o.do_send(ExpectReturns { refs, owner });
-                }
-            }
-            Err(_) => undelivered.push(task),
-        }
+    owner: NodeId,
+    task_id: TaskId,
+    num_returns: u32,
+) {
+    if owner == store.node() {
+        return;
     }
-    undelivered
+    let Some(objects) = objects else {
+        return;
+    };
+    let refs: Vec<RawRef> = (0..num_returns)
+        .map(|i| store.add_ref(ObjectId::for_return(task_id, i)))
+        .collect();
+    objects.do_send(ExpectReturns { refs, owner });
 }

@@ -177,12 +177,7 @@ impl Handler<LeaveCluster> for NodeManager {
 impl Handler<DeliverCalls> for NodeManager {
     type Result = MessageResult<DeliverCalls>;
     fn handle(&mut self, m: DeliverCalls, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(deliver(
-            &self.host_env.directory,
-            &self.host_env.store,
-            self.objects.as_ref(),
-            m.0,
-        ))
+        MessageResult(deliver(&self.host_env.directory, m.0))
     }
 }
 

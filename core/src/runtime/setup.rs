@@ -76,7 +76,12 @@ async fn start_gcs(
                 },
                 &gcs_arbiter.handle(),
             )?;
-            let gcs = GcsHandle::start(tables.clone(), &Arbiter::current());
+            let gcs = match mode {
+                Mode::Head(net) => {
+                    GcsHandle::start_head(tables.clone(), net.clone(), &Arbiter::current())
+                }
+                _ => GcsHandle::start(tables.clone(), &Arbiter::current()),
+            };
             if let Mode::Head(net) = mode {
                 tables.serve(net.router());
                 let (t, n) = (tables.clone(), net.clone());
@@ -263,6 +268,7 @@ pub(super) async fn setup(
         directory: Arc::new(ActorDirectory::default()),
         remote,
         max_pending_calls: config.max_pending_calls,
+        objects: objects.clone(),
     });
     let is_head = !matches!(mode, Mode::Join(_));
     let node_manager = NodeManager {

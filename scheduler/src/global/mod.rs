@@ -212,11 +212,9 @@ impl GlobalScheduler {
         let origin = spec.origin;
         let back = self.local(origin).map(|l| l.unschedulable.clone());
         let kept = spec.clone();
+        let placed = net.send_ordered(node.peer_id(), PlaceTask(spec));
         ctx.spawn(actix::fut::wrap_future(async move {
-            let Err(e) = net
-                .ask(node.peer_id(), Target::System, PlaceTask(spec))
-                .await
-            else {
+            let Err(e) = placed.await else {
                 return;
             };
             let reason = format!("node {node} could not be given the task: {e}");

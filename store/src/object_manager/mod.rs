@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use raya_cluster::transport::{Network, Target};
+use raya_cluster::transport::Network;
 use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind, Value};
 use tokio::sync::oneshot;
 
@@ -128,16 +128,13 @@ impl ObjectManager {
         addr
     }
 
+    /// Sends `msg` to `node`'s object manager on the ordered link to it: after the messages
+    /// sent to it before, retried until delivered or the delivery bound runs out (logged then).
     fn tell<M>(&self, node: NodeId, msg: M)
     where
         M: raya_cluster::transport::WireMessage<Result = ()>,
     {
-        let net = self.net.clone();
-        self.net.spawn(async move {
-            if let Err(e) = net.ask(node.peer_id(), Target::System, msg).await {
-                tracing::debug!(%node, error = %e, message = M::NAME, "object message not delivered");
-            }
-        });
+        self.net.tell_ordered(node.peer_id(), msg);
     }
 
     /// Makes sure the copies elsewhere are freed with the object here.
