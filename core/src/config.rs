@@ -50,6 +50,11 @@ pub struct Config {
     pub idle_thread_timeout: Duration,
     /// A node without heartbeats for this long is declared dead.
     pub node_timeout: Duration,
+    /// How long a message to another node is sent again before it fails (default 30 s).
+    pub delivery_timeout: Duration,
+    /// How long an object may wait on a node that cannot be reached — its owner, the node
+    /// making it, the node holding it — before a `get` of it fails (default 60 s).
+    pub object_lease: Duration,
     /// How many task records the GCS keeps.
     pub max_task_events: usize,
     /// Join the cluster whose head listens at this address (`host:port` or a multiaddr).
@@ -86,6 +91,8 @@ impl Default for Config {
             max_pending_calls: 1_000_000,
             idle_thread_timeout: Duration::from_secs(1),
             node_timeout: Duration::from_secs(5),
+            delivery_timeout: Duration::from_secs(30),
+            object_lease: Duration::from_secs(60),
             max_task_events: 100_000,
             address: None,
             head: false,
@@ -189,6 +196,16 @@ impl Config {
     /// Sets how long a node without heartbeats lives before it is declared dead.
     pub fn node_timeout(mut self, timeout: Duration) -> Self {
         self.node_timeout = timeout;
+        self
+    }
+    /// Sets how long a message to another node is sent again before it fails.
+    pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
+        self.delivery_timeout = timeout;
+        self
+    }
+    /// Sets how long an object may wait on a node that cannot be reached before it fails.
+    pub fn object_lease(mut self, lease: Duration) -> Self {
+        self.object_lease = lease;
         self
     }
     /// Sets the bound on worker threads.

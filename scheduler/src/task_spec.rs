@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use raya_common::{ActorId, JobId, NodeId, ObjectId, ResourceSet, TaskFrame, TaskId, Value};
-use raya_store::RawRef;
+use raya_store::{RawRef, WireValue};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A task argument: a value passed directly, or a reference to an object the task waits for.
@@ -17,9 +17,11 @@ pub enum TaskArg {
     Ref(RawRef),
 }
 
+/// A task argument as it crosses nodes: a value travels with the references it contains, which
+/// the receiving node counts at once (see `raya_store::wire_value`).
 #[derive(Serialize, Deserialize)]
 enum WireArg {
-    Value(Vec<u8>),
+    Value(WireValue),
     Ref(RawRef),
 }
 
@@ -28,7 +30,7 @@ impl Serialize for TaskArg {
         use serde::ser::Error;
         match self {
             TaskArg::Value(v) => {
-                WireArg::Value(v.encode().map_err(S::Error::custom)?.to_vec()).serialize(s)
+                WireArg::Value(WireValue::encode(v).map_err(S::Error::custom)?).serialize(s)
             }
             TaskArg::Ref(r) => WireArg::Ref(r.clone()).serialize(s),
         }
@@ -38,7 +40,7 @@ impl Serialize for TaskArg {
 impl<'de> Deserialize<'de> for TaskArg {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(match WireArg::deserialize(d)? {
-            WireArg::Value(b) => TaskArg::Value(Value::from_bytes(b)),
+            WireArg::Value(v) => TaskArg::Value(v.into_value()),
             WireArg::Ref(r) => TaskArg::Ref(r),
         })
     }

@@ -14,6 +14,7 @@ pub mod object_manager;
 pub mod object_store;
 mod raw_ref;
 mod signal;
+pub mod wire_value;
 
 pub use object_manager::{ExpectReturns, NodeGone, ObjectManager};
 pub use object_store::{
@@ -21,3 +22,4 @@ pub use object_store::{
 };
 pub use raw_ref::{RawRef, collect_refs, current_store, set_current_store};
 pub use signal::{Signal, Waiter, WaiterId, next_waiter_id};
+pub use wire_value::WireValue;

@@ -121,6 +121,8 @@ impl Serialize for RawRef {
                 v.push(self.clone());
             }
         });
+        // A message naming the object keeps it alive until its receiver counted its own.
+        raya_cluster::transport::inflight::keep(Arc::clone(&self.0) as _);
         Wire {
             id: self.0.id,
             owner: self.0.owner,

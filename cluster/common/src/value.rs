@@ -157,9 +157,15 @@ impl EncodedParts {
 pub enum Value {
     /// A Rust value on this node.
     Live(LiveValue),
-    /// An encoded value (received from another node or read back from disk).
-    Bytes(Arc<Vec<u8>>),
+    /// An encoded value (received from another node or read back from disk), with what keeps
+    /// the objects its references point at alive while it stays encoded (see
+    /// [`Value::from_bytes_keeping`]).
+    Bytes(Arc<Vec<u8>>, Option<KeepAlive>),
 }
+
+/// Whatever must live as long as an encoded value: the counted references to the objects the
+/// value refers to, which the bytes only name.
+pub type KeepAlive = Arc<dyn Any + Send + Sync>;
 
 /// A live Rust value with the means to encode it.
 #[derive(Clone)]
@@ -184,7 +190,21 @@ impl Value {
 
     /// Wraps encoded bytes.
     pub fn from_bytes(bytes: Vec<u8>) -> Value {
-        Value::Bytes(Arc::new(bytes))
+        Value::Bytes(Arc::new(bytes), None)
+    }
+
+    /// Wraps encoded bytes that refer to objects, with `keep`, which keeps those objects alive
+    /// for as long as the value stays encoded.
+    pub fn from_bytes_keeping(bytes: Vec<u8>, keep: KeepAlive) -> Value {
+        Value::Bytes(Arc::new(bytes), Some(keep))
+    }
+
+    /// What keeps the objects an encoded value refers to alive, if anything does.
+    pub fn keep_alive(&self) -> Option<&KeepAlive> {
+        match self {
+            Value::Bytes(_, keep) => keep.as_ref(),
+            Value::Live(_) => None,
+        }
     }
 
     /// Whether the value is a live Rust value.
@@ -196,7 +216,7 @@ impl Value {
     pub fn type_name(&self) -> Option<&'static str> {
         match self {
             Value::Live(l) => Some((l.vtable.type_name)()),
-            Value::Bytes(_) => None,
+            Value::Bytes(..) => None,
         }
     }
 
@@ -204,7 +224,7 @@ impl Value {
     pub fn is<T: 'static>(&self) -> bool {
         match self {
             Value::Live(l) => (l.vtable.type_id)() == TypeId::of::<T>(),
-            Value::Bytes(_) => false,
+            Value::Bytes(..) => false,
         }
     }
 
@@ -212,7 +232,7 @@ impl Value {
     pub fn ptr_eq(&self, other: &Value) -> bool {
         match (self, other) {
             (Value::Live(a), Value::Live(b)) => Arc::ptr_eq(&a.data, &b.data),
-            (Value::Bytes(a), Value::Bytes(b)) => Arc::ptr_eq(a, b),
+            (Value::Bytes(a, _), Value::Bytes(b, _)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }
@@ -221,7 +241,7 @@ impl Value {
     pub fn size(&self) -> usize {
         match self {
             Value::Live(l) => l.vtable.inline_size + (l.vtable.heap_size)(&*l.data as &dyn Any),
-            Value::Bytes(b) => b.len(),
+            Value::Bytes(b, _) => b.len(),
         }
     }
 
@@ -238,7 +258,7 @@ impl Value {
             Value::Live(l) => Arc::clone(&l.data)
                 .downcast::<T>()
                 .map_err(|_| self.mismatch::<T>()),
-            Value::Bytes(b) => Ok(Arc::new(decode_object::<T>(b)?)),
+            Value::Bytes(b, _) => Ok(Arc::new(decode_object::<T>(b)?)),
         }
     }
 
@@ -255,7 +275,7 @@ impl Value {
                         found: found.to_string(),
                     })
             }
-            Value::Bytes(b) => Ok(Arc::new(decode_object::<T>(&b)?)),
+            Value::Bytes(b, _) => Ok(Arc::new(decode_object::<T>(&b)?)),
         }
     }
 
@@ -263,7 +283,7 @@ impl Value {
     pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
         match self {
             Value::Live(l) => l.data.downcast_ref::<T>(),
-            Value::Bytes(_) => None,
+            Value::Bytes(..) => None,
         }
     }
 
@@ -275,7 +295,7 @@ impl Value {
                 .downcast_ref::<T>()
                 .cloned()
                 .ok_or_else(|| self.mismatch::<T>()),
-            Value::Bytes(b) => Ok(decode_object::<T>(b)?),
+            Value::Bytes(b, _) => Ok(decode_object::<T>(b)?),
         }
     }
 
@@ -290,7 +310,7 @@ impl Value {
                 let arc = l.data.downcast::<T>().map_err(|_| mismatch)?;
                 Ok(Arc::try_unwrap(arc).unwrap_or_else(|shared| (*shared).clone()))
             }
-            Value::Bytes(b) => Ok(decode_object::<T>(&b)?),
+            Value::Bytes(b, _) => Ok(decode_object::<T>(&b)?),
         }
     }
 
@@ -322,7 +342,7 @@ impl Value {
     pub fn encode(&self) -> Result<Arc<Vec<u8>>, CodecError> {
         match self {
             Value::Live(l) => (l.vtable.serialize)(&*l.data).map(Arc::new),
-            Value::Bytes(b) => Ok(Arc::clone(b)),
+            Value::Bytes(b, _) => Ok(Arc::clone(b)),
         }
     }
 
@@ -331,7 +351,7 @@ impl Value {
         match self {
             Value::Live(_) if self.is::<T>() => Ok(self),
             Value::Live(_) => Err(self.mismatch::<T>()),
-            Value::Bytes(b) => Ok(Value::new(decode_object::<T>(&b)?)),
+            Value::Bytes(b, _) => Ok(Value::new(decode_object::<T>(&b)?)),
         }
     }
 }
@@ -340,7 +360,7 @@ impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Value::Live(l) => write!(f, "Value::Live({})", (l.vtable.type_name)()),
-            Value::Bytes(b) => write!(f, "Value::Bytes({} bytes)", b.len()),
+            Value::Bytes(b, _) => write!(f, "Value::Bytes({} bytes)", b.len()),
         }
     }
 }
@@ -406,7 +426,7 @@ mod tests {
     fn bytes_decode_to_the_asked_type() {
         let v = Value::new(vec![1u32, 2, 3]);
         let b = v.encode().unwrap();
-        let back = Value::Bytes(b);
+        let back = Value::Bytes(b, None);
         assert_eq!(back.clone_as::<Vec<u32>>().unwrap(), vec![1, 2, 3]);
         assert!(
             back.clone_as::<u64>().is_err(),

@@ -60,6 +60,8 @@ struct Queued {
     frame: Frame,
     name: &'static str,
     ack: Option<Ack>,
+    /// The references the message names, alive until the far node answered it.
+    _kept: Vec<super::inflight::Kept>,
 }
 
 /// What a node sends its links: messages, or the news that their peer is dead.
@@ -99,9 +101,15 @@ impl Links {
         frame: Frame,
         name: &'static str,
         ack: Option<Ack>,
+        kept: Vec<super::inflight::Kept>,
     ) {
         let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
-        let input = LinkInput::Message(Queued { frame, name, ack });
+        let input = LinkInput::Message(Queued {
+            frame,
+            name,
+            ack,
+            _kept: kept,
+        });
         let input = match senders.get(&peer) {
             Some(tx) => match tx.send(input) {
                 Ok(()) => return,

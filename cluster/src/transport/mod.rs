@@ -29,6 +29,7 @@ mod address;
 pub mod codec;
 pub mod forward;
 pub mod identity;
+pub mod inflight;
 pub mod link;
 mod network;
 pub mod protocol;

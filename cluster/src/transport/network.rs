@@ -9,6 +9,7 @@ use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::inflight::keeping;
 use super::link::{Links, OrderedReply};
 use super::swarm::{Command, EventLoop, Shared, build_swarm};
 use super::{
@@ -216,7 +217,9 @@ impl Network {
         target: Target,
         msg: M,
     ) -> Result<M::Result, NetError> {
-        let body = encode_body(&msg).map_err(|e| NetError::Codec(e.to_string()))?;
+        // The references the message names stay alive until the far node answered.
+        let (body, _kept) = keeping(|| encode_body(&msg));
+        let body = body.map_err(|e| NetError::Codec(e.to_string()))?;
         let frame = Frame {
             route: route_id::<M>(),
             target,
@@ -232,14 +235,15 @@ impl Network {
     /// it, or drop it: a message that fails unawaited is logged).
     pub fn send_ordered<M: WireMessage>(&self, peer: PeerId, msg: M) -> OrderedReply<M> {
         let (tx, rx) = oneshot::channel();
-        match encode_body(&msg) {
+        let (body, kept) = keeping(|| encode_body(&msg));
+        match body {
             Ok(body) => {
                 let frame = Frame {
                     route: route_id::<M>(),
                     target: Target::System,
                     body,
                 };
-                self.links.send(self, peer, frame, M::NAME, Some(tx));
+                self.links.send(self, peer, frame, M::NAME, Some(tx), kept);
             }
             Err(e) => {
                 let _ = tx.send(Err(NetError::Codec(e.to_string())));
@@ -250,14 +254,15 @@ impl Network {
 
     /// [`Network::send_ordered`] without a reply: a failure is logged as a warning.
     pub fn tell_ordered<M: WireMessage>(&self, peer: PeerId, msg: M) {
-        match encode_body(&msg) {
+        let (body, kept) = keeping(|| encode_body(&msg));
+        match body {
             Ok(body) => {
                 let frame = Frame {
                     route: route_id::<M>(),
                     target: Target::System,
                     body,
                 };
-                self.links.send(self, peer, frame, M::NAME, None);
+                self.links.send(self, peer, frame, M::NAME, None, kept);
             }
             Err(e) => tracing::error!(message = M::NAME, error = %e, "message not encoded"),
         }

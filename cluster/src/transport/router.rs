@@ -171,7 +171,11 @@ impl Router {
             Arc::new(move |_peer, body| {
                 let addr = addr.clone();
                 Box::pin(async move {
-                    let msg: M = decode_body(&body)?;
+                    // References the message names register with their owners before it is
+                    // handled and answered (see `super::inflight`).
+                    let (msg, pending) = super::inflight::settling(|| decode_body::<M>(&body));
+                    let msg = msg?;
+                    super::inflight::settled(pending).await;
                     let result = addr.send(msg).await.map_err(|_| WireError::ActorGone)?;
                     encode_body(&result)
                 })

@@ -73,6 +73,42 @@ impl Tally {
     }
 }
 
+/// Submits `n` tasks (on this node) and returns the references to their results, which this
+/// node owns: the wordcount pattern.
+#[raya::remote]
+fn fan_out(n: u64) -> Vec<ObjectRef<Vec<u8>>> {
+    (0..n)
+        .map(|i| {
+            make_bytes::options()
+                .resource("a", 0.001)
+                .remote(1000 + i, i as u8)
+        })
+        .collect()
+}
+
+/// Reads every object the references point at, wherever this task runs.
+#[raya::remote]
+fn sum_all(refs: Vec<ObjectRef<Vec<u8>>>) -> u64 {
+    refs.iter()
+        .map(|r| sum(&raya::get(r).unwrap()))
+        .fold(0, u64::wrapping_add)
+}
+
+#[raya::actor]
+impl Summer {
+    fn new() -> Self {
+        Summer
+    }
+    fn sum_all(&self, refs: Vec<ObjectRef<Vec<u8>>>) -> u64 {
+        refs.iter()
+            .map(|r| sum(&raya::get(r).unwrap()))
+            .fold(0, u64::wrapping_add)
+    }
+}
+
+#[raya::actor]
+struct Summer;
+
 /// Calls `tally` from wherever this task runs; returns the call's result and this node.
 #[raya::remote]
 fn add_from_task(tally: ActorHandle<Tally>, x: u64) -> (usize, String) {
@@ -169,6 +205,67 @@ fn actor_called_from_a_task_on_another_worker() {
     no_objects_left(&["a", "b"]);
 }
 
+/// A task on the node with `a` returns references to objects it made there; the driver reads
+/// them after that task's own result is gone, and so does a task on the node with `b`.
+fn nested_refs_in_a_result() {
+    let outer = fan_out::options().resource("a", 0.5).remote(20);
+    let inner = raya::get_timeout(&outer, Duration::from_secs(60)).unwrap();
+    drop(outer);
+    let expected: Vec<u64> = (0..20u64)
+        .map(|i| {
+            let data: Vec<u8> = (0..1000 + i)
+                .map(|j| (j as u8).wrapping_mul(31).wrapping_add(i as u8))
+                .collect();
+            sum(&data)
+        })
+        .collect();
+    for (i, r) in inner.iter().enumerate() {
+        let data = raya::get_timeout(r, Duration::from_secs(60)).unwrap();
+        assert_eq!(sum(&data), expected[i], "object {i}");
+    }
+    let there = sum_all::options().resource("b", 1.0).remote(inner.clone());
+    let total = raya::get_timeout(&there, Duration::from_secs(60)).unwrap();
+    assert_eq!(total, expected.iter().copied().fold(0, u64::wrapping_add));
+    drop((inner, there));
+    no_objects_left(&["a", "b"]);
+}
+
+/// References inside a by-value argument, and inside an actor call's argument, keep their
+/// objects alive while the task or call travels, though the driver dropped its own at once.
+fn nested_refs_in_arguments() {
+    let expect = |len: u64, seed: u8| {
+        let data: Vec<u8> = (0..len)
+            .map(|j| (j as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect();
+        sum(&data)
+    };
+    let refs: Vec<ObjectRef<Vec<u8>>> = (0..10u64)
+        .map(|i| {
+            make_bytes::options()
+                .resource("a", 0.5)
+                .remote(5000 + i, i as u8)
+        })
+        .collect();
+    raya::wait(&refs, refs.len(), Some(Duration::from_secs(60))).unwrap();
+    let total: u64 = (0..10u64)
+        .map(|i| expect(5000 + i, i as u8))
+        .fold(0, u64::wrapping_add);
+    // The only references left travel inside the argument.
+    let task = sum_all::options().resource("b", 1.0).remote(refs.clone());
+    let summer = Summer::options().resource("b", 0.0).remote().unwrap();
+    let call = summer.sum_all(refs);
+    assert_eq!(
+        raya::get_timeout(&task, Duration::from_secs(60)).unwrap(),
+        total
+    );
+    assert_eq!(
+        raya::get_timeout(&call, Duration::from_secs(60)).unwrap(),
+        total
+    );
+    drop((task, call, summer));
+    no_objects_left(&["a", "b"]);
+}
+
 fn run_scenario(name: &str) {
     match name {
         "many_short_tasks" => many_short_tasks(),
@@ -178,6 +275,8 @@ fn run_scenario(name: &str) {
         "actor_called_from_a_task_on_another_worker" => {
             actor_called_from_a_task_on_another_worker()
         }
+        "nested_refs_in_a_result" => nested_refs_in_a_result(),
+        "nested_refs_in_arguments" => nested_refs_in_arguments(),
         other => panic!("no scenario {other:?}"),
     }
 }
@@ -458,4 +557,16 @@ fn an_actor_on_one_worker_is_called_from_a_task_on_another() {
         1,
         Duration::from_secs(120),
     );
+}
+
+#[test]
+fn references_inside_a_result_keep_their_objects_alive_across_nodes() {
+    let mut c = two_workers("nested-result");
+    c.drive("nested_refs_in_a_result", 1, Duration::from_secs(120));
+}
+
+#[test]
+fn references_inside_arguments_keep_their_objects_alive_across_nodes() {
+    let mut c = two_workers("nested-args");
+    c.drive("nested_refs_in_arguments", 1, Duration::from_secs(120));
 }

@@ -51,6 +51,7 @@ pub(super) fn start_network(config: &Config, key: &libp2p_identity::Keypair) -> 
         .map(|t| t.to_string())
         .collect();
     nc.mdns = config.mdns;
+    nc.delivery_timeout = config.delivery_timeout;
     if !config.head
         && let Some(a) = &address
     {

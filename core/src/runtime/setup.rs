@@ -165,6 +165,7 @@ pub(super) async fn setup(
             Arc::clone(&store),
             n.clone(),
             &a.handle(),
+            config.object_lease,
         )),
         _ => None,
     };

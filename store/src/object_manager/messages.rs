@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use actix::prelude::*;
 
 use crate::raw_ref::RawRef;
+use crate::wire_value::WireValue;
 
 /// Results at most this large (encoded) travel inline in [`ObjectReady`], as Ray's
 /// `max_direct_call_object_size`.
@@ -18,8 +19,8 @@ pub const MAX_OBJECT: u64 = 1 << 40;
 /// How an object made for another node ended.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ReadyData {
-    /// The encoded value.
-    Inline(Vec<u8>),
+    /// The encoded value, with the references it names.
+    Inline(WireValue),
     /// Too large to send along: it stays on the sending node, to be pulled.
     Held {
         /// Encoded size in bytes.

@@ -27,11 +27,12 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use raya_cluster::transport::Network;
-use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind, Value};
+use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind};
 use tokio::sync::oneshot;
 
 use crate::object_store::{Lookup, Status, StoreCore, StoreHooks};
 use crate::raw_ref::RawRef;
+use crate::wire_value::WireValue;
 use transfer::{locate_and_pull, pull_object, serve_pulls};
 
 /// Someone on this node waits for pending object `.0`, owned by `.1` (`None`: this node).
@@ -55,21 +56,42 @@ struct LocateResolved(ObjectId);
 struct PullDone(ObjectId, Result<(), TaskError>);
 
 /// The hooks the store calls: cheap, from any thread.
-struct Hooks(Addr<ObjectManager>);
+struct Hooks {
+    manager: Addr<ObjectManager>,
+    net: Network,
+    me: NodeId,
+}
 
 impl StoreHooks for Hooks {
     fn wanted(&self, id: ObjectId, owner: Option<NodeId>) {
-        self.0.do_send(ObjectWanted(id, owner));
+        self.manager.do_send(ObjectWanted(id, owner));
     }
+
+    /// Tells the owner at once, on the ordered link to it (so a node's first reference and its
+    /// last reach the owner in that order). A first reference made while a message is decoded
+    /// holds up that message until the owner counted it, so the message's sender, which keeps
+    /// its own references until answered, never lets the object go first.
     fn borrowed(&self, id: ObjectId, owner: NodeId, first: bool) {
-        self.0.do_send(BorrowChanged(id, owner, first));
+        let msg = Borrow {
+            id,
+            node: self.me,
+            add: first,
+        };
+        if !first {
+            self.net.tell_ordered(owner.peer_id(), msg);
+            return;
+        }
+        let reply = self.net.send_ordered(owner.peer_id(), msg);
+        let registered: raya_cluster::transport::inflight::Settle = Box::pin(async move {
+            if let Err(e) = reply.await {
+                tracing::warn!(object = %id, %owner, error = %e, "borrow not registered with the owner");
+            }
+        });
+        if let Some(unawaited) = raya_cluster::transport::inflight::settle_later(registered) {
+            self.net.spawn(unawaited);
+        }
     }
 }
-
-/// This node took its first reference to object `.0` owned by `.1` (`.2`), or dropped its last.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct BorrowChanged(ObjectId, NodeId, bool);
 
 /// The object manager actor of a cluster node.
 pub struct ObjectManager {
@@ -92,15 +114,19 @@ pub struct ObjectManager {
     watching: HashSet<ObjectId>,
     /// Pulls in flight.
     pulling: HashSet<ObjectId>,
+    /// How long an object's owner, maker or holder may stay unreachable before it fails.
+    lease: Duration,
 }
 
 impl ObjectManager {
     /// Starts the object manager of the node whose store is `core` on `arbiter`: connects it
-    /// to the store, serves its messages through `net`'s router and accepts pulls.
+    /// to the store, serves its messages through `net`'s router and accepts pulls. An object
+    /// whose owner, maker or holder stays unreachable for `lease` fails.
     pub fn start(
         core: Arc<StoreCore>,
         net: Network,
         arbiter: &actix_rt::ArbiterHandle,
+        lease: Duration,
     ) -> Addr<ObjectManager> {
         let me = core.node();
         let (c, n) = (Arc::clone(&core), net.clone());
@@ -108,6 +134,7 @@ impl ObjectManager {
             core: c,
             net: n,
             me,
+            lease,
             held: HashMap::new(),
             copies: HashMap::new(),
             expected: HashMap::new(),
@@ -117,7 +144,11 @@ impl ObjectManager {
             watching: HashSet::new(),
             pulling: HashSet::new(),
         });
-        core.set_hooks(Box::new(Hooks(addr.clone())));
+        core.set_hooks(Box::new(Hooks {
+            manager: addr.clone(),
+            net: net.clone(),
+            me,
+        }));
         let router = net.router();
         router.serve::<ObjectReady, _>(addr.clone());
         router.serve::<ObjectsExpected, _>(addr.clone());
@@ -155,9 +186,14 @@ impl ObjectManager {
         if from == self.me || !self.pulling.insert(id) {
             return;
         }
-        let (net, core, me) = (self.net.clone(), Arc::clone(&self.core), ctx.address());
+        let (net, core, me, lease) = (
+            self.net.clone(),
+            Arc::clone(&self.core),
+            ctx.address(),
+            self.lease,
+        );
         self.net.spawn(async move {
-            let result = pull_object(&net, &core, id, from).await;
+            let result = pull_object(&net, &core, id, from, lease).await;
             me.do_send(PullDone(id, result));
         });
     }
@@ -224,11 +260,12 @@ impl Handler<ResultReady> for ObjectManager {
             Lookup::Ready(v) if v.size() > MAX_INLINE => ReadyData::Held {
                 size: v.size() as u64,
             },
-            Lookup::Ready(v) => match v.encode() {
+            Lookup::Ready(v) => match WireValue::encode(&v) {
                 Ok(b) if b.len() <= MAX_INLINE => {
-                    // The owner has it now: no copy needs to stay here.
+                    // The owner has it now: no copy needs to stay here (the message keeps the
+                    // objects it names alive until the owner counted them).
                     self.held.remove(&id);
-                    ReadyData::Inline(b.to_vec())
+                    ReadyData::Inline(b)
                 }
                 Ok(b) => ReadyData::Held {
                     size: b.len() as u64,
@@ -271,8 +308,8 @@ impl Handler<ObjectReady> for ObjectManager {
     fn handle(&mut self, m: ObjectReady, ctx: &mut Context<Self>) {
         self.expected.remove(&m.id);
         match m.data {
-            ReadyData::Inline(bytes) => {
-                if let Err(e) = self.core.complete(m.id, Value::from_bytes(bytes)) {
+            ReadyData::Inline(value) => {
+                if let Err(e) = self.core.complete(m.id, value.into_value()) {
                     self.core.fail(
                         m.id,
                         Arc::new(TaskError::new(TaskErrorKind::StoreFull, e.to_string())),
@@ -314,9 +351,14 @@ impl Handler<ObjectWanted> for ObjectManager {
                 if !self.pulling.insert(id) {
                     return;
                 }
-                let (net, core, me) = (self.net.clone(), Arc::clone(&self.core), ctx.address());
+                let (net, core, me, lease) = (
+                    self.net.clone(),
+                    Arc::clone(&self.core),
+                    ctx.address(),
+                    self.lease,
+                );
                 self.net.spawn(async move {
-                    let result = locate_and_pull(&net, &core, id, owner).await;
+                    let result = locate_and_pull(&net, &core, id, owner, lease).await;
                     me.do_send(PullDone(id, result));
                 });
             }
@@ -399,14 +441,6 @@ impl Handler<Borrow> for ObjectManager {
         } else {
             self.borrowers.remove(&(m.id, m.node));
         }
-    }
-}
-
-impl Handler<BorrowChanged> for ObjectManager {
-    type Result = ();
-    fn handle(&mut self, BorrowChanged(id, owner, add): BorrowChanged, _: &mut Context<Self>) {
-        let node = self.me;
-        self.tell(owner, Borrow { id, node, add });
     }
 }
 

@@ -1,28 +1,48 @@
 //! Object transfer: locating an object at its owner and pulling it over a stream
 //! ([`OBJECT_PROTOCOL`]) in chunks, and serving the pulls of other nodes.
+//!
+//! A pull is a request (the object's id), a header (its length and the references it names, or
+//! why it cannot be sent, or "busy"), the bytes, and the puller's acknowledgement. The puller
+//! counts the references the header names (registering with their owners) before it
+//! acknowledges, and the sender keeps its own until then, so an object named by the one pulled
+//! is never freed in between. A node serves at most 64 pulls at once; more wait their turn, and
+//! past a bounded queue a puller is told it is busy and tries again. Every read and write of a
+//! stream has a timeout, so a stalled peer cannot pin a transfer; a pull that keeps failing (the
+//! holder or the owner unreachable) fails after the object lease.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use raya_cluster::transport::codec::{read_frame, write_frame};
-use raya_cluster::transport::{Network, OBJECT_PROTOCOL, Target};
-use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind, Value};
+use raya_cluster::transport::inflight::{settled, settling};
+use raya_cluster::transport::{NetError, Network, OBJECT_PROTOCOL, Target};
+use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 use super::messages::{LocateObject, Located, MAX_OBJECT};
 use crate::object_store::{Lookup, Status, StoreCore};
+use crate::raw_ref::{RawRef, collect_refs};
+use crate::wire_value::{contained, keeping};
 
-/// Largest pull request and pull header frame, in bytes.
-const MAX_CONTROL_FRAME: usize = 4096;
+/// Largest pull request frame, in bytes.
+const MAX_REQUEST_FRAME: usize = 4096;
+
+/// Largest pull header, in bytes (it lists the references the object names).
+const MAX_HEADER_FRAME: usize = 16 << 20;
 
 /// Bytes per read and per write of an object's stream.
 const CHUNK: usize = 1 << 20;
 
-/// Transfers served at once; past it a pull is refused.
+/// Transfers served at once; more wait for a turn.
 const MAX_SERVED: usize = 64;
 
-/// How long opening a stream, and waiting for a request or a header, may take.
+/// Transfers waiting for a turn, at most; past it a puller is told the node is busy.
+const MAX_WAITING: usize = 4096;
+
+/// How long opening a stream, and each read or write of it, may take.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Serialize, Deserialize)]
@@ -32,31 +52,58 @@ struct PullRequest {
 
 #[derive(Serialize, Deserialize)]
 enum PullHeader {
-    Bytes(u64),
+    /// The encoded object follows: `len` bytes, naming `refs`.
+    Bytes { len: u64, refs: Vec<RawRef> },
+    /// Too many transfers: ask again later.
+    Busy,
+    /// It cannot be sent.
     Error(String),
 }
 
+/// Why one attempt at a pull failed.
+enum Failure {
+    /// Worth trying again (the holder busy or unreachable).
+    Transient(String),
+    /// The object cannot be had from there.
+    Final(TaskError),
+}
+
+/// Asks `owner` where object `id` is and pulls it from there, trying again while the owner is
+/// unreachable, up to `lease`.
 pub(super) async fn locate_and_pull(
     net: &Network,
     core: &Arc<StoreCore>,
     id: ObjectId,
     owner: NodeId,
+    lease: Duration,
 ) -> Result<(), TaskError> {
+    let deadline = tokio::time::Instant::now() + lease;
+    let mut pause = Duration::from_millis(50);
     loop {
         if core.status(id) != Status::Pending {
             return Ok(());
         }
-        let answer = net
+        let answer = match net
             .ask(owner.peer_id(), Target::System, LocateObject(id))
             .await
-            .map_err(|e| {
-                TaskError::new(
+        {
+            Ok(a) => a,
+            Err(e) if transient(&e) && tokio::time::Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            Err(e) => {
+                return Err(TaskError::new(
                     TaskErrorKind::NodeDied,
-                    format!("the owner of the object, node {owner}, is unreachable: {e}"),
-                )
-            })?;
+                    format!(
+                        "the owner of the object, node {owner}, is unreachable (for {lease:?}): {e}"
+                    ),
+                ));
+            }
+        };
         match answer {
-            Located::At(node) => return pull_object(net, core, id, node).await,
+            Located::At(node) => return pull_object(net, core, id, node, lease).await,
             Located::Failed(e) => {
                 core.fail(id, Arc::new(e));
                 return Ok(());
@@ -72,69 +119,131 @@ pub(super) async fn locate_and_pull(
     }
 }
 
-/// Pulls object `id` from node `from` into `core`.
+fn transient(e: &NetError) -> bool {
+    matches!(
+        e,
+        NetError::Unreachable { .. } | NetError::Timeout { .. } | NetError::Busy
+    )
+}
+
+/// Pulls object `id` from node `from` into `core`, trying again while `from` is busy or
+/// unreachable, up to `lease`.
 pub(super) async fn pull_object(
     net: &Network,
     core: &Arc<StoreCore>,
     id: ObjectId,
     from: NodeId,
+    lease: Duration,
 ) -> Result<(), TaskError> {
-    let unreachable = |e: String| {
-        TaskError::new(
+    let deadline = tokio::time::Instant::now() + lease;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let reason = match pull_once(net, core, id, from).await {
+            Ok(()) => return Ok(()),
+            Err(Failure::Final(e)) => return Err(e),
+            Err(Failure::Transient(reason)) => reason,
+        };
+        if tokio::time::Instant::now() + pause >= deadline {
+            return Err(TaskError::new(
+                TaskErrorKind::ObjectLost,
+                format!("could not fetch it from node {from} (for {lease:?}): {reason}"),
+            ));
+        }
+        tracing::debug!(object = %id, %from, %reason, "pull failed: trying again");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// `op`, failing as transient when it takes longer than the stream timeout.
+async fn timed<T, E: std::fmt::Display>(
+    what: &str,
+    op: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(STREAM_TIMEOUT, op).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Failure::Transient(format!("{what}: {e}"))),
+        Err(_) => Err(Failure::Transient(format!("{what}: timed out"))),
+    }
+}
+
+async fn pull_once(
+    net: &Network,
+    core: &Arc<StoreCore>,
+    id: ObjectId,
+    from: NodeId,
+) -> Result<(), Failure> {
+    let lost = |e: String| {
+        Failure::Final(TaskError::new(
             TaskErrorKind::ObjectLost,
             format!("could not fetch it from node {from}: {e}"),
-        )
+        ))
     };
     let mut control = net.stream_control();
-    let mut s = tokio::time::timeout(
-        STREAM_TIMEOUT,
+    let mut s = timed(
+        "opening a stream",
         control.open_stream(from.peer_id(), OBJECT_PROTOCOL),
     )
-    .await
-    .map_err(|_| unreachable("timed out opening a stream".into()))?
-    .map_err(|e| unreachable(e.to_string()))?;
-    let req = postcard::to_stdvec(&PullRequest { id }).map_err(|e| unreachable(e.to_string()))?;
-    write_frame(&mut s, &req, MAX_CONTROL_FRAME)
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    let header = tokio::time::timeout(STREAM_TIMEOUT, read_frame(&mut s, MAX_CONTROL_FRAME))
-        .await
-        .map_err(|_| unreachable("no answer".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let header: PullHeader =
-        postcard::from_bytes(&header).map_err(|e| unreachable(format!("bad header: {e}")))?;
-    let len = match header {
-        PullHeader::Bytes(n) if n <= MAX_OBJECT => n,
-        PullHeader::Bytes(n) => return Err(unreachable(format!("{n} bytes is over the limit"))),
-        PullHeader::Error(e) => return Err(unreachable(e)),
+    .await?;
+    let req = postcard::to_stdvec(&PullRequest { id }).map_err(|e| lost(e.to_string()))?;
+    timed(
+        "sending the request",
+        write_frame(&mut s, &req, MAX_REQUEST_FRAME),
+    )
+    .await?;
+    let header = timed(
+        "waiting for the header",
+        read_frame(&mut s, MAX_HEADER_FRAME),
+    )
+    .await?;
+    // The references the object names are counted here (and registered with their owners)
+    // before the transfer is acknowledged.
+    let (header, pending) = settling(|| postcard::from_bytes::<PullHeader>(&header));
+    let header = header.map_err(|e| lost(format!("bad header: {e}")))?;
+    let (len, refs) = match header {
+        PullHeader::Bytes { len, refs } if len <= MAX_OBJECT => (len, refs),
+        PullHeader::Bytes { len, .. } => {
+            return Err(lost(format!("{len} bytes is over the limit")));
+        }
+        PullHeader::Busy => return Err(Failure::Transient("the node is busy".into())),
+        PullHeader::Error(e) => return Err(lost(e)),
     };
     let mut buf: Vec<u8> = Vec::new();
     buf.try_reserve_exact(len as usize)
-        .map_err(|_| unreachable(format!("no memory for {len} bytes")))?;
+        .map_err(|_| lost(format!("no memory for {len} bytes")))?;
     // Chunk by chunk: the buffer's pages are touched as the data arrives, not all up front.
     let mut chunk = vec![0u8; CHUNK.min(len as usize).max(1)];
     while (buf.len() as u64) < len {
         let want = chunk.len().min((len - buf.len() as u64) as usize);
-        let n = s
-            .read(&mut chunk[..want])
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+        let n = timed("reading the object", s.read(&mut chunk[..want])).await?;
         if n == 0 {
-            return Err(unreachable(format!(
+            return Err(Failure::Transient(format!(
                 "the stream ended after {} of {len} bytes",
                 buf.len()
             )));
         }
         buf.extend_from_slice(&chunk[..n]);
     }
+    settled(pending).await;
+    // Storing may spill other objects to disk: not on the network's threads.
+    let store = Arc::clone(core);
+    let stored = tokio::task::spawn_blocking(move || store.complete(id, keeping(buf, refs)))
+        .await
+        .map_err(|e| lost(e.to_string()))?;
+    // The sender may let go of the references the object names now.
+    let _ = timed("acknowledging", write_frame(&mut s, &[1], 1)).await;
     let _ = s.close().await;
-    match core.complete(id, Value::from_bytes(buf)) {
+    match stored {
         Ok(_) => Ok(()),
-        Err(e) => Err(TaskError::new(TaskErrorKind::StoreFull, e.to_string())),
+        Err(e) => Err(Failure::Final(TaskError::new(
+            TaskErrorKind::StoreFull,
+            e.to_string(),
+        ))),
     }
 }
 
-/// Accepts pull streams and sends the objects asked for, each on its own task.
+/// Accepts pull streams and sends the objects asked for, each on its own task, at most
+/// [`MAX_SERVED`] at once.
 pub(super) fn serve_pulls(core: Arc<StoreCore>, net: &Network) {
     let mut control = net.stream_control();
     let mut incoming = match control.accept(OBJECT_PROTOCOL) {
@@ -145,59 +254,93 @@ pub(super) fn serve_pulls(core: Arc<StoreCore>, net: &Network) {
         }
     };
     let spawner = net.clone();
-    let in_flight = Arc::new(Mutex::new(0usize));
+    let turns = Arc::new(Semaphore::new(MAX_SERVED));
+    let waiting = Arc::new(AtomicUsize::new(0));
     net.spawn(async move {
         while let Some((peer, mut stream)) = incoming.next().await {
             let core = Arc::clone(&core);
-            let in_flight = Arc::clone(&in_flight);
-            {
-                let mut n = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                if *n >= MAX_SERVED {
-                    tracing::warn!(%peer, "too many object transfers in flight: refused");
-                    continue;
-                }
-                *n += 1;
-            }
+            let (turns, waiting) = (Arc::clone(&turns), Arc::clone(&waiting));
             spawner.spawn(async move {
+                if waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
+                    waiting.fetch_sub(1, Ordering::Relaxed);
+                    let _ = refuse_busy(&mut stream).await;
+                    return;
+                }
+                let turn = turns.acquire_owned().await;
+                waiting.fetch_sub(1, Ordering::Relaxed);
+                let Ok(_turn) = turn else { return };
                 if let Err(e) = send_object(&core, &mut stream).await {
                     tracing::debug!(%peer, error = %e, "object transfer failed");
                 }
-                *in_flight.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
             });
         }
     });
 }
 
-async fn send_object(core: &StoreCore, s: &mut libp2p::Stream) -> std::io::Result<()> {
-    let req = tokio::time::timeout(STREAM_TIMEOUT, read_frame(s, MAX_CONTROL_FRAME))
+async fn refuse_busy(s: &mut libp2p::Stream) -> std::io::Result<()> {
+    let h = postcard::to_stdvec(&PullHeader::Busy)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    write_frame(s, &h, MAX_HEADER_FRAME).await?;
+    s.close().await
+}
+
+fn io_timeout(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what}: timed out"))
+}
+
+async fn send_object(core: &Arc<StoreCore>, s: &mut libp2p::Stream) -> std::io::Result<()> {
+    let req = tokio::time::timeout(STREAM_TIMEOUT, read_frame(s, MAX_REQUEST_FRAME))
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"))??;
+        .map_err(|_| io_timeout("no request"))??;
     let req: PullRequest = postcard::from_bytes(&req)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    let bytes = match core.get(req.id) {
-        // Encoding a large value takes a while: not on the I/O threads.
-        Lookup::Ready(v) => tokio::task::spawn_blocking(move || v.encoded_parts())
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string())),
+    // Reading a spilled object and encoding a large one take a while: not on the I/O threads.
+    let store = Arc::clone(core);
+    let encoded = tokio::task::spawn_blocking(move || match store.get(req.id) {
+        Lookup::Ready(v) => {
+            let (parts, refs) = match contained(&v) {
+                Some(refs) => (v.encoded_parts(), refs),
+                None => collect_refs(|| v.encoded_parts()),
+            };
+            parts.map(|p| (p, refs)).map_err(|e| e.to_string())
+        }
         Lookup::Pending => Err("not ready".into()),
         Lookup::Failed(e) => Err(format!("it failed: {e}")),
         Lookup::Missing => Err("not on this node".into()),
-    };
-    let header = match &bytes {
-        Ok(b) => PullHeader::Bytes(b.len() as u64),
-        Err(e) => PullHeader::Error(e.clone()),
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    let (header, body) = match encoded {
+        Ok((parts, refs)) => (
+            PullHeader::Bytes {
+                len: parts.len() as u64,
+                refs,
+            },
+            Some(parts),
+        ),
+        Err(e) => (PullHeader::Error(e), None),
     };
     let h = postcard::to_stdvec(&header)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    write_frame(s, &h, MAX_CONTROL_FRAME).await?;
-    if let Ok(b) = bytes {
-        for part in b.slices() {
+    tokio::time::timeout(STREAM_TIMEOUT, write_frame(s, &h, MAX_HEADER_FRAME))
+        .await
+        .map_err(|_| io_timeout("writing the header"))??;
+    if let Some(parts) = body {
+        for part in parts.slices() {
             for chunk in part.chunks(CHUNK) {
-                s.write_all(chunk).await?;
+                tokio::time::timeout(STREAM_TIMEOUT, s.write_all(chunk))
+                    .await
+                    .map_err(|_| io_timeout("writing the object"))??;
             }
         }
-        s.flush().await?;
+        tokio::time::timeout(STREAM_TIMEOUT, s.flush())
+            .await
+            .map_err(|_| io_timeout("flushing"))??;
+        // The references the object names (kept in the header) live until the puller counted
+        // its own.
+        let _ = tokio::time::timeout(STREAM_TIMEOUT, read_frame(s, 1)).await;
     }
+    drop(header);
     s.close().await
 }

@@ -456,7 +456,7 @@ impl StoreCore {
     /// Reads `id`: a live value costs an `Arc` clone; a spilled one is read from disk as bytes
     /// (call [`StoreCore::promote`] with the decoded value to keep it in memory again).
     pub fn get(&self, id: ObjectId) -> Lookup {
-        let path = {
+        let (path, contained) = {
             let mut shard = self.shard(&id);
             let Some(e) = shard.entries.get_mut(&id) else {
                 return Lookup::Missing;
@@ -466,11 +466,12 @@ impl StoreCore {
                 State::Ready(v) => return Lookup::Ready(v.clone()),
                 State::Failed(err) => return Lookup::Failed(Arc::clone(err)),
                 State::Pending(_) => return Lookup::Pending,
-                State::Spilled { path, .. } => path.clone(),
+                State::Spilled { path, .. } => (path.clone(), e.contained.clone()),
             }
         };
         match std::fs::read(&path) {
-            Ok(bytes) => Lookup::Ready(Value::from_bytes(bytes)),
+            // The bytes read back hold the references the spilled value contained.
+            Ok(bytes) => Lookup::Ready(crate::wire_value::keeping(bytes, contained)),
             Err(err) => {
                 if self.status(id) == Status::Missing {
                     Lookup::Missing

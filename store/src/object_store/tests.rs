@@ -250,8 +250,11 @@ fn spilled_values_keep_the_objects_they_reference_alive() {
     assert!(!v.is_live(), "the holder was spilled");
     let back: Arc<Holder> = v.to_arc().unwrap();
     assert_eq!(back.inner.id(), inner_id);
-    drop(back);
+    // The bytes read back keep the object they name, as the spill file did.
     drop(holder);
+    drop(back);
+    assert_eq!(s.status(inner_id), Status::Ready);
+    drop(v);
     assert_eq!(
         s.status(inner_id),
         Status::Missing,
