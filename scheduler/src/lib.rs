@@ -9,8 +9,9 @@
 //! - [`task_spec`]: the [`TaskSpec`] a task travels as.
 //!
 //! Both schedulers are Actix actors; the messages that cross nodes are named wire messages
-//! (`global_scheduler/ScheduleTask`, `local_scheduler/PlaceTask`,
-//! `local_scheduler/TaskUnschedulable`), each served by the scheduler that handles it.
+//! (`global_scheduler/ScheduleTask`, `local_scheduler/PlaceTask`, `local_scheduler/TaskPlaced`,
+//! `local_scheduler/TaskUnschedulable`, `local_scheduler/CancelTask`), each served by the
+//! scheduler that handles it and sent on the ordered link to that node.
 
 #![forbid(unsafe_code)]
 
@@ -18,11 +19,11 @@ pub mod global;
 pub mod local;
 pub mod task_spec;
 
-pub use global::{GlobalScheduler, RegisterLocalScheduler, ScheduleTask};
+pub use global::{GlobalRoute, GlobalScheduler, RegisterLocalScheduler, ScheduleTask};
 pub use local::{
     CancelFlags, CancelTask, ClusterHooks, CreateActor, GetSchedulerState, LocalScheduler,
     LocalSchedulerConfig, LocalSchedulerParts, PlaceTask, ReleaseResources, SchedulerState,
-    SubmitTask, TaskDone, TaskOutcome, TaskUnschedulable, WorkerBlocked, WorkerCommand,
+    SubmitTask, TaskDone, TaskOutcome, TaskPlaced, TaskUnschedulable, WorkerBlocked, WorkerCommand,
     WorkerFactory, WorkerStopped, WorkerUnblocked, record_event,
 };
 pub use task_spec::{

@@ -16,7 +16,7 @@ mod raw_ref;
 mod signal;
 pub mod wire_value;
 
-pub use object_manager::{ExpectReturns, NodeGone, ObjectManager};
+pub use object_manager::{ExpectReturns, NodeGone, ObjectManager, ObjectsExpected};
 pub use object_store::{
     Lookup, ObjectStore, Status, StoreConfig, StoreCore, StoreError, StoreHooks, StoreStats,
 };

@@ -31,6 +31,10 @@ pub enum TaskErrorKind {
     ObjectLost,
     /// The node running the task, holding the object or hosting the actor died.
     NodeDied,
+    /// A node the task or object depends on could not be reached within the delivery bound or
+    /// the object lease (it may be stalled or cut off rather than dead): a task or call sent
+    /// there may or may not have run.
+    Unreachable,
     /// The task's options were invalid (for example a negative resource amount).
     InvalidOptions,
     /// The task was refused because a queue was at its bound.

@@ -284,7 +284,18 @@ impl Link {
         let deadline = tokio::time::Instant::now() + self.bound;
         let mut pause = Duration::from_millis(50);
         loop {
-            let attempt = self.net.ask_frame(self.peer, frame.clone()).await;
+            // An attempt never outlasts the bound (a stalled peer keeps a request unanswered
+            // for the network's whole request timeout).
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let attempt = match tokio::time::timeout(
+                left,
+                self.net.ask_frame(self.peer, frame.clone()),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(NetError::Timeout { peer: self.peer }),
+            };
             let error = match attempt {
                 Ok(bytes) => {
                     return match decode_body::<Vec<Reply>>(&bytes) {

@@ -51,6 +51,27 @@ fn objects_here() -> u64 {
     raya::object_store_stats().unwrap().num_objects - 1
 }
 
+/// Sleeps, then makes `len` bytes: a result too large to travel with its announcement.
+#[raya::remote]
+fn slow_bytes(ms: u64, len: u64) -> Vec<u8> {
+    std::thread::sleep(Duration::from_millis(ms));
+    vec![7; len as usize]
+}
+
+/// Adds `mark` to `tally` (so the caller sees it started), then sleeps `ms`.
+#[raya::remote]
+fn mark_then_sleep(tally: ActorHandle<Tally>, mark: u64, ms: u64) -> u64 {
+    raya::get(&tally.add(mark)).unwrap();
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// Adds `x` to `tally` (the side effect a cancelled task must not have).
+#[raya::remote]
+fn add_to(tally: ActorHandle<Tally>, x: u64) -> usize {
+    raya::get(&tally.add(x)).unwrap()
+}
+
 #[raya::actor]
 struct Tally {
     items: Vec<u64>,
@@ -70,6 +91,10 @@ impl Tally {
     }
     fn node(&self) -> String {
         raya::runtime_context().unwrap().node_id.to_string()
+    }
+    fn pause(&self, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
     }
 }
 
@@ -266,6 +291,198 @@ fn nested_refs_in_arguments() {
     no_objects_left(&["a", "b"]);
 }
 
+/// Sends `signal` (`KILL`, `STOP`, `CONT`) to the process of node `name` (as the harness named
+/// it in `TEST_PIDS`).
+fn signal(name: &str, signal: &str) {
+    let pids = std::env::var("TEST_PIDS").expect("TEST_PIDS");
+    let pid = pids
+        .split(',')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no process {name} in {pids}"));
+    let ok = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -{signal} {name} ({pid})");
+}
+
+/// Tasks the head places on a node that was just killed (still alive in the head's view) are
+/// placed again on a live node, not reported infeasible.
+fn placement_on_a_node_that_just_died() {
+    signal("x1", "KILL");
+    let refs: Vec<ObjectRef<String>> = (0..10)
+        .map(|_| node_id::options().resource("x", 1.0).remote())
+        .collect();
+    let mut on = std::collections::HashSet::new();
+    for (i, r) in refs.iter().enumerate() {
+        match raya::get_timeout(r, Duration::from_secs(90)) {
+            Ok(n) => {
+                on.insert(n);
+            }
+            Err(e) => panic!("task {i} failed: {e}"),
+        }
+    }
+    assert_eq!(on.len(), 1, "every task ran on the one live node: {on:?}");
+    drop(refs);
+    no_objects_left(&["x"]);
+}
+
+/// A task for the head's global scheduler, submitted while the head is stopped, fails within
+/// the driver's delivery bound with an error saying so; it does not wait forever.
+fn scheduling_through_a_stopped_head_fails() {
+    signal("head", "STOP");
+    let r = node_id::options().resource("x", 1.0).remote();
+    let got = raya::get_timeout(&r, Duration::from_secs(60));
+    signal("head", "CONT");
+    match got {
+        Err(e) if !e.is_timeout() => {
+            let text = e.to_string();
+            assert!(text.contains("global scheduler"), "unclear error: {text}");
+        }
+        other => panic!("expected a delivery error, got {other:?}"),
+    }
+    drop(r);
+    no_objects_left(&["x"]);
+}
+
+/// A `get_timeout` that gives up, then a `get` after the result was announced: the second
+/// still fetches the value from the node that made it.
+fn get_after_a_timed_out_get_fetches() {
+    let len = 1u64 << 20;
+    let big = slow_bytes::options().resource("a", 1.0).remote(500, len);
+    assert!(
+        raya::get_timeout(&big, Duration::from_millis(50))
+            .unwrap_err()
+            .is_timeout()
+    );
+    // A later task on the same one-CPU node: once its result is here, so is the announcement
+    // of `big` (sent before it, on the same ordered link).
+    node_with("a");
+    let data = raya::get_timeout(&big, Duration::from_secs(30)).expect("the value is fetched");
+    assert_eq!(data.len() as u64, len);
+    drop(big);
+    no_objects_left(&["a"]);
+}
+
+/// An object whose maker stops answering (a stalled node, not declared dead) fails after the
+/// driver's object lease with an error naming the node.
+fn an_unreachable_maker_fails_its_objects_after_the_lease() {
+    let a = node_with("a");
+    let tally = Tally::options().resource("b", 1.0).remote().unwrap();
+    let r = mark_then_sleep::options()
+        .resource("a", 1.0)
+        .remote(tally.clone(), 0, 8_000);
+    wait_for_mark(&tally, 0);
+    signal("a", "STOP");
+    let got = raya::get_timeout(&r, Duration::from_secs(60));
+    signal("a", "CONT");
+    match got {
+        Err(e) if !e.is_timeout() => {
+            let text = e.to_string();
+            assert!(
+                text.contains(&a),
+                "the error does not name node {a}: {text}"
+            );
+        }
+        other => panic!("expected a lease error, got {other:?}"),
+    }
+    // The node answers again: what it made for this driver is freed with the driver's
+    // references.
+    drop((r, tally));
+    no_objects_left(&["a", "b"]);
+}
+
+/// Waits until `tally` holds `mark` (a task elsewhere reached its first line).
+fn wait_for_mark(tally: &ActorHandle<Tally>, mark: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !raya::get(&tally.items()).unwrap().contains(&mark) {
+        assert!(Instant::now() < deadline, "mark {mark} never came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Cancelling a task that runs on another node, and one queued there: their results report
+/// cancellation at once, a task depending on one fails as cancelled, and the queued one never
+/// runs.
+fn cancel_tasks_on_another_node() {
+    let tally = Tally::options().resource("b", 1.0).remote().unwrap();
+    let running = mark_then_sleep::options()
+        .resource("a", 1.0)
+        .remote(tally.clone(), 0, 10_000);
+    let dependent = sleep_ms::remote(&running);
+    // Running, and past its `get` (during which it lent the node's `a` to other tasks).
+    wait_for_mark(&tally, 0);
+    let queued = add_to::options()
+        .resource("a", 1.0)
+        .remote(tally.clone(), 99);
+    raya::cancel(&running, false).unwrap();
+    raya::cancel(&queued, false).unwrap();
+    for (what, r) in [("running", &running), ("dependent", &dependent)] {
+        match raya::get_timeout(r, Duration::from_secs(5)) {
+            Err(e) if e.is_cancelled() => {}
+            other => panic!("the {what} task: expected cancellation, got {other:?}"),
+        }
+    }
+    match raya::get_timeout(&queued, Duration::from_secs(5)) {
+        Err(e) if e.is_cancelled() => {}
+        other => panic!("the queued task: expected cancellation, got {other:?}"),
+    }
+    // A task behind both on the node's one unit of `a`: when it has run, the queued one would
+    // have run before it.
+    node_with("a");
+    assert_eq!(raya::get(&tally.items()).unwrap(), vec![0]);
+    drop((tally, running, queued, dependent));
+    no_objects_left(&["a", "b"]);
+}
+
+/// Cancelling calls to an actor on another node: a queued call never runs and reports
+/// cancellation at once; a running one reports cancellation at once too.
+fn cancel_calls_to_an_actor_on_another_node() {
+    let tally = Tally::options().resource("a", 1.0).remote().unwrap();
+    let running = tally.pause(5_000);
+    let queued = tally.add(5);
+    raya::cancel(&queued, false).unwrap();
+    raya::cancel(&running, false).unwrap();
+    for (what, r) in [("queued", &queued)] {
+        match raya::get_timeout(r, Duration::from_secs(3)) {
+            Err(e) if e.is_cancelled() => {}
+            other => panic!("the {what} call: expected cancellation, got {other:?}"),
+        }
+    }
+    match raya::get_timeout(&running, Duration::from_secs(3)) {
+        Err(e) if e.is_cancelled() => {}
+        other => panic!("the running call: expected cancellation, got {other:?}"),
+    }
+    assert_eq!(raya::get(&tally.items()).unwrap(), Vec::<u64>::new());
+    drop((tally, running, queued));
+    no_objects_left(&["a"]);
+}
+
+/// Calls to an actor whose node stalls longer than the delivery bound fail (they may or may
+/// not have run), and once the node answers again the caller's next calls reach the actor: one
+/// failed batch does not make a live actor dead.
+fn an_actor_call_batch_that_fails_does_not_kill_the_actor() {
+    let tally = Tally::options().resource("a", 1.0).remote().unwrap();
+    assert_eq!(raya::get(&tally.add(1)).unwrap(), 1);
+    signal("a", "STOP");
+    let during = tally.add(2);
+    let got = raya::get_timeout(&during, Duration::from_secs(60));
+    signal("a", "CONT");
+    match got {
+        Err(e) if !e.is_timeout() => {}
+        other => panic!("expected a delivery error, got {other:?}"),
+    }
+    let after = raya::get_timeout(&tally.add(3), Duration::from_secs(60))
+        .expect("the actor is reached again");
+    assert!(after >= 2, "{after}");
+    let items = raya::get(&tally.items()).unwrap();
+    assert_eq!(items.first(), Some(&1));
+    assert_eq!(items.last(), Some(&3));
+    drop((tally, during));
+    no_objects_left(&["a"]);
+}
+
 fn run_scenario(name: &str) {
     match name {
         "many_short_tasks" => many_short_tasks(),
@@ -277,6 +494,17 @@ fn run_scenario(name: &str) {
         }
         "nested_refs_in_a_result" => nested_refs_in_a_result(),
         "nested_refs_in_arguments" => nested_refs_in_arguments(),
+        "placement_on_a_node_that_just_died" => placement_on_a_node_that_just_died(),
+        "scheduling_through_a_stopped_head_fails" => scheduling_through_a_stopped_head_fails(),
+        "get_after_a_timed_out_get_fetches" => get_after_a_timed_out_get_fetches(),
+        "an_unreachable_maker_fails_its_objects_after_the_lease" => {
+            an_unreachable_maker_fails_its_objects_after_the_lease()
+        }
+        "cancel_tasks_on_another_node" => cancel_tasks_on_another_node(),
+        "cancel_calls_to_an_actor_on_another_node" => cancel_calls_to_an_actor_on_another_node(),
+        "an_actor_call_batch_that_fails_does_not_kill_the_actor" => {
+            an_actor_call_batch_that_fails_does_not_kill_the_actor()
+        }
         other => panic!("no scenario {other:?}"),
     }
 }
@@ -293,13 +521,11 @@ fn worker_entry() {
     }
     init_logs();
     let cpus = env_usize("TEST_NODE_CPUS", 1);
-    let mut config = raya::Config::default()
-        .num_cpus(cpus)
-        .host("127.0.0.1")
-        .mdns(false)
-        .object_store_memory(2 << 30);
-    if let Ok(r) = std::env::var("TEST_NODE_RESOURCE") {
-        config = config.resource(r, 1.0);
+    let mut config = node_config(cpus);
+    if let Ok(list) = std::env::var("TEST_NODE_RESOURCES") {
+        for r in list.split(',').filter(|r| !r.is_empty()) {
+            config = config.resource(r, 1.0);
+        }
     }
     raya::init(config).expect("worker node failed to start");
 }
@@ -313,14 +539,7 @@ fn driver_entry() {
     };
     init_logs();
     let cpus = env_usize("TEST_NODE_CPUS", 1);
-    raya::init(
-        raya::Config::default()
-            .num_cpus(cpus)
-            .host("127.0.0.1")
-            .mdns(false)
-            .object_store_memory(2 << 30),
-    )
-    .expect("the driver joins the cluster");
+    raya::init(node_config(cpus)).expect("the driver joins the cluster");
     run_scenario(&scenario);
     raya::shutdown();
 }
@@ -334,6 +553,29 @@ fn init_logs() {
             .with_writer(std::io::stderr)
             .try_init();
     }
+}
+
+/// A node on loopback with mDNS off, its delivery bound and object lease from
+/// `TEST_DELIVERY_MS` and `TEST_LEASE_MS` when set.
+fn node_config(cpus: usize) -> raya::Config {
+    let mut config = raya::Config::default()
+        .num_cpus(cpus)
+        .host("127.0.0.1")
+        .mdns(false)
+        .object_store_memory(2 << 30);
+    if let Some(ms) = std::env::var("TEST_DELIVERY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config = config.delivery_timeout(Duration::from_millis(ms));
+    }
+    if let Some(ms) = std::env::var("TEST_LEASE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config = config.object_lease(Duration::from_millis(ms));
+    }
+    config
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -351,11 +593,20 @@ struct Cluster {
     tmp: PathBuf,
     head: String,
     children: Vec<Child>,
+    /// The processes by name (`head`, and each worker's), for scenarios that signal them.
+    pids: Vec<(String, u32)>,
+    /// Settings every node and driver started later gets (`TEST_DELIVERY_MS`, ...).
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
     /// A head started by `raya start --head` (mDNS off), listening on a free loopback port.
     fn with_head(name: &str, head_cpus: usize) -> Cluster {
+        Cluster::with_head_args(name, head_cpus, &[])
+    }
+
+    /// [`Cluster::with_head`], with more arguments for `raya start`.
+    fn with_head_args(name: &str, head_cpus: usize, extra: &[&str]) -> Cluster {
         let tmp = std::env::temp_dir().join(format!(
             "raya-topology-{name}-{}-{}",
             std::process::id(),
@@ -369,6 +620,8 @@ impl Cluster {
             tmp,
             head: String::new(),
             children: Vec::new(),
+            pids: Vec::new(),
+            env: Vec::new(),
         };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_raya"));
         cmd.env("TMPDIR", &c.tmp)
@@ -382,11 +635,13 @@ impl Cluster {
                 "127.0.0.1",
             ])
             .args(["--port", "0", "--num-cpus", &head_cpus.to_string()])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(c.log("head"));
         let mut child = cmd.spawn().expect("start the head");
         let stdout = child.stdout.take().unwrap();
+        c.pids.push(("head".into(), child.id()));
         c.children.push(child);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -436,8 +691,14 @@ impl Cluster {
             .env("TMPDIR", &self.tmp)
             .env("RAYA_ADDRESS", &self.head)
             .env_remove("RAYA_ROLE")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         cmd
+    }
+
+    /// Gives every node and driver started from now on the setting `key=value`.
+    fn setting(&mut self, key: &str, value: &str) {
+        self.env.push((key.into(), value.into()));
     }
 
     /// Where a process's standard error goes: a file in the test's directory when the directory
@@ -451,26 +712,34 @@ impl Cluster {
         }
     }
 
-    /// A worker node with `cpus` CPUs and, when given, one unit of custom resource `resource`.
+    /// A worker node with `cpus` CPUs and, when given, one unit of custom resource `resource`
+    /// (also the name scenarios signal it by).
     fn worker(&mut self, cpus: usize, resource: Option<&str>) {
+        self.named_worker(resource.unwrap_or("worker"), cpus, resource.unwrap_or(""));
+    }
+
+    /// A worker node called `name` with `cpus` CPUs and one unit of each custom resource in
+    /// the comma-separated `resources`.
+    fn named_worker(&mut self, name: &str, cpus: usize, resources: &str) {
         let mut cmd = self.node_process("worker_entry");
         cmd.env("RAYA_ROLE", "worker")
             .env("TEST_NODE_CPUS", cpus.to_string())
+            .env("TEST_NODE_RESOURCES", resources)
             .stdout(Stdio::null())
-            .stderr(self.log("worker"));
-        if let Some(r) = resource {
-            cmd.env("TEST_NODE_RESOURCE", r);
-        }
-        self.children
-            .push(cmd.spawn().expect("start a worker node"));
+            .stderr(self.log(name));
+        let child = cmd.spawn().expect("start a worker node");
+        self.pids.push((name.into(), child.id()));
+        self.children.push(child);
     }
 
     /// Runs `scenario` in a driver with `cpus` CPUs, and fails the test (with the driver's
     /// output) unless it exits cleanly within `limit`.
     fn drive(&mut self, scenario: &str, cpus: usize, limit: Duration) {
         let mut cmd = self.node_process("driver_entry");
+        let pids: Vec<String> = self.pids.iter().map(|(n, p)| format!("{n}={p}")).collect();
         cmd.env("TEST_SCENARIO", scenario)
             .env("TEST_NODE_CPUS", cpus.to_string())
+            .env("TEST_PIDS", pids.join(","))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start the driver");
@@ -509,6 +778,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for c in &mut self.children {
+            // A stopped process dies of SIGKILL too.
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -569,4 +839,88 @@ fn references_inside_a_result_keep_their_objects_alive_across_nodes() {
 fn references_inside_arguments_keep_their_objects_alive_across_nodes() {
     let mut c = two_workers("nested-args");
     c.drive("nested_refs_in_arguments", 1, Duration::from_secs(120));
+}
+
+#[test]
+fn a_task_placed_on_a_node_that_just_died_is_placed_again() {
+    let mut c = Cluster::with_head("replace", 1);
+    // The node killed has more free CPUs: the head's view prefers it until it is declared dead.
+    c.named_worker("x1", 2, "x");
+    c.named_worker("x2", 1, "x");
+    c.wait_alive(3);
+    c.drive(
+        "placement_on_a_node_that_just_died",
+        1,
+        Duration::from_secs(120),
+    );
+}
+
+#[test]
+fn scheduling_through_a_stopped_head_fails_within_the_delivery_bound() {
+    let mut c = Cluster::with_head("stopped-head", 1);
+    c.named_worker("x1", 1, "x");
+    c.wait_alive(2);
+    c.setting("TEST_DELIVERY_MS", "1500");
+    c.drive(
+        "scheduling_through_a_stopped_head_fails",
+        1,
+        Duration::from_secs(120),
+    );
+}
+
+#[test]
+fn a_get_after_a_timed_out_get_still_fetches_the_value() {
+    let mut c = Cluster::with_head("get-after-timeout", 1);
+    c.worker(1, Some("a"));
+    c.wait_alive(2);
+    c.drive(
+        "get_after_a_timed_out_get_fetches",
+        1,
+        Duration::from_secs(120),
+    );
+}
+
+#[test]
+fn an_object_whose_maker_stalls_fails_after_the_lease() {
+    // The head does not declare the stalled node dead during the test.
+    let mut c = Cluster::with_head_args("stalled-maker", 1, &["--node-timeout-ms", "120000"]);
+    c.setting("TEST_DELIVERY_MS", "1500");
+    c.setting("TEST_LEASE_MS", "3000");
+    c.worker(1, Some("a"));
+    c.worker(1, Some("b"));
+    c.wait_alive(3);
+    c.drive(
+        "an_unreachable_maker_fails_its_objects_after_the_lease",
+        1,
+        Duration::from_secs(120),
+    );
+}
+
+#[test]
+fn tasks_on_another_node_are_cancelled() {
+    let mut c = two_workers("cancel-tasks");
+    c.drive("cancel_tasks_on_another_node", 1, Duration::from_secs(120));
+}
+
+#[test]
+fn calls_to_an_actor_on_another_node_are_cancelled() {
+    let mut c = two_workers("cancel-calls");
+    c.drive(
+        "cancel_calls_to_an_actor_on_another_node",
+        1,
+        Duration::from_secs(120),
+    );
+}
+
+#[test]
+fn a_failed_batch_of_actor_calls_does_not_make_the_actor_dead() {
+    let mut c = Cluster::with_head_args("stalled-actor", 1, &["--node-timeout-ms", "120000"]);
+    c.setting("TEST_DELIVERY_MS", "1500");
+    c.worker(1, Some("a"));
+    c.wait_alive(2);
+    c.drive(
+        "an_actor_call_batch_that_fails_does_not_kill_the_actor",
+        1,
+        Duration::from_secs(120),
+    );
 }

@@ -81,7 +81,10 @@ impl<A: ActorClass> ActorHost<A> {
 
     /// The actor was constructed on `node`: forward everything there from now on.
     fn become_proxy(&mut self, node: NodeId, ctx: &mut Context<Self>) {
-        let sender = self.env.remote.sender(self.id, node);
+        let sender = self
+            .env
+            .remote
+            .sender(self.id, node, self.opts.max_task_retries);
         let to = ActorAddress {
             node,
             actor: self.id,

@@ -19,7 +19,7 @@ use super::directory::ActorDirectory;
 use crate::api::actor::{ActorClass, Method};
 
 /// The serializable form of an actor call.
-#[derive(Debug, Serialize, Deserialize, Message)]
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
 #[rtype(result = "()")]
 pub(crate) struct WireActorCall {
     pub(crate) to: ActorAddress,

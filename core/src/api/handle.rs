@@ -68,7 +68,9 @@ impl<A: ActorClass> HandleRef<A> {
         // No host here: the actor lives on `node`, reached through the network.
         let remote = match &host {
             None if node != core.node && core.clustered() => {
-                Some(core.host_env.remote.sender(id, node))
+                // This node does not know the actor's options: a call that may have run is
+                // never sent twice from here.
+                Some(core.host_env.remote.sender(id, node, 0))
             }
             _ => None,
         };

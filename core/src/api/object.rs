@@ -14,6 +14,7 @@ use raya_store::{RawRef, Status, StoreCore};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::actor_host::HostControl;
+use crate::actor_host::wire::WireControl;
 use crate::core_worker::wait::{WaitReady, block_until};
 use crate::error::{Error, Result};
 use crate::execution::args::{ReadError, read_arc, read_ref};
@@ -289,9 +290,17 @@ pub fn cancel<T>(r: &ObjectRef<T>, force: bool) -> Result<()> {
     let task_id = r.id().task;
     match r.raw.actor() {
         Some(actor) => {
-            core.host_env
+            // The actor's host here (which forwards to the actor's node), or else the sender
+            // of this node's calls to it.
+            if !core
+                .host_env
                 .directory
-                .control(actor, HostControl::Cancel { task_id, force });
+                .control(actor, HostControl::Cancel { task_id, force })
+            {
+                core.host_env
+                    .remote
+                    .control(actor, WireControl::Cancel { task_id, force });
+            }
         }
         None => core.tasks.cancel(task_id, force),
     }

@@ -1,19 +1,27 @@
 //! Calls to actors on other nodes (Ray's actor task submitter, for remote actors).
 //!
 //! A node's calls to one remote actor go through one [`CallSender`], which sends them in order,
-//! in batches (`node_manager/DeliverCalls`): while a batch is in flight the next calls queue, so
-//! calls from one caller keep their order and many small calls share a message. The receiving
-//! node's node manager hands each call to the actor's host; the results are the caller's
-//! objects, announced to it by the object manager when they are ready. [`RemoteActors`] keeps
-//! the senders of a node, one per actor.
+//! in batches (`node_manager/DeliverCalls`) on the ordered link to the actor's node: while a
+//! batch is in flight the next calls queue, so calls from one caller keep their order and many
+//! small calls share a message. Controls (kill, cancel, the last handle dropped) queue behind
+//! the calls sent before them (`node_manager/ControlActor`). The receiving node's node manager
+//! hands each call to the actor's host; the results are the caller's objects, announced to it
+//! by the object manager when they are ready (and followed by the caller's object lease from
+//! the moment the batch is delivered).
+//!
+//! A batch the link could not deliver within its bound may or may not have run there. Its
+//! calls are sent again when the actor's `max_task_retries` allows, and otherwise fail as
+//! unreachable; either way later calls are sent as usual, so one stall does not make a live
+//! actor dead for its callers. Only the node's death does. [`RemoteActors`] keeps the senders
+//! of a node, one per actor.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
-use raya_cluster::transport::{Network, Target};
+use raya_cluster::transport::Network;
 use raya_common::{ActorId, NodeId, ObjectId, TaskError, TaskErrorKind, TaskId};
-use raya_store::StoreCore;
+use raya_store::{ObjectManager, ObjectsExpected, Status, StoreCore};
 
 use crate::actor_host::env::ActorLoops;
 use crate::actor_host::wire::{ControlActor, DeliverCalls, WireActorCall, WireControl};
@@ -31,6 +39,7 @@ pub(crate) struct RemoteActors {
     node: NodeId,
     store: Arc<StoreCore>,
     net: Option<Network>,
+    objects: Option<Addr<ObjectManager>>,
     loops: Arc<ActorLoops>,
     senders: Mutex<HashMap<ActorId, Addr<CallSender>>>,
 }
@@ -44,11 +53,17 @@ impl std::fmt::Debug for RemoteActors {
 }
 
 impl RemoteActors {
-    pub(crate) fn new(store: Arc<StoreCore>, net: Option<Network>, loops: Arc<ActorLoops>) -> Self {
+    pub(crate) fn new(
+        store: Arc<StoreCore>,
+        net: Option<Network>,
+        objects: Option<Addr<ObjectManager>>,
+        loops: Arc<ActorLoops>,
+    ) -> Self {
         RemoteActors {
             node: store.node(),
             store,
             net,
+            objects,
             loops,
             senders: Mutex::new(HashMap::new()),
         }
@@ -59,27 +74,59 @@ impl RemoteActors {
         self.net.is_some()
     }
 
-    /// The sender of this node's calls to actor `actor` on node `node` (one per actor).
-    pub(crate) fn sender(&self, actor: ActorId, node: NodeId) -> Addr<CallSender> {
+    /// The sender of this node's calls to actor `actor` on node `node` (one per actor). A
+    /// batch that may not have arrived is sent again up to `max_task_retries` times (-1:
+    /// always), as the actor's options say when this node knows them.
+    pub(crate) fn sender(
+        &self,
+        actor: ActorId,
+        node: NodeId,
+        max_task_retries: i64,
+    ) -> Addr<CallSender> {
         let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = senders.get(&actor)
             && s.connected()
         {
             return s.clone();
         }
-        let (me, store, net) = (self.node, Arc::clone(&self.store), self.net.clone());
+        let (me, store, net, objects) = (
+            self.node,
+            Arc::clone(&self.store),
+            self.net.clone(),
+            self.objects.clone(),
+        );
         let s = CallSender::start_in_arbiter(&self.loops.next(), move |_| CallSender {
             me,
             store,
             net,
+            objects,
             actor,
             node,
+            max_task_retries,
             queue: VecDeque::new(),
             in_flight: false,
             dead: None,
         });
         senders.insert(actor, s.clone());
         s
+    }
+
+    /// Sends `control` to actor `actor` through its sender, if this node has one; returns
+    /// whether it had.
+    pub(crate) fn control(&self, actor: ActorId, control: WireControl) -> bool {
+        let sender = self
+            .senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&actor)
+            .cloned();
+        match sender {
+            Some(s) if s.connected() => {
+                s.do_send(control);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Tells every sender that `node` died.
@@ -97,23 +144,39 @@ impl RemoteActors {
     }
 }
 
+/// What a sender sends, in order.
+// Nearly every entry is a call: boxing calls would cost an allocation each to save space on
+// the rare control.
+#[expect(clippy::large_enum_variant)]
+enum Outgoing {
+    Call(WireActorCall),
+    Control(WireControl),
+}
+
 /// Sends the calls of this node to one actor on node `node`, in order.
 pub(crate) struct CallSender {
     /// This node.
     me: NodeId,
     store: Arc<StoreCore>,
     net: Option<Network>,
+    /// Told which node makes the results of the calls delivered.
+    objects: Option<Addr<ObjectManager>>,
     actor: ActorId,
     node: NodeId,
-    queue: VecDeque<WireActorCall>,
+    /// Times a batch that may not have arrived is sent again (-1: always).
+    max_task_retries: i64,
+    queue: VecDeque<Outgoing>,
     in_flight: bool,
-    /// Set once the actor is known gone: later calls fail at once.
+    /// Set once the actor's node is known dead: later calls fail at once.
     dead: Option<TaskError>,
 }
 
 impl Actor for CallSender {
     type Context = Context<Self>;
 }
+
+/// Results of one call, at most, that a cancellation looks for.
+const MAX_RETURNS: u32 = 1 << 16;
 
 impl CallSender {
     /// Fails the results of a call this node owns with `err`.
@@ -127,20 +190,24 @@ impl CallSender {
         }
     }
 
-    /// Fails every queued call (the sender is dead).
+    /// Fails every queued call (the actor's node is dead).
     fn fail_queued(&mut self) {
         let err = Arc::new(self.dead.clone().unwrap_or_else(|| {
             TaskError::new(TaskErrorKind::ActorDied, "the actor is unreachable")
         }));
         for c in std::mem::take(&mut self.queue) {
-            self.fail_results(c.task_id, c.num_returns, c.owner, &err);
+            if let Outgoing::Call(c) = c {
+                self.fail_results(c.task_id, c.num_returns, c.owner, &err);
+            }
         }
     }
 
+    /// Whether a batch of calls at `attempt` may be sent again.
+    fn may_resend(&self, attempt: u32) -> bool {
+        self.max_task_retries < 0 || i64::from(attempt) < self.max_task_retries
+    }
+
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight || self.queue.is_empty() {
-            return;
-        }
         let Some(net) = self.net.clone() else {
             self.dead = Some(TaskError::new(
                 TaskErrorKind::ActorDied,
@@ -149,57 +216,137 @@ impl CallSender {
             self.fail_queued();
             return;
         };
-        let n = self.queue.len().min(MAX_BATCH);
-        let batch: Vec<WireActorCall> = self.queue.drain(..n).collect();
-        let ids: Vec<(TaskId, u32, NodeId)> = batch
-            .iter()
-            .map(|c| (c.task_id, c.num_returns, c.owner))
-            .collect();
-        self.in_flight = true;
         let peer = self.node.peer_id();
-        ctx.spawn(
-            async move { net.ask(peer, Target::System, DeliverCalls(batch)).await }
-                .into_actor(self)
-                .map(move |res, this, ctx| {
-                    this.in_flight = false;
-                    match res {
-                        Ok(undelivered) => {
-                            let err = Arc::new(TaskError::new(
-                                TaskErrorKind::ActorDied,
-                                format!(
-                                    "actor {} is gone from node {}: it died or was killed",
-                                    this.actor, this.node
-                                ),
-                            ));
-                            for t in undelivered {
-                                if let Some((task, n, owner)) =
-                                    ids.iter().find(|(id, _, _)| *id == t).copied()
-                                {
-                                    this.fail_results(task, n, owner, &err);
-                                }
-                            }
-                            this.flush(ctx);
+        while !self.in_flight {
+            match self.queue.pop_front() {
+                None => return,
+                Some(Outgoing::Control(control)) => {
+                    let actor = self.actor;
+                    let sent = net.send_ordered(peer, ControlActor { actor, control });
+                    net.spawn(async move {
+                        if let Err(e) = sent.await {
+                            tracing::warn!(%actor, error = %e, "actor control not delivered");
                         }
-                        Err(e) => {
-                            let dead = TaskError::new(
-                                TaskErrorKind::ActorDied,
-                                format!(
-                                    "actor {} on node {} is unreachable: {e}",
-                                    this.actor, this.node
-                                ),
-                            );
-                            // The batch's results: the far node may have taken some before it
-                            // failed; those it announced fail when the node is declared dead.
-                            let err = Arc::new(dead.clone());
-                            this.dead = Some(dead);
-                            for (task, n, owner) in &ids {
-                                this.fail_results(*task, *n, *owner, &err);
-                            }
-                            this.fail_queued();
+                    });
+                }
+                Some(Outgoing::Call(first)) => {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH
+                        && let Some(Outgoing::Call(_)) = self.queue.front()
+                    {
+                        if let Some(Outgoing::Call(c)) = self.queue.pop_front() {
+                            batch.push(c);
                         }
                     }
-                }),
-        );
+                    self.send_batch(&net, batch, ctx);
+                }
+            }
+        }
+    }
+
+    /// Sends one batch of calls on the ordered link and handles the answer.
+    fn send_batch(&mut self, net: &Network, batch: Vec<WireActorCall>, ctx: &mut Context<Self>) {
+        self.in_flight = true;
+        let kept = batch.clone();
+        let sent = net.send_ordered(self.node.peer_id(), DeliverCalls(batch));
+        ctx.spawn(sent.into_actor(self).map(move |res, this, ctx| {
+            this.in_flight = false;
+            match res {
+                Ok(undelivered) => this.delivered(kept, &undelivered),
+                Err(e) => this.not_delivered(kept, e.to_string()),
+            }
+            if this.dead.is_none() {
+                this.flush(ctx);
+            }
+        }));
+    }
+
+    /// The actor's node took the batch: the calls whose actor is not there fail, the others'
+    /// results are made there.
+    fn delivered(&mut self, batch: Vec<WireActorCall>, undelivered: &[TaskId]) {
+        let gone = Arc::new(TaskError::new(
+            TaskErrorKind::ActorDied,
+            format!(
+                "actor {} is gone from node {}: it died or was killed",
+                self.actor, self.node
+            ),
+        ));
+        let mut made_there = Vec::new();
+        for c in batch {
+            if undelivered.contains(&c.task_id) {
+                self.fail_results(c.task_id, c.num_returns, c.owner, &gone);
+            } else if c.owner == self.me {
+                made_there.extend((0..c.num_returns).map(|i| ObjectId::for_return(c.task_id, i)));
+            }
+        }
+        if let (Some(o), false) = (&self.objects, made_there.is_empty()) {
+            o.do_send(ObjectsExpected {
+                ids: made_there,
+                at: self.node,
+            });
+        }
+    }
+
+    /// The link gave up on the batch: it may or may not have run. It is sent again when the
+    /// actor's retries allow, else its calls fail.
+    fn not_delivered(&mut self, batch: Vec<WireActorCall>, reason: String) {
+        if self.dead.is_some() {
+            // The node died meanwhile: `PeerDied` failed what was queued; fail these too.
+            let err = Arc::new(self.dead.clone().expect("checked"));
+            for c in &batch {
+                self.fail_results(c.task_id, c.num_returns, c.owner, &err);
+            }
+            return;
+        }
+        let attempt = batch.iter().map(|c| c.attempt).max().unwrap_or(0);
+        if self.may_resend(attempt) {
+            tracing::warn!(actor = %self.actor, node = %self.node, %reason, "actor calls not delivered: sending them again");
+            for mut c in batch.into_iter().rev() {
+                c.attempt += 1;
+                self.queue.push_front(Outgoing::Call(c));
+            }
+            return;
+        }
+        let err = Arc::new(TaskError::new(
+            TaskErrorKind::Unreachable,
+            format!(
+                "the call to actor {} on node {} was not confirmed within the delivery bound, \
+                 so it may or may not have run: {reason}",
+                self.actor, self.node
+            ),
+        ));
+        for c in &batch {
+            self.fail_results(c.task_id, c.num_returns, c.owner, &err);
+        }
+    }
+
+    /// Cancels call `task_id`: its results here report cancellation now; a call still queued
+    /// here is dropped, one already sent is cancelled on the actor's node.
+    fn cancel(&mut self, task_id: TaskId, force: bool, ctx: &mut Context<Self>) {
+        let cancelled = Arc::new(TaskError::new(
+            TaskErrorKind::Cancelled,
+            "the actor call was cancelled",
+        ));
+        let queued = self
+            .queue
+            .iter()
+            .position(|o| matches!(o, Outgoing::Call(c) if c.task_id == task_id));
+        if let Some(pos) = queued {
+            if let Some(Outgoing::Call(c)) = self.queue.remove(pos) {
+                self.fail_results(c.task_id, c.num_returns, c.owner, &cancelled);
+            }
+            return;
+        }
+        for i in 0..MAX_RETURNS {
+            let id = ObjectId::for_return(task_id, i);
+            if self.store.status(id) == Status::Missing {
+                break;
+            }
+            self.store.fail(id, Arc::clone(&cancelled));
+        }
+        self.queue
+            .push_back(Outgoing::Control(WireControl::Cancel { task_id, force }));
+        self.flush(ctx);
     }
 }
 
@@ -211,7 +358,7 @@ impl Handler<WireActorCall> for CallSender {
             self.fail_results(call.task_id, call.num_returns, call.owner, &err);
             return;
         }
-        self.queue.push_back(call);
+        self.queue.push_back(Outgoing::Call(call));
         self.flush(ctx);
     }
 }
@@ -219,18 +366,16 @@ impl Handler<WireActorCall> for CallSender {
 impl Handler<WireControl> for CallSender {
     type Result = ();
     fn handle(&mut self, control: WireControl, ctx: &mut Context<Self>) {
-        let Some(net) = self.net.clone() else {
+        if self.dead.is_some() {
             return;
-        };
-        let (peer, actor) = (self.node.peer_id(), self.actor);
-        ctx.spawn(actix::fut::wrap_future(async move {
-            if let Err(e) = net
-                .ask(peer, Target::System, ControlActor { actor, control })
-                .await
-            {
-                tracing::debug!(%actor, error = %e, "actor control not delivered");
+        }
+        match control {
+            WireControl::Cancel { task_id, force } => self.cancel(task_id, force, ctx),
+            other => {
+                self.queue.push_back(Outgoing::Control(other));
+                self.flush(ctx);
             }
-        }));
+        }
     }
 }
 

@@ -199,10 +199,15 @@ impl Handler<GcsEvent> for NodeManager {
             } else {
                 tracing::warn!(%node, %reason, "node died");
             }
+            // Call senders first: a batch failing below then finds its sender knows why.
+            self.host_env.remote.node_died(node);
             if let Some(o) = &self.objects {
                 o.do_send(NodeGone(node));
             }
-            self.host_env.remote.node_died(node);
+            // What waits to be delivered there fails now rather than at the delivery bound.
+            if let Some(net) = &self.net {
+                net.peer_dead(node.peer_id(), format!("declared dead: {reason}"));
+            }
         }
     }
 }

@@ -23,12 +23,11 @@ use actix_rt::{Arbiter, System};
 use raya_cluster::gcs::jobs::AddJob;
 use raya_cluster::gcs::task_events::TaskEventBuffer;
 use raya_cluster::gcs::{GcsConfig, GcsPublisher};
-use raya_cluster::transport::{Target, remote_recipient};
 use raya_cluster::{GcsHandle, GcsTables};
 use raya_common::{IdGenerator, NodeId, ResourceSet, TaskId};
 use raya_scheduler::{
-    CancelFlags, ClusterHooks, GlobalScheduler, LocalScheduler, LocalSchedulerConfig,
-    LocalSchedulerParts, RegisterLocalScheduler, ScheduleTask,
+    CancelFlags, ClusterHooks, GlobalRoute, GlobalScheduler, LocalScheduler, LocalSchedulerConfig,
+    LocalSchedulerParts, RegisterLocalScheduler,
 };
 use raya_store::{ObjectManager, ObjectStore, StoreConfig, StoreCore};
 
@@ -116,21 +115,21 @@ async fn start_gcs(
 fn global_scheduler(
     mode: &Mode,
     gcs: &GcsHandle,
-) -> Result<(Option<Addr<GlobalScheduler>>, Recipient<ScheduleTask>)> {
+) -> Result<(Option<Addr<GlobalScheduler>>, GlobalRoute)> {
     match mode {
         Mode::Embedded => {
             let g = GlobalScheduler::new(gcs.clone(), None).launch();
-            Ok((Some(g.clone()), g.recipient()))
+            Ok((Some(g.clone()), GlobalRoute::Here(g)))
         }
         Mode::Head(net) => {
             let g = GlobalScheduler::new(gcs.clone(), Some(net.clone())).launch();
-            Ok((Some(g.clone()), g.recipient()))
+            Ok((Some(g.clone()), GlobalRoute::Here(g)))
         }
         Mode::Join(net) => {
-            let head = net
-                .head()
-                .ok_or_else(|| Error::Node("the head is unknown".into()))?;
-            Ok((None, remote_recipient(net.clone(), head, Target::System)))
+            if net.head().is_none() {
+                return Err(Error::Node("the head is unknown".into()));
+            }
+            Ok((None, GlobalRoute::Head(net.clone())))
         }
     }
 }
@@ -197,6 +196,7 @@ pub(super) async fn setup(
     let remote = Arc::new(RemoteActors::new(
         Arc::clone(&store),
         net.clone(),
+        objects.clone(),
         Arc::clone(&loops),
     ));
 
@@ -214,6 +214,7 @@ pub(super) async fn setup(
             worker_idle_timeout: config.idle_thread_timeout,
             report_interval: Duration::from_millis(100),
             event_flush_interval: Duration::from_secs(1),
+            placement_lease: config.object_lease,
         },
         LocalSchedulerParts {
             store: Arc::clone(&store),
@@ -243,7 +244,8 @@ pub(super) async fn setup(
             scheduler.clustered(ClusterHooks {
                 links: Arc::new(move |name: &str| linked.contains(name)),
                 returns: o.clone().recipient(),
-                router: n.router().clone(),
+                expected: o.clone().recipient(),
+                net: n.clone(),
             })
         }
         _ => scheduler,
@@ -254,6 +256,7 @@ pub(super) async fn setup(
             node,
             place: scheduler.clone().recipient(),
             unschedulable: scheduler.clone().recipient(),
+            placed: scheduler.clone().recipient(),
         });
     }
 

@@ -4,12 +4,17 @@
 //!
 //! For each task it reads the cluster view — the alive nodes and their resources from the GCS
 //! client's node cache, the nodes linking the task's function, where the task's reference
-//! arguments are — and lets its placement policy (`policy::pick`) choose a node. The task goes to that node's local
-//! scheduler ([`PlaceTask`], through the network unless it is this node's); a task no node can
-//! run goes back to its origin as [`TaskUnschedulable`], and so does one whose placement could
-//! not be delivered.
+//! arguments are — and lets its placement policy (`policy::pick`) choose a node. The task goes
+//! to that node's local scheduler ([`PlaceTask`], on the ordered link to it unless it is this
+//! node's), and once that node has it, the node that handed the task over hears where it went
+//! ([`TaskPlaced`]). A placement that cannot be delivered (the node died or stopped answering)
+//! is tried again on another node, up to [`MAX_PLACEMENTS`] nodes; a task no node can run goes
+//! back as [`TaskUnschedulable`], infeasible, and one no node could be given as unreachable.
 
 mod policy;
+mod route;
+
+pub use route::{GlobalRoute, Taken};
 
 use std::collections::HashMap;
 
@@ -19,19 +24,25 @@ use raya_cluster::gcs::functions::NodesWithFunction;
 use raya_cluster::gcs::nodes::{NodeInfo, NodeState};
 use raya_cluster::gcs::objects::GetObjectLocations;
 use raya_cluster::transport::{Network, Target, remote_recipient};
-use raya_common::{NodeId, ObjectId};
+use raya_common::{NodeId, ObjectId, TaskErrorKind, TaskId};
 use serde::{Deserialize, Serialize};
 
-use crate::local::{PlaceTask, TaskUnschedulable, infeasible_reason};
+use crate::local::{PlaceTask, TaskPlaced, TaskUnschedulable, infeasible_reason};
 use crate::task_spec::{TaskArg, TaskSpec};
 use policy::{NodeView, pick};
 
-/// Asks the global scheduler to place a task its origin node cannot run.
+/// Nodes a task is offered to, at most, when placements fail to be delivered.
+pub const MAX_PLACEMENTS: usize = 3;
+
+/// Asks the global scheduler to place a task node `from` cannot run (or should not run now).
+/// Answered once the global scheduler has taken it.
 #[derive(Debug, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct ScheduleTask {
     /// The task.
     pub spec: TaskSpec,
+    /// The node handing it over, told where it went.
+    pub from: NodeId,
 }
 
 raya_cluster::wire_message!(ScheduleTask => "global_scheduler/ScheduleTask");
@@ -47,12 +58,15 @@ pub struct RegisterLocalScheduler {
     pub place: Recipient<PlaceTask>,
     /// Where unplaceable tasks are reported.
     pub unschedulable: Recipient<TaskUnschedulable>,
+    /// Where placements of the tasks it handed over are reported.
+    pub placed: Recipient<TaskPlaced>,
 }
 
 /// How the global scheduler reaches one node's local scheduler.
 struct Local {
     place: Recipient<PlaceTask>,
     unschedulable: Recipient<TaskUnschedulable>,
+    placed: Recipient<TaskPlaced>,
 }
 
 /// What the global scheduler learnt about the cluster for one task.
@@ -110,7 +124,8 @@ impl GlobalScheduler {
                 node,
                 Local {
                     place: remote_recipient(net.clone(), peer, Target::System),
-                    unschedulable: remote_recipient(net, peer, Target::System),
+                    unschedulable: remote_recipient(net.clone(), peer, Target::System),
+                    placed: remote_recipient(net, peer, Target::System),
                 },
             );
         }
@@ -160,8 +175,31 @@ impl GlobalScheduler {
         }
     }
 
-    /// Places `spec` on the node the policy picks from `view`, or reports it unschedulable.
-    fn place(&mut self, spec: TaskSpec, view: ClusterView, ctx: &mut Context<Self>) {
+    /// Reads the cluster view for `spec`, then places it on a node not in `tried`.
+    fn schedule(
+        &mut self,
+        spec: TaskSpec,
+        from: NodeId,
+        tried: Vec<NodeId>,
+        ctx: &mut Context<Self>,
+    ) {
+        ctx.spawn(
+            self.view(&spec)
+                .into_actor(self)
+                .map(move |view, this, ctx| this.place(spec, from, view, tried, ctx)),
+        );
+    }
+
+    /// Places `spec` on the node the policy picks from `view` (leaving out the nodes in
+    /// `tried`, which could not be given it), or reports it unschedulable to `from`.
+    fn place(
+        &mut self,
+        spec: TaskSpec,
+        from: NodeId,
+        view: ClusterView,
+        tried: Vec<NodeId>,
+        ctx: &mut Context<Self>,
+    ) {
         let ClusterView {
             nodes,
             linking,
@@ -169,20 +207,30 @@ impl GlobalScheduler {
         } = view;
         let alive: Vec<NodeView> = nodes
             .into_iter()
-            .filter(|n| n.state == NodeState::Alive)
+            .filter(|n| n.state == NodeState::Alive && !tried.contains(&n.node_id))
             .filter(|n| linking.as_ref().is_none_or(|l| l.contains(&n.node_id)))
             .map(|n| (n.node_id, n.resources_total, n.resources_available))
             .collect();
-        let origin = spec.origin;
         let picked = pick(&spec, &alive, &local_bytes);
         if let (Some(node), Some(net)) = (picked, self.net.clone())
             && !self.locals.contains_key(&node)
         {
-            self.place_remote(spec, node, net, ctx);
+            self.place_remote(spec, from, node, net, tried, ctx);
             return;
         }
-        match picked.and_then(|n| self.local(n)) {
-            Some(local) => local.place.do_send(PlaceTask(spec)),
+        let task = spec.task_id;
+        match picked.and_then(|n| self.local(n).map(|l| (n, l.place.clone()))) {
+            Some((node, place)) => {
+                place.do_send(PlaceTask(spec));
+                self.report_placed(task, from, node);
+            }
+            None if !tried.is_empty() => {
+                let reason = format!(
+                    "no node could be given the task: {} did not take it, and no other node can run it",
+                    list(&tried)
+                );
+                self.unschedulable(spec, from, reason, TaskErrorKind::Unreachable);
+            }
             None => {
                 let totals: Vec<_> = alive.iter().map(|(n, t, _)| (*n, t.clone())).collect();
                 let mut reason = infeasible_reason(&spec, &totals);
@@ -190,41 +238,69 @@ impl GlobalScheduler {
                     reason = format!("no alive node links `{}`", spec.function.name);
                 }
                 tracing::warn!(task = %spec.task_id, %reason, "task is infeasible");
-                match self.local(origin) {
-                    Some(l) => l.unschedulable.do_send(TaskUnschedulable { spec, reason }),
-                    None => {
-                        tracing::error!(%origin, "no route back to the node of an infeasible task")
-                    }
-                }
+                self.unschedulable(spec, from, reason, TaskErrorKind::Infeasible);
             }
         }
     }
 
-    /// Sends `spec` to `node` over the network. If the placement does not arrive, the task goes
-    /// back to its origin as unplaceable rather than vanishing.
+    /// Tells `from` that its task went to `node`.
+    fn report_placed(&mut self, task_id: TaskId, from: NodeId, node: NodeId) {
+        match self.local(from) {
+            Some(l) => l.placed.do_send(TaskPlaced { task_id, node }),
+            None => tracing::error!(%from, "no route back to the node that handed over a task"),
+        }
+    }
+
+    /// Sends `spec` back to `from`, which fails it with `reason`.
+    fn unschedulable(&mut self, spec: TaskSpec, from: NodeId, reason: String, kind: TaskErrorKind) {
+        match self.local(from) {
+            Some(l) => l
+                .unschedulable
+                .do_send(TaskUnschedulable { spec, reason, kind }),
+            None => {
+                tracing::error!(%from, "no route back to the node of an unplaceable task")
+            }
+        }
+    }
+
+    /// Sends `spec` to `node` over the network. Once `node` has it, `from` hears where it
+    /// went; if it cannot be given the task, the task is placed again elsewhere.
     fn place_remote(
         &mut self,
         spec: TaskSpec,
+        from: NodeId,
         node: NodeId,
         net: Network,
+        mut tried: Vec<NodeId>,
         ctx: &mut Context<Self>,
     ) {
-        let origin = spec.origin;
-        let back = self.local(origin).map(|l| l.unschedulable.clone());
+        let task = spec.task_id;
         let kept = spec.clone();
         let placed = net.send_ordered(node.peer_id(), PlaceTask(spec));
-        ctx.spawn(actix::fut::wrap_future(async move {
-            let Err(e) = placed.await else {
+        ctx.spawn(placed.into_actor(self).map(move |res, this, ctx| {
+            let Err(e) = res else {
+                this.report_placed(task, from, node);
                 return;
             };
-            let reason = format!("node {node} could not be given the task: {e}");
-            tracing::warn!(task = %kept.task_id, %reason, "placement failed");
-            match back {
-                Some(b) => b.do_send(TaskUnschedulable { spec: kept, reason }),
-                None => tracing::error!(%origin, "no route back to the node of an unplaced task"),
+            tracing::warn!(%task, %node, error = %e, "placement not delivered");
+            tried.push(node);
+            if tried.len() < MAX_PLACEMENTS {
+                this.schedule(kept, from, tried, ctx);
+            } else {
+                let reason = format!("{} could not be given the task (last: {e})", list(&tried));
+                this.unschedulable(kept, from, reason, TaskErrorKind::Unreachable);
             }
         }));
     }
+}
+
+/// `node a, node b` for error messages.
+fn list(nodes: &[NodeId]) -> String {
+    nodes
+        .iter()
+        .map(|n| format!("node {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Actor for GlobalScheduler {
@@ -239,6 +315,7 @@ impl Handler<RegisterLocalScheduler> for GlobalScheduler {
             Local {
                 place: m.place,
                 unschedulable: m.unschedulable,
+                placed: m.placed,
             },
         );
     }
@@ -249,13 +326,14 @@ impl Handler<ScheduleTask> for GlobalScheduler {
 
     fn handle(
         &mut self,
-        ScheduleTask { spec }: ScheduleTask,
+        ScheduleTask { spec, from }: ScheduleTask,
         _: &mut Context<Self>,
     ) -> Self::Result {
+        // Answered once the task is placed here or on its way to a node (held by the link).
         Box::pin(
             self.view(&spec)
                 .into_actor(self)
-                .map(move |view, this, ctx| this.place(spec, view, ctx)),
+                .map(move |view, this, ctx| this.place(spec, from, view, Vec::new(), ctx)),
         )
     }
 }

@@ -1,9 +1,10 @@
 //! What the local scheduler receives and sends: from the node's core worker and workers, from
-//! the global scheduler (the wire messages `local_scheduler/PlaceTask` and
-//! `local_scheduler/TaskUnschedulable`), and to workers and the node manager.
+//! the global scheduler (the wire messages `local_scheduler/PlaceTask`,
+//! `local_scheduler/TaskPlaced` and `local_scheduler/TaskUnschedulable`), from the owners of
+//! tasks placed here (`local_scheduler/CancelTask`), and to workers and the node manager.
 
 use actix::prelude::*;
-use raya_common::{ResourceSet, TaskId, WorkerId};
+use raya_common::{NodeId, ResourceSet, TaskErrorKind, TaskId, WorkerId};
 use serde::{Deserialize, Serialize};
 
 use crate::task_spec::TaskSpec;
@@ -18,7 +19,7 @@ pub struct SubmitTask(pub TaskSpec);
 #[rtype(result = "()")]
 pub struct PlaceTask(pub TaskSpec);
 
-/// The global scheduler found no node for a task: it fails on its origin node.
+/// The global scheduler found no node for a task: it fails on the node that handed it over.
 #[derive(Debug, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct TaskUnschedulable {
@@ -26,11 +27,26 @@ pub struct TaskUnschedulable {
     pub spec: TaskSpec,
     /// Why.
     pub reason: String,
+    /// [`TaskErrorKind::Infeasible`] when no node can run it, [`TaskErrorKind::Unreachable`]
+    /// when none that could was reachable.
+    pub kind: TaskErrorKind,
+}
+
+/// The global scheduler gave a task this node handed over to node `node`, which has it.
+#[derive(Debug, Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+pub struct TaskPlaced {
+    /// The task.
+    pub task_id: TaskId,
+    /// The node that runs it.
+    pub node: NodeId,
 }
 
 raya_cluster::wire_message!(
     PlaceTask => "local_scheduler/PlaceTask",
+    TaskPlaced => "local_scheduler/TaskPlaced",
     TaskUnschedulable => "local_scheduler/TaskUnschedulable",
+    CancelTask => "local_scheduler/CancelTask",
 );
 
 /// A command to a worker.
@@ -101,8 +117,9 @@ pub struct WorkerUnblocked(pub WorkerId);
 pub struct WorkerStopped(pub WorkerId);
 
 /// Cancels a queued or running task (and, when `recursive`, the tasks it submitted). Replies
-/// whether the task was found here.
-#[derive(Debug, Message)]
+/// whether the task was found here. From another node: the owner of a task placed here
+/// cancelled it (one that has not arrived yet fails as cancelled when it does).
+#[derive(Debug, Message, Serialize, Deserialize)]
 #[rtype(result = "bool")]
 pub struct CancelTask {
     /// The task.

@@ -22,12 +22,17 @@
 //! 6. **Done** ([`TaskDone`]): resources come back (an actor keeps its lifetime resources until
 //!    [`ReleaseResources`]), the worker is idle again, and a retry re-enters at step 1.
 //!
+//! A task handed to the global scheduler is followed until its first result is back (`away`):
+//! it fails here if the head never took it or did not place it within the placement lease, and
+//! cancelling it reaches the node that has it.
+//!
 //! [`CancelTask`] takes a task out of any step (a running one is flagged, see [`CancelFlags`]),
 //! and its children with it. Every report interval the scheduler reports its free resources and
 //! queue ([`NodeHeartbeat`]: gossiped to the head, at least once a second) and spills what it
 //! cannot start now to nodes with free resources; every flush interval it sends its task
 //! records to the GCS.
 
+mod away;
 mod cancel;
 mod messages;
 mod queue;
@@ -38,7 +43,7 @@ pub mod worker_pool;
 pub use cancel::CancelFlags;
 pub use messages::{
     CancelTask, CreateActor, GetSchedulerState, PlaceTask, ReleaseResources, SchedulerState,
-    SubmitTask, TaskDone, TaskOutcome, TaskUnschedulable, WorkerBlocked, WorkerCommand,
+    SubmitTask, TaskDone, TaskOutcome, TaskPlaced, TaskUnschedulable, WorkerBlocked, WorkerCommand,
     WorkerStopped, WorkerUnblocked,
 };
 pub(crate) use records::infeasible_reason;
@@ -54,14 +59,14 @@ use actix::prelude::*;
 use raya_cluster::GcsHandle;
 use raya_cluster::gcs::nodes::NodeHeartbeat;
 use raya_cluster::gcs::task_events::{AddTaskEvents, TaskEventBuffer, TaskState};
-use raya_cluster::transport::Router;
+use raya_cluster::transport::Network;
 use raya_common::{
     FastHashMap, NodeId, ObjectId, ResourceSet, TaskError, TaskErrorKind, TaskFrame, TaskId,
     WorkerId,
 };
-use raya_store::{Lookup, RawRef, Status, StoreCore};
+use raya_store::{Lookup, ObjectsExpected, Status, StoreCore};
 
-use crate::global::ScheduleTask;
+use crate::global::GlobalRoute;
 use crate::task_spec::{SchedulingStrategy, TaskArg, TaskKind, TaskSpec};
 use queue::{ArgWait, ReadyQueue};
 use worker_pool::WorkerPool;
@@ -83,6 +88,8 @@ pub struct LocalSchedulerConfig {
     pub report_interval: Duration,
     /// How often task events are flushed to the GCS.
     pub event_flush_interval: Duration,
+    /// How long a task handed to the global scheduler may go unplaced before it fails.
+    pub placement_lease: Duration,
 }
 
 /// What the scheduler works with: the node's store, how to start workers, where actor
@@ -94,8 +101,8 @@ pub struct LocalSchedulerParts {
     pub workers: Box<dyn WorkerFactory>,
     /// The node manager, which hands placed actor creations to their hosts.
     pub actor_creator: Recipient<CreateActor>,
-    /// The global scheduler (on the head, or reached through the network).
-    pub global: Option<Recipient<ScheduleTask>>,
+    /// The global scheduler (on this node, or the head's through the network).
+    pub global: Option<GlobalRoute>,
     /// The GCS: heartbeats, task records, the other nodes' free resources.
     pub gcs: Option<GcsHandle>,
     /// The node's task records.
@@ -123,8 +130,11 @@ pub struct ClusterHooks {
     pub links: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     /// The object manager, told about results of tasks run here for other nodes.
     pub returns: Recipient<raya_store::ExpectReturns>,
-    /// The node's router: the scheduler serves [`PlaceTask`] and [`TaskUnschedulable`] on it.
-    pub router: Router,
+    /// The object manager, told which node makes the results of tasks handed over.
+    pub expected: Recipient<ObjectsExpected>,
+    /// The node's network: the scheduler serves [`PlaceTask`], [`TaskPlaced`],
+    /// [`TaskUnschedulable`] and [`CancelTask`] on its router, and sends cancellations.
+    pub net: Network,
 }
 
 impl std::fmt::Debug for ClusterHooks {
@@ -166,7 +176,7 @@ pub struct LocalScheduler {
     /// Tasks submitted by each running task, for recursive cancellation.
     children: FastHashMap<TaskId, Vec<TaskId>>,
     actor_creator: Recipient<CreateActor>,
-    global: Option<Recipient<ScheduleTask>>,
+    global: Option<GlobalRoute>,
     gcs: Option<GcsHandle>,
     events: TaskEventBuffer,
     queued: Arc<AtomicUsize>,
@@ -178,8 +188,10 @@ pub struct LocalScheduler {
     peers: Vec<(NodeId, ResourceSet)>,
     /// Tasks the global scheduler placed here: they are not spilled again.
     placed: HashSet<TaskId>,
-    /// Arguments of tasks handed to other nodes, kept until the task's first result is back.
-    pinned: FastHashMap<TaskId, Vec<RawRef>>,
+    /// Tasks handed to the global scheduler, until their first result is back.
+    away: FastHashMap<TaskId, away::Away>,
+    /// Cancellations that came before their task.
+    early_cancels: away::EarlyCancels,
 }
 
 impl std::fmt::Debug for LocalScheduler {
@@ -219,7 +231,8 @@ impl LocalScheduler {
             cluster: None,
             peers: Vec::new(),
             placed: Default::default(),
-            pinned: Default::default(),
+            away: Default::default(),
+            early_cancels: Default::default(),
         }
     }
 
@@ -232,13 +245,16 @@ impl LocalScheduler {
     }
 
     /// Starts the scheduler on the current arbiter and, on a cluster node, serves what other
-    /// nodes send it: `local_scheduler/PlaceTask` and `local_scheduler/TaskUnschedulable`.
+    /// nodes send it: `local_scheduler/PlaceTask`, `TaskPlaced`, `TaskUnschedulable` and
+    /// `CancelTask`.
     pub fn launch(self) -> Addr<LocalScheduler> {
-        let router = self.cluster.as_ref().map(|c| c.router.clone());
+        let router = self.cluster.as_ref().map(|c| c.net.router().clone());
         let addr = self.start();
         if let Some(router) = router {
             router.serve::<PlaceTask, _>(addr.clone());
+            router.serve::<TaskPlaced, _>(addr.clone());
             router.serve::<TaskUnschedulable, _>(addr.clone());
+            router.serve::<CancelTask, _>(addr.clone());
         }
         addr
     }
@@ -463,7 +479,9 @@ impl LocalScheduler {
         }
         if recursive {
             for child in self.children.get(&task_id).cloned().unwrap_or_default() {
-                self.cancel(child, force, true);
+                if !self.cancel(child, force, true) {
+                    self.cancel_away(child, force);
+                }
             }
         }
         true
@@ -518,6 +536,7 @@ impl Actor for LocalScheduler {
         ctx.run_interval(self.cfg.report_interval, |this, ctx| {
             this.report();
             this.refresh_peers(ctx);
+            this.expire_placements();
         });
         ctx.run_interval(self.cfg.event_flush_interval, |this, _| this.flush_events());
         ctx.run_interval(self.workers.retire_check_interval(), |this, _| {
@@ -544,6 +563,8 @@ impl Handler<PlaceTask> for LocalScheduler {
     fn handle(&mut self, PlaceTask(spec): PlaceTask, ctx: &mut Context<Self>) {
         // Counted again: the global scheduler's pick is queued here now.
         self.queued.fetch_add(1, Ordering::Relaxed);
+        // Handed over from here and placed back: a local task now.
+        self.away.remove(&spec.task_id);
         if spec.origin != self.cfg.node
             && let Some(c) = &self.cluster
         {
@@ -552,6 +573,14 @@ impl Handler<PlaceTask> for LocalScheduler {
                 refs: spec.return_ids().map(|id| self.store.add_ref(id)).collect(),
                 owner: spec.origin,
             });
+        }
+        if self.early_cancels.take(spec.task_id) {
+            self.dequeued();
+            self.fail_task(
+                &spec,
+                TaskError::new(TaskErrorKind::Cancelled, "the task was cancelled"),
+            );
+            return;
         }
         self.placed.insert(spec.task_id);
         self.submit(spec, ctx, true);
@@ -638,7 +667,12 @@ impl Handler<WorkerStopped> for LocalScheduler {
 impl Handler<CancelTask> for LocalScheduler {
     type Result = bool;
     fn handle(&mut self, m: CancelTask, _: &mut Context<Self>) -> bool {
-        self.cancel(m.task_id, m.force, m.recursive)
+        if self.cancel(m.task_id, m.force, m.recursive) || self.cancel_away(m.task_id, m.force) {
+            return true;
+        }
+        // Not here yet (its placement may trail the cancellation) or done already.
+        self.cancelled_early(m.task_id);
+        false
     }
 }
 
@@ -653,7 +687,8 @@ impl Handler<ReleaseResources> for LocalScheduler {
 impl Handler<TaskUnschedulable> for LocalScheduler {
     type Result = ();
     fn handle(&mut self, m: TaskUnschedulable, _: &mut Context<Self>) {
-        self.fail_task(&m.spec, TaskError::new(TaskErrorKind::Infeasible, m.reason));
+        self.away.remove(&m.spec.task_id);
+        self.fail_task(&m.spec, TaskError::new(m.kind, m.reason));
     }
 }
 

@@ -1,56 +1,13 @@
-//! Spillback: what the local scheduler of a cluster node hands to the global scheduler — tasks
-//! it can never run, and queued tasks it cannot start now while another node has the resources
-//! free — keeping their `ObjectRef` arguments alive until their first result is back here.
+//! Spillback: queued tasks a cluster node cannot start now, while another node has the
+//! resources free, go to the global scheduler (followed as every task handed over is, see
+//! `away`).
 
 use actix::prelude::*;
 use raya_cluster::gcs::nodes::NodeState;
-use raya_common::TaskId;
-use raya_store::RawRef;
 
 use super::LocalScheduler;
-use crate::global::ScheduleTask;
-use crate::task_spec::{TaskArg, TaskSpec};
-
-/// Releases the arguments pinned for a task that went to another node (its first result is
-/// back).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(super) struct ReleasePinnedArgs(pub(super) TaskId);
-
-impl Handler<ReleasePinnedArgs> for LocalScheduler {
-    type Result = ();
-    fn handle(&mut self, ReleasePinnedArgs(task): ReleasePinnedArgs, _: &mut Context<Self>) {
-        self.pinned.remove(&task);
-    }
-}
 
 impl LocalScheduler {
-    /// Hands `spec` to the global scheduler, keeping its reference arguments alive until its
-    /// first result is back here.
-    pub(super) fn send_to_global(&mut self, spec: TaskSpec, ctx: &mut Context<Self>) {
-        let Some(global) = &self.global else {
-            return;
-        };
-        let args: Vec<RawRef> = spec
-            .args
-            .iter()
-            .filter_map(|a| match a {
-                TaskArg::Ref(r) => Some(r.clone()),
-                TaskArg::Value(_) => None,
-            })
-            .collect();
-        if !args.is_empty()
-            && let Some(first) = spec.return_ids().next()
-        {
-            let me = ctx.address();
-            let task = spec.task_id;
-            self.pinned.insert(task, args);
-            self.store
-                .on_ready(first, Box::new(move || me.do_send(ReleasePinnedArgs(task))));
-        }
-        global.do_send(ScheduleTask { spec });
-    }
-
     /// Sends queued tasks this node cannot start now to other nodes with free resources.
     pub(super) fn spill(&mut self, ctx: &mut Context<Self>) {
         if self.cluster.is_none() || self.global.is_none() || self.peers.is_empty() {

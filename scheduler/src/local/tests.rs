@@ -76,6 +76,7 @@ impl Fixture {
             worker_idle_timeout: Duration::from_secs(60),
             report_interval: Duration::from_secs(60),
             event_flush_interval: Duration::from_secs(60),
+            placement_lease: Duration::from_secs(60),
         };
         let sched = LocalScheduler::new(
             cfg,

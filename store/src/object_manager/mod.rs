@@ -11,10 +11,14 @@
 //!   a borrower the owner counts ([`Borrow`]); when the last reference anywhere is gone the owner
 //!   frees the object and tells every node holding a copy ([`FreeObject`]).
 //! - When a node dies, the objects it was making or holding fail with a clear error instead of
-//!   being waited for forever ([`NodeGone`]).
+//!   being waited for forever ([`NodeGone`]); when it stalls or is cut off, they fail after the
+//!   object lease (`lease`, [`StillMaking`]).
 
+mod lease;
 mod messages;
 mod transfer;
+
+pub use lease::StillMaking;
 
 pub use messages::{
     Borrow, ExpectReturns, FreeObject, LocateObject, Located, MAX_INLINE, MAX_OBJECT, NodeGone,
@@ -116,6 +120,8 @@ pub struct ObjectManager {
     pulling: HashSet<ObjectId>,
     /// How long an object's owner, maker or holder may stay unreachable before it fails.
     lease: Duration,
+    /// What is known of the makers of the objects in `expected`.
+    leases: lease::Leases,
 }
 
 impl ObjectManager {
@@ -143,6 +149,7 @@ impl ObjectManager {
             parked: HashMap::new(),
             watching: HashSet::new(),
             pulling: HashSet::new(),
+            leases: lease::Leases::default(),
         });
         core.set_hooks(Box::new(Hooks {
             manager: addr.clone(),
@@ -155,6 +162,7 @@ impl ObjectManager {
         router.serve::<LocateObject, _>(addr.clone());
         router.serve::<FreeObject, _>(addr.clone());
         router.serve::<Borrow, _>(addr.clone());
+        router.serve::<StillMaking, _>(addr.clone());
         serve_pulls(core, &net);
         addr
     }
@@ -227,6 +235,10 @@ impl ObjectManager {
 
 impl Actor for ObjectManager {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.start_leases(ctx);
+    }
 }
 
 impl Handler<ExpectReturns> for ObjectManager {
@@ -298,6 +310,7 @@ impl Handler<ObjectsExpected> for ObjectManager {
         for id in m.ids {
             if self.core.status(id) == Status::Pending {
                 self.expected.insert(id, m.at);
+                self.leases.expect(m.at);
             }
         }
     }
@@ -474,6 +487,7 @@ impl Handler<NodeGone> for ObjectManager {
         }
         self.copies.retain(|_, n| !n.is_empty());
         self.borrowers.retain(|(_, n), _| *n != dead);
+        self.leases.forget(dead);
         // Results kept here for the dead node: nobody will ask for them.
         self.held.retain(|_, (_, owner)| *owner != dead);
     }

@@ -56,13 +56,12 @@ struct Entry {
     on_free: Option<Box<dyn FnOnce() + Send>>,
     /// The node that owns the object, when another node does.
     owner: Option<NodeId>,
-    /// Whether the fetch hook has been told that someone waits for this pending object.
-    fetch_requested: bool,
 }
 
 /// What the store tells the node's object manager.
 pub trait StoreHooks: Send + Sync {
-    /// Someone started waiting for pending object `id`, owned by `owner` (`None`: this node).
+    /// Someone started waiting for pending object `id`, owned by `owner` (`None`: this node),
+    /// and nobody else was waiting.
     fn wanted(&self, id: ObjectId, owner: Option<NodeId>);
     /// This node took its first reference (`true`) to, or dropped its last (`false`) from,
     /// object `id` owned by node `owner`.
@@ -181,7 +180,6 @@ impl StoreCore {
             located: false,
             on_free: None,
             owner: None,
-            fetch_requested: false,
         }
     }
 

@@ -23,13 +23,14 @@ impl StoreCore {
             let State::Pending(list) = &mut e.state else {
                 return Err(waiter);
             };
+            // The fetch hook hears of every first waiter: one that comes after earlier ones
+            // gave up (a `get_timeout`, a `wait`) needs the object fetched as much as they did.
+            let first = list.is_empty();
             match list.iter_mut().find(|(w, _)| *w == wid) {
                 Some(slot) => slot.1 = waiter,
                 None => list.push((wid, waiter)),
             }
-            let fetch = !e.fetch_requested;
-            e.fetch_requested = true;
-            fetch.then_some(e.owner)
+            first.then_some(e.owner)
         };
         if let (Some(owner), Some(h)) = (fetch, self.hooks.get()) {
             h.wanted(id, owner);

@@ -1,0 +1,236 @@
+//! Tasks this node handed to the global scheduler, until their first result is back here.
+//!
+//! For each the scheduler keeps its description, its `ObjectRef` arguments (alive until the
+//! task has run elsewhere) and, once the global scheduler reports it ([`TaskPlaced`]), the node
+//! that has it. That is what lets it:
+//! - fail the task where the user waits when the head never took it (the ordered link's error)
+//!   or did not place it within the placement lease (the head died meanwhile);
+//! - tell the node's object manager, when this node owns the results, which node makes them
+//!   (`ObjectsExpected`), so that they fail if that node dies or stops answering;
+//! - cancel it on the node that has it (`local_scheduler/CancelTask`), now or once it is placed.
+//!
+//! Task ids cancelled here before their task arrived are remembered (a bounded number), so a
+//! task whose placement trails its owner's cancellation fails as cancelled when it arrives.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Instant;
+
+use actix::prelude::*;
+use raya_common::{NodeId, TaskError, TaskErrorKind, TaskId};
+use raya_store::{ObjectsExpected, RawRef};
+
+use super::{CancelTask, LocalScheduler, TaskPlaced};
+use crate::global::ScheduleTask;
+use crate::task_spec::{TaskArg, TaskSpec};
+
+/// Cancellations of tasks not (yet) here that a node remembers, at most.
+const MAX_EARLY_CANCELS: usize = 4096;
+
+/// A task handed to the global scheduler.
+pub(super) struct Away {
+    /// The task, without its arguments: enough to fail it.
+    spec: TaskSpec,
+    /// Its reference arguments, alive until it ran.
+    _args: Vec<RawRef>,
+    /// When it was handed over.
+    since: Instant,
+    /// The node that has it, once reported.
+    at: Option<NodeId>,
+    /// Cancelled before it was placed: the cancellation goes to its node when known.
+    cancel: Option<bool>,
+}
+
+/// Task ids cancelled before their task reached this node, oldest first.
+#[derive(Default)]
+pub(super) struct EarlyCancels {
+    ids: HashSet<TaskId>,
+    order: VecDeque<TaskId>,
+}
+
+impl EarlyCancels {
+    fn insert(&mut self, task: TaskId) {
+        if !self.ids.insert(task) {
+            return;
+        }
+        self.order.push_back(task);
+        while self.order.len() > MAX_EARLY_CANCELS {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+    }
+
+    /// Whether `task` was cancelled before it arrived (forgetting it).
+    pub(super) fn take(&mut self, task: TaskId) -> bool {
+        self.ids.remove(&task)
+    }
+}
+
+/// The first result of a task handed over is back: it ran (or failed) somewhere.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct AwayDone(pub(super) TaskId);
+
+impl LocalScheduler {
+    /// Hands `spec` to the global scheduler, keeping what is needed to follow it (see the
+    /// module docs).
+    pub(super) fn send_to_global(&mut self, spec: TaskSpec, ctx: &mut Context<Self>) {
+        let Some(global) = self.global.clone() else {
+            return;
+        };
+        let task = spec.task_id;
+        let args: Vec<RawRef> = spec
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                TaskArg::Ref(r) => Some(r.clone()),
+                TaskArg::Value(_) => None,
+            })
+            .collect();
+        let summary = TaskSpec {
+            args: Vec::new(),
+            ..spec.clone()
+        };
+        if let Some(first) = spec.return_ids().next() {
+            self.away.insert(
+                task,
+                Away {
+                    spec: summary,
+                    _args: args,
+                    since: Instant::now(),
+                    at: None,
+                    cancel: None,
+                },
+            );
+            let me = ctx.address();
+            self.store
+                .on_ready(first, Box::new(move || me.do_send(AwayDone(task))));
+        }
+        let taken = global.schedule(ScheduleTask {
+            spec,
+            from: self.cfg.node,
+        });
+        ctx.spawn(taken.into_actor(self).map(move |taken, this, _| {
+            let Err(reason) = taken else { return };
+            if let Some(a) = this.away.remove(&task) {
+                tracing::warn!(%task, %reason, "task not handed over");
+                this.fail_task(&a.spec, TaskError::new(TaskErrorKind::Unreachable, reason));
+            }
+        }));
+    }
+
+    /// Fails the handed-over tasks the global scheduler has not placed within the lease.
+    pub(super) fn expire_placements(&mut self) {
+        let lease = self.cfg.placement_lease;
+        let now = Instant::now();
+        let expired: Vec<TaskId> = self
+            .away
+            .iter()
+            .filter(|(_, a)| a.at.is_none() && now.duration_since(a.since) > lease)
+            .map(|(t, _)| *t)
+            .collect();
+        for task in expired {
+            if let Some(a) = self.away.remove(&task)
+                && a.cancel.is_none()
+            {
+                let reason = format!(
+                    "it was handed to the head's global scheduler and not placed within the \
+                     placement lease ({lease:?}): the head may have died or be unreachable"
+                );
+                self.fail_task(&a.spec, TaskError::new(TaskErrorKind::Unreachable, reason));
+            }
+        }
+    }
+
+    /// Cancels a task handed over: its results fail here now, and the node that has it is
+    /// told (once known). Returns whether the task was one handed over.
+    pub(super) fn cancel_away(&mut self, task_id: TaskId, force: bool) -> bool {
+        let Some(a) = self.away.get_mut(&task_id) else {
+            return false;
+        };
+        if a.cancel.is_some() {
+            return true;
+        }
+        a.cancel = Some(force);
+        let at = a.at;
+        tracing::debug!(task = %task_id, ?at, "cancelling a task handed over");
+        let spec = a.spec.clone();
+        self.fail_task(
+            &spec,
+            TaskError::new(TaskErrorKind::Cancelled, "the task was cancelled"),
+        );
+        if let Some(node) = at {
+            self.cancel_at(node, task_id, force);
+        }
+        true
+    }
+
+    /// Tells `node`'s local scheduler to cancel `task_id` (and what it submitted).
+    fn cancel_at(&self, node: NodeId, task_id: TaskId, force: bool) {
+        let Some(c) = &self.cluster else { return };
+        if node == self.cfg.node {
+            return;
+        }
+        let sent = c.net.send_ordered(
+            node.peer_id(),
+            CancelTask {
+                task_id,
+                force,
+                recursive: true,
+            },
+        );
+        c.net.spawn(async move {
+            if let Err(e) = sent.await {
+                tracing::warn!(task = %task_id, %node, error = %e, "cancellation not delivered");
+            }
+        });
+    }
+
+    /// Remembers a cancellation for a task not here: it fails when it arrives.
+    pub(super) fn cancelled_early(&mut self, task_id: TaskId) {
+        self.early_cancels.insert(task_id);
+    }
+}
+
+impl Handler<AwayDone> for LocalScheduler {
+    type Result = ();
+    fn handle(&mut self, AwayDone(task): AwayDone, _: &mut Context<Self>) {
+        // A task cancelled before it was placed stays until its node is known, to be told.
+        if self
+            .away
+            .get(&task)
+            .is_some_and(|a| a.cancel.is_some() && a.at.is_none())
+        {
+            return;
+        }
+        self.away.remove(&task);
+    }
+}
+
+impl Handler<TaskPlaced> for LocalScheduler {
+    type Result = ();
+    fn handle(&mut self, m: TaskPlaced, _: &mut Context<Self>) {
+        let me = self.cfg.node;
+        let Some(a) = self.away.get_mut(&m.task_id) else {
+            return;
+        };
+        if m.node == me {
+            // Placed back here: it is a local task now (`PlaceTask` brought it).
+            self.away.remove(&m.task_id);
+            return;
+        }
+        a.at = Some(m.node);
+        tracing::debug!(task = %m.task_id, node = %m.node, "task placed");
+        let (cancel, origin) = (a.cancel, a.spec.origin);
+        let ids: Vec<_> = a.spec.return_ids().collect();
+        if origin == me
+            && let Some(c) = &self.cluster
+        {
+            c.expected.do_send(ObjectsExpected { ids, at: m.node });
+        }
+        if let Some(force) = cancel {
+            self.cancel_at(m.node, m.task_id, force);
+            self.away.remove(&m.task_id);
+        }
+    }
+}
