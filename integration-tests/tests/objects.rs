@@ -81,6 +81,88 @@ fn put_get_and_shared_reads() {
     });
 }
 
+/// A gate the test opens: tasks wait on it without any timing.
+#[raya::actor]
+struct Gate {
+    open: bool,
+}
+
+#[raya::actor]
+impl Gate {
+    fn new() -> Self {
+        Gate { open: false }
+    }
+    fn open(&mut self) {
+        self.open = true;
+    }
+    fn is_open(&self) -> bool {
+        self.open
+    }
+}
+
+#[raya::remote]
+fn behind(gate: ActorHandle<Gate>, v: u32) -> u32 {
+    while !raya::get(&gate.is_open()).unwrap() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    v
+}
+
+#[raya::remote]
+fn fails_now() -> raya::Result<u32> {
+    Err(raya::Error::InvalidArgument("this one fails".into()))
+}
+
+#[test]
+fn get_all_returns_the_first_error_without_waiting_for_the_rest() {
+    // Ray's test_get_throws_quickly_when_found_exception.
+    with_raya(config(2), || {
+        let gate = Gate::remote();
+        let refs = vec![behind::remote(gate.clone(), 1), fails_now::remote()];
+        let err = raya::get_all(&refs).unwrap_err();
+        assert!(err.to_string().contains("this one fails"), "{err}");
+        let err = raya::get_all_timeout(&refs, Duration::from_secs(600)).unwrap_err();
+        assert!(err.to_string().contains("this one fails"), "{err}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = rt.block_on(raya::get_all_async(&refs)).unwrap_err();
+        assert!(err.to_string().contains("this one fails"), "{err}");
+        // The first is still waiting behind the gate: nothing above waited for it.
+        let (ready, _) = raya::wait(&refs[..1], 1, Some(Duration::ZERO)).unwrap();
+        assert!(ready.is_empty());
+        gate.open();
+        assert_eq!(raya::get(&refs[0]).unwrap(), 1);
+    });
+}
+
+#[test]
+fn a_ref_kept_out_of_band_fails_at_once_when_its_object_was_freed() {
+    with_raya(config(1), || {
+        let r = raya::put(41u64).unwrap();
+        let json = serde_json::to_string(&r).unwrap();
+        // While a reference lives, the one read back reads the object.
+        let back: ObjectRef<u64> = serde_json::from_str(&json).unwrap();
+        assert_eq!(raya::get(&back).unwrap(), 41);
+        drop((r, back));
+        // Every reference was dropped: the object is gone, and a reference read back from the
+        // text says so instead of waiting.
+        let back: ObjectRef<u64> = serde_json::from_str(&json).unwrap();
+        let err = raya::get_timeout(&back, Duration::from_secs(600)).unwrap_err();
+        assert!(!err.is_timeout(), "{err}");
+        assert!(err.to_string().contains("freed"), "{err}");
+        // And so does a task's result read back after it was freed.
+        let t = slow_value::remote(0, 3);
+        assert_eq!(raya::get(&t).unwrap(), 3);
+        let json = serde_json::to_string(&t).unwrap();
+        drop(t);
+        let back: ObjectRef<u32> = serde_json::from_str(&json).unwrap();
+        let err = raya::get_timeout(&back, Duration::from_secs(600)).unwrap_err();
+        assert!(err.to_string().contains("freed"), "{err}");
+    });
+}
+
 #[test]
 fn get_with_timeout_and_wait_semantics() {
     with_raya(config(2), || {
@@ -174,7 +256,7 @@ fn the_store_frees_objects_when_the_last_reference_goes() {
         let refs = make_refs::remote(100);
         assert_eq!(
             raya::get(&sum_refs::remote(refs.clone())).unwrap(),
-            (0..100).sum()
+            (0..100).sum::<u32>()
         );
         drop(refs);
         assert!(eventually(

@@ -511,3 +511,81 @@ fn task_records_reach_the_gcs() {
         );
     });
 }
+
+/// A result whose registered size measure panics: the worker storing it dies outside the
+/// task's own panic guard.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Spiky(u32);
+
+#[raya::remote]
+fn spiky(v: u32) -> Spiky {
+    Spiky(v)
+}
+
+/// An argument that panics when dropped, after the task ran.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct DropBomb(u32);
+
+impl Drop for DropBomb {
+    fn drop(&mut self) {
+        if self.0 == 13 && !std::thread::panicking() {
+            panic!("DropBomb went off");
+        }
+    }
+}
+
+impl Clone for DropBomb {
+    fn clone(&self) -> Self {
+        DropBomb(self.0)
+    }
+}
+
+#[raya::remote]
+fn takes_bomb(b: DropBomb) -> u32 {
+    b.0 + 1
+}
+
+static BOMB_HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[raya::remote]
+async fn holds_bomb_forever(b: DropBomb) -> u32 {
+    BOMB_HELD.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    b.0
+}
+
+#[test]
+fn a_worker_that_dies_outside_the_panic_guard_fails_its_task_and_is_replaced() {
+    with_raya(config(1), || {
+        raya::register_heap_size::<Spiky>(|_| panic!("size measure panicked"));
+        // No retries: the task fails, saying its worker died.
+        let r = spiky::options().max_retries(0).remote(1);
+        let e = raya::get_timeout(&r, Duration::from_secs(600)).unwrap_err();
+        assert!(!e.is_timeout(), "{e}");
+        assert!(e.to_string().contains("size measure panicked"), "{e}");
+        // Its CPU came back and a worker replaced the dead one: the one-CPU node runs on.
+        assert_eq!(raya::get(&plus_one::remote(1)).unwrap(), 2);
+        // With retries, each attempt fails the same way, and the last error is reported.
+        let r = spiky::options().max_retries(2).remote(2);
+        let e = raya::get_timeout(&r, Duration::from_secs(600)).unwrap_err();
+        assert!(e.to_string().contains("size measure panicked"), "{e}");
+        // An argument that panics as it is dropped after the task ran.
+        let r = takes_bomb::options().max_retries(0).remote(DropBomb(13));
+        match raya::get_timeout(&r, Duration::from_secs(600)) {
+            // The result was stored before the argument went off: it stands.
+            Ok(v) => assert_eq!(v, 14),
+            Err(e) => assert!(e.to_string().contains("DropBomb went off"), "{e}"),
+        }
+        assert_eq!(raya::get(&plus_one::remote(2)).unwrap(), 3);
+        // A force-cancelled async task whose future goes off as it is dropped: the panic
+        // unwinds out of the worker's event loop and kills its thread; another takes its place.
+        let r = holds_bomb_forever::remote(DropBomb(13));
+        assert!(eventually(Duration::from_secs(600), || BOMB_HELD
+            .load(Ordering::SeqCst)));
+        raya::cancel(&r, true).unwrap();
+        assert!(raya::get(&r).unwrap_err().is_cancelled());
+        for i in 0..4 {
+            assert_eq!(raya::get(&plus_one::remote(i)).unwrap(), i + 1);
+        }
+    });
+}

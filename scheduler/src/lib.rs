@@ -21,10 +21,10 @@ pub mod task_spec;
 
 pub use global::{GlobalRoute, GlobalScheduler, RegisterLocalScheduler, ScheduleTask};
 pub use local::{
-    CancelFlags, CancelTask, ClusterHooks, CreateActor, GetSchedulerState, LocalScheduler,
-    LocalSchedulerConfig, LocalSchedulerParts, PlaceTask, ReleaseResources, SchedulerState,
-    SubmitTask, TaskDone, TaskOutcome, TaskPlaced, TaskUnschedulable, WorkerBlocked, WorkerCommand,
-    WorkerFactory, WorkerStopped, WorkerUnblocked, record_event,
+    CancelFlags, CancelTask, ClusterHooks, CreateActor, Dispatched, GetSchedulerState,
+    LocalScheduler, LocalSchedulerConfig, LocalSchedulerParts, PlaceTask, ReleaseResources,
+    SchedulerState, SubmitTask, TaskDone, TaskOutcome, TaskPlaced, TaskUnschedulable,
+    WorkerBlocked, WorkerCommand, WorkerFactory, WorkerStopped, WorkerUnblocked, record_event,
 };
 pub use task_spec::{
     CreationOptions, FunctionDescriptor, SchedulingStrategy, TaskArg, TaskKind, TaskSpec,

@@ -141,6 +141,6 @@ impl<'de> Deserialize<'de> for RawRef {
                 "an ObjectRef can only be deserialized while a Raya runtime is running",
             )
         })?;
-        Ok(store.add_ref_from(w.id, w.owner, w.actor))
+        Ok(store.attach(w.id, w.owner, w.actor))
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::actor_host::HostControl;
 use crate::actor_host::wire::WireControl;
-use crate::core_worker::wait::{WaitReady, block_until};
+use crate::core_worker::wait::{Need, WaitReady, block_until};
 use crate::error::{Error, Result};
 use crate::execution::args::{ReadError, read_arc, read_ref};
 use crate::runtime::{current, current_or_start};
@@ -163,14 +163,14 @@ pub fn try_put<T: Object>(value: T) -> std::result::Result<ObjectRef<T>, (Error,
 /// for which [`Error::is_cancelled`] is true.
 pub fn get<T: Object + Clone>(r: &ObjectRef<T>) -> Result<T> {
     let core = current()?;
-    block_until(&core.store, &[&r.raw], 1, None, "get")?;
+    block_until(&core.store, &[&r.raw], Need::Some(1), None, "get")?;
     read(&core.store, &r.raw)
 }
 
 /// Like [`get`], without copying: the returned `Arc` shares the stored value.
 pub fn get_arc<T: Object>(r: &ObjectRef<T>) -> Result<Arc<T>> {
     let core = current()?;
-    block_until(&core.store, &[&r.raw], 1, None, "get")?;
+    block_until(&core.store, &[&r.raw], Need::Some(1), None, "get")?;
     read_arc::<T>(&core.store, &r.raw).map_err(read_error)
 }
 
@@ -180,7 +180,7 @@ pub fn get_timeout<T: Object + Clone>(r: &ObjectRef<T>, timeout: Duration) -> Re
     if !block_until(
         &core.store,
         &[&r.raw],
-        1,
+        Need::Some(1),
         Some(Instant::now() + timeout),
         "get",
     )? {
@@ -189,12 +189,21 @@ pub fn get_timeout<T: Object + Clone>(r: &ObjectRef<T>, timeout: Duration) -> Re
     read(&core.store, &r.raw)
 }
 
-/// Gets every object, in order. The first failed object's error is returned.
+/// Gets every object, in order. As soon as one fails its error is returned, without waiting
+/// for the others (when several have failed, the first of them in `refs`).
 pub fn get_all<T: Object + Clone>(refs: &[ObjectRef<T>]) -> Result<Vec<T>> {
     let core = current()?;
     let raws: Vec<&RawRef> = refs.iter().map(|r| &r.raw).collect();
-    block_until(&core.store, &raws, raws.len(), None, "get_all")?;
-    refs.iter().map(|r| read(&core.store, &r.raw)).collect()
+    block_until(&core.store, &raws, Need::AllOrFailure, None, "get_all")?;
+    read_all(&core.store, refs)
+}
+
+/// Reads objects that are all ready, or returns the error of the first that failed.
+fn read_all<T: Object + Clone>(store: &StoreCore, refs: &[ObjectRef<T>]) -> Result<Vec<T>> {
+    if let Some(failed) = refs.iter().find(|r| store.status(r.id()) == Status::Failed) {
+        read::<T>(store, &failed.raw)?;
+    }
+    refs.iter().map(|r| read(store, &r.raw)).collect()
 }
 
 /// Like [`get_all`], but fails with [`Error::GetTimeout`] after `timeout`.
@@ -207,13 +216,13 @@ pub fn get_all_timeout<T: Object + Clone>(
     if !block_until(
         &core.store,
         &raws,
-        raws.len(),
+        Need::AllOrFailure,
         Some(Instant::now() + timeout),
         "get_all",
     )? {
         return Err(Error::GetTimeout(timeout));
     }
-    refs.iter().map(|r| read(&core.store, &r.raw)).collect()
+    read_all(&core.store, refs)
 }
 
 fn check_wait_args<T>(refs: &[ObjectRef<T>], num_returns: usize) -> Result<()> {
@@ -267,7 +276,7 @@ pub fn wait<T>(
     block_until(
         &core.store,
         &raws,
-        num_returns,
+        Need::Some(num_returns),
         timeout.map(|t| Instant::now() + t),
         "wait",
     )?;
@@ -339,7 +348,7 @@ impl<T: Object + Clone> IntoFuture for ObjectRef<T> {
     type IntoFuture = GetFuture<T>;
     fn into_future(self) -> GetFuture<T> {
         GetFuture {
-            wait: WaitReady::new(vec![self.raw.clone()], 1, None),
+            wait: WaitReady::new(vec![self.raw.clone()], Need::Some(1), None),
             raw: self.raw,
             _t: PhantomData,
         }
@@ -364,7 +373,7 @@ pub async fn get_timeout_async<T: Object + Clone>(
     r: &ObjectRef<T>,
     timeout: Duration,
 ) -> Result<T> {
-    if !WaitReady::new(vec![r.raw.clone()], 1, Some(timeout)).await? {
+    if !WaitReady::new(vec![r.raw.clone()], Need::Some(1), Some(timeout)).await? {
         return Err(Error::GetTimeout(timeout));
     }
     read(&current()?.store, &r.raw)
@@ -373,10 +382,8 @@ pub async fn get_timeout_async<T: Object + Clone>(
 /// The async form of [`get_all`].
 pub async fn get_all_async<T: Object + Clone>(refs: &[ObjectRef<T>]) -> Result<Vec<T>> {
     let raws: Vec<RawRef> = refs.iter().map(|r| r.raw.clone()).collect();
-    let n = raws.len();
-    WaitReady::new(raws, n, None).await?;
-    let core = current()?;
-    refs.iter().map(|r| read(&core.store, &r.raw)).collect()
+    WaitReady::new(raws, Need::AllOrFailure, None).await?;
+    read_all(&current()?.store, refs)
 }
 
 /// The async form of [`wait`].
@@ -387,7 +394,7 @@ pub async fn wait_async<T>(
 ) -> Result<ReadyPending<T>> {
     check_wait_args(refs, num_returns)?;
     let raws: Vec<RawRef> = refs.iter().map(|r| r.raw.clone()).collect();
-    WaitReady::new(raws, num_returns, timeout).await?;
+    WaitReady::new(raws, Need::Some(num_returns), timeout).await?;
     let core = current()?;
     Ok(split_ready(&core.store, refs, num_returns))
 }

@@ -1,7 +1,8 @@
 //! Waiting for objects: how `get`, `wait` and their async forms block until objects are no
-//! longer pending. A blocking wait sleeps on a [`Signal`] registered with each pending object; an
-//! async one registers its waker. Either way a worker's CPU is lent to other tasks meanwhile
-//! ([`LendCpu`]), so nested fan-out cannot deadlock a fixed pool.
+//! longer pending ([`Need`] says how many: `wait` a number of them, `get` of many all of them
+//! or the first that fails, as Ray does). A blocking wait sleeps on a [`Signal`] registered
+//! with each pending object; an async one registers its waker. Either way a worker's CPU is lent
+//! to other tasks meanwhile ([`LendCpu`]), so nested fan-out cannot deadlock a fixed pool.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,24 +15,49 @@ use raya_store::{RawRef, Signal, Status, StoreCore, Waiter, WaiterId, next_waite
 use crate::error::Result;
 use crate::execution::context::{LendCpu, check_may_block};
 
-/// Blocks until `refs` has at least `need` objects that are no longer pending, or `deadline`
-/// passes. Returns whether enough are ready. A worker's CPU is lent to other tasks meanwhile.
+/// What a wait waits for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Need {
+    /// At least this many objects no longer pending (`wait`).
+    Some(usize),
+    /// Every object, or the first that fails (`get` of many).
+    AllOrFailure,
+}
+
+impl Need {
+    /// Whether `ids`' states satisfy the need; stops looking as soon as they do.
+    fn met(self, store: &StoreCore, mut ids: impl Iterator<Item = raya_common::ObjectId>) -> bool {
+        match self {
+            Need::Some(0) => true,
+            Need::Some(n) => ids
+                .filter(|id| store.status(*id) != Status::Pending)
+                .nth(n - 1)
+                .is_some(),
+            Need::AllOrFailure => {
+                let mut all = true;
+                for id in ids.by_ref() {
+                    match store.status(id) {
+                        Status::Failed => return true,
+                        Status::Pending => all = false,
+                        _ => {}
+                    }
+                }
+                all
+            }
+        }
+    }
+}
+
+/// Blocks until `refs` meet `need`, or `deadline` passes. Returns whether they do. A worker's
+/// CPU is lent to other tasks meanwhile.
 pub(crate) fn block_until(
     store: &StoreCore,
     refs: &[&RawRef],
-    need: usize,
+    need: Need,
     deadline: Option<Instant>,
     what: &'static str,
 ) -> Result<bool> {
-    // Whether at least `need` are ready; stops looking as soon as they are.
-    let enough = |refs: &[&RawRef]| {
-        need == 0
-            || refs
-                .iter()
-                .filter(|r| store.status(r.id()) != Status::Pending)
-                .nth(need - 1)
-                .is_some()
-    };
+    let enough = |refs: &[&RawRef]| need.met(store, refs.iter().map(|r| r.id()));
     if enough(refs) {
         return Ok(true);
     }
@@ -62,7 +88,7 @@ pub(crate) fn block_until(
 #[derive(Debug)]
 pub(crate) struct WaitReady {
     refs: Vec<RawRef>,
-    need: usize,
+    need: Need,
     wid: WaiterId,
     registered: bool,
     deadline: Option<Instant>,
@@ -71,7 +97,7 @@ pub(crate) struct WaitReady {
 }
 
 impl WaitReady {
-    pub(crate) fn new(refs: Vec<RawRef>, need: usize, timeout: Option<Duration>) -> Self {
+    pub(crate) fn new(refs: Vec<RawRef>, need: Need, timeout: Option<Duration>) -> Self {
         WaitReady {
             refs,
             need,
@@ -94,19 +120,14 @@ impl Future for WaitReady {
             Err(e) => return Poll::Ready(Err(e)),
         };
         let this = &mut *self;
-        let mut ready = 0;
         for r in &this.refs {
-            // Registering first, then counting, cannot miss a completion in between.
-            if core
+            // Registering first, then looking, cannot miss a completion in between.
+            let _ = core
                 .store
-                .register_waiter(r.id(), this.wid, Waiter::Waker(cx.waker().clone()))
-                .is_err()
-            {
-                ready += 1;
-            }
+                .register_waiter(r.id(), this.wid, Waiter::Waker(cx.waker().clone()));
         }
         this.registered = true;
-        if ready >= this.need {
+        if this.need.met(&core.store, this.refs.iter().map(|r| r.id())) {
             return Poll::Ready(Ok(true));
         }
         if let Some(d) = this.deadline {

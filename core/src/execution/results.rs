@@ -30,12 +30,23 @@ impl Returns<'_> {
 /// Stores `output` as the results `returns`. On failure returns the error to report instead —
 /// the function's own, a number of values other than the caller asked for (an application
 /// error, as a `Vec` split into the wrong number of parts is), or a full store — without storing
-/// it: the caller decides whether to retry or [`fail_returns`].
+/// it: the caller decides whether to retry or [`fail_returns`]. User code that runs while
+/// storing (a size measure registered with `register_heap_size`, a value's `Drop`) and panics
+/// makes it a panic error; it never unwinds into the thread storing.
 pub(crate) fn store_output(
     store: &StoreCore,
     returns: Returns<'_>,
     output: Output,
 ) -> Result<(), TaskError> {
+    crate::execution::panic::catch(|| store_values(store, returns, output)).unwrap_or_else(|m| {
+        Err(TaskError::new(
+            TaskErrorKind::Panic,
+            format!("storing the result of {} panicked: {m}", returns.name),
+        ))
+    })
+}
+
+fn store_values(store: &StoreCore, returns: Returns<'_>, output: Output) -> Result<(), TaskError> {
     let values = output?;
     if returns.num_returns == 0 {
         return Ok(());

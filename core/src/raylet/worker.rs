@@ -5,16 +5,22 @@
 //! `async fn` on the worker's event loop) through the [execution path](crate::execution) and
 //! tells the scheduler [`TaskDone`], with a retry when the failure allows one; `Cancel` flags
 //! (or, for an `async` task with `force`, stops) the task it runs; `Stop` ends the thread.
+//!
+//! Panics in the task, in dropping its arguments and in storing its results are caught and
+//! reported as the task's. A worker whose thread dies all the same (a panic elsewhere unwinds
+//! out of its event loop, dropping it) tells the scheduler as it goes ([`WorkerStopped`], with
+//! the task it ran), so the task fails or is retried, its resources come back and another
+//! worker takes its place.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix::prelude::*;
 use raya_cluster::gcs::task_events::{TaskEventBuffer, TaskState};
-use raya_common::{NodeId, ResourceSet, TaskError, TaskErrorKind, TaskId, WorkerId};
+use raya_common::{NodeId, TaskError, TaskErrorKind, TaskId, WorkerId};
 use raya_scheduler::{
     CancelFlags, LocalScheduler, TaskDone, TaskOutcome, TaskSpec, WorkerCommand, WorkerFactory,
-    record_event,
+    WorkerStopped, record_event,
 };
 use raya_store::StoreCore;
 
@@ -35,22 +41,11 @@ pub(crate) struct WorkerEnv {
 
 /// The task a worker runs now.
 struct Current {
-    task_id: TaskId,
+    /// The task (with its arguments when a retry may need them).
+    spec: Box<TaskSpec>,
     cancel: Arc<AtomicBool>,
-    /// For an async task: its future, and the spec (without arguments) to report it by.
-    spawn: Option<(SpawnHandle, Box<TaskSpec>)>,
-}
-
-/// `spec` without its arguments: enough to report the task.
-fn described(spec: &TaskSpec) -> TaskSpec {
-    TaskSpec {
-        args: Vec::new(),
-        resources: ResourceSet::new(),
-        function: spec.function.clone(),
-        strategy: spec.strategy.clone(),
-        kind: spec.kind.clone(),
-        ..*spec
-    }
+    /// For an async task: its future.
+    spawn: Option<SpawnHandle>,
 }
 
 /// A worker: runs the tasks its node's local scheduler gives it, one at a time, on its own
@@ -60,6 +55,25 @@ pub(crate) struct Worker {
     env: WorkerEnv,
     scheduler: Addr<LocalScheduler>,
     current: Option<Current>,
+    /// Told to stop: its end is no news to the scheduler.
+    stopping: bool,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if self.stopping {
+            return;
+        }
+        // Dropped without being told to stop: its thread is unwinding, or its event loop ended.
+        let task = self.current.take().map(|c| {
+            self.env.cancel_flags.unregister(c.spec.task_id);
+            c.spec
+        });
+        self.scheduler.do_send(WorkerStopped {
+            worker: self.id,
+            task,
+        });
+    }
 }
 
 impl Actor for Worker {
@@ -68,6 +82,7 @@ impl Actor for Worker {
 
 impl Worker {
     fn execute(&mut self, mut spec: TaskSpec, ctx: &mut Context<Self>) {
+        let cancel = Arc::new(AtomicBool::new(false));
         let Some(entry) = registry::function(spec.function.local_index, &spec.function.name) else {
             let err = TaskError::new(
                 TaskErrorKind::UnknownFunction,
@@ -76,7 +91,12 @@ impl Worker {
                     spec.function.name
                 ),
             );
-            self.finish(spec, Err(err));
+            self.current = Some(Current {
+                spec: Box::new(spec),
+                cancel,
+                spawn: None,
+            });
+            self.finish(Err(err));
             return;
         };
         // Arguments are kept for a retry only when one is possible.
@@ -85,7 +105,6 @@ impl Worker {
         } else {
             std::mem::take(&mut spec.args)
         };
-        let cancel = Arc::new(AtomicBool::new(false));
         self.env
             .cancel_flags
             .register(spec.task_id, Arc::clone(&cancel));
@@ -103,48 +122,49 @@ impl Worker {
         let span =
             tracing::debug_span!("task", task = %spec.task_id, function = %spec.function.name);
         let _span = span.enter();
+        self.current = Some(Current {
+            spec: Box::new(spec),
+            cancel,
+            spawn: None,
+        });
         match entry.invoke {
             Invoke::Sync(f) => {
-                self.current = Some(Current {
-                    task_id: spec.task_id,
-                    cancel,
-                    spawn: None,
-                });
                 let out = {
                     let _g = context::enter(exec);
                     catch(|| f(&mut args)).unwrap_or_else(|msg| Err(panicked(msg)))
                 };
-                drop(args);
-                self.finish(spec, out);
+                // The arguments' `Drop` is user code too.
+                let out = match catch(move || drop(args)) {
+                    Ok(()) => out,
+                    Err(msg) => Err(panicked(format!("dropping an argument panicked: {msg}"))),
+                };
+                self.finish(out);
             }
             Invoke::Async(f) => {
                 let fut = {
                     let _g = context::enter(Arc::clone(&exec));
                     f(args)
                 };
-                let task_id = spec.task_id;
-                let report = Box::new(described(&spec));
                 let wrapped = CatchUnwind(Box::pin(WithCtx { ctx: exec, fut }));
                 let handle = ctx.spawn(actix::fut::wrap_future::<_, Self>(wrapped).map(
-                    move |res, this, _| this.finish(spec, res.unwrap_or_else(|m| Err(panicked(m)))),
+                    move |res, this, _| this.finish(res.unwrap_or_else(|m| Err(panicked(m)))),
                 ));
-                self.current = Some(Current {
-                    task_id,
-                    cancel,
-                    spawn: Some((handle, report)),
-                });
+                if let Some(c) = &mut self.current {
+                    c.spawn = Some(handle);
+                }
             }
         }
     }
 
-    /// Stores the task's results (or error) and tells the scheduler, asking for a retry when
-    /// the failure allows one.
-    fn finish(&mut self, mut spec: TaskSpec, out: Output) {
+    /// Stores the current task's results (or error) and tells the scheduler, asking for a
+    /// retry when the failure allows one.
+    fn finish(&mut self, out: Output) {
+        let Some(cur) = self.current.as_ref() else {
+            return;
+        };
+        let spec = &cur.spec;
         self.env.cancel_flags.unregister(spec.task_id);
-        let cancelled = self
-            .current
-            .take()
-            .is_some_and(|c| c.task_id == spec.task_id && c.cancel.load(Ordering::Relaxed));
+        let cancelled = cur.cancel.load(Ordering::Relaxed);
         let returns = Returns {
             task_id: spec.task_id,
             num_returns: spec.num_returns,
@@ -155,50 +175,70 @@ impl Worker {
         let outcome = match stored {
             // A cancelled task's results were already reported as cancelled.
             _ if cancelled => {
-                record_event(events, &spec, node, TaskState::Cancelled);
+                record_event(events, spec, node, TaskState::Cancelled);
                 TaskOutcome::Failed
             }
             Ok(()) => {
-                record_event(events, &spec, node, TaskState::Finished);
+                record_event(events, spec, node, TaskState::Finished);
                 TaskOutcome::Finished
             }
             Err(e) => {
-                record_event(events, &spec, node, TaskState::Failed);
-                if should_retry(&e, &spec) {
+                record_event(events, spec, node, TaskState::Failed);
+                if should_retry(&e, spec) {
                     tracing::debug!(task = %spec.task_id, attempt = spec.attempt, error = %e, "task failed, retrying");
-                    spec.attempt += 1;
-                    TaskOutcome::Retry(Box::new(spec.clone()))
+                    let mut next = spec.clone();
+                    next.attempt += 1;
+                    TaskOutcome::Retry(next)
                 } else {
                     fail_returns(&self.env.store, events, node, returns, spec.attempt, e);
                     TaskOutcome::Failed
                 }
             }
         };
+        let task_id = spec.task_id;
+        let done = self.current.take();
         self.scheduler.do_send(TaskDone {
             worker: Some(self.id),
-            task_id: spec.task_id,
+            task_id,
             outcome,
         });
+        // Reported first: the arguments kept for a retry are user values, and their `Drop` may
+        // panic.
+        if let Err(msg) = catch(move || drop(done)) {
+            tracing::warn!(task = %task_id, panic = %msg, "dropping a task's arguments panicked");
+        }
     }
 
     fn cancel(&mut self, task_id: TaskId, force: bool, ctx: &mut Context<Self>) {
         let Some(cur) = &mut self.current else { return };
-        if cur.task_id != task_id {
+        if cur.spec.task_id != task_id {
             return;
         }
         cur.cancel.store(true, Ordering::Relaxed);
-        if force && let Some((h, spec)) = cur.spawn.take() {
+        if force && let Some(h) = cur.spawn.take() {
             // An async task stops at its current await point; its results were already
             // reported as cancelled by the scheduler.
-            ctx.cancel_future(h);
-            self.current = None;
+            let done = self.current.take();
             self.env.cancel_flags.unregister(task_id);
-            record_event(&self.env.events, &spec, self.env.node, TaskState::Cancelled);
+            if let Some(c) = &done {
+                record_event(
+                    &self.env.events,
+                    &c.spec,
+                    self.env.node,
+                    TaskState::Cancelled,
+                );
+            }
             self.scheduler.do_send(TaskDone {
                 worker: Some(self.id),
                 task_id,
                 outcome: TaskOutcome::Failed,
             });
+            // Reported first: dropping the future and the arguments runs user `Drop`s (and a
+            // panic in the future's drops the worker, which its replacement makes good).
+            if let Err(msg) = catch(move || drop(done)) {
+                tracing::warn!(task = %task_id, panic = %msg, "dropping a task's arguments panicked");
+            }
+            ctx.cancel_future(h);
         }
     }
 }
@@ -225,9 +265,10 @@ impl Handler<WorkerCommand> for Worker {
     type Result = ();
     fn handle(&mut self, cmd: WorkerCommand, ctx: &mut Context<Self>) {
         match cmd {
-            WorkerCommand::Execute(spec) => self.execute(*spec, ctx),
+            WorkerCommand::Execute(d) => self.execute(*d.take(), ctx),
             WorkerCommand::Cancel { task_id, force } => self.cancel(task_id, force, ctx),
             WorkerCommand::Stop => {
+                self.stopping = true;
                 ctx.stop();
                 Arbiter::current().stop();
             }
@@ -253,6 +294,7 @@ impl WorkerFactory for ThreadWorkerFactory {
             env,
             scheduler,
             current: None,
+            stopping: false,
         })
         .recipient()
     }

@@ -54,7 +54,7 @@ raya_cluster::wire_message!(
 #[rtype(result = "()")]
 pub enum WorkerCommand {
     /// Run a task.
-    Execute(Box<TaskSpec>),
+    Execute(Dispatched),
     /// Cancel the task it runs: async tasks are dropped at their next await point when `force`;
     /// every task sees the cancellation through its flag ([`super::CancelFlags`]).
     Cancel {
@@ -65,6 +65,51 @@ pub enum WorkerCommand {
     },
     /// Finish the current task, then exit.
     Stop,
+}
+
+/// A task handed to a worker. A worker that dies before taking it (its mailbox dropped with
+/// the task in it) sends it back to the scheduler as it goes, so it is retried or failed, never
+/// lost.
+pub struct Dispatched {
+    spec: Option<Box<TaskSpec>>,
+    worker: WorkerId,
+    back: Addr<super::LocalScheduler>,
+}
+
+impl Dispatched {
+    /// `spec`, handed to `worker`; it goes back to `back` if never taken.
+    pub fn new(spec: Box<TaskSpec>, worker: WorkerId, back: Addr<super::LocalScheduler>) -> Self {
+        Dispatched {
+            spec: Some(spec),
+            worker,
+            back,
+        }
+    }
+
+    /// The worker takes the task.
+    pub fn take(mut self) -> Box<TaskSpec> {
+        self.spec.take().expect("a dispatched task is taken once")
+    }
+}
+
+impl Drop for Dispatched {
+    fn drop(&mut self) {
+        if let Some(spec) = self.spec.take() {
+            self.back.do_send(WorkerStopped {
+                worker: self.worker,
+                task: Some(spec),
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for Dispatched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatched")
+            .field("task", &self.spec.as_ref().map(|s| s.task_id))
+            .field("worker", &self.worker)
+            .finish()
+    }
 }
 
 /// An actor creation whose placement resources this node reserved: the node manager hands it
@@ -111,10 +156,17 @@ pub struct WorkerBlocked(pub WorkerId);
 #[rtype(result = "()")]
 pub struct WorkerUnblocked(pub WorkerId);
 
-/// A worker exited.
+/// A worker exited without being told to: its thread died (a panic outside a task's own guard,
+/// such as in a `Drop`). The task it ran, or one it never took, comes back with it (each in a
+/// message of its own).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct WorkerStopped(pub WorkerId);
+pub struct WorkerStopped {
+    /// The worker.
+    pub worker: WorkerId,
+    /// The task it was running.
+    pub task: Option<Box<TaskSpec>>,
+}
 
 /// Cancels a queued or running task (and, when `recursive`, the tasks it submitted). Replies
 /// whether the task was found here. From another node: the owner of a task placed here

@@ -42,9 +42,9 @@ pub mod worker_pool;
 
 pub use cancel::CancelFlags;
 pub use messages::{
-    CancelTask, CreateActor, GetSchedulerState, PlaceTask, ReleaseResources, SchedulerState,
-    SubmitTask, TaskDone, TaskOutcome, TaskPlaced, TaskUnschedulable, WorkerBlocked, WorkerCommand,
-    WorkerStopped, WorkerUnblocked,
+    CancelTask, CreateActor, Dispatched, GetSchedulerState, PlaceTask, ReleaseResources,
+    SchedulerState, SubmitTask, TaskDone, TaskOutcome, TaskPlaced, TaskUnschedulable,
+    WorkerBlocked, WorkerCommand, WorkerStopped, WorkerUnblocked,
 };
 pub(crate) use records::infeasible_reason;
 pub use records::record_event;
@@ -431,8 +431,11 @@ impl LocalScheduler {
                         self.events
                             .update(spec.task_id, spec.attempt, |e| e.worker = Some(w));
                         let task = spec.task_id;
-                        self.workers
-                            .execute(w, task, WorkerCommand::Execute(Box::new(spec)));
+                        self.workers.execute(
+                            w,
+                            task,
+                            WorkerCommand::Execute(Dispatched::new(Box::new(spec), w, me.clone())),
+                        );
                     }
                     None => self.actor_creator.do_send(CreateActor(Box::new(spec))),
                 }
@@ -656,11 +659,39 @@ impl Handler<WorkerUnblocked> for LocalScheduler {
 
 impl Handler<WorkerStopped> for LocalScheduler {
     type Result = ();
-    fn handle(&mut self, WorkerStopped(w): WorkerStopped, ctx: &mut Context<Self>) {
+    fn handle(&mut self, m: WorkerStopped, ctx: &mut Context<Self>) {
+        let w = m.worker;
+        tracing::debug!(worker = %w, task = ?m.task.as_ref().map(|s| s.task_id), "worker stopped");
         if self.workers.remove(w) {
-            tracing::warn!(worker = %w, "worker exited unexpectedly");
-            self.dispatch(ctx);
+            tracing::warn!(worker = %w, "worker thread died: starting another");
+            self.workers.start_minimum(&ctx.address());
         }
+        if let Some(spec) = m.task
+            && let Some(run) = self.running.remove(&spec.task_id)
+        {
+            let task = spec.task_id;
+            if !run.blocked {
+                self.available.add(&run.held);
+            }
+            self.children.remove(&task);
+            self.cancel_flags.unregister(task);
+            if run.cancelled {
+                // Its results already report the cancellation.
+            } else if spec.may_retry(false) {
+                let mut next = *spec;
+                next.attempt += 1;
+                tracing::debug!(%task, attempt = next.attempt, "retrying the task of a dead worker");
+                self.queued.fetch_add(1, Ordering::Relaxed);
+                self.submit(next, ctx, false);
+            } else {
+                let reason = format!(
+                    "worker {w}, which ran it, died: a panic outside the task itself (in a \
+                     value's `Drop`, or in Raya)"
+                );
+                self.fail_task(&spec, TaskError::new(TaskErrorKind::System, reason));
+            }
+        }
+        self.dispatch(ctx);
     }
 }
 

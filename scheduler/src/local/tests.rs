@@ -22,8 +22,8 @@ impl Actor for FakeWorker {
 impl Handler<WorkerCommand> for FakeWorker {
     type Result = ();
     fn handle(&mut self, cmd: WorkerCommand, _: &mut Context<Self>) {
-        if let WorkerCommand::Execute(spec) = cmd {
-            self.log.lock().unwrap().push((self.id, *spec));
+        if let WorkerCommand::Execute(d) = cmd {
+            self.log.lock().unwrap().push((self.id, *d.take()));
         }
     }
 }

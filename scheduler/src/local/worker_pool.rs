@@ -63,11 +63,12 @@ impl WorkerPool {
         }
     }
 
-    /// Starts the workers kept even when idle.
+    /// Starts the workers kept even when idle; after one died, starts another.
     pub(super) fn start_minimum(&mut self, scheduler: &Addr<LocalScheduler>) {
-        for _ in 0..self.min {
-            if let Some(w) = self.take(scheduler) {
-                self.idle.push(w);
+        while self.slots.len() < self.min {
+            match self.start_new(scheduler) {
+                Some(w) => self.idle.push(w),
+                None => break,
             }
         }
     }
@@ -77,6 +78,11 @@ impl WorkerPool {
         if let Some(w) = self.idle.pop() {
             return Some(w);
         }
+        self.start_new(scheduler)
+    }
+
+    /// A new worker, while the pool is below its maximum.
+    fn start_new(&mut self, scheduler: &Addr<LocalScheduler>) -> Option<WorkerId> {
         if self.slots.len() >= self.max {
             return None;
         }

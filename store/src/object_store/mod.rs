@@ -202,12 +202,44 @@ impl StoreCore {
         owner: NodeId,
         actor: Option<ActorId>,
     ) -> RawRef {
+        self.counted_ref(id, owner, actor, false)
+    }
+
+    /// A reference read back from its serialized form (in a message, or in bytes the program
+    /// kept out of band). An object of this node that is no longer in the store was freed while
+    /// only serialized references to it were left: the reference reads as failed at once,
+    /// rather than waiting for an object nobody will make.
+    pub fn attach(self: &Arc<Self>, id: ObjectId, owner: NodeId, actor: Option<ActorId>) -> RawRef {
+        self.counted_ref(id, owner, actor, true)
+    }
+
+    fn counted_ref(
+        self: &Arc<Self>,
+        id: ObjectId,
+        owner: NodeId,
+        actor: Option<ActorId>,
+        read_back: bool,
+    ) -> RawRef {
         let foreign = owner != self.config.node;
         let first = {
             let mut shard = self.shard(&id);
             match shard.entries.get_mut(&id) {
                 Some(e) => {
                     e.refs += 1;
+                    false
+                }
+                None if read_back && !foreign => {
+                    let freed = TaskError::new(
+                        raya_common::TaskErrorKind::ObjectLost,
+                        format!(
+                            "object {id} was freed: every reference to it was dropped while it \
+                             was kept only in serialized form (an ObjectRef serialized out of \
+                             band does not keep its object alive; keep an ObjectRef in the program \
+                             for as long as the object is needed)"
+                        ),
+                    );
+                    let e = self.new_entry(State::Failed(Arc::new(freed)), 0);
+                    shard.entries.insert(id, e);
                     false
                 }
                 None => {
