@@ -18,7 +18,8 @@ pub mod wire_value;
 
 pub use object_manager::{ExpectReturns, NodeGone, ObjectManager, ObjectsExpected};
 pub use object_store::{
-    Lookup, ObjectStore, Status, StoreConfig, StoreCore, StoreError, StoreHooks, StoreStats,
+    Lookup, ObjectStore, Resident, Status, StoreConfig, StoreCore, StoreError, StoreHooks,
+    StoreStats,
 };
 pub use raw_ref::{RawRef, collect_refs, current_store, set_current_store};
 pub use signal::{Signal, Waiter, WaiterId, next_waiter_id};

@@ -111,13 +111,43 @@ macro_rules! gcs_requests {
         pub(super) fn serve(tables: &$crate::gcs::GcsTables, router: &$crate::transport::Router) {
             $(
                 if <$msg as $crate::gcs::GcsRequest>::GOSSIP_TOPIC.is_none() {
-                    router.serve::<$msg, $table>(tables.$field.clone());
+                    $crate::gcs::serve_durably::<$msg>(tables, router);
                 }
             )+
         }
     };
 }
 pub(crate) use gcs_requests;
+
+/// Serves request `M` on `router`, answering only once what it changed is on disk: a node
+/// that was told its registration, its named actor or its key is stored can count on it after
+/// the head is killed and started again. The flush runs on sled's own threads, never on the
+/// tables' event loop.
+pub(crate) fn serve_durably<M>(tables: &GcsTables, router: &crate::transport::Router)
+where
+    M: GcsRequest,
+    <M::Table as Actor>::Context: actix::dev::ToEnvelope<M::Table, M>,
+{
+    use crate::transport::{WireError, decode_body, encode_body};
+    let addr = M::table(tables).clone();
+    let db = tables.db.clone();
+    router.serve_with(
+        M::NAME,
+        std::sync::Arc::new(move |_peer, body| {
+            let (addr, db) = (addr.clone(), db.clone());
+            Box::pin(async move {
+                let msg: M = decode_body(&body)?;
+                let mut result = addr.send(msg).await.map_err(|_| WireError::ActorGone)?;
+                if result.is_ok()
+                    && let Err(e) = db.flush_async().await
+                {
+                    result = Err(GcsError::Storage(format!("writing to disk: {e}")));
+                }
+                encode_body(&result)
+            })
+        }),
+    );
+}
 
 /// A change of the node table as the head publishes it by gossip: numbered, so that a node that
 /// missed one notices the gap and reloads the table from the GCS.

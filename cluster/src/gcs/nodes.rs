@@ -108,9 +108,11 @@ pub struct NodeTable {
 impl NodeTable {
     pub(crate) fn load(db: &sled::Db, timeout: Duration) -> Result<Self, GcsError> {
         let mut nodes = Persisted::open(db, "nodes")?;
-        // Records reloaded as alive get a fresh heartbeat clock: a node that is really still
-        // running re-registers or heartbeats within the timeout; the others are declared dead.
-        let now = now_ms();
+        // Records reloaded as alive get a fresh heartbeat clock, with a grace of two more
+        // timeouts: a node that is really still running must first notice the head is back,
+        // dial it again and rejoin its gossip mesh before its heartbeats arrive. The others are
+        // declared dead.
+        let now = now_ms().saturating_add(2 * timeout.as_millis() as u64);
         let alive: Vec<NodeInfo> = nodes
             .values()
             .filter(|n: &&NodeInfo| n.state == NodeState::Alive)

@@ -45,6 +45,12 @@ fn sum(data: &[u8]) -> u64 {
         .fold(0u64, |a, b| a.wrapping_mul(131).wrapping_add(u64::from(*b)))
 }
 
+/// How often the store of the node this runs on has read a spill file.
+#[raya::remote]
+fn spill_reads_here() -> u64 {
+    raya::object_store_stats().unwrap().total_spill_reads
+}
+
 /// Objects in the store of the node this runs on, but for this task's own result.
 #[raya::remote]
 fn objects_here() -> u64 {
@@ -291,6 +297,20 @@ fn nested_refs_in_arguments() {
     no_objects_left(&["a", "b"]);
 }
 
+/// Tells the test that the scenario reached `name`, and waits until the test lets it go on.
+fn step(name: &str) {
+    let dir = PathBuf::from(std::env::var("TEST_STEPS").expect("TEST_STEPS"));
+    std::fs::write(dir.join(format!("{name}.reached")), b"").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !dir.join(format!("{name}.go")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the test never let step {name} go on"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Sends `signal` (`KILL`, `STOP`, `CONT`) to the process of node `name` (as the harness named
 /// it in `TEST_PIDS`).
 fn signal(name: &str, signal: &str) {
@@ -483,6 +503,88 @@ fn an_actor_call_batch_that_fails_does_not_kill_the_actor() {
     no_objects_left(&["a"]);
 }
 
+/// A result too large for its node's memory is spilled as it is stored; announcing it to its
+/// owner reads nothing from disk (only serving the owner's pull does).
+fn a_spilled_result_is_announced_without_reading_it() {
+    let len = 4u64 << 20;
+    let r = make_bytes::options().resource("a", 1.0).remote(len, 3);
+    let data = raya::get_timeout(&r, Duration::from_secs(60)).unwrap();
+    assert_eq!(data.len() as u64, len);
+    let reads = raya::get_timeout(
+        &spill_reads_here::options().resource("a", 1.0).remote(),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(
+        reads, 1,
+        "the pull reads the spilled result once, and nothing else does"
+    );
+    drop((r, data));
+    no_objects_left(&["a"]);
+}
+
+/// Work reaches a worker node before and after the head is killed and started again, from the
+/// same driver: the driver and the worker reach the new head without being told.
+fn the_head_restarts() {
+    let before = node_with("a");
+    step("head-restarted");
+    let after = raya::get_timeout(
+        &node_id::options().resource("a", 1.0).remote(),
+        Duration::from_secs(90),
+    )
+    .expect("work goes through the restarted head");
+    assert_eq!(before, after);
+    let x = raya::put(vec![1u8; 1 << 20]).unwrap();
+    let r = checksum::options().resource("a", 1.0).remote(&x);
+    let (total, _) = raya::get_timeout(&r, Duration::from_secs(60)).unwrap();
+    assert_eq!(total, sum(&vec![1u8; 1 << 20]));
+    drop((x, r));
+    no_objects_left(&["a"]);
+}
+
+/// A worker node killed and replaced by one on another port: work for it goes to the new one.
+fn a_node_restarts_on_a_new_port() {
+    let before = node_with("a");
+    step("node-replaced");
+    let after = raya::get_timeout(
+        &node_id::options().resource("a", 1.0).remote(),
+        Duration::from_secs(90),
+    )
+    .expect("work reaches the new node");
+    assert_ne!(before, after);
+    let x = raya::put(vec![2u8; 1 << 20]).unwrap();
+    let r = checksum::options().resource("a", 1.0).remote(&x);
+    let (total, ran_on) = raya::get_timeout(&r, Duration::from_secs(60)).unwrap();
+    assert_eq!((total, ran_on), (sum(&vec![2u8; 1 << 20]), after));
+    drop((x, r));
+    no_objects_left(&["a"]);
+}
+
+/// Makes `n` objects of `len` bytes here and returns references to them (owned here).
+#[raya::remote]
+fn make_many(n: u64, len: u64) -> Vec<ObjectRef<Vec<u8>>> {
+    (0..n)
+        .map(|i| raya::put(vec![i as u8; len as usize]).unwrap())
+        .collect()
+}
+
+/// More pulls from one node at once than it serves at once (64): the rest wait their turn and
+/// every one completes.
+fn many_concurrent_pulls_from_one_node() {
+    let (n, len) = (150u64, 200u64 << 10);
+    let refs = raya::get_timeout(
+        &make_many::options().resource("a", 1.0).remote(n, len),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let all = raya::get_all_timeout(&refs, Duration::from_secs(120)).expect("every pull completes");
+    for (i, v) in all.iter().enumerate() {
+        assert_eq!((v.len() as u64, v[0]), (len, i as u8), "object {i}");
+    }
+    drop((refs, all));
+    no_objects_left(&["a"]);
+}
+
 fn run_scenario(name: &str) {
     match name {
         "many_short_tasks" => many_short_tasks(),
@@ -497,6 +599,12 @@ fn run_scenario(name: &str) {
         "placement_on_a_node_that_just_died" => placement_on_a_node_that_just_died(),
         "scheduling_through_a_stopped_head_fails" => scheduling_through_a_stopped_head_fails(),
         "get_after_a_timed_out_get_fetches" => get_after_a_timed_out_get_fetches(),
+        "the_head_restarts" => the_head_restarts(),
+        "many_concurrent_pulls_from_one_node" => many_concurrent_pulls_from_one_node(),
+        "a_node_restarts_on_a_new_port" => a_node_restarts_on_a_new_port(),
+        "a_spilled_result_is_announced_without_reading_it" => {
+            a_spilled_result_is_announced_without_reading_it()
+        }
         "an_unreachable_maker_fails_its_objects_after_the_lease" => {
             an_unreachable_maker_fails_its_objects_after_the_lease()
         }
@@ -555,27 +663,25 @@ fn init_logs() {
     }
 }
 
-/// A node on loopback with mDNS off, its delivery bound and object lease from
-/// `TEST_DELIVERY_MS` and `TEST_LEASE_MS` when set.
+/// A node on loopback with mDNS off; its delivery bound, object lease and store size from
+/// `TEST_DELIVERY_MS`, `TEST_LEASE_MS` and `TEST_STORE_BYTES` when set.
 fn node_config(cpus: usize) -> raya::Config {
     let mut config = raya::Config::default()
         .num_cpus(cpus)
         .host("127.0.0.1")
         .mdns(false)
-        .object_store_memory(2 << 30);
-    if let Some(ms) = std::env::var("TEST_DELIVERY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+        .object_store_memory(env_u64("TEST_STORE_BYTES").unwrap_or(2 << 30));
+    if let Some(ms) = env_u64("TEST_DELIVERY_MS") {
         config = config.delivery_timeout(Duration::from_millis(ms));
     }
-    if let Some(ms) = std::env::var("TEST_LEASE_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(ms) = env_u64("TEST_LEASE_MS") {
         config = config.object_lease(Duration::from_millis(ms));
     }
     config
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -597,6 +703,8 @@ struct Cluster {
     pids: Vec<(String, u32)>,
     /// Settings every node and driver started later gets (`TEST_DELIVERY_MS`, ...).
     env: Vec<(String, String)>,
+    /// What the head was started with: its CPUs and extra `raya start` arguments.
+    head_args: (usize, Vec<String>),
 }
 
 impl Cluster {
@@ -622,9 +730,18 @@ impl Cluster {
             children: Vec::new(),
             pids: Vec::new(),
             env: Vec::new(),
+            head_args: (head_cpus, extra.iter().map(|a| a.to_string()).collect()),
         };
+        c.start_head("0");
+        c
+    }
+
+    /// Starts the head on `port` (its state in the test's directory) and waits until it says
+    /// where it listens.
+    fn start_head(&mut self, port: &str) {
+        let session = self.tmp.join("head-session");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_raya"));
-        cmd.env("TMPDIR", &c.tmp)
+        cmd.env("TMPDIR", &self.tmp)
             .env_remove("RAYA_ADDRESS")
             .args([
                 "start",
@@ -634,15 +751,18 @@ impl Cluster {
                 "--host",
                 "127.0.0.1",
             ])
-            .args(["--port", "0", "--num-cpus", &head_cpus.to_string()])
-            .args(extra)
+            .args(["--port", port, "--num-cpus", &self.head_args.0.to_string()])
+            .arg("--session-dir")
+            .arg(&session)
+            .args(&self.head_args.1)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(c.log("head"));
+            .stderr(self.log("head"));
         let mut child = cmd.spawn().expect("start the head");
         let stdout = child.stdout.take().unwrap();
-        c.pids.push(("head".into(), child.id()));
-        c.children.push(child);
+        self.pids.retain(|(n, _)| n != "head");
+        self.pids.push(("head".into(), child.id()));
+        self.children.push(child);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -656,11 +776,31 @@ impl Cluster {
                 .recv_timeout(left)
                 .expect("the head never said where it listens");
             if let Some(rest) = line.strip_prefix("Raya head started at ") {
-                c.head = rest.trim_end_matches('.').to_string();
+                self.head = rest.trim_end_matches('.').to_string();
                 std::thread::spawn(move || while rx.recv().is_ok() {});
-                return c;
+                return;
             }
         }
+    }
+
+    /// Kills the process called `name` (`kill -9`) and waits for it to go.
+    fn kill(&mut self, name: &str) {
+        let Some(pos) = self.pids.iter().position(|(n, _)| n == name) else {
+            panic!("no process {name}");
+        };
+        let (_, pid) = self.pids.remove(pos);
+        if let Some(i) = self.children.iter().position(|c| c.id() == pid) {
+            let mut child = self.children.remove(i);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the head (`kill -9`) and starts it again on the same port and state directory.
+    fn restart_head(&mut self) {
+        let port = self.head.rsplit(':').next().expect("host:port").to_string();
+        self.kill("head");
+        self.start_head(&port);
     }
 
     /// Waits until `raya status` shows `n` alive nodes (the head included).
@@ -735,11 +875,17 @@ impl Cluster {
     /// Runs `scenario` in a driver with `cpus` CPUs, and fails the test (with the driver's
     /// output) unless it exits cleanly within `limit`.
     fn drive(&mut self, scenario: &str, cpus: usize, limit: Duration) {
+        self.start_driver(scenario, cpus).finish(limit);
+    }
+
+    /// Starts `scenario` in a driver with `cpus` CPUs, for the test to act while it runs.
+    fn start_driver(&mut self, scenario: &str, cpus: usize) -> Driver {
         let mut cmd = self.node_process("driver_entry");
         let pids: Vec<String> = self.pids.iter().map(|(n, p)| format!("{n}={p}")).collect();
         cmd.env("TEST_SCENARIO", scenario)
             .env("TEST_NODE_CPUS", cpus.to_string())
             .env("TEST_PIDS", pids.join(","))
+            .env("TEST_STEPS", &self.tmp)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start the driver");
@@ -753,25 +899,87 @@ impl Cluster {
                     .join("\n")
             })
         };
-        let (out, err) = (collect(Box::new(out)), collect(Box::new(err)));
+        Driver {
+            scenario: scenario.to_string(),
+            steps: self.tmp.clone(),
+            child,
+            out: Some((collect(Box::new(out)), collect(Box::new(err)))),
+        }
+    }
+}
+
+/// Output collectors of a driver process: standard output and error.
+type Collected = (
+    std::thread::JoinHandle<String>,
+    std::thread::JoinHandle<String>,
+);
+
+/// A driver running a scenario; killed on drop.
+struct Driver {
+    scenario: String,
+    steps: PathBuf,
+    child: Child,
+    out: Option<Collected>,
+}
+
+impl Driver {
+    /// Waits until the scenario reaches `step` (it called `step(step)`), at most 120 s.
+    fn reached(&mut self, step: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.steps.join(format!("{step}.reached")).exists() {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                let (out, err) = self.output();
+                panic!(
+                    "scenario {} ended ({s}) before step {step}:\n{out}\n{err}",
+                    self.scenario
+                );
+            }
+            assert!(Instant::now() < deadline, "step {step} never reached");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Lets the scenario go on past `step`.
+    fn go(&self, step: &str) {
+        std::fs::write(self.steps.join(format!("{step}.go")), b"").unwrap();
+    }
+
+    fn output(&mut self) -> (String, String) {
+        match self.out.take() {
+            Some((out, err)) => (out.join().unwrap(), err.join().unwrap()),
+            None => Default::default(),
+        }
+    }
+
+    /// Fails the test (with the driver's output) unless the scenario exits cleanly within
+    /// `limit`.
+    fn finish(mut self, limit: Duration) {
         let deadline = Instant::now() + limit;
         let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
+            if let Some(s) = self.child.try_wait().unwrap() {
                 break Some(s);
             }
             if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
+                let _ = self.child.kill();
+                let _ = self.child.wait();
                 break None;
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        let (out, err) = (out.join().unwrap(), err.join().unwrap());
+        let (out, err) = self.output();
+        let scenario = &self.scenario;
         match status {
             Some(s) if s.success() => {}
             Some(s) => panic!("scenario {scenario} failed ({s}):\n{out}\n{err}"),
             None => panic!("scenario {scenario} did not end within {limit:?}:\n{out}\n{err}"),
         }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -922,5 +1130,57 @@ fn a_failed_batch_of_actor_calls_does_not_make_the_actor_dead() {
         "an_actor_call_batch_that_fails_does_not_kill_the_actor",
         1,
         Duration::from_secs(120),
+    );
+}
+
+#[test]
+fn a_spilled_result_is_announced_from_its_metadata() {
+    let mut c = Cluster::with_head("spilled-result", 1);
+    c.setting("TEST_STORE_BYTES", &(1u64 << 20).to_string());
+    c.worker(1, Some("a"));
+    c.wait_alive(2);
+    c.env.clear();
+    c.drive(
+        "a_spilled_result_is_announced_without_reading_it",
+        1,
+        Duration::from_secs(120),
+    );
+}
+
+#[test]
+fn a_restarted_head_is_reached_again_by_its_nodes_and_drivers() {
+    let mut c = Cluster::with_head("head-restart", 1);
+    c.worker(1, Some("a"));
+    c.wait_alive(2);
+    let mut d = c.start_driver("the_head_restarts", 1);
+    d.reached("head-restarted");
+    c.restart_head();
+    c.wait_alive(3);
+    d.go("head-restarted");
+    d.finish(Duration::from_secs(180));
+}
+
+#[test]
+fn a_node_restarted_on_a_new_port_is_reached() {
+    let mut c = Cluster::with_head("node-restart", 1);
+    c.worker(1, Some("a"));
+    c.wait_alive(2);
+    let mut d = c.start_driver("a_node_restarts_on_a_new_port", 1);
+    d.reached("node-replaced");
+    c.kill("a");
+    c.worker(1, Some("a"));
+    d.go("node-replaced");
+    d.finish(Duration::from_secs(180));
+}
+
+#[test]
+fn more_concurrent_pulls_than_a_node_serves_at_once_all_complete() {
+    let mut c = Cluster::with_head("many-pulls", 1);
+    c.worker(1, Some("a"));
+    c.wait_alive(2);
+    c.drive(
+        "many_concurrent_pulls_from_one_node",
+        1,
+        Duration::from_secs(180),
     );
 }

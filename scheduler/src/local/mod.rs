@@ -64,7 +64,7 @@ use raya_common::{
     FastHashMap, NodeId, ObjectId, ResourceSet, TaskError, TaskErrorKind, TaskFrame, TaskId,
     WorkerId,
 };
-use raya_store::{Lookup, ObjectsExpected, Status, StoreCore};
+use raya_store::{ObjectsExpected, Status, StoreCore};
 
 use crate::global::GlobalRoute;
 use crate::task_spec::{SchedulingStrategy, TaskArg, TaskKind, TaskSpec};
@@ -374,8 +374,9 @@ impl LocalScheduler {
     /// Step 3: queues a task whose arguments are all ready, unless one of them failed.
     fn enqueue(&mut self, spec: TaskSpec) {
         for arg in &spec.args {
+            // The state only: reading a spilled argument would block the scheduler on disk.
             if let TaskArg::Ref(r) = arg
-                && let Lookup::Failed(err) = self.store.get(r.id())
+                && let Some(err) = self.store.failure(r.id())
             {
                 self.dequeued();
                 self.fail_task(&spec, (*err).clone());

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use raya_common::{IdGenerator, JobId, ObjectId, TaskErrorKind, Value};
-use raya_store::{RawRef, StoreConfig};
+use raya_store::{Lookup, RawRef, StoreConfig};
 
 use super::*;
 use crate::task_spec::FunctionDescriptor;
@@ -61,12 +61,19 @@ struct Fixture {
 impl Fixture {
     fn new(cpus: f64) -> Fixture {
         let node = NodeId::random();
-        let store = StoreCore::new(StoreConfig {
+        Fixture::with_store(
+            cpus,
             node,
-            memory_budget: 1 << 30,
-            spilling: false,
-            spill_dir: std::env::temp_dir().join("raya-sched-test-unused"),
-        });
+            StoreCore::new(StoreConfig {
+                node,
+                memory_budget: 1 << 30,
+                spilling: false,
+                spill_dir: std::env::temp_dir().join("raya-sched-test-unused"),
+            }),
+        )
+    }
+
+    fn with_store(cpus: f64, node: NodeId, store: Arc<StoreCore>) -> Fixture {
         let log = Arc::new(Mutex::new(Vec::new()));
         let cfg = LocalSchedulerConfig {
             node,
@@ -309,5 +316,33 @@ fn cancelling_queued_and_running_tasks_stores_cancellation() {
                 .unwrap(),
             "unknown tasks are reported as not found"
         );
+    });
+}
+
+#[test]
+fn a_spilled_argument_is_not_read_to_schedule_its_task() {
+    run(|| async {
+        let node = NodeId::random();
+        let dir = std::env::temp_dir().join(format!("raya-sched-spill-{node}"));
+        let store = StoreCore::new(StoreConfig {
+            node,
+            memory_budget: 1 << 10,
+            spilling: true,
+            spill_dir: dir.clone(),
+        });
+        let fx = Fixture::with_store(1.0, node, store);
+        // Larger than the whole budget: it goes straight to disk.
+        let arg = fx
+            .store
+            .put(fx.ids.put_id(), Value::new(vec![7u8; 64 << 10]))
+            .unwrap_or_else(|_| panic!("put"));
+        assert_eq!(fx.store.stats().num_spilled, 1);
+        let (task, _r) = fx.submit(1.0, vec![TaskArg::Ref(arg)]);
+        fx.state().await;
+        assert_eq!(fx.started(), vec![(WorkerId(0), task)]);
+        // Only the worker that runs it reads it (the fake one does not).
+        assert_eq!(fx.store.stats().total_spill_reads, 0);
+        drop(fx);
+        let _ = std::fs::remove_dir_all(dir);
     });
 }

@@ -34,7 +34,7 @@ use raya_cluster::transport::Network;
 use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind};
 use tokio::sync::oneshot;
 
-use crate::object_store::{Lookup, Status, StoreCore, StoreHooks};
+use crate::object_store::{Resident, Status, StoreCore, StoreHooks};
 use crate::raw_ref::RawRef;
 use crate::wire_value::WireValue;
 use transfer::{locate_and_pull, pull_object, serve_pulls};
@@ -210,9 +210,9 @@ impl ObjectManager {
         // The status only: reading the object would load a spilled one from disk.
         match self.core.status(id) {
             Status::Ready => Located::At(self.me),
-            Status::Failed => match self.core.get(id) {
-                Lookup::Failed(e) => Located::Failed((*e).clone()),
-                _ => Located::Pending,
+            Status::Failed => match self.core.failure(id) {
+                Some(e) => Located::Failed((*e).clone()),
+                None => Located::Pending,
             },
             Status::Missing => Located::Unknown,
             Status::Pending => match self.copies.get(&id).and_then(|c| c.iter().next()) {
@@ -266,13 +266,15 @@ impl Handler<ExpectReturns> for ObjectManager {
 impl Handler<ResultReady> for ObjectManager {
     type Result = ();
     fn handle(&mut self, ResultReady(id, owner): ResultReady, _: &mut Context<Self>) {
-        let data = match self.core.get(id) {
-            // Large values are not encoded here (that would hold up this event loop): they stay
-            // and are encoded when pulled.
-            Lookup::Ready(v) if v.size() > MAX_INLINE => ReadyData::Held {
+        // Never from disk here (that would hold up this event loop): a spilled result stays
+        // where it is, to be pulled.
+        let data = match self.core.resident(id) {
+            Resident::Spilled(len) => ReadyData::Held { size: len },
+            // Large values are not encoded here either: they are encoded when pulled.
+            Resident::Memory(v) if v.size() > MAX_INLINE => ReadyData::Held {
                 size: v.size() as u64,
             },
-            Lookup::Ready(v) => match WireValue::encode(&v) {
+            Resident::Memory(v) => match WireValue::encode(&v) {
                 Ok(b) if b.len() <= MAX_INLINE => {
                     // The owner has it now: no copy needs to stay here (the message keeps the
                     // objects it names alive until the owner counted them).
@@ -287,11 +289,11 @@ impl Handler<ResultReady> for ObjectManager {
                     format!("the result cannot be encoded to leave the node: {e}"),
                 )),
             },
-            Lookup::Failed(e) => {
+            Resident::Failed(e) => {
                 self.held.remove(&id);
                 ReadyData::Failed((*e).clone())
             }
-            Lookup::Pending | Lookup::Missing => return,
+            Resident::Pending | Resident::Missing => return,
         };
         self.tell(
             owner,
@@ -322,12 +324,19 @@ impl Handler<ObjectReady> for ObjectManager {
         self.expected.remove(&m.id);
         match m.data {
             ReadyData::Inline(value) => {
-                if let Err(e) = self.core.complete(m.id, value.into_value()) {
-                    self.core.fail(
-                        m.id,
-                        Arc::new(TaskError::new(TaskErrorKind::StoreFull, e.to_string())),
-                    );
+                let value = value.into_value();
+                if !self.core.has_room(value.size() as u64) {
+                    // Storing it spills other objects to disk: not on this event loop.
+                    let (core, me, id) = (Arc::clone(&self.core), ctx.address(), m.id);
+                    self.net.spawn(async move {
+                        let stored =
+                            tokio::task::spawn_blocking(move || complete_or_fail(&core, id, value));
+                        let _ = stored.await;
+                        me.do_send(LocateResolved(id));
+                    });
+                    return;
                 }
+                complete_or_fail(&self.core, m.id, value);
             }
             ReadyData::Failed(e) => {
                 self.core.fail(m.id, Arc::new(e));
@@ -346,6 +355,16 @@ impl Handler<ObjectReady> for ObjectManager {
             }
         }
         self.answer_parked(m.id);
+    }
+}
+
+/// Stores a result that arrived, or its failure to fit.
+fn complete_or_fail(core: &StoreCore, id: ObjectId, value: raya_common::Value) {
+    if let Err(e) = core.complete(id, value) {
+        core.fail(
+            id,
+            Arc::new(TaskError::new(TaskErrorKind::StoreFull, e.to_string())),
+        );
     }
 }
 

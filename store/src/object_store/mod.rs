@@ -21,7 +21,7 @@ mod types;
 mod waiters;
 
 pub use mailbox::ObjectStore;
-pub use types::{Lookup, Status, StoreConfig, StoreError, StoreStats};
+pub use types::{Lookup, Resident, Status, StoreConfig, StoreError, StoreStats};
 
 use std::hash::{BuildHasher, BuildHasherDefault};
 use std::path::PathBuf;
@@ -97,6 +97,7 @@ impl Shard {
 struct Counters {
     total_spilled: AtomicU64,
     total_restored: AtomicU64,
+    spill_reads: AtomicU64,
     num_spilled: AtomicU64,
     bytes_spilled: AtomicU64,
 }
@@ -499,6 +500,7 @@ impl StoreCore {
                 State::Spilled { path, .. } => (path.clone(), e.contained.clone()),
             }
         };
+        self.counters.spill_reads.fetch_add(1, Ordering::Relaxed);
         match std::fs::read(&path) {
             // The bytes read back hold the references the spilled value contained.
             Ok(bytes) => Lookup::Ready(crate::wire_value::keeping(bytes, contained)),
@@ -514,6 +516,32 @@ impl StoreCore {
                 }
             }
         }
+    }
+
+    /// Where `id` is: its value when in memory, its encoded length when spilled. Never reads
+    /// the disk (for threads that must not block).
+    pub fn resident(&self, id: ObjectId) -> Resident {
+        let shard = self.shard(&id);
+        match shard.entries.get(&id).map(|e| &e.state) {
+            None => Resident::Missing,
+            Some(State::Pending(_)) => Resident::Pending,
+            Some(State::Failed(e)) => Resident::Failed(Arc::clone(e)),
+            Some(State::Ready(v)) => Resident::Memory(v.clone()),
+            Some(State::Spilled { len, .. }) => Resident::Spilled(*len),
+        }
+    }
+
+    /// The error `id` failed with, if it failed (never reads the disk).
+    pub fn failure(&self, id: ObjectId) -> Option<Arc<TaskError>> {
+        match self.resident(id) {
+            Resident::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether `bytes` more fit in the memory budget now, without spilling.
+    pub fn has_room(&self, bytes: u64) -> bool {
+        self.used.load(Ordering::Relaxed).saturating_add(bytes) <= self.config.memory_budget
     }
 
     /// Replaces a spilled (or encoded) object with its decoded live value, when the budget has
@@ -586,6 +614,7 @@ impl StoreCore {
             memory_budget: self.config.memory_budget,
             total_spilled: self.counters.total_spilled.load(Ordering::Relaxed),
             total_restored: self.counters.total_restored.load(Ordering::Relaxed),
+            total_spill_reads: self.counters.spill_reads.load(Ordering::Relaxed),
         }
     }
 

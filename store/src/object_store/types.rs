@@ -67,6 +67,8 @@ pub struct StoreStats {
     pub total_spilled: u64,
     /// Objects read back from disk since start.
     pub total_restored: u64,
+    /// Reads of spill files since start (a `get`, a pull served, a restore).
+    pub total_spill_reads: u64,
 }
 
 /// What the store holds for an id.
@@ -79,6 +81,26 @@ pub enum Lookup {
     Pending,
     /// Not in the store.
     Missing,
+}
+
+/// Where an object is, without reading it from disk.
+pub enum Resident {
+    /// In memory.
+    Memory(Value),
+    /// On disk, this many bytes encoded.
+    Spilled(u64),
+    /// The task that was to make it failed.
+    Failed(Arc<TaskError>),
+    /// Not made yet.
+    Pending,
+    /// Not in the store.
+    Missing,
+}
+
+impl std::fmt::Debug for Resident {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resident").finish_non_exhaustive()
+    }
 }
 
 /// Readiness of an object, without reading it.
