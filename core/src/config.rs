@@ -50,10 +50,13 @@ pub struct Config {
     pub idle_thread_timeout: Duration,
     /// A node without heartbeats for this long is declared dead.
     pub node_timeout: Duration,
-    /// How long a message to another node is sent again before it fails (default 30 s).
+    /// How long a message to another node is sent again before it fails, and whoever waits on
+    /// it sees the error (default 30 s): a task handed to the head, a placement, a batch of
+    /// actor calls, an announced result.
     pub delivery_timeout: Duration,
     /// How long an object may wait on a node that cannot be reached — its owner, the node
-    /// making it, the node holding it — before a `get` of it fails (default 60 s).
+    /// making it, the node holding it — before a `get` of it fails, and how long a task handed
+    /// to the head may go unplaced (default 60 s; at least `delivery_timeout`).
     pub object_lease: Duration,
     /// How many task records the GCS keeps.
     pub max_task_events: usize,

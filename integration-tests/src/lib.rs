@@ -22,10 +22,15 @@ pub fn with_raya<R>(config: raya::Config, f: impl FnOnce() -> R) -> R {
             .with_test_writer()
             .try_init();
     }
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _turn = turn();
     raya::init(config).expect("raya::init");
     let _stop = Stop;
     f()
+}
+
+/// Waits for this process's turn to run a Raya (for a test that calls `raya::init` itself).
+pub fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A configuration with `cpus` CPUs and a small object store, for tests.

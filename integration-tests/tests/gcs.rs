@@ -61,6 +61,19 @@ fn init_twice_is_an_error_and_init_after_shutdown_works() {
 }
 
 #[test]
+fn an_object_lease_shorter_than_the_delivery_bound_is_refused() {
+    let bad = config(1)
+        .delivery_timeout(Duration::from_secs(30))
+        .object_lease(Duration::from_secs(5));
+    let _turn = raya_integration_tests::turn();
+    match raya::init(bad) {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("object_lease"), "{m}"),
+        other => panic!("expected a clear error, got {other:?}"),
+    }
+    assert!(!raya::is_initialized());
+}
+
+#[test]
 fn a_kept_session_directory_reloads_the_gcs() {
     let dir = std::env::temp_dir().join(format!("raya-gcs-reload-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

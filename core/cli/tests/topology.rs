@@ -585,6 +585,106 @@ fn many_concurrent_pulls_from_one_node() {
     no_objects_left(&["a"]);
 }
 
+/// The soak workload (see `soak_test` below): mixed work on a head and two workers until
+/// `TEST_SOAK_SECS` pass, every result checked; then the leak check. Writes its figures to
+/// `soak-summary.txt` in the test's directory.
+fn soak() {
+    let secs = env_u64("TEST_SOAK_SECS").unwrap_or(20);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    let long = Duration::from_secs(120);
+    let sizes = [1u64 << 10, 64 << 10, 1 << 20, 8 << 20, 64 << 20];
+    let tally = Tally::options().resource("a", 0.5).remote().unwrap();
+    let (mut rounds, mut tasks, mut calls, mut bytes, mut cancels, mut waits) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut added = 0usize;
+    while Instant::now() < deadline {
+        // Nested references: a task on `a` returns references to objects it made there; the
+        // driver and a task on `b` read them.
+        let outer = fan_out::options().resource("a", 0.5).remote(8);
+        let inner = raya::get_timeout(&outer, long).unwrap();
+        drop(outer);
+        let expected: u64 = (0..8u64)
+            .map(|i| {
+                let data: Vec<u8> = (0..1000 + i)
+                    .map(|j| (j as u8).wrapping_mul(31).wrapping_add(i as u8))
+                    .collect();
+                sum(&data)
+            })
+            .fold(0, u64::wrapping_add);
+        let there = sum_all::options().resource("b", 0.5).remote(inner.clone());
+        assert_eq!(raya::get_timeout(&there, long).unwrap(), expected);
+        let here: u64 = raya::get_all_timeout(&inner, long)
+            .unwrap()
+            .iter()
+            .map(|d| sum(d))
+            .fold(0, u64::wrapping_add);
+        assert_eq!(here, expected);
+        tasks += 10;
+        // An actor on `a` called from a task on `b`.
+        let (n, _) = raya::get_timeout(
+            &add_from_task::options()
+                .resource("b", 0.5)
+                .remote(tally.clone(), rounds),
+            long,
+        )
+        .unwrap();
+        added += 1;
+        assert_eq!(n, added);
+        calls += 1;
+        tasks += 1;
+        // An object made on `b`, read by a task on `a` and by the driver.
+        let len = sizes[(rounds as usize) % sizes.len()];
+        let seed = rounds as u8;
+        let x = make_bytes::options().resource("b", 0.5).remote(len, seed);
+        let r = checksum::options().resource("a", 0.5).remote(&x);
+        let (sum_there, _) = raya::get_timeout(&r, long).unwrap();
+        let data = raya::get_timeout(&x, long).unwrap();
+        assert_eq!((data.len() as u64, sum(&data)), (len, sum_there));
+        bytes += 2 * len;
+        tasks += 2;
+        drop((x, r, data));
+        // `wait` with a timeout, then the results.
+        let slow: Vec<ObjectRef<u64>> = (0..4)
+            .map(|i| {
+                sleep_ms::options()
+                    .resource(if i % 2 == 0 { "a" } else { "b" }, 0.25)
+                    .remote(20)
+            })
+            .collect();
+        let (ready, _) = raya::wait(&slow, 4, Some(Duration::from_millis(5))).unwrap();
+        assert!(ready.len() <= 4);
+        assert_eq!(raya::get_all_timeout(&slow, long).unwrap(), vec![20; 4]);
+        waits += 1;
+        tasks += 4;
+        // A cancelled task on another node.
+        let doomed = sleep_ms::options()
+            .resource(if rounds % 2 == 0 { "a" } else { "b" }, 0.25)
+            .remote(200);
+        raya::cancel(&doomed, false).unwrap();
+        match raya::get_timeout(&doomed, long) {
+            Err(e) if e.is_cancelled() => {}
+            other => panic!("round {rounds}: a cancelled task gave {other:?}"),
+        }
+        cancels += 1;
+        tasks += 1;
+        rounds += 1;
+    }
+    assert_eq!(raya::get(&tally.items()).unwrap().len(), added);
+    drop(tally);
+    let elapsed = start.elapsed();
+    no_objects_left(&["a", "b"]);
+    let summary = format!(
+        "soak: {rounds} rounds in {:.1} s: {tasks} tasks, {calls} actor calls from other nodes, \
+         {:.1} MiB read across nodes, {waits} waits with timeouts, {cancels} cancels; every \
+         result checked, no objects left on any node\n",
+        elapsed.as_secs_f64(),
+        bytes as f64 / (1u64 << 20) as f64,
+    );
+    let dir = PathBuf::from(std::env::var("TEST_STEPS").expect("TEST_STEPS"));
+    std::fs::write(dir.join("soak-summary.txt"), summary).unwrap();
+}
+
 fn run_scenario(name: &str) {
     match name {
         "many_short_tasks" => many_short_tasks(),
@@ -600,6 +700,7 @@ fn run_scenario(name: &str) {
         "scheduling_through_a_stopped_head_fails" => scheduling_through_a_stopped_head_fails(),
         "get_after_a_timed_out_get_fetches" => get_after_a_timed_out_get_fetches(),
         "the_head_restarts" => the_head_restarts(),
+        "soak" => soak(),
         "many_concurrent_pulls_from_one_node" => many_concurrent_pulls_from_one_node(),
         "a_node_restarts_on_a_new_port" => a_node_restarts_on_a_new_port(),
         "a_spilled_result_is_announced_without_reading_it" => {
@@ -1183,4 +1284,24 @@ fn more_concurrent_pulls_than_a_node_serves_at_once_all_complete() {
         1,
         Duration::from_secs(180),
     );
+}
+
+/// The soak test: a head and two worker nodes on loopback with mDNS off and a driver, each its
+/// own process, run the mixed workload of `soak` for `RAYA_SOAK_SECS` seconds (20 in the test
+/// suite; the long run is `RAYA_SOAK_SECS=600 cargo test -p raya-cli --test topology soak --
+/// --nocapture`), then the leak check. Prints the workload's figures.
+#[test]
+fn soak_test() {
+    let secs = std::env::var("RAYA_SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(20);
+    let mut c = Cluster::with_head("soak", 1);
+    c.worker(2, Some("a"));
+    c.worker(2, Some("b"));
+    c.wait_alive(3);
+    c.setting("TEST_SOAK_SECS", &secs.to_string());
+    c.drive("soak", 2, Duration::from_secs(secs + 300));
+    let summary = std::fs::read_to_string(c.tmp.join("soak-summary.txt")).unwrap();
+    eprint!("{summary}");
 }

@@ -25,6 +25,32 @@ use crate::runtime::{current, current_or_start};
 /// serializable, so it can be passed to tasks and actors or stored inside other values. Await it
 /// (or call [`get`]) for the value. The object is freed when the last reference to it — anywhere
 /// on the node, including inside other objects and in queued tasks — is dropped.
+///
+/// Across nodes the count follows Ray's ownership protocol: a node holding a reference to an
+/// object another node owns is counted by the owner, and a reference inside a message (a task's
+/// argument or result, an actor call, an [`ActorHandle`](crate::ActorHandle) passed along) is
+/// kept alive by the sender until the receiver has registered its own.
+///
+/// A reference serialized *out of band* — into JSON, a file, bytes the program keeps — does not
+/// keep its object alive. Read back after every live reference was dropped, it names a freed
+/// object, and a [`get`] of it fails at once with [`TaskErrorKind::ObjectLost`] saying so; it
+/// never waits. Keep an `ObjectRef` alive in the program for as long as its serialized form
+/// may be read back:
+///
+/// ```
+/// # raya::init(raya::Config::default()).unwrap();
+/// let r = raya::put(7u32).unwrap();
+/// let text = serde_json::to_string(&r).unwrap();
+/// let back: raya::ObjectRef<u32> = serde_json::from_str(&text).unwrap();
+/// assert_eq!(raya::get(&back).unwrap(), 7);   // `r` is still alive
+/// drop((r, back));
+/// let late: raya::ObjectRef<u32> = serde_json::from_str(&text).unwrap();
+/// let err = raya::get(&late).unwrap_err();
+/// assert_eq!(err.task_error_kind(), Some(raya::TaskErrorKind::ObjectLost));
+/// # raya::shutdown();
+/// ```
+///
+/// [`TaskErrorKind::ObjectLost`]: crate::TaskErrorKind::ObjectLost
 pub struct ObjectRef<T> {
     raw: RawRef,
     _t: PhantomData<fn() -> T>,

@@ -157,6 +157,14 @@ pub fn init(config: Config) -> Result<()> {
 }
 
 fn start(config: Config) -> Result<RunningNode> {
+    if config.delivery_timeout.is_zero() || config.object_lease < config.delivery_timeout {
+        // A result announced just before its maker is asked about it may take the whole
+        // delivery bound to arrive: the lease must outlast it.
+        return Err(Error::InvalidArgument(format!(
+            "object_lease ({:?}) must be at least delivery_timeout ({:?}), which must not be zero",
+            config.object_lease, config.delivery_timeout
+        )));
+    }
     let session = Session::open(&config)?;
     let key = identity::load_or_create(&session.dir).map_err(|e| Error::Node(e.to_string()))?;
     let node = NodeId::from_peer_id(key.public().to_peer_id());
