@@ -55,8 +55,9 @@ pub struct Config {
     /// actor calls, an announced result.
     pub delivery_timeout: Duration,
     /// How long an object may wait on a node that cannot be reached — its owner, the node
-    /// making it, the node holding it — before a `get` of it fails, and how long a task handed
-    /// to the head may go unplaced (default 60 s; at least `delivery_timeout`).
+    /// making it, the node holding it — before a `get` of it fails (default 60 s; at least
+    /// `delivery_timeout`). A task handed to the head may go unplaced for this long, or for
+    /// four delivery bounds (the head tries up to three nodes) when that is longer.
     pub object_lease: Duration,
     /// How many task records the GCS keeps.
     pub max_task_events: usize,

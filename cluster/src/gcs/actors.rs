@@ -105,9 +105,9 @@ gcs_requests! {
     ActorTable, actors:
     RegisterActor => () as "gcs/RegisterActor";
     UpdateActor => () as "gcs/UpdateActor";
-    GetActor => Option<ActorInfo> as "gcs/GetActor";
-    GetNamedActor => Option<ActorInfo> as "gcs/GetNamedActor";
-    ListActors => Vec<ActorInfo> as "gcs/ListActors";
+    GetActor => Option<ActorInfo> as "gcs/GetActor", durable = false;
+    GetNamedActor => Option<ActorInfo> as "gcs/GetNamedActor", durable = false;
+    ListActors => Vec<ActorInfo> as "gcs/ListActors", durable = false;
 }
 
 /// The actor table actor.

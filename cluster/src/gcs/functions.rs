@@ -53,8 +53,8 @@ pub struct ListFunctions;
 gcs_requests! {
     FunctionTable, functions:
     RegisterFunctions => () as "gcs/RegisterFunctions";
-    NodesWithFunction => Vec<NodeId> as "gcs/NodesWithFunction";
-    ListFunctions => Vec<(FunctionInfo, Vec<NodeId>)> as "gcs/ListFunctions";
+    NodesWithFunction => Vec<NodeId> as "gcs/NodesWithFunction", durable = false;
+    ListFunctions => Vec<(FunctionInfo, Vec<NodeId>)> as "gcs/ListFunctions", durable = false;
 }
 
 /// The function table actor.

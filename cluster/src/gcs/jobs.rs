@@ -58,7 +58,7 @@ gcs_requests! {
     JobTable, jobs:
     AddJob => JobInfo as "gcs/AddJob";
     FinishJob => () as "gcs/FinishJob";
-    GetAllJobs => Vec<JobInfo> as "gcs/GetAllJobs";
+    GetAllJobs => Vec<JobInfo> as "gcs/GetAllJobs", durable = false;
 }
 
 /// The job table actor.

@@ -59,9 +59,9 @@ pub struct KvKeys {
 gcs_requests! {
     KvTable, kv:
     KvPut => bool as "gcs/KvPut";
-    KvGet => Option<Vec<u8>> as "gcs/KvGet";
+    KvGet => Option<Vec<u8>> as "gcs/KvGet", durable = false;
     KvDel => bool as "gcs/KvDel";
-    KvKeys => Vec<Vec<u8>> as "gcs/KvKeys";
+    KvKeys => Vec<Vec<u8>> as "gcs/KvKeys", durable = false;
 }
 
 /// The key-value table actor.

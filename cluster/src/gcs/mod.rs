@@ -75,6 +75,10 @@ pub trait GcsRequest:
     /// A request sent without waiting for its reply goes out by gossip on this topic, when set
     /// (heartbeats), instead of point to point.
     const GOSSIP_TOPIC: Option<&'static str> = None;
+    /// Whether a node's request is answered only once what it changed is on disk (writes a
+    /// node counts on after a head restart). Reads, and notifications the nodes send again
+    /// anyway (object locations, task events), are answered at once.
+    const DURABLE: bool = true;
     /// That table's address.
     fn table(tables: &GcsTables) -> &Addr<Self::Table>;
 }
@@ -86,20 +90,23 @@ pub trait GcsRequest:
 ///     NodeTable, nodes:
 ///     RegisterNode => () as "gcs/RegisterNode";
 ///     NodeHeartbeat => () as "gcs/NodeHeartbeat", gossip = HEARTBEAT_TOPIC;
+///     GetAllNodes => Vec<NodeInfo> as "gcs/GetAllNodes", durable = false;
 /// }
 /// ```
 ///
-/// makes each message a [`GcsRequest`] answered by `tables.nodes`, names it for the wire, and
+/// makes each message a [`GcsRequest`] answered by `tables.nodes` (durably unless it says
+/// `durable = false`), names it for the wire, and
 /// defines the table module's `serve`, which [`GcsTables::serve`] calls to register the table's
 /// requests with a head's router (all but those that travel by gossip).
 macro_rules! gcs_requests {
-    ($table:ty, $field:ident: $($msg:ty => $reply:ty as $name:literal $(, gossip = $topic:expr)?;)+) => {
+    ($table:ty, $field:ident: $($msg:ty => $reply:ty as $name:literal $(, gossip = $topic:expr)? $(, durable = $durable:expr)?;)+) => {
         $(
             $crate::wire_message!($msg => $name);
             impl $crate::gcs::GcsRequest for $msg {
                 type Reply = $reply;
                 type Table = $table;
                 $(const GOSSIP_TOPIC: Option<&'static str> = Some($topic);)?
+                $(const DURABLE: bool = $durable;)?
                 fn table(tables: &$crate::gcs::GcsTables) -> &actix::Addr<$table> {
                     &tables.$field
                 }
@@ -119,10 +126,10 @@ macro_rules! gcs_requests {
 }
 pub(crate) use gcs_requests;
 
-/// Serves request `M` on `router`, answering only once what it changed is on disk: a node
-/// that was told its registration, its named actor or its key is stored can count on it after
-/// the head is killed and started again. The flush runs on sled's own threads, never on the
-/// tables' event loop.
+/// Serves request `M` on `router`, answering a [durable](GcsRequest::DURABLE) one only once what
+/// it changed is on disk: a node that was told its registration, its named actor or its key is
+/// stored can count on it after the head is killed and started again. The flush runs on sled's
+/// own threads, never on the tables' event loop.
 pub(crate) fn serve_durably<M>(tables: &GcsTables, router: &crate::transport::Router)
 where
     M: GcsRequest,
@@ -138,7 +145,8 @@ where
             Box::pin(async move {
                 let msg: M = decode_body(&body)?;
                 let mut result = addr.send(msg).await.map_err(|_| WireError::ActorGone)?;
-                if result.is_ok()
+                if M::DURABLE
+                    && result.is_ok()
                     && let Err(e) = db.flush_async().await
                 {
                     result = Err(GcsError::Storage(format!("writing to disk: {e}")));

@@ -95,7 +95,7 @@ gcs_requests! {
     RegisterNode => () as "gcs/RegisterNode";
     NodeHeartbeat => () as "gcs/NodeHeartbeat", gossip = super::HEARTBEAT_TOPIC;
     UnregisterNode => () as "gcs/UnregisterNode";
-    GetAllNodes => Vec<NodeInfo> as "gcs/GetAllNodes";
+    GetAllNodes => Vec<NodeInfo> as "gcs/GetAllNodes", durable = false;
 }
 
 /// The node table actor.

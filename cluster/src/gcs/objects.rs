@@ -43,9 +43,9 @@ pub struct CountObjects;
 
 gcs_requests! {
     ObjectTable, objects:
-    UpdateObjectLocations => () as "gcs/UpdateObjectLocations";
-    GetObjectLocations => Option<ObjectLocation> as "gcs/GetObjectLocations";
-    CountObjects => usize as "gcs/CountObjects";
+    UpdateObjectLocations => () as "gcs/UpdateObjectLocations", durable = false;
+    GetObjectLocations => Option<ObjectLocation> as "gcs/GetObjectLocations", durable = false;
+    CountObjects => usize as "gcs/CountObjects", durable = false;
 }
 
 /// The object location table actor.

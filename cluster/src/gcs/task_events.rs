@@ -116,9 +116,9 @@ pub struct TaskEventCounts;
 
 gcs_requests! {
     TaskEventTable, task_events:
-    AddTaskEvents => () as "gcs/AddTaskEvents";
-    ListTaskEvents => Vec<TaskEvent> as "gcs/ListTaskEvents";
-    TaskEventCounts => (usize, u64) as "gcs/TaskEventCounts";
+    AddTaskEvents => () as "gcs/AddTaskEvents", durable = false;
+    ListTaskEvents => Vec<TaskEvent> as "gcs/ListTaskEvents", durable = false;
+    TaskEventCounts => (usize, u64) as "gcs/TaskEventCounts", durable = false;
 }
 
 /// The task event table actor.

@@ -4,15 +4,22 @@
 //! numbered batches (`transport/Sequenced`): one batch in flight at a time, its frames handled
 //! on the far node one after another, in the order they were queued. A batch that fails in
 //! transit (the peer unreachable, a timeout, a full command queue) is sent again with a growing
-//! pause, until it is acknowledged or the link's delivery bound runs out; then every message in
-//! it, and every one queued behind it, fails, and whoever waits on one sees the error.
+//! pause. Every message has the link's delivery bound from the moment it was queued: one not
+//! acknowledged by then fails, whether it was in the batch that kept failing or waited behind
+//! it, and whoever waits on it sees the error. A message that can never be sent (over the frame
+//! limit) or that a full link cannot take (too many messages or bytes queued) fails at once.
 //!
 //! A batch sent again may reach the far node twice (the first copy was slow, not lost). The far
-//! node keeps, per sender, the number of the last batch it handled and its replies: a copy of it
-//! gets the same replies without being handled again, and an older one is refused. So a message
-//! sent through a link is handled once, in order, or fails where the sender sees it.
+//! node keeps, per sender link, the number of the last batch it handled and its replies: a copy
+//! of it gets the same replies without being handled again, and an older one — or one from an
+//! epoch the sender has since replaced — is refused. So a message sent through a link is
+//! handled once, in order, or fails where the sender sees it.
+//!
+//! Each peer has two links ([`Lane`]): borrow registrations travel apart from everything else,
+//! so that no message waiting for its borrows to be counted can hold those borrows up.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,11 +37,44 @@ const MAX_BATCH: usize = 1024;
 /// Bytes of frame bodies in one batch, at most (a batch must fit one request frame).
 const MAX_BATCH_BYTES: usize = 8 << 20;
 
-/// Messages queued for one peer, at most; past it `send_ordered` fails at once as busy.
+/// Messages queued on one link, at most; past it a message fails at once as busy.
 const MAX_QUEUED: usize = 1 << 20;
 
-/// Senders whose last batch a node remembers, at most (the oldest is forgotten first).
+/// Bytes of messages queued on one link, at most; past it a message fails at once as busy.
+const MAX_QUEUED_BYTES: usize = 256 << 20;
+
+/// What a batch adds to its frames when encoded (its numbers, each frame's route and target).
+const BATCH_OVERHEAD: usize = 64 << 10;
+
+/// Links whose last batch a node remembers, at most (the one unused longest is forgotten).
 const MAX_SENDERS: usize = 4096;
+
+/// Earlier epochs of a sender a node remembers, to refuse their late batches.
+const RETIRED_EPOCHS: usize = 4;
+
+/// Which of the two links to a peer a message takes.
+///
+/// A message naming objects is held up on its receiver until the receiver's borrows of them are
+/// counted by their owners, and the receiver's link from that sender stays busy meanwhile. Were
+/// borrows queued on the ordinary link, two nodes sending each other new references at once
+/// would each wait for a borrow queued behind the other's message. Borrows take a link of their
+/// own, whose messages wait for nothing, so they are never behind such a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Every ordered message but borrow registrations.
+    Main,
+    /// Borrow registrations (a node's first and last reference to an object owned elsewhere).
+    Refs,
+}
+
+impl Lane {
+    fn number(self) -> u8 {
+        match self {
+            Lane::Main => 0,
+            Lane::Refs => 1,
+        }
+    }
+}
 
 /// A numbered batch of frames from one link, handled in order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +83,8 @@ pub struct Sequenced {
     pub epoch: u64,
     /// 1, 2, 3, ... within the epoch.
     pub seq: u64,
+    /// Which of the sender's links (0 main, 1 borrows; anything else is refused).
+    pub lane: u8,
     /// The messages.
     pub frames: Vec<Frame>,
 }
@@ -56,12 +98,37 @@ crate::wire_message!(Sequenced => "transport/Sequenced");
 /// Where a queued message's reply (or failure) goes.
 type Ack = oneshot::Sender<Result<Reply, NetError>>;
 
+/// What is queued on one link, counted as messages are queued and released as they are
+/// answered or fail, so that a full link refuses a message at once.
+#[derive(Default)]
+struct Backlog {
+    messages: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+/// One message's share of its link's [`Backlog`], given back when it is dropped.
+struct Slot {
+    backlog: Arc<Backlog>,
+    bytes: usize,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.backlog.messages.fetch_sub(1, Ordering::Relaxed);
+        self.backlog.bytes.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
 struct Queued {
     frame: Frame,
     name: &'static str,
     ack: Option<Ack>,
+    /// When the message fails if it has not been delivered: its link's bound after it was
+    /// queued, however long it waited behind others.
+    deadline: tokio::time::Instant,
     /// The references the message names, alive until the far node answered it.
     _kept: Vec<super::inflight::Kept>,
+    _slot: Slot,
 }
 
 /// What a node sends its links: messages, or the news that their peer is dead.
@@ -70,11 +137,20 @@ enum LinkInput {
     PeerDead(String),
 }
 
-/// The links of a node, one per peer it sends ordered messages to.
+/// The sending end of one running link.
+struct LinkTx {
+    tx: mpsc::UnboundedSender<LinkInput>,
+    backlog: Arc<Backlog>,
+}
+
+/// The links of a node, two per peer it sends ordered messages to (see [`Lane`]).
 pub(crate) struct Links {
-    /// How long a batch is retried before its messages fail.
+    /// How long a message is retried before it fails.
     bound: Duration,
-    senders: Mutex<HashMap<PeerId, mpsc::UnboundedSender<LinkInput>>>,
+    /// The largest frame body a batch can carry (the network's request limit, less the
+    /// batch's own bytes).
+    max_frame: usize,
+    senders: Mutex<HashMap<(PeerId, Lane), LinkTx>>,
 }
 
 impl std::fmt::Debug for Links {
@@ -86,62 +162,108 @@ impl std::fmt::Debug for Links {
 }
 
 impl Links {
-    pub(crate) fn new(bound: Duration) -> Links {
+    /// Links retrying each message for `bound`, over requests of at most `max_request` bytes.
+    pub(crate) fn new(bound: Duration, max_request: usize) -> Links {
         Links {
             bound,
+            max_frame: max_request.saturating_sub(BATCH_OVERHEAD),
             senders: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Queues `frame` for `peer`, starting its link if needed.
+    /// Queues `frame` for `peer` on `lane`, starting the link if needed. A message that can
+    /// never be sent (over the frame limit) or that a full link cannot take fails at once.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn send(
         &self,
         net: &Network,
         peer: PeerId,
+        lane: Lane,
         frame: Frame,
         name: &'static str,
         ack: Option<Ack>,
         kept: Vec<super::inflight::Kept>,
     ) {
+        let size = frame.body.len();
+        if size > self.max_frame {
+            let e = NetError::TooLarge {
+                size,
+                max: self.max_frame,
+            };
+            refuse(ack, name, peer, e);
+            return;
+        }
         let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        let link = senders
+            .entry((peer, lane))
+            .or_insert_with(|| self.start(net, peer, lane));
+        if link.tx.is_closed() {
+            *link = self.start(net, peer, lane);
+        }
+        let backlog = &link.backlog;
+        let queued = backlog.messages.fetch_add(1, Ordering::Relaxed);
+        let bytes = backlog.bytes.fetch_add(size, Ordering::Relaxed);
+        let slot = Slot {
+            backlog: Arc::clone(backlog),
+            bytes: size,
+        };
+        if queued >= MAX_QUEUED || bytes + size > MAX_QUEUED_BYTES {
+            drop(slot);
+            refuse(ack, name, peer, NetError::Busy);
+            return;
+        }
         let input = LinkInput::Message(Queued {
             frame,
             name,
             ack,
+            deadline: tokio::time::Instant::now() + self.bound,
             _kept: kept,
+            _slot: slot,
         });
-        let input = match senders.get(&peer) {
-            Some(tx) => match tx.send(input) {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(input)) => input,
-            },
-            None => input,
-        };
+        if let Err(mpsc::error::SendError(LinkInput::Message(q))) = link.tx.send(input) {
+            refuse(q.ack, q.name, peer, NetError::Stopped);
+        }
+    }
+
+    fn start(&self, net: &Network, peer: PeerId, lane: Lane) -> LinkTx {
         let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(input);
-        senders.insert(peer, tx);
         let link = Link {
             net: net.clone(),
             peer,
+            lane,
             // Each link (a new one after its peer was declared dead, or after a restart) is
             // an epoch of its own, numbered from 1 again.
             epoch: new_epoch(),
             seq: 0,
-            bound: self.bound,
             queue: VecDeque::new(),
+            last_error: None,
         };
         net.spawn(link.run(rx));
+        LinkTx {
+            tx,
+            backlog: Arc::default(),
+        }
     }
 
     /// Fails everything queued for `peer` at once, with `reason`: the peer is dead.
     pub(crate) fn peer_dead(&self, peer: PeerId, reason: String) {
-        let tx = self
-            .senders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&peer);
-        if let Some(tx) = tx {
-            let _ = tx.send(LinkInput::PeerDead(reason));
+        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        for lane in [Lane::Main, Lane::Refs] {
+            if let Some(link) = senders.remove(&(peer, lane)) {
+                let _ = link.tx.send(LinkInput::PeerDead(reason.clone()));
+            }
+        }
+    }
+}
+
+/// Fails a message that was never queued.
+fn refuse(ack: Option<Ack>, name: &'static str, peer: PeerId, e: NetError) {
+    match ack {
+        Some(ack) => {
+            let _ = ack.send(Err(e));
+        }
+        None => {
+            tracing::warn!(%peer, message = name, error = %e, "message to another node refused")
         }
     }
 }
@@ -149,34 +271,31 @@ impl Links {
 /// An epoch no other link of this process, nor of an earlier process, has used: the clock in
 /// nanoseconds, made unique within the process.
 fn new_epoch() -> u64 {
-    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static LAST: AtomicU64 = AtomicU64::new(0);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let mut last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+    let mut last = LAST.load(Ordering::Relaxed);
     loop {
         let next = now.max(last + 1);
-        match LAST.compare_exchange(
-            last,
-            next,
-            std::sync::atomic::Ordering::Relaxed,
-            std::sync::atomic::Ordering::Relaxed,
-        ) {
+        match LAST.compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return next,
             Err(seen) => last = seen,
         }
     }
 }
 
-/// The sending side of one peer's link: a task on the network's runtime.
+/// The sending side of one link: a task on the network's runtime.
 struct Link {
     net: Network,
     peer: PeerId,
+    lane: Lane,
     epoch: u64,
     seq: u64,
-    bound: Duration,
     queue: VecDeque<Queued>,
+    /// Why the last batch failed: what messages that expire before their turn fail with.
+    last_error: Option<NetError>,
 }
 
 impl Link {
@@ -198,15 +317,16 @@ impl Link {
                     return;
                 }
             }
-            if self.queue.len() > MAX_QUEUED {
-                let excess: Vec<Queued> = self.queue.drain(MAX_QUEUED..).collect();
-                fail_all(excess, &NetError::Busy, self.peer);
+            self.expire();
+            if self.queue.is_empty() {
+                continue;
             }
             let batch = self.next_batch();
             self.seq += 1;
             let outcome = self.deliver(&batch, &mut rx).await;
             match outcome {
                 Delivery::Done(replies) => {
+                    self.last_error = None;
                     for (q, reply) in batch.into_iter().zip(replies) {
                         if let Some(ack) = q.ack {
                             let _ = ack.send(Ok(reply));
@@ -215,6 +335,7 @@ impl Link {
                 }
                 Delivery::Failed(e) => {
                     fail_all(batch, &e, self.peer);
+                    self.last_error = Some(e);
                 }
                 Delivery::PeerDead(reason) => {
                     let e = NetError::Unreachable {
@@ -247,6 +368,22 @@ impl Link {
         }
     }
 
+    /// Fails the messages whose bound ran out while they waited (the oldest are first).
+    fn expire(&mut self) {
+        let now = tokio::time::Instant::now();
+        let mut expired = Vec::new();
+        while self.queue.front().is_some_and(|q| q.deadline <= now) {
+            expired.extend(self.queue.pop_front());
+        }
+        if !expired.is_empty() {
+            let e = self
+                .last_error
+                .clone()
+                .unwrap_or(NetError::Timeout { peer: self.peer });
+            fail_all(expired, &e, self.peer);
+        }
+    }
+
     fn next_batch(&mut self) -> Vec<Queued> {
         let mut bytes = 0;
         let mut batch = Vec::new();
@@ -256,12 +393,13 @@ impl Link {
                 break;
             }
             bytes += size;
-            batch.push(self.queue.pop_front().expect("front exists"));
+            batch.extend(self.queue.pop_front());
         }
         batch
     }
 
-    /// Sends the batch until it is acknowledged, the bound runs out, or the peer is dead.
+    /// Sends the batch until it is acknowledged, its oldest message's bound runs out, or the
+    /// peer is dead.
     async fn deliver(
         &mut self,
         batch: &[Queued],
@@ -270,6 +408,7 @@ impl Link {
         let request = Sequenced {
             epoch: self.epoch,
             seq: self.seq,
+            lane: self.lane.number(),
             frames: batch.iter().map(|q| q.frame.clone()).collect(),
         };
         let body = match encode_body(&request) {
@@ -281,7 +420,9 @@ impl Link {
             target: super::Target::System,
             body,
         };
-        let deadline = tokio::time::Instant::now() + self.bound;
+        let Some(deadline) = batch.iter().map(|q| q.deadline).min() else {
+            return Delivery::Done(Vec::new());
+        };
         let mut pause = Duration::from_millis(50);
         loop {
             // An attempt never outlasts the bound (a stalled peer keeps a request unanswered
@@ -361,11 +502,17 @@ fn fail_all(batch: Vec<Queued>, e: &NetError, peer: PeerId) {
     }
 }
 
-/// What a node remembers of each sender's link: the last batch it handled and its replies.
+/// What a node remembers of each sender's links: the last batch each handled and its replies.
 #[derive(Default)]
 pub(crate) struct Delivered {
-    senders: Mutex<HashMap<PeerId, Arc<tokio::sync::Mutex<LastBatch>>>>,
-    order: Mutex<VecDeque<PeerId>>,
+    links: Mutex<HashMap<(PeerId, u8), Remembered>>,
+    clock: AtomicU64,
+}
+
+struct Remembered {
+    last: Arc<tokio::sync::Mutex<LastBatch>>,
+    /// When it was last used (the `clock` of [`Delivered`]).
+    used: u64,
 }
 
 impl std::fmt::Debug for Delivered {
@@ -379,31 +526,42 @@ struct LastBatch {
     epoch: u64,
     seq: u64,
     replies: Vec<Reply>,
+    /// The sender's epochs before `epoch`: a late batch of one is refused.
+    retired: VecDeque<u64>,
 }
 
 impl Delivered {
-    fn of(&self, peer: PeerId) -> Arc<tokio::sync::Mutex<LastBatch>> {
-        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = senders.get(&peer) {
-            return Arc::clone(s);
+    fn of(&self, peer: PeerId, lane: u8) -> Arc<tokio::sync::Mutex<LastBatch>> {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = links.get_mut(&(peer, lane)) {
+            r.used = now;
+            return Arc::clone(&r.last);
         }
-        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-        while senders.len() >= MAX_SENDERS {
-            match order.pop_front() {
-                Some(old) => {
-                    senders.remove(&old);
-                }
-                None => break,
+        if links.len() >= MAX_SENDERS {
+            // Forget the link unused longest that no batch is being handled on.
+            let idle = links
+                .iter()
+                .filter(|(_, r)| Arc::strong_count(&r.last) == 1)
+                .min_by_key(|(_, r)| r.used)
+                .map(|(k, _)| *k);
+            if let Some(k) = idle {
+                links.remove(&k);
             }
         }
-        order.push_back(peer);
-        let s = Arc::new(tokio::sync::Mutex::new(LastBatch::default()));
-        senders.insert(peer, Arc::clone(&s));
-        s
+        let last = Arc::new(tokio::sync::Mutex::new(LastBatch::default()));
+        links.insert(
+            (peer, lane),
+            Remembered {
+                last: Arc::clone(&last),
+                used: now,
+            },
+        );
+        last
     }
 }
 
-/// Serves `transport/Sequenced` on `router`: each batch once, in order, per sender.
+/// Serves `transport/Sequenced` on `router`: each batch once, in order, per sender's link.
 pub(crate) fn serve(router: &Router) {
     let weak = router.downgrade();
     router.serve_with(
@@ -412,11 +570,14 @@ pub(crate) fn serve(router: &Router) {
             let weak = weak.clone();
             Box::pin(async move {
                 let batch: Sequenced = decode_body(&body)?;
+                if batch.lane > Lane::Refs.number() {
+                    return Err(WireError::Decode(format!("no link lane {}", batch.lane)));
+                }
                 let Some(router) = weak.upgrade() else {
                     return Err(WireError::ActorGone);
                 };
-                let last = router.delivered().of(peer);
-                // One batch of a sender at a time: a copy waits for the original to finish.
+                let last = router.delivered().of(peer, batch.lane);
+                // One batch of a link at a time: a copy waits for the original to finish.
                 let mut last = last.lock().await;
                 if last.epoch == batch.epoch && batch.seq <= last.seq {
                     if batch.seq == last.seq {
@@ -427,12 +588,23 @@ pub(crate) fn serve(router: &Router) {
                         batch.seq, last.seq
                     )));
                 }
+                if last.retired.contains(&batch.epoch) {
+                    return Err(WireError::Decode(format!(
+                        "batch {} of a link the sender has replaced",
+                        batch.seq
+                    )));
+                }
                 let replies = router.dispatch_in_order(peer, batch.frames).await;
-                *last = LastBatch {
-                    epoch: batch.epoch,
-                    seq: batch.seq,
-                    replies: replies.clone(),
-                };
+                if last.epoch != batch.epoch && last.epoch != 0 {
+                    let old = last.epoch;
+                    last.retired.push_back(old);
+                    if last.retired.len() > RETIRED_EPOCHS {
+                        last.retired.pop_front();
+                    }
+                }
+                last.epoch = batch.epoch;
+                last.seq = batch.seq;
+                last.replies = replies.clone();
                 encode_body(&replies)
             })
         }),

@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 pub use address::{parse_address, socket_of, sockets_reachable_first};
 pub use codec::{Frame, MALFORMED_ROUTE, RPC_PROTOCOL, Reply, Target, WireError};
 pub use forward::{Forward, remote_recipient};
-pub use link::{OrderedReply, Sequenced};
+pub use link::{Lane, OrderedReply, Sequenced};
 pub use network::Network;
 pub use router::{Router, WireMessage, decode_body, encode_body, route_id, route_of};
 
@@ -175,6 +175,14 @@ pub enum NetError {
         peer: PeerId,
         /// Its error.
         error: WireError,
+    },
+    /// The message is larger than any frame the network carries: it can never be sent.
+    #[error("a message of {size} bytes is over the {max}-byte frame limit")]
+    TooLarge {
+        /// The message's encoded size.
+        size: usize,
+        /// The largest a frame may carry.
+        max: usize,
     },
     /// The message could not be encoded or its reply decoded.
     #[error("codec: {0}")]

@@ -10,7 +10,7 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::inflight::keeping;
-use super::link::{Links, OrderedReply};
+use super::link::{Lane, Links, OrderedReply};
 use super::swarm::{Command, EventLoop, Shared, build_swarm};
 use super::{
     Frame, NetConfig, NetError, NetEvent, Role, Router, Target, WireMessage, decode_body,
@@ -54,7 +54,7 @@ impl Network {
             head,
         });
         let (cmd_tx, cmd_rx) = mpsc::channel(config.command_queue.max(16));
-        let links = Arc::new(Links::new(config.delivery_timeout));
+        let links = Arc::new(Links::new(config.delivery_timeout, config.max_request));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = {
             let shared = Arc::clone(&shared);
@@ -234,19 +234,24 @@ impl Network {
     /// it, or failed after the delivery bound. The reply resolves when it was handled (await
     /// it, or drop it: a message that fails unawaited is logged).
     pub fn send_ordered<M: WireMessage>(&self, peer: PeerId, msg: M) -> OrderedReply<M> {
+        self.send_ordered_on(Lane::Main, peer, msg)
+    }
+
+    /// [`Network::send_ordered`] on one of the peer's two links: ordered with the messages
+    /// sent on the same `lane`, not with the other's.
+    pub fn send_ordered_on<M: WireMessage>(
+        &self,
+        lane: Lane,
+        peer: PeerId,
+        msg: M,
+    ) -> OrderedReply<M> {
         let (tx, rx) = oneshot::channel();
-        let (body, kept) = keeping(|| encode_body(&msg));
-        match body {
-            Ok(body) => {
-                let frame = Frame {
-                    route: route_id::<M>(),
-                    target: Target::System,
-                    body,
-                };
-                self.links.send(self, peer, frame, M::NAME, Some(tx), kept);
-            }
+        match self.ordered_frame(&msg) {
+            Ok((frame, kept)) => self
+                .links
+                .send(self, peer, lane, frame, M::NAME, Some(tx), kept),
             Err(e) => {
-                let _ = tx.send(Err(NetError::Codec(e.to_string())));
+                let _ = tx.send(Err(e));
             }
         }
         OrderedReply::new(rx, peer)
@@ -254,22 +259,36 @@ impl Network {
 
     /// [`Network::send_ordered`] without a reply: a failure is logged as a warning.
     pub fn tell_ordered<M: WireMessage>(&self, peer: PeerId, msg: M) {
-        let (body, kept) = keeping(|| encode_body(&msg));
-        match body {
-            Ok(body) => {
-                let frame = Frame {
-                    route: route_id::<M>(),
-                    target: Target::System,
-                    body,
-                };
-                self.links.send(self, peer, frame, M::NAME, None, kept);
-            }
+        self.tell_ordered_on(Lane::Main, peer, msg)
+    }
+
+    /// [`Network::send_ordered_on`] without a reply: a failure is logged as a warning.
+    pub fn tell_ordered_on<M: WireMessage>(&self, lane: Lane, peer: PeerId, msg: M) {
+        match self.ordered_frame(&msg) {
+            Ok((frame, kept)) => self
+                .links
+                .send(self, peer, lane, frame, M::NAME, None, kept),
             Err(e) => tracing::error!(message = M::NAME, error = %e, "message not encoded"),
         }
     }
 
-    /// Fails at once what is queued for `peer` on its ordered link (the peer was declared
-    /// dead); later messages start a new link.
+    /// Encodes `msg` for an ordered link, with the references it names.
+    fn ordered_frame<M: WireMessage>(
+        &self,
+        msg: &M,
+    ) -> Result<(Frame, Vec<super::inflight::Kept>), NetError> {
+        let (body, kept) = keeping(|| encode_body(msg));
+        let body = body.map_err(|e| NetError::Codec(e.to_string()))?;
+        let frame = Frame {
+            route: route_id::<M>(),
+            target: Target::System,
+            body,
+        };
+        Ok((frame, kept))
+    }
+
+    /// Fails at once what is queued for `peer` on its ordered links (the peer was declared
+    /// dead); later messages start new links.
     pub fn peer_dead(&self, peer: PeerId, reason: impl Into<String>) {
         self.links.peer_dead(peer, reason.into());
     }

@@ -292,6 +292,7 @@ mod tests {
                 body: encode_body(&super::super::link::Sequenced {
                     epoch: 1,
                     seq: 1,
+                    lane: 0,
                     frames: vec![frame(1), frame(2), frame(3)],
                 })
                 .unwrap(),

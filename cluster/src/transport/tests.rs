@@ -295,6 +295,7 @@ fn a_batch_delivered_twice_is_handled_once_and_an_older_one_is_refused() {
             body: encode_body(&Sequenced {
                 epoch: 7,
                 seq,
+                lane: 0,
                 frames,
             })
             .unwrap(),
@@ -345,5 +346,197 @@ fn an_ordered_message_to_a_peer_nobody_can_reach_fails_after_the_bound() {
         node.peer_dead(nobody, "declared dead");
         assert!(reply.await.is_err());
         node.shutdown();
+    });
+}
+
+/// The networks of the tests below, by peer id: what a message decoded on a node uses to reach
+/// the node that sent it.
+static NETS: std::sync::Mutex<Vec<(libp2p::PeerId, Network)>> = std::sync::Mutex::new(Vec::new());
+
+fn net_of(peer: libp2p::PeerId) -> Option<Network> {
+    let nets = NETS.lock().unwrap();
+    nets.iter()
+        .find(|(p, _)| *p == peer)
+        .map(|(_, n)| n.clone())
+}
+
+/// A message naming an object its sender owns: decoding it on the receiver registers a borrow
+/// with the sender (on the borrows' link), and the message is handled only once that is counted,
+/// as a message carrying an `ObjectRef` is.
+#[derive(Message, Deserialize)]
+#[rtype(result = "usize")]
+#[serde(from = "NamingWire")]
+struct Naming {
+    receiver: Vec<u8>,
+    owner: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct NamingWire {
+    receiver: Vec<u8>,
+    owner: Vec<u8>,
+}
+
+impl From<NamingWire> for Naming {
+    fn from(w: NamingWire) -> Naming {
+        let receiver = libp2p::PeerId::from_bytes(&w.receiver).unwrap();
+        let owner = libp2p::PeerId::from_bytes(&w.owner).unwrap();
+        let net = net_of(receiver).expect("the receiver's network");
+        let borrow = net.send_ordered_on(Lane::Refs, owner, Record(0));
+        let counted: inflight::Settle = Box::pin(async move {
+            borrow.await.expect("borrow counted");
+        });
+        assert!(
+            inflight::settle_later(counted).is_none(),
+            "decoded by a router"
+        );
+        Naming {
+            receiver: w.receiver,
+            owner: w.owner,
+        }
+    }
+}
+
+impl Serialize for Naming {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        NamingWire {
+            receiver: self.receiver.clone(),
+            owner: self.owner.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+crate::wire_message!(Naming => "test/Naming");
+
+impl Handler<Naming> for Recorder {
+    type Result = usize;
+    fn handle(&mut self, _: Naming, _: &mut Context<Self>) -> usize {
+        self.0.len()
+    }
+}
+
+#[test]
+fn two_nodes_sending_each_other_references_at_once_both_get_through() {
+    run(async {
+        let served = || {
+            let router = Router::new();
+            let recorder = Recorder(Vec::new()).start();
+            router.serve::<Record, _>(recorder.clone());
+            router.serve::<Naming, _>(recorder);
+            router
+        };
+        let mut c = loopback(Role::Head);
+        // Were the borrows behind the messages they hold up, both would fail after this.
+        c.delivery_timeout = Duration::from_secs(5);
+        let a = Network::start(Keypair::generate_ed25519(), c.clone(), served()).unwrap();
+        c.role = Role::Node;
+        c.bootstrap = a.listen_addrs();
+        let b = Network::start(Keypair::generate_ed25519(), c, served()).unwrap();
+        assert!(b.wait_for_head(Duration::from_secs(10)).await.is_some());
+        let (pa, pb) = (a.local_peer_id(), b.local_peer_id());
+        NETS.lock()
+            .unwrap()
+            .extend([(pa, a.clone()), (pb, b.clone())]);
+        for round in 0..20 {
+            let to_b = a.send_ordered(
+                pb,
+                Naming {
+                    receiver: pb.to_bytes(),
+                    owner: pa.to_bytes(),
+                },
+            );
+            let to_a = b.send_ordered(
+                pa,
+                Naming {
+                    receiver: pa.to_bytes(),
+                    owner: pb.to_bytes(),
+                },
+            );
+            let (x, y) = futures::join!(to_b, to_a);
+            assert!(x.is_ok() && y.is_ok(), "round {round}: {x:?} {y:?}");
+        }
+        NETS.lock().unwrap().retain(|(p, _)| *p != pa && *p != pb);
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_batch_from_a_replaced_link_or_an_unknown_lane_is_refused() {
+    run(async {
+        let router = Router::new();
+        let recorder = Recorder(Vec::new()).start();
+        router.serve::<Record, _>(recorder.clone());
+        let peer = libp2p::PeerId::random();
+        let batch = |epoch, seq, lane, n| Frame {
+            route: route_id::<Sequenced>(),
+            target: Target::System,
+            body: encode_body(&Sequenced {
+                epoch,
+                seq,
+                lane,
+                frames: vec![Frame {
+                    route: route_id::<Record>(),
+                    target: Target::System,
+                    body: encode_body(&Record(n)).unwrap(),
+                }],
+            })
+            .unwrap(),
+        };
+        router.dispatch(peer, batch(7, 1, 0, 1)).await.unwrap();
+        // The sender replaced its link (its peer was declared dead): epoch 8 from 1.
+        router.dispatch(peer, batch(8, 1, 0, 2)).await.unwrap();
+        // A late batch of the old link is not handled.
+        assert!(router.dispatch(peer, batch(7, 2, 0, 3)).await.is_err());
+        // The borrows' link of the same sender counts on its own.
+        router.dispatch(peer, batch(7, 1, 1, 4)).await.unwrap();
+        assert!(router.dispatch(peer, batch(7, 2, 9, 5)).await.is_err());
+        assert_eq!(recorder.send(Recorded).await.unwrap(), vec![1, 2, 4]);
+    });
+}
+
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "usize")]
+struct Blob(Vec<u8>);
+
+crate::wire_message!(Blob => "test/Blob");
+
+impl Handler<Blob> for Recorder {
+    type Result = usize;
+    fn handle(&mut self, m: Blob, _: &mut Context<Self>) -> usize {
+        m.0.len()
+    }
+}
+
+#[test]
+fn an_ordered_message_over_the_frame_limit_fails_at_once_and_the_link_goes_on() {
+    run(async {
+        let router = Router::new();
+        let recorder = Recorder(Vec::new()).start();
+        router.serve::<Record, _>(recorder.clone());
+        router.serve::<Blob, _>(recorder);
+        let mut c = loopback(Role::Head);
+        c.max_request = 1 << 20;
+        c.delivery_timeout = Duration::from_secs(60);
+        let head = Network::start(Keypair::generate_ed25519(), c.clone(), router).unwrap();
+        c.role = Role::Node;
+        c.bootstrap = head.listen_addrs();
+        let node = Network::start(Keypair::generate_ed25519(), c, Router::new()).unwrap();
+        assert!(node.wait_for_head(Duration::from_secs(10)).await.is_some());
+        let to = head.local_peer_id();
+        let err = node
+            .send_ordered(to, Blob(vec![7; 2 << 20]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, NetError::TooLarge { .. }), "{err}");
+        // What fits goes through, on the same link, right after.
+        assert_eq!(
+            node.send_ordered(to, Blob(vec![7; 1000])).await.unwrap(),
+            1000
+        );
+        assert_eq!(node.send_ordered(to, Record(1)).await.unwrap(), 1);
+        node.shutdown();
+        head.shutdown();
     });
 }

@@ -714,8 +714,29 @@ fn run_scenario(name: &str) {
         "an_actor_call_batch_that_fails_does_not_kill_the_actor" => {
             an_actor_call_batch_that_fails_does_not_kill_the_actor()
         }
+        "queued_actor_calls_outlive_the_lease" => queued_actor_calls_outlive_the_lease(),
         other => panic!("no scenario {other:?}"),
     }
+}
+
+/// Calls to an actor on another node that wait in its queue for longer than the object lease
+/// still complete: the actor's node keeps their results from the moment it queued them, so
+/// the driver's lease on it holds.
+fn queued_actor_calls_outlive_the_lease() {
+    let a = node_with("a");
+    let tally = Tally::options().resource("a", 1.0).remote().unwrap();
+    assert_eq!(
+        raya::get_timeout(&tally.node(), Duration::from_secs(60)).unwrap(),
+        a
+    );
+    // The first call goes out alone and runs for twice the 3 s lease; the next ones follow in
+    // a batch of their own and wait in the actor's queue meanwhile.
+    let mut calls = vec![tally.pause(6000)];
+    calls.extend((0..3).map(|_| tally.pause(10)));
+    let done = raya::get_all_timeout(&calls, Duration::from_secs(60)).unwrap();
+    assert_eq!(done, vec![6000, 10, 10, 10]);
+    drop((calls, tally));
+    no_objects_left(&["a"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1200,6 +1221,20 @@ fn an_object_whose_maker_stalls_fails_after_the_lease() {
     c.wait_alive(3);
     c.drive(
         "an_unreachable_maker_fails_its_objects_after_the_lease",
+        1,
+        Duration::from_secs(120),
+    );
+}
+
+#[test]
+fn actor_calls_queued_longer_than_the_lease_complete() {
+    let mut c = Cluster::with_head("queued-calls", 1);
+    c.setting("TEST_DELIVERY_MS", "1500");
+    c.setting("TEST_LEASE_MS", "3000");
+    c.worker(1, Some("a"));
+    c.wait_alive(2);
+    c.drive(
+        "queued_actor_calls_outlive_the_lease",
         1,
         Duration::from_secs(120),
     );

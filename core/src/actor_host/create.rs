@@ -153,6 +153,7 @@ fn start_host_actor<A: ActorClass>(
         running: FastHashMap::default(),
         slots: Slots::default(),
         front_waits_on: None,
+        kept_early: Default::default(),
         generation: 0,
         shared_generation: Arc::new(AtomicU64::new(0)),
         restarts: 0,

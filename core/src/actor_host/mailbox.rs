@@ -79,9 +79,11 @@ impl<A: ActorClass> ActorHost<A> {
     }
 
     /// Keeps the results of a call this host runs or fails for `owner` (see
-    /// `keep_results_for_owner`): not before, since a call queued while the actor is being placed
-    /// may be forwarded to the node it lives on instead, which keeps them.
+    /// `keep_results_for_owner`), unless they were kept when it was queued.
     fn keep_results(&self, owner: raya_common::NodeId, call: &CallMeta) {
+        if self.kept_early.borrow_mut().remove(&call.task_id) {
+            return;
+        }
         keep_results_for_owner(
             &self.env.store,
             self.env.objects.as_ref(),
@@ -382,6 +384,16 @@ impl<A: ActorClass> Handler<ActorCall<A>> for ActorHost<A> {
             );
             self.fail_call(&call, &err);
             return;
+        }
+        // A call queued here will run or fail here: its owner may count on this node making
+        // it from now on. Not while the actor is being placed: the call may be forwarded to
+        // the node it lands on, which keeps the results then.
+        if !matches!(self.lifecycle, Lifecycle::Placing)
+            && call.owner != self.env.node
+            && !self.kept_early.borrow().contains(&call.task_id)
+        {
+            self.keep_results(call.owner, &call.meta());
+            self.kept_early.borrow_mut().insert(call.task_id);
         }
         self.queue.push_back(call);
         self.pump(ctx);

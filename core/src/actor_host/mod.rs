@@ -91,6 +91,9 @@ pub(crate) struct ActorHost<A: ActorClass> {
     ctor_args: Vec<TaskArg>,
     /// Every handle was dropped: the actor dies once idle, and the host stops once it is dead.
     handles_dropped: bool,
+    /// Queued calls of other nodes whose results this node already keeps for their owner (kept
+    /// when queued, so the owner's lease on this node sees them being made while they wait).
+    kept_early: std::cell::RefCell<std::collections::HashSet<TaskId>>,
 }
 
 impl<A: ActorClass> std::fmt::Debug for ActorHost<A> {

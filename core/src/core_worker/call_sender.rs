@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
-use raya_cluster::transport::Network;
+use raya_cluster::transport::{NetError, Network};
 use raya_common::{ActorId, NodeId, ObjectId, TaskError, TaskErrorKind, TaskId};
 use raya_store::{ObjectManager, ObjectsExpected, Status, StoreCore};
 
@@ -28,6 +28,24 @@ use crate::actor_host::wire::{ControlActor, DeliverCalls, WireActorCall, WireCon
 
 /// At most this many calls travel in one batch.
 const MAX_BATCH: usize = 1024;
+
+/// A batch takes more calls only while their arguments' sizes stay within this (a batch must
+/// fit one frame; a single larger call travels alone).
+const MAX_BATCH_BYTES: usize = 4 << 20;
+
+/// About how many bytes `call` takes on the wire: its by-value arguments' sizes, plus a little
+/// for the rest.
+fn wire_size(call: &WireActorCall) -> usize {
+    let args: usize = call
+        .args
+        .iter()
+        .map(|a| match a {
+            raya_scheduler::TaskArg::Value(v) => v.size(),
+            raya_scheduler::TaskArg::Ref(_) => 64,
+        })
+        .sum();
+    args + call.class.len() + call.method.len() + 128
+}
 
 /// The node `peer` died.
 #[derive(Message)]
@@ -105,6 +123,7 @@ impl RemoteActors {
             max_task_retries,
             queue: VecDeque::new(),
             in_flight: false,
+            batch_limit: MAX_BATCH,
             dead: None,
         });
         senders.insert(actor, s.clone());
@@ -167,6 +186,9 @@ pub(crate) struct CallSender {
     max_task_retries: i64,
     queue: VecDeque<Outgoing>,
     in_flight: bool,
+    /// Calls in the next batch, at most: halved while a batch is too large to send, back to
+    /// [`MAX_BATCH`] once one is delivered.
+    batch_limit: usize,
     /// Set once the actor's node is known dead: later calls fail at once.
     dead: Option<TaskError>,
 }
@@ -230,11 +252,14 @@ impl CallSender {
                     });
                 }
                 Some(Outgoing::Call(first)) => {
+                    let mut bytes = wire_size(&first);
                     let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH
-                        && let Some(Outgoing::Call(_)) = self.queue.front()
+                    while batch.len() < self.batch_limit
+                        && let Some(Outgoing::Call(next)) = self.queue.front()
+                        && bytes + wire_size(next) <= MAX_BATCH_BYTES
                     {
                         if let Some(Outgoing::Call(c)) = self.queue.pop_front() {
+                            bytes += wire_size(&c);
                             batch.push(c);
                         }
                     }
@@ -252,7 +277,13 @@ impl CallSender {
         ctx.spawn(sent.into_actor(self).map(move |res, this, ctx| {
             this.in_flight = false;
             match res {
-                Ok(undelivered) => this.delivered(kept, &undelivered),
+                Ok(undelivered) => {
+                    this.batch_limit = MAX_BATCH;
+                    this.delivered(kept, &undelivered)
+                }
+                Err(e @ (NetError::TooLarge { .. } | NetError::Codec(_))) => {
+                    this.not_sendable(kept, e)
+                }
                 Err(e) => this.not_delivered(kept, e.to_string()),
             }
             if this.dead.is_none() {
@@ -287,6 +318,30 @@ impl CallSender {
         }
     }
 
+    /// The batch could not be sent at all (too large for a frame, or a value that does not
+    /// encode): nothing of it ran. A batch of several calls is sent again in halves, until the
+    /// call that cannot be sent is alone; that one fails, saying why.
+    fn not_sendable(&mut self, batch: Vec<WireActorCall>, e: NetError) {
+        if batch.len() > 1 {
+            self.batch_limit = (batch.len() / 2).max(1);
+            for c in batch.into_iter().rev() {
+                self.queue.push_front(Outgoing::Call(c));
+            }
+            return;
+        }
+        let err = Arc::new(TaskError::new(
+            TaskErrorKind::System,
+            format!(
+                "the call to actor {} on node {} cannot be sent there ({e}); pass a large \
+                 argument as an ObjectRef (raya::put) instead of by value",
+                self.actor, self.node
+            ),
+        ));
+        for c in &batch {
+            self.fail_results(c.task_id, c.num_returns, c.owner, &err);
+        }
+    }
+
     /// The link gave up on the batch: it may or may not have run. It is sent again when the
     /// actor's retries allow, else its calls fail.
     fn not_delivered(&mut self, batch: Vec<WireActorCall>, reason: String) {
@@ -302,7 +357,7 @@ impl CallSender {
         if self.may_resend(attempt) {
             tracing::warn!(actor = %self.actor, node = %self.node, %reason, "actor calls not delivered: sending them again");
             for mut c in batch.into_iter().rev() {
-                c.attempt += 1;
+                c.attempt = c.attempt.saturating_add(1);
                 self.queue.push_front(Outgoing::Call(c));
             }
             return;

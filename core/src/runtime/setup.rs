@@ -214,7 +214,11 @@ pub(super) async fn setup(
             worker_idle_timeout: config.idle_thread_timeout,
             report_interval: Duration::from_millis(100),
             event_flush_interval: Duration::from_secs(1),
-            placement_lease: config.object_lease,
+            // The head tries up to MAX_PLACEMENTS nodes, each for a delivery bound, and the
+            // task's own hand-over takes one more: the lease outlasts all of them.
+            placement_lease: config
+                .object_lease
+                .max(config.delivery_timeout * (raya_scheduler::global::MAX_PLACEMENTS as u32 + 1)),
         },
         LocalSchedulerParts {
             store: Arc::clone(&store),

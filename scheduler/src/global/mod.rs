@@ -23,7 +23,7 @@ use raya_cluster::GcsHandle;
 use raya_cluster::gcs::functions::NodesWithFunction;
 use raya_cluster::gcs::nodes::{NodeInfo, NodeState};
 use raya_cluster::gcs::objects::GetObjectLocations;
-use raya_cluster::transport::{Network, Target, remote_recipient};
+use raya_cluster::transport::{NetError, Network, Target, remote_recipient};
 use raya_common::{NodeId, ObjectId, TaskErrorKind, TaskId};
 use serde::{Deserialize, Serialize};
 
@@ -275,7 +275,7 @@ impl GlobalScheduler {
         ctx: &mut Context<Self>,
     ) {
         let task = spec.task_id;
-        let kept = spec.clone();
+        let mut kept = spec.clone();
         let placed = net.send_ordered(node.peer_id(), PlaceTask(spec));
         ctx.spawn(placed.into_actor(self).map(move |res, this, ctx| {
             let Err(e) = res else {
@@ -284,7 +284,23 @@ impl GlobalScheduler {
             };
             tracing::warn!(%task, %node, error = %e, "placement not delivered");
             tried.push(node);
-            if tried.len() < MAX_PLACEMENTS {
+            if matches!(e, NetError::TooLarge { .. } | NetError::Codec(_)) {
+                // No node could be sent it.
+                let reason = format!("the task cannot be sent to another node: {e}");
+                this.unschedulable(kept, from, reason, TaskErrorKind::System);
+                return;
+            }
+            // The node may have got the task and run it before the link gave up: placing it
+            // again is a retry, allowed only as far as its `max_retries`.
+            if !kept.may_retry(false) {
+                let reason = format!(
+                    "{} did not acknowledge the task ({e}); it may or may not have run there, \
+                     and max_retries does not allow running it again",
+                    list(&tried)
+                );
+                this.unschedulable(kept, from, reason, TaskErrorKind::Unreachable);
+            } else if tried.len() < MAX_PLACEMENTS {
+                kept.attempt += 1;
                 this.schedule(kept, from, tried, ctx);
             } else {
                 let reason = format!("{} could not be given the task (last: {e})", list(&tried));

@@ -71,6 +71,11 @@ impl EarlyCancels {
 #[rtype(result = "()")]
 pub(super) struct AwayDone(pub(super) TaskId);
 
+/// A result of a task handed over was freed: when all are, the task is no longer followed.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct AwayFreed(TaskId);
+
 impl LocalScheduler {
     /// Hands `spec` to the global scheduler, keeping what is needed to follow it (see the
     /// module docs).
@@ -105,6 +110,12 @@ impl LocalScheduler {
             let me = ctx.address();
             self.store
                 .on_ready(first, Box::new(move || me.do_send(AwayDone(task))));
+            // Every result dropped before it was made: nobody waits for the task any more.
+            for id in spec.return_ids() {
+                let me = ctx.address();
+                self.store
+                    .on_free(id, Box::new(move || me.do_send(AwayFreed(task))));
+            }
         }
         let taken = global.schedule(ScheduleTask {
             spec,
@@ -204,6 +215,26 @@ impl Handler<AwayDone> for LocalScheduler {
             return;
         }
         self.away.remove(&task);
+    }
+}
+
+impl Handler<AwayFreed> for LocalScheduler {
+    type Result = ();
+    fn handle(&mut self, AwayFreed(task): AwayFreed, _: &mut Context<Self>) {
+        let Some(a) = self.away.get(&task) else {
+            return;
+        };
+        let store = &self.store;
+        if a.cancel.is_some() && a.at.is_none() {
+            // Its node must still be told of the cancellation once known.
+            return;
+        }
+        if a.spec
+            .return_ids()
+            .all(|id| store.status(id) == raya_store::Status::Missing)
+        {
+            self.away.remove(&task);
+        }
     }
 }
 

@@ -27,10 +27,10 @@ pub use messages::{
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use raya_cluster::transport::Network;
+use raya_cluster::transport::{Lane, Network};
 use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind};
 use tokio::sync::oneshot;
 
@@ -44,10 +44,12 @@ use transfer::{locate_and_pull, pull_object, serve_pulls};
 #[rtype(result = "()")]
 struct ObjectWanted(ObjectId, Option<NodeId>);
 
-/// A result kept here for its owner `.1` is ready (or failed): announce it.
+/// A result kept here for its owner `.1` is ready (or failed): announce it. `.2`: when it was
+/// first announced, if it was (an announcement is sent again until the owner acknowledges it,
+/// for at most a lease).
 #[derive(Message)]
 #[rtype(result = "()")]
-struct ResultReady(ObjectId, NodeId);
+struct ResultReady(ObjectId, NodeId, Option<Instant>);
 
 /// An object that locate requests were parked on is no longer pending.
 #[derive(Message)]
@@ -71,8 +73,9 @@ impl StoreHooks for Hooks {
         self.manager.do_send(ObjectWanted(id, owner));
     }
 
-    /// Tells the owner at once, on the ordered link to it (so a node's first reference and its
-    /// last reach the owner in that order). A first reference made while a message is decoded
+    /// Tells the owner at once, on the ordered link for borrows to it (so a node's first
+    /// reference and its last reach the owner in that order, and never wait behind a message
+    /// that itself waits for borrows: see [`Lane`]). A first reference made while a message is decoded
     /// holds up that message until the owner counted it, so the message's sender, which keeps
     /// its own references until answered, never lets the object go first.
     fn borrowed(&self, id: ObjectId, owner: NodeId, first: bool) {
@@ -82,10 +85,10 @@ impl StoreHooks for Hooks {
             add: first,
         };
         if !first {
-            self.net.tell_ordered(owner.peer_id(), msg);
+            self.net.tell_ordered_on(Lane::Refs, owner.peer_id(), msg);
             return;
         }
-        let reply = self.net.send_ordered(owner.peer_id(), msg);
+        let reply = self.net.send_ordered_on(Lane::Refs, owner.peer_id(), msg);
         let registered: raya_cluster::transport::inflight::Settle = Box::pin(async move {
             if let Err(e) = reply.await {
                 tracing::warn!(object = %id, %owner, error = %e, "borrow not registered with the owner");
@@ -256,8 +259,10 @@ impl Handler<ExpectReturns> for ObjectManager {
             self.held.insert(id, (r, m.owner));
             let me = ctx.address();
             let owner = m.owner;
-            self.core
-                .on_ready(id, Box::new(move || me.do_send(ResultReady(id, owner))));
+            self.core.on_ready(
+                id,
+                Box::new(move || me.do_send(ResultReady(id, owner, None))),
+            );
         }
         self.tell(m.owner, ObjectsExpected { ids, at: self.me });
     }
@@ -265,7 +270,11 @@ impl Handler<ExpectReturns> for ObjectManager {
 
 impl Handler<ResultReady> for ObjectManager {
     type Result = ();
-    fn handle(&mut self, ResultReady(id, owner): ResultReady, _: &mut Context<Self>) {
+    fn handle(&mut self, ResultReady(id, owner, first): ResultReady, ctx: &mut Context<Self>) {
+        if !self.held.contains_key(&id) {
+            // Freed by its owner, or the owner died.
+            return;
+        }
         // Never from disk here (that would hold up this event loop): a spilled result stays
         // where it is, to be pulled.
         let data = match self.core.resident(id) {
@@ -275,12 +284,7 @@ impl Handler<ResultReady> for ObjectManager {
                 size: v.size() as u64,
             },
             Resident::Memory(v) => match WireValue::encode(&v) {
-                Ok(b) if b.len() <= MAX_INLINE => {
-                    // The owner has it now: no copy needs to stay here (the message keeps the
-                    // objects it names alive until the owner counted them).
-                    self.held.remove(&id);
-                    ReadyData::Inline(b)
-                }
+                Ok(b) if b.len() <= MAX_INLINE => ReadyData::Inline(b),
                 Ok(b) => ReadyData::Held {
                     size: b.len() as u64,
                 },
@@ -289,20 +293,39 @@ impl Handler<ResultReady> for ObjectManager {
                     format!("the result cannot be encoded to leave the node: {e}"),
                 )),
             },
-            Resident::Failed(e) => {
-                self.held.remove(&id);
-                ReadyData::Failed((*e).clone())
-            }
+            Resident::Failed(e) => ReadyData::Failed((*e).clone()),
             Resident::Pending | Resident::Missing => return,
         };
-        self.tell(
-            owner,
+        // Once the owner has an inline value or a failure, no copy needs to stay here (the
+        // message keeps the objects it names alive until the owner counted them). Until it
+        // acknowledged, the copy stays: the owner's lease asks for it meanwhile.
+        let settled = !matches!(data, ReadyData::Held { .. });
+        let first = first.unwrap_or_else(Instant::now);
+        let reply = self.net.send_ordered(
+            owner.peer_id(),
             ObjectReady {
                 id,
                 from: self.me,
                 data,
             },
         );
+        ctx.spawn(reply.into_actor(self).map(move |r, act, ctx| match r {
+            Ok(()) => {
+                if settled {
+                    act.held.remove(&id);
+                }
+            }
+            Err(e) if first.elapsed() < act.lease => {
+                tracing::debug!(object = %id, %owner, error = %e, "result not announced: sending again");
+                ctx.run_later(Duration::from_secs(1), move |_, ctx| {
+                    ctx.notify(ResultReady(id, owner, Some(first)))
+                });
+            }
+            Err(e) => {
+                tracing::warn!(object = %id, %owner, error = %e, "result not announced within the object lease: dropped");
+                act.held.remove(&id);
+            }
+        }));
     }
 }
 

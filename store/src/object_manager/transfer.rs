@@ -243,7 +243,8 @@ async fn pull_once(
 }
 
 /// Accepts pull streams and sends the objects asked for, each on its own task, at most
-/// [`MAX_SERVED`] at once.
+/// [`MAX_SERVED`] at once; up to [`MAX_WAITING`] more wait for a turn, each for at most half
+/// the stream timeout, and the others are told the node is busy (their pullers try again).
 pub(super) fn serve_pulls(core: Arc<StoreCore>, net: &Network) {
     let mut control = net.stream_control();
     let mut incoming = match control.accept(OBJECT_PROTOCOL) {
@@ -266,9 +267,18 @@ pub(super) fn serve_pulls(core: Arc<StoreCore>, net: &Network) {
                     let _ = refuse_busy(&mut stream).await;
                     return;
                 }
-                let turn = turns.acquire_owned().await;
+                // A puller waits for its header only so long: past half of that it is told
+                // to come back, rather than served after it gave up.
+                let turn = tokio::time::timeout(STREAM_TIMEOUT / 2, turns.acquire_owned()).await;
                 waiting.fetch_sub(1, Ordering::Relaxed);
-                let Ok(_turn) = turn else { return };
+                let _turn = match turn {
+                    Ok(Ok(t)) => t,
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        let _ = refuse_busy(&mut stream).await;
+                        return;
+                    }
+                };
                 if let Err(e) = send_object(&core, &mut stream).await {
                     tracing::debug!(%peer, error = %e, "object transfer failed");
                 }

@@ -112,6 +112,8 @@ pub struct StoreCore {
     spill_lock: Mutex<()>,
     counters: Counters,
     hooks: std::sync::OnceLock<Box<dyn StoreHooks>>,
+    /// Deletes the spill files of freed objects off the thread that freed them.
+    unlinker: spill::Unlinker,
 }
 
 impl std::fmt::Debug for StoreCore {
@@ -138,6 +140,7 @@ impl StoreCore {
             clock: AtomicU64::new(0),
             config,
             spill_lock: Mutex::new(()),
+            unlinker: spill::Unlinker::default(),
             counters: Counters::default(),
             hooks: std::sync::OnceLock::new(),
         })
@@ -292,9 +295,9 @@ impl StoreCore {
                 self.counters
                     .bytes_spilled
                     .fetch_sub(*len, Ordering::Relaxed);
-                if let Err(err) = std::fs::remove_file(path) {
-                    tracing::warn!(object = %id, error = %err, "could not delete spill file");
-                }
+                // The last reference may go on any thread, one carrying the network or a
+                // scheduler included: the file is deleted elsewhere.
+                self.unlinker.delete(path.clone());
             }
             drop(e);
         }

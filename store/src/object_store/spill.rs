@@ -3,12 +3,56 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
 use raya_common::{ObjectId, Value};
 
 use super::{Deferred, Entry, State, StoreCore, old_value};
 use crate::raw_ref::{RawRef, collect_refs};
+
+/// Spill files waiting to be deleted, at most; past it the freeing thread deletes its own.
+const MAX_UNLINKS: usize = 4096;
+
+/// Deletes spill files on a thread of its own (started with the first file), so that freeing
+/// a spilled object never waits for the disk. It stops when the store is dropped.
+#[derive(Default)]
+pub(super) struct Unlinker {
+    tx: Mutex<Option<SyncSender<PathBuf>>>,
+}
+
+impl Unlinker {
+    pub(super) fn delete(&self, path: PathBuf) {
+        let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        if tx.is_none() {
+            let (sender, rx) = sync_channel::<PathBuf>(MAX_UNLINKS);
+            let started = std::thread::Builder::new()
+                .name("raya-unlink".into())
+                .spawn(move || {
+                    for path in rx {
+                        unlink(&path);
+                    }
+                });
+            if started.is_ok() {
+                *tx = Some(sender);
+            }
+        }
+        let path = match tx.as_ref().map(|t| t.try_send(path.clone())) {
+            Some(Ok(())) => return,
+            Some(Err(TrySendError::Full(p) | TrySendError::Disconnected(p))) => p,
+            None => path,
+        };
+        drop(tx);
+        unlink(&path);
+    }
+}
+
+fn unlink(path: &std::path::Path) {
+    if let Err(err) = std::fs::remove_file(path) {
+        tracing::warn!(path = %path.display(), error = %err, "could not delete spill file");
+    }
+}
 
 impl StoreCore {
     pub(super) fn discard_spill(&self, spilled: Option<(PathBuf, u64, Vec<RawRef>)>) {
@@ -21,8 +65,11 @@ impl StoreCore {
         }
     }
 
+    /// A file no other spill of this store uses, even of the same object (a file of an
+    /// object freed earlier may still wait to be deleted).
     fn spill_path(&self, id: ObjectId) -> PathBuf {
-        self.config.spill_dir.join(format!("{id}.obj"))
+        let n = self.clock.fetch_add(1, Ordering::Relaxed);
+        self.config.spill_dir.join(format!("{id}.{n}.obj"))
     }
 
     /// Encodes `value` (collecting the references it contains) and writes it to its spill file.

@@ -78,13 +78,20 @@ impl StoreCore {
         }
     }
 
-    /// Runs `callback` when the last reference to `id` is dropped (replacing an earlier one).
-    /// Returns `false` (dropping the callback) when `id` is not in the store.
+    /// Runs `callback` when the last reference to `id` is dropped, after those registered
+    /// before it (each component that follows an object's end registers its own). Returns
+    /// `false` (dropping the callback) when `id` is not in the store.
     pub fn on_free(&self, id: ObjectId, callback: Box<dyn FnOnce() + Send>) -> bool {
         let mut shard = self.shard(&id);
         match shard.entries.get_mut(&id) {
             Some(e) => {
-                e.on_free = Some(callback);
+                e.on_free = Some(match e.on_free.take() {
+                    None => callback,
+                    Some(earlier) => Box::new(move || {
+                        earlier();
+                        callback();
+                    }),
+                });
                 true
             }
             None => false,
