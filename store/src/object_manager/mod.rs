@@ -125,7 +125,13 @@ pub struct ObjectManager {
     lease: Duration,
     /// What is known of the makers of the objects in `expected`.
     leases: lease::Leases,
+    /// Results made here whose owners are yet to be told this node makes them, by owner.
+    unannounced: HashMap<NodeId, Vec<ObjectId>>,
 }
+
+/// How long an owner's news that this node makes some of its objects waits, so that results
+/// ready by then need no such news (their announcement says more), and the rest go together.
+const EXPECTED_DELAY: Duration = Duration::from_millis(50);
 
 impl ObjectManager {
     /// Starts the object manager of the node whose store is `core` on `arbiter`: connects it
@@ -153,6 +159,7 @@ impl ObjectManager {
             watching: HashSet::new(),
             pulling: HashSet::new(),
             leases: lease::Leases::default(),
+            unannounced: HashMap::new(),
         });
         core.set_hooks(Box::new(Hooks {
             manager: addr.clone(),
@@ -264,7 +271,29 @@ impl Handler<ExpectReturns> for ObjectManager {
                 Box::new(move || me.do_send(ResultReady(id, owner, None))),
             );
         }
-        self.tell(m.owner, ObjectsExpected { ids, at: self.me });
+        if self.unannounced.is_empty() {
+            ctx.run_later(EXPECTED_DELAY, |this, _| this.tell_expected());
+        }
+        self.unannounced.entry(m.owner).or_default().extend(ids);
+    }
+}
+
+impl ObjectManager {
+    /// Tells each owner which of its objects this node makes and has not finished yet
+    /// (`ObjectsExpected`), so that its lease follows this node.
+    fn tell_expected(&mut self) {
+        for (owner, mut ids) in std::mem::take(&mut self.unannounced) {
+            ids.retain(|id| self.held.contains_key(id) && self.core.status(*id) == Status::Pending);
+            for chunk in ids.chunks(lease::MAX_ASKED) {
+                self.tell(
+                    owner,
+                    ObjectsExpected {
+                        ids: chunk.to_vec(),
+                        at: self.me,
+                    },
+                );
+            }
+        }
     }
 }
 
