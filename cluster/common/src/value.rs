@@ -170,8 +170,41 @@ pub type KeepAlive = Arc<dyn Any + Send + Sync>;
 /// A live Rust value with the means to encode it.
 #[derive(Clone)]
 pub struct LiveValue {
-    data: Arc<dyn Any + Send + Sync>,
+    /// The value; `None` only once it was moved out or dropped.
+    data: Option<Arc<dyn Any + Send + Sync>>,
     vtable: &'static VTable,
+}
+
+impl LiveValue {
+    fn data(&self) -> &Arc<dyn Any + Send + Sync> {
+        self.data
+            .as_ref()
+            .expect("a live value holds its data until it is dropped")
+    }
+
+    fn take(mut self) -> Arc<dyn Any + Send + Sync> {
+        self.data
+            .take()
+            .expect("a live value holds its data until it is dropped")
+    }
+}
+
+/// Dropping the last handle on a value runs the program's `Drop` for it on whichever thread let
+/// go last — a worker, but also a scheduler, the object manager or the network's threads. A
+/// panic there is caught and logged, so a faulty `Drop` never takes those threads down.
+impl Drop for LiveValue {
+    fn drop(&mut self) {
+        let Some(data) = self.data.take() else {
+            return;
+        };
+        let type_name = (self.vtable.type_name)();
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(data))).is_err() {
+            tracing::error!(
+                value = type_name,
+                "a value's Drop panicked; the panic was contained"
+            );
+        }
+    }
 }
 
 impl Value {
@@ -183,7 +216,7 @@ impl Value {
     /// Wraps a shared Rust value without copying or encoding it.
     pub fn from_arc<T: Object>(value: Arc<T>) -> Value {
         Value::Live(LiveValue {
-            data: value,
+            data: Some(value),
             vtable: &VTableOf::<T>::VTABLE,
         })
     }
@@ -231,7 +264,7 @@ impl Value {
     /// Whether both are the same allocation (not just equal contents).
     pub fn ptr_eq(&self, other: &Value) -> bool {
         match (self, other) {
-            (Value::Live(a), Value::Live(b)) => Arc::ptr_eq(&a.data, &b.data),
+            (Value::Live(a), Value::Live(b)) => Arc::ptr_eq(a.data(), b.data()),
             (Value::Bytes(a, _), Value::Bytes(b, _)) => Arc::ptr_eq(a, b),
             _ => false,
         }
@@ -240,7 +273,7 @@ impl Value {
     /// Estimated memory held: for live values inline size plus known heap, for bytes their length.
     pub fn size(&self) -> usize {
         match self {
-            Value::Live(l) => l.vtable.inline_size + (l.vtable.heap_size)(&*l.data as &dyn Any),
+            Value::Live(l) => l.vtable.inline_size + (l.vtable.heap_size)(&**l.data() as &dyn Any),
             Value::Bytes(b, _) => b.len(),
         }
     }
@@ -255,7 +288,7 @@ impl Value {
     /// The value as a shared `Arc<T>`: free for a live value, a decode for bytes.
     pub fn to_arc<T: Object>(&self) -> Result<Arc<T>, ValueError> {
         match self {
-            Value::Live(l) => Arc::clone(&l.data)
+            Value::Live(l) => Arc::clone(l.data())
                 .downcast::<T>()
                 .map_err(|_| self.mismatch::<T>()),
             Value::Bytes(b, _) => Ok(Arc::new(decode_object::<T>(b)?)),
@@ -268,7 +301,7 @@ impl Value {
         match self {
             Value::Live(l) => {
                 let found = (l.vtable.type_name)();
-                l.data
+                l.take()
                     .downcast::<T>()
                     .map_err(|_| ValueError::TypeMismatch {
                         expected: std::any::type_name::<T>(),
@@ -282,7 +315,7 @@ impl Value {
     /// A reference to a live value of type `T`.
     pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
         match self {
-            Value::Live(l) => l.data.downcast_ref::<T>(),
+            Value::Live(l) => l.data().downcast_ref::<T>(),
             Value::Bytes(..) => None,
         }
     }
@@ -291,7 +324,7 @@ impl Value {
     pub fn clone_as<T: Object + Clone>(&self) -> Result<T, ValueError> {
         match self {
             Value::Live(l) => l
-                .data
+                .data()
                 .downcast_ref::<T>()
                 .cloned()
                 .ok_or_else(|| self.mismatch::<T>()),
@@ -307,7 +340,7 @@ impl Value {
                     expected: std::any::type_name::<T>(),
                     found: (l.vtable.type_name)().to_string(),
                 };
-                let arc = l.data.downcast::<T>().map_err(|_| mismatch)?;
+                let arc = l.take().downcast::<T>().map_err(|_| mismatch)?;
                 Ok(Arc::try_unwrap(arc).unwrap_or_else(|shared| (*shared).clone()))
             }
             Value::Bytes(b, _) => Ok(decode_object::<T>(&b)?),
@@ -323,13 +356,13 @@ impl Value {
     /// ```
     pub fn encoded_parts(&self) -> Result<EncodedParts, CodecError> {
         if let Value::Live(l) = self
-            && let Some(bytes) = l.data.downcast_ref::<Vec<u8>>()
+            && let Some(bytes) = l.data().downcast_ref::<Vec<u8>>()
         {
             let mut prefix = Vec::with_capacity(10);
             push_varint(&mut prefix, bytes.len() as u64);
             return Ok(EncodedParts {
                 prefix,
-                body: PartsBody::Live(Arc::clone(&l.data)),
+                body: PartsBody::Live(Arc::clone(l.data())),
             });
         }
         Ok(EncodedParts {
@@ -341,7 +374,7 @@ impl Value {
     /// The encoded form: encodes a live value (the only place a live value is ever serialized).
     pub fn encode(&self) -> Result<Arc<Vec<u8>>, CodecError> {
         match self {
-            Value::Live(l) => (l.vtable.serialize)(&*l.data).map(Arc::new),
+            Value::Live(l) => (l.vtable.serialize)(&**l.data()).map(Arc::new),
             Value::Bytes(b, _) => Ok(Arc::clone(b)),
         }
     }
@@ -382,6 +415,30 @@ impl std::fmt::Debug for LiveValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Serialize, serde::Deserialize)]
+    struct PanicsOnDrop(u8);
+
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("dropped {}", self.0);
+        }
+    }
+
+    #[test]
+    fn a_panicking_drop_does_not_unwind_through_the_thread_that_drops_the_value() {
+        let v = Value::new(PanicsOnDrop(1));
+        let shared = v.clone();
+        drop(v);
+        // The last handle runs the value's Drop: its panic stops there.
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(shared)));
+        assert!(dropped.is_ok());
+        // Moving the value out still hands over the value itself.
+        let moved = Value::new(PanicsOnDrop(2)).into_arc::<PanicsOnDrop>();
+        let arc = moved.expect("same type");
+        assert_eq!(arc.0, 2);
+        std::mem::forget(arc);
+    }
 
     #[test]
     fn byte_vectors_take_a_fast_path_with_the_serde_encoding() {

@@ -44,6 +44,9 @@ pub struct ActorInfo {
     pub detached: bool,
     /// Allowed restarts (-1: unlimited).
     pub max_restarts: i64,
+    /// How often a call that may have run is run again (-1: always): what a caller on another
+    /// node that found the actor by name keeps to.
+    pub max_task_retries: i64,
     /// Restarts so far.
     pub num_restarts: u64,
     /// Why it died.

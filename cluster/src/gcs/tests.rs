@@ -63,6 +63,7 @@ fn actor_info(id: u128, name: Option<&str>, node: NodeId) -> ActorInfo {
         state: ActorState::Alive,
         detached: false,
         max_restarts: 0,
+        max_task_retries: 0,
         num_restarts: 0,
         death_cause: None,
         resources: ResourceSet::new(),

@@ -18,7 +18,7 @@ use super::lifecycle::Lifecycle;
 use super::mailbox::Slots;
 use super::{ActorHost, HostOptions};
 use crate::api::actor::{ActorCell, ActorClass, ActorOptions, Lifetime, creation_object};
-use crate::api::handle::{ActorHandle, HandleRef};
+use crate::api::handle::{ActorHandle, HandleRef, HandleTarget};
 use crate::core_worker::CoreWorker;
 use crate::error::{Error, Result};
 use crate::execution::context;
@@ -60,6 +60,7 @@ pub(crate) fn create<A: ActorClass>(
         state: ActorState::PendingCreation,
         detached,
         max_restarts: options.max_restarts,
+        max_task_retries: options.max_task_retries,
         num_restarts: 0,
         death_cause: None,
         resources: lifetime.clone(),
@@ -129,8 +130,11 @@ pub(crate) fn create<A: ActorClass>(
     })?;
     Ok(ActorHandle::from_ref(HandleRef::new(
         Arc::clone(core),
-        id,
-        core.node,
+        HandleTarget {
+            id,
+            node: core.node,
+            max_task_retries: options.max_task_retries,
+        },
         ready,
         Some(host),
     )))

@@ -32,6 +32,8 @@ pub struct HandleRef<A: ActorClass> {
 pub(crate) struct HandleInner<A: ActorClass> {
     pub(crate) id: ActorId,
     pub(crate) node: NodeId,
+    /// The actor's `max_task_retries`: how often a call that may have run is sent again.
+    pub(crate) max_task_retries: i64,
     /// The actor's creation object: every handle holds a reference to it, so the store's
     /// reference counting (including handles inside values and spilled objects) says when the
     /// last handle is gone.
@@ -57,20 +59,29 @@ impl<A: ActorClass> fmt::Debug for HandleRef<A> {
     }
 }
 
+/// Which actor a handle names, where it lives, and the option its callers keep to.
+pub(crate) struct HandleTarget {
+    pub(crate) id: ActorId,
+    pub(crate) node: NodeId,
+    pub(crate) max_task_retries: i64,
+}
+
 impl<A: ActorClass> HandleRef<A> {
     pub(crate) fn new(
         core: Arc<CoreWorker>,
-        id: ActorId,
-        node: NodeId,
+        target: HandleTarget,
         ready: RawRef,
         host: Option<actix::Addr<ActorHost<A>>>,
     ) -> Self {
+        let HandleTarget {
+            id,
+            node,
+            max_task_retries,
+        } = target;
         // No host here: the actor lives on `node`, reached through the network.
         let remote = match &host {
             None if node != core.node && core.clustered() => {
-                // This node does not know the actor's options: a call that may have run is
-                // never sent twice from here.
-                Some(core.host_env.remote.sender(id, node, 0))
+                Some(core.host_env.remote.sender(id, node, max_task_retries))
             }
             _ => None,
         };
@@ -78,6 +89,7 @@ impl<A: ActorClass> HandleRef<A> {
             inner: Arc::new(HandleInner {
                 id,
                 node,
+                max_task_retries,
                 ready,
                 host,
                 remote,
@@ -207,6 +219,7 @@ struct WireHandle {
     address: ActorAddress,
     class: String,
     ready: RawRef,
+    max_task_retries: i64,
 }
 
 impl<A: ActorClass> Serialize for ActorHandle<A> {
@@ -215,6 +228,7 @@ impl<A: ActorClass> Serialize for ActorHandle<A> {
             address: self.address(),
             class: A::CLASS_NAME.to_string(),
             ready: self.href().inner.ready.clone(),
+            max_task_retries: self.href().inner.max_task_retries,
         }
         .serialize(s)
     }
@@ -235,8 +249,11 @@ impl<'de, A: ActorClass> Deserialize<'de> for ActorHandle<A> {
         let host = core.host_env.directory.host::<A>(w.address.actor);
         Ok(ActorHandle::from_ref(HandleRef::new(
             core,
-            w.address.actor,
-            w.address.node,
+            HandleTarget {
+                id: w.address.actor,
+                node: w.address.node,
+                max_task_retries: w.max_task_retries,
+            },
             w.ready,
             host,
         )))
@@ -311,8 +328,11 @@ pub async fn get_actor_in_async<A: ActorClass>(
     }
     Ok(ActorHandle::from_ref(HandleRef::new(
         Arc::clone(&core),
-        info.actor_id,
-        node,
+        HandleTarget {
+            id: info.actor_id,
+            node,
+            max_task_retries: info.max_task_retries,
+        },
         ready,
         host,
     )))
@@ -358,7 +378,12 @@ pub(crate) fn dead_handle<A: ActorClass>(error: Error) -> ActorHandle<A> {
     );
     core.store.fail(ready.id(), Arc::new(err));
     let node = core.node;
-    ActorHandle::from_ref(HandleRef::new(Arc::clone(&core), id, node, ready, None))
+    let target = HandleTarget {
+        id,
+        node,
+        max_task_retries: 0,
+    };
+    ActorHandle::from_ref(HandleRef::new(Arc::clone(&core), target, ready, None))
 }
 
 #[cfg(test)]
