@@ -49,9 +49,6 @@ const BATCH_OVERHEAD: usize = 64 << 10;
 /// Links whose last batch a node remembers, at most (the one unused longest is forgotten).
 const MAX_SENDERS: usize = 4096;
 
-/// Earlier epochs of a sender a node remembers, to refuse their late batches.
-const RETIRED_EPOCHS: usize = 4;
-
 /// Which of the two links to a peer a message takes.
 ///
 /// A message naming objects is held up on its receiver until the receiver's borrows of them are
@@ -207,21 +204,35 @@ impl Links {
             backlog: Arc::clone(backlog),
             bytes: size,
         };
-        if queued >= MAX_QUEUED || bytes + size > MAX_QUEUED_BYTES {
+        let refused = if queued >= MAX_QUEUED || bytes + size > MAX_QUEUED_BYTES {
             drop(slot);
-            refuse(ack, name, peer, NetError::Busy);
-            return;
-        }
-        let input = LinkInput::Message(Queued {
-            frame,
-            name,
-            ack,
-            deadline: tokio::time::Instant::now() + self.bound,
-            _kept: kept,
-            _slot: slot,
-        });
-        if let Err(mpsc::error::SendError(LinkInput::Message(q))) = link.tx.send(input) {
-            refuse(q.ack, q.name, peer, NetError::Stopped);
+            Some((
+                ack,
+                kept,
+                format!("its link is full ({queued} messages, {bytes} bytes queued)"),
+            ))
+        } else {
+            let input = LinkInput::Message(Queued {
+                frame,
+                name,
+                ack,
+                deadline: tokio::time::Instant::now() + self.bound,
+                _kept: kept,
+                _slot: slot,
+            });
+            match link.tx.send(input) {
+                Ok(()) => None,
+                Err(mpsc::error::SendError(LinkInput::Message(q))) => {
+                    Some((q.ack, q._kept, "the network is stopped".to_string()))
+                }
+                Err(_) => None,
+            }
+        };
+        // What is dropped here may free an object and send a borrow's end: not under the lock.
+        drop(senders);
+        if let Some((ack, kept, reason)) = refused {
+            refuse(ack, name, peer, NetError::NotSent { peer, reason });
+            drop(kept);
         }
     }
 
@@ -338,12 +349,16 @@ impl Link {
                     self.last_error = Some(e);
                 }
                 Delivery::PeerDead(reason) => {
+                    let queued = NetError::NotSent {
+                        peer: self.peer,
+                        reason: reason.clone(),
+                    };
                     let e = NetError::Unreachable {
                         peer: self.peer,
                         reason,
                     };
                     fail_all(batch, &e, self.peer);
-                    fail_all(std::mem::take(&mut self.queue).into(), &e, self.peer);
+                    fail_all(std::mem::take(&mut self.queue).into(), &queued, self.peer);
                     return;
                 }
             }
@@ -358,7 +373,7 @@ impl Link {
                 true
             }
             LinkInput::PeerDead(reason) => {
-                let e = NetError::Unreachable {
+                let e = NetError::NotSent {
                     peer: self.peer,
                     reason,
                 };
@@ -376,20 +391,33 @@ impl Link {
             expired.extend(self.queue.pop_front());
         }
         if !expired.is_empty() {
-            let e = self
-                .last_error
-                .clone()
-                .unwrap_or(NetError::Timeout { peer: self.peer });
+            let why = match &self.last_error {
+                Some(e) => format!("its delivery bound ran out while it waited ({e})"),
+                None => "its delivery bound ran out while it waited".to_string(),
+            };
+            let e = NetError::NotSent {
+                peer: self.peer,
+                reason: why,
+            };
             fail_all(expired, &e, self.peer);
         }
     }
 
+    /// The next batch: the oldest messages, as many as fit, among those whose bound ends
+    /// within a second of the first's (a batch is tried only for its oldest message's time,
+    /// so a message queued much later waits for a batch of its own rather than lose its time).
     fn next_batch(&mut self) -> Vec<Queued> {
         let mut bytes = 0;
         let mut batch = Vec::new();
+        let Some(first) = self.queue.front().map(|q| q.deadline) else {
+            return batch;
+        };
+        let last = first + Duration::from_secs(1);
         while let Some(q) = self.queue.front() {
             let size = q.frame.body.len() + 16;
-            if !batch.is_empty() && (batch.len() >= MAX_BATCH || bytes + size > MAX_BATCH_BYTES) {
+            if !batch.is_empty()
+                && (batch.len() >= MAX_BATCH || bytes + size > MAX_BATCH_BYTES || q.deadline > last)
+            {
                 break;
             }
             bytes += size;
@@ -413,7 +441,7 @@ impl Link {
         };
         let body = match encode_body(&request) {
             Ok(b) => b,
-            Err(e) => return Delivery::Failed(NetError::Codec(e.to_string())),
+            Err(e) => return Delivery::Failed(NetError::Encode(e.to_string())),
         };
         let frame = Frame {
             route: route_id::<Sequenced>(),
@@ -466,7 +494,12 @@ impl Link {
                     input = rx.recv() => match input {
                         Some(LinkInput::Message(q)) => self.queue.push_back(q),
                         Some(LinkInput::PeerDead(reason)) => return Delivery::PeerDead(reason),
-                        None => return Delivery::Failed(NetError::Stopped),
+                        None => {
+                            return Delivery::Failed(NetError::NotSent {
+                                peer: self.peer,
+                                reason: "the network is stopped".into(),
+                            });
+                        }
                     },
                 }
             }
@@ -526,11 +559,16 @@ struct LastBatch {
     epoch: u64,
     seq: u64,
     replies: Vec<Reply>,
-    /// The sender's epochs before `epoch`: a late batch of one is refused.
-    retired: VecDeque<u64>,
 }
 
 impl Delivered {
+    /// Forgets what `peer`'s links delivered (it was declared dead: a restarted process starts
+    /// new links, whatever its clock says).
+    pub(crate) fn forget(&self, peer: PeerId) {
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        links.retain(|(p, _), _| *p != peer);
+    }
+
     fn of(&self, peer: PeerId, lane: u8) -> Arc<tokio::sync::Mutex<LastBatch>> {
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
         let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
@@ -588,20 +626,15 @@ pub(crate) fn serve(router: &Router) {
                         batch.seq, last.seq
                     )));
                 }
-                if last.retired.contains(&batch.epoch) {
+                // Epochs grow (each link starts with the clock), so a batch of an older one is
+                // from a link its sender has replaced.
+                if batch.epoch < last.epoch {
                     return Err(WireError::Decode(format!(
                         "batch {} of a link the sender has replaced",
                         batch.seq
                     )));
                 }
                 let replies = router.dispatch_in_order(peer, batch.frames).await;
-                if last.epoch != batch.epoch && last.epoch != 0 {
-                    let old = last.epoch;
-                    last.retired.push_back(old);
-                    if last.retired.len() > RETIRED_EPOCHS {
-                        last.retired.pop_front();
-                    }
-                }
                 last.epoch = batch.epoch;
                 last.seq = batch.seq;
                 last.replies = replies.clone();

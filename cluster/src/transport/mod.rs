@@ -176,6 +176,19 @@ pub enum NetError {
         /// Its error.
         error: WireError,
     },
+    /// The message was never sent to the peer (it failed while queued: the peer was declared
+    /// dead, the delivery bound ran out before its turn, or the link was full): it cannot have
+    /// been handled there.
+    #[error("not sent to node {peer}: {reason}")]
+    NotSent {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// The message could not be encoded: it was never sent.
+    #[error("the message cannot be encoded: {0}")]
+    Encode(String),
     /// The message is larger than any frame the network carries: it can never be sent.
     #[error("a message of {size} bytes is over the {max}-byte frame limit")]
     TooLarge {

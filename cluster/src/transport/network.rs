@@ -278,7 +278,7 @@ impl Network {
         msg: &M,
     ) -> Result<(Frame, Vec<super::inflight::Kept>), NetError> {
         let (body, kept) = keeping(|| encode_body(msg));
-        let body = body.map_err(|e| NetError::Codec(e.to_string()))?;
+        let body = body.map_err(|e| NetError::Encode(e.to_string()))?;
         let frame = Frame {
             route: route_id::<M>(),
             target: Target::System,
@@ -291,6 +291,7 @@ impl Network {
     /// dead); later messages start new links.
     pub fn peer_dead(&self, peer: PeerId, reason: impl Into<String>) {
         self.links.peer_dead(peer, reason.into());
+        self.router.delivered().forget(peer);
     }
 
     /// Publishes `data` on gossip topic `topic`.

@@ -136,10 +136,18 @@ impl Router {
         router
     }
 
-    /// Answers `frames` from `peer` one after another, in order.
+    /// Answers `frames` from `peer` one after another, in order. A batch inside a batch is
+    /// refused (never nested: nesting would recurse as deep as a peer likes, or wait on the
+    /// sender's own link forever).
     pub(crate) async fn dispatch_in_order(&self, peer: PeerId, frames: Vec<Frame>) -> Vec<Reply> {
+        let batch = route_id::<super::link::Sequenced>();
         let mut replies = Vec::with_capacity(frames.len());
         for f in frames {
+            if f.route == batch {
+                tracing::warn!(%peer, "a batch of ordered messages nested in another: refused");
+                replies.push(Err(WireError::Decode("a batch inside a batch".into())));
+                continue;
+            }
             replies.push(self.dispatch(peer, f).await);
         }
         replies

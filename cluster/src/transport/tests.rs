@@ -540,3 +540,45 @@ fn an_ordered_message_over_the_frame_limit_fails_at_once_and_the_link_goes_on() 
         head.shutdown();
     });
 }
+
+#[test]
+fn a_batch_nested_in_a_batch_is_refused_and_the_rest_is_handled() {
+    run(async {
+        let router = Router::new();
+        let recorder = Recorder(Vec::new()).start();
+        router.serve::<Record, _>(recorder.clone());
+        let peer = libp2p::PeerId::random();
+        let record = |n| Frame {
+            route: route_id::<Record>(),
+            target: Target::System,
+            body: encode_body(&Record(n)).unwrap(),
+        };
+        let batch = |seq, lane, frames| Frame {
+            route: route_id::<Sequenced>(),
+            target: Target::System,
+            body: encode_body(&Sequenced {
+                epoch: 3,
+                seq,
+                lane,
+                frames,
+            })
+            .unwrap(),
+        };
+        // Deeply nested batches, on the same lane and the other one.
+        let mut deep = batch(1, 1, vec![record(9)]);
+        for i in 0..2000 {
+            deep = batch(1, (i % 2) as u8, vec![deep]);
+        }
+        let outer = batch(
+            1,
+            0,
+            vec![record(1), batch(2, 0, vec![record(2)]), deep, record(3)],
+        );
+        let replies: Vec<Reply> =
+            decode_body(&router.dispatch(peer, outer).await.unwrap()).unwrap();
+        assert_eq!(replies.len(), 4);
+        assert!(replies[0].is_ok() && replies[3].is_ok());
+        assert!(replies[1].is_err() && replies[2].is_err());
+        assert_eq!(recorder.send(Recorded).await.unwrap(), vec![1, 3]);
+    });
+}

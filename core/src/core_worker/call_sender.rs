@@ -281,7 +281,7 @@ impl CallSender {
                     this.batch_limit = MAX_BATCH;
                     this.delivered(kept, &undelivered)
                 }
-                Err(e @ (NetError::TooLarge { .. } | NetError::Codec(_))) => {
+                Err(e @ (NetError::TooLarge { .. } | NetError::Encode(_))) => {
                     this.not_sendable(kept, e)
                 }
                 Err(e) => this.not_delivered(kept, e.to_string()),

@@ -284,15 +284,21 @@ impl GlobalScheduler {
             };
             tracing::warn!(%task, %node, error = %e, "placement not delivered");
             tried.push(node);
-            if matches!(e, NetError::TooLarge { .. } | NetError::Codec(_)) {
+            if matches!(e, NetError::TooLarge { .. } | NetError::Encode(_)) {
                 // No node could be sent it.
                 let reason = format!("the task cannot be sent to another node: {e}");
                 this.unschedulable(kept, from, reason, TaskErrorKind::System);
                 return;
             }
+            let never_sent = matches!(e, NetError::NotSent { .. });
+            if never_sent && tried.len() < MAX_PLACEMENTS {
+                // It never left: another node may have it, as a first try still.
+                this.schedule(kept, from, tried, ctx);
+                return;
+            }
             // The node may have got the task and run it before the link gave up: placing it
             // again is a retry, allowed only as far as its `max_retries`.
-            if !kept.may_retry(false) {
+            if !never_sent && !kept.may_retry(false) {
                 let reason = format!(
                     "{} did not acknowledge the task ({e}); it may or may not have run there, \
                      and max_retries does not allow running it again",

@@ -122,7 +122,10 @@ pub(super) async fn locate_and_pull(
 fn transient(e: &NetError) -> bool {
     matches!(
         e,
-        NetError::Unreachable { .. } | NetError::Timeout { .. } | NetError::Busy
+        NetError::Unreachable { .. }
+            | NetError::Timeout { .. }
+            | NetError::Busy
+            | NetError::NotSent { .. }
     )
 }
 
