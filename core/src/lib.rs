@@ -113,7 +113,9 @@ pub use raya_common::{
 pub use raya_macros::{actor, remote};
 pub use raya_scheduler::SchedulingStrategy;
 pub use raya_store::{StoreError, StoreStats};
-pub use runtime::node_files::{current_cluster_file, nodes_dir};
+pub use runtime::node_files::{
+    current_cluster_file, nodes_dir, process_start, record_matches_process,
+};
 pub use runtime::serve::serve;
 pub use runtime::{cluster_address, init, is_initialized, session_dir, shutdown};
 

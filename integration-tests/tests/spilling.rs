@@ -32,6 +32,17 @@ fn objects_past_the_budget_spill_to_disk_and_come_back() {
         let spill_dir = raya::session_dir().unwrap().join("spill");
         let files = std::fs::read_dir(&spill_dir).unwrap().count();
         assert_eq!(files as u64, stats.num_spilled);
+        // Only this user can read what was spilled: the directories are 0700, the files 0600.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode =
+                |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&raya::session_dir().unwrap()), 0o700);
+            assert_eq!(mode(&spill_dir), 0o700);
+            for f in std::fs::read_dir(&spill_dir).unwrap() {
+                assert_eq!(mode(&f.unwrap().path()), 0o600);
+            }
+        }
         // Every object reads back intact, spilled or not; tasks read spilled arguments too.
         for (i, r) in refs.iter().enumerate() {
             let v = raya::get(r).unwrap();

@@ -224,7 +224,7 @@ impl GcsTables {
         config: &GcsConfig,
         arbiter: &actix_rt::ArbiterHandle,
     ) -> Result<GcsTables, GcsError> {
-        std::fs::create_dir_all(&config.dir)
+        raya_common::private_fs::create_dir(&config.dir)
             .map_err(|e| GcsError::Storage(format!("{}: {e}", config.dir.display())))?;
         let db = sled::Config::new()
             .path(&config.dir)

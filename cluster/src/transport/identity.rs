@@ -41,7 +41,7 @@ pub fn load_or_create(dir: &Path) -> Result<Keypair, IdentityError> {
             reason: e.to_string(),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(dir).map_err(io_err)?;
+            raya_common::private_fs::create_dir(dir).map_err(io_err)?;
             let key = Keypair::generate_ed25519();
             let bytes = key
                 .to_protobuf_encoding()

@@ -95,13 +95,13 @@ fn run_blocking(a: &StartArgs, ready: Option<PathBuf>) -> Result<(), String> {
         Ok(addr) => addr.unwrap_or_default(),
         Err(e) => {
             if let Some(r) = &ready {
-                let _ = std::fs::write(r, format!("error\n{e}\n"));
+                let _ = raya_common::private_fs::write(r, format!("error\n{e}\n").as_bytes());
             }
             return Err(e.to_string());
         }
     };
     if let Some(r) = &ready {
-        let _ = std::fs::write(r, format!("ok\n{address}\n"));
+        let _ = raya_common::private_fs::write(r, format!("ok\n{address}\n").as_bytes());
     }
     announce(a.head, &address);
     raya::serve().map_err(|e| e.to_string())
@@ -129,11 +129,12 @@ pub(crate) fn start(a: StartArgs) -> Result<(), String> {
         return run_blocking(&a, ready);
     }
     let base = std::env::temp_dir().join("raya").join("logs");
-    std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
+    raya_common::private_fs::create_dir(&base).map_err(|e| format!("{}: {e}", base.display()))?;
     let stamp = raya_common::time::now_ms();
     let log = base.join(format!("node_{stamp}.log"));
     let ready = base.join(format!("node_{stamp}.ready"));
-    let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let out =
+        raya_common::private_fs::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -214,11 +215,11 @@ pub(crate) fn stop(grace: Duration) -> Result<(), String> {
         if pid == std::process::id() {
             continue;
         }
-        if alive(pid) {
-            let head = std::fs::read_to_string(e.path())
-                .map(|s| s.starts_with("head"))
-                .unwrap_or(false);
-            found.push((head, pid, e.path()));
+        let record = std::fs::read_to_string(e.path()).unwrap_or_default();
+        // Only the process that wrote the record is signalled: a pid the system gave to
+        // another process since that node exited is left alone.
+        if alive(pid) && raya::record_matches_process(pid, &record) {
+            found.push((record.starts_with("head"), pid, e.path()));
         } else {
             let _ = std::fs::remove_file(e.path());
         }

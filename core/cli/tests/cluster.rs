@@ -417,3 +417,24 @@ fn nodes_on_one_lan_find_the_head_by_mdns() {
     }
     drop(c);
 }
+
+#[test]
+fn raya_stop_leaves_alone_a_process_that_took_a_recorded_pid() {
+    let mut c = Cluster::new("stop-reused-pid");
+    // A process that is not the node its record describes: the node exited and the system
+    // gave its pid to this one.
+    let other = Command::new("sleep").arg("600").spawn().unwrap();
+    let pid = other.id();
+    c.children.push(other);
+    let nodes_dir = c.tmp.join("raya").join("nodes");
+    std::fs::create_dir_all(&nodes_dir).unwrap();
+    let record = nodes_dir.join(pid.to_string());
+    std::fs::write(&record, "node\n127.0.0.1:1\nstarted 1\n").unwrap();
+    let out = c.raya().arg("stop").output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        c.children[0].try_wait().unwrap().is_none(),
+        "raya stop signalled a process it did not start"
+    );
+    assert!(!record.exists(), "the stale record is removed");
+}

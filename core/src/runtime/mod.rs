@@ -135,7 +135,7 @@ pub fn init(config: Config) -> Result<()> {
         node.pid_file = node_files::register_process(role, &addr);
         if node.is_head {
             let file = node_files::current_cluster_file();
-            if let Err(e) = std::fs::write(&file, &addr) {
+            if let Err(e) = raya_common::private_fs::write(&file, addr.as_bytes()) {
                 tracing::warn!(file = %file.display(), error = %e, "cannot record the cluster address");
             }
         }

@@ -28,7 +28,7 @@ impl Session {
                 )
             }
         };
-        std::fs::create_dir_all(&dir)
+        raya_common::private_fs::create_dir(&dir)
             .map_err(|e| Error::Node(format!("session directory {}: {e}", dir.display())))?;
         Ok(Session { dir, temporary })
     }

@@ -85,10 +85,11 @@ impl StoreCore {
             Ok(Err(e)) => return Err(e.to_string()),
             Err(_) => return Err("its Serialize implementation panicked".into()),
         };
-        std::fs::create_dir_all(&self.config.spill_dir)
+        raya_common::private_fs::create_dir(&self.config.spill_dir)
             .map_err(|e| format!("{}: {e}", self.config.spill_dir.display()))?;
         let path = self.spill_path(id);
-        std::fs::write(&path, &*bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        raya_common::private_fs::write(&path, &bytes)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let len = bytes.len() as u64;
         self.counters.num_spilled.fetch_add(1, Ordering::Relaxed);
         self.counters
