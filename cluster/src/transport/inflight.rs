@@ -6,8 +6,11 @@
 //! was kept until the far node has answered. A reference deserialized on the far node to an
 //! object another node owns registers the node as a borrower with the owner, and hands the
 //! registration's acknowledgement to [`settle_later`]; the router decodes every message inside
-//! [`settling`] and waits for those acknowledgements before the message is handled and
-//! answered. So the sender lets go of its references only after the owner counts the receiver's.
+//! [`settling`], hands it to its actor at once and waits for those acknowledgements before it
+//! answers. So the sender lets go of its references only after the owner counts the receiver's,
+//! and the message is not held up meanwhile (what the receiver does with the references — drop
+//! them, send them on — is counted after its own borrow: a node's borrows travel in order, and
+//! a message it sends on keeps them alive in turn).
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -54,7 +57,7 @@ pub fn keeping<R>(f: impl FnOnce() -> R) -> (R, Vec<Kept>) {
 }
 
 /// Hands `registration` to the message being decoded on this thread, if one is, which waits for
-/// it before it is handled; otherwise gives it back (nobody waits: the caller runs it).
+/// it before it is answered; otherwise gives it back (nobody waits: the caller runs it).
 pub fn settle_later(registration: Settle) -> Option<Settle> {
     SETTLING.with(|s| match s.borrow_mut().as_mut() {
         Some(v) => {

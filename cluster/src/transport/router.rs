@@ -179,12 +179,14 @@ impl Router {
             Arc::new(move |_peer, body| {
                 let addr = addr.clone();
                 Box::pin(async move {
-                    // References the message names register with their owners before it is
-                    // handled and answered (see `super::inflight`).
+                    // References the message names register with their owners while it is
+                    // handled, and it is answered only once they are counted (see
+                    // `super::inflight`): the sender keeps its own until the answer.
                     let (msg, pending) = super::inflight::settling(|| decode_body::<M>(&body));
                     let msg = msg?;
-                    super::inflight::settled(pending).await;
-                    let result = addr.send(msg).await.map_err(|_| WireError::ActorGone)?;
+                    let (_, result) =
+                        futures::join!(super::inflight::settled(pending), addr.send(msg));
+                    let result = result.map_err(|_| WireError::ActorGone)?;
                     encode_body(&result)
                 })
             }),

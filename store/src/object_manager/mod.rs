@@ -75,9 +75,9 @@ impl StoreHooks for Hooks {
 
     /// Tells the owner at once, on the ordered link for borrows to it (so a node's first
     /// reference and its last reach the owner in that order, and never wait behind a message
-    /// that itself waits for borrows: see [`Lane`]). A first reference made while a message is decoded
-    /// holds up that message until the owner counted it, so the message's sender, which keeps
-    /// its own references until answered, never lets the object go first.
+    /// that itself waits for borrows: see [`Lane`]). A first reference made while a message is
+    /// decoded holds up that message's answer until the owner counted it, so the message's
+    /// sender, which keeps its own references until answered, never lets the object go first.
     fn borrowed(&self, id: ObjectId, owner: NodeId, first: bool) {
         let msg = Borrow {
             id,
