@@ -145,6 +145,14 @@ impl TaskSpec {
         ObjectId::for_return(self.task_id, i)
     }
 
+    /// The arguments passed by reference, in order.
+    pub fn ref_args(&self) -> impl Iterator<Item = &RawRef> + '_ {
+        self.args.iter().filter_map(|a| match a {
+            TaskArg::Ref(r) => Some(r),
+            TaskArg::Value(_) => None,
+        })
+    }
+
     /// Ids of all return objects.
     pub fn return_ids(&self) -> impl Iterator<Item = ObjectId> + '_ {
         (0..self.num_returns).map(|i| self.return_id(i))

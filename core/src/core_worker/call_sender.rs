@@ -254,12 +254,16 @@ impl CallSender {
                 Some(Outgoing::Call(first)) => {
                     let mut bytes = wire_size(&first);
                     let mut batch = vec![first];
-                    while batch.len() < self.batch_limit
-                        && let Some(Outgoing::Call(next)) = self.queue.front()
-                        && bytes + wire_size(next) <= MAX_BATCH_BYTES
-                    {
+                    while batch.len() < self.batch_limit {
+                        let Some(Outgoing::Call(next)) = self.queue.front() else {
+                            break;
+                        };
+                        let size = wire_size(next);
+                        if bytes + size > MAX_BATCH_BYTES {
+                            break;
+                        }
+                        bytes += size;
                         if let Some(Outgoing::Call(c)) = self.queue.pop_front() {
-                            bytes += wire_size(&c);
                             batch.push(c);
                         }
                     }

@@ -28,7 +28,7 @@ use raya_common::{NodeId, ObjectId, TaskErrorKind, TaskId};
 use serde::{Deserialize, Serialize};
 
 use crate::local::{PlaceTask, TaskPlaced, TaskUnschedulable, infeasible_reason};
-use crate::task_spec::{TaskArg, TaskSpec};
+use crate::task_spec::TaskSpec;
 use policy::{NodeView, pick};
 
 /// Nodes a task is offered to, at most, when placements fail to be delivered.
@@ -140,15 +140,7 @@ impl GlobalScheduler {
         };
         let clustered = self.net.is_some();
         // The arguments passed by reference (the first few): where their bytes are.
-        let arg_ids: Vec<ObjectId> = spec
-            .args
-            .iter()
-            .filter_map(|a| match a {
-                TaskArg::Ref(r) => Some(r.id()),
-                TaskArg::Value(_) => None,
-            })
-            .take(16)
-            .collect();
+        let arg_ids: Vec<ObjectId> = spec.ref_args().map(|r| r.id()).take(16).collect();
         async move {
             let nodes = gcs.cached_nodes().await.unwrap_or_default();
             // Only a cluster has nodes that may lack the function.

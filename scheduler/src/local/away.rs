@@ -21,7 +21,7 @@ use raya_store::{ObjectsExpected, RawRef};
 
 use super::{CancelTask, LocalScheduler, TaskPlaced};
 use crate::global::ScheduleTask;
-use crate::task_spec::{TaskArg, TaskSpec};
+use crate::task_spec::TaskSpec;
 
 /// Cancellations of tasks not (yet) here that a node remembers, at most.
 const MAX_EARLY_CANCELS: usize = 4096;
@@ -84,14 +84,7 @@ impl LocalScheduler {
             return;
         };
         let task = spec.task_id;
-        let args: Vec<RawRef> = spec
-            .args
-            .iter()
-            .filter_map(|a| match a {
-                TaskArg::Ref(r) => Some(r.clone()),
-                TaskArg::Value(_) => None,
-            })
-            .collect();
+        let args: Vec<RawRef> = spec.ref_args().cloned().collect();
         let summary = TaskSpec {
             args: Vec::new(),
             ..spec.clone()
