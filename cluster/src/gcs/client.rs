@@ -253,63 +253,30 @@ impl Handler<NetEvent> for GcsClient {
     }
 }
 
-/// Forwards a request whose reply nobody waits for, logging a failure.
-struct Notify<M>(M);
+/// The reply to a request sent by [`GcsHandle::notify`], awaited by the client actor so that
+/// a failure is logged.
+type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
 
-impl<M: GcsRequest> Message for Notify<M> {
+/// Awaits a notification's reply, logging a failure.
+struct AwaitReply {
+    what: &'static str,
+    reply: Pending,
+}
+
+impl Message for AwaitReply {
     type Result = ();
 }
 
-impl<M> Handler<Notify<M>> for GcsClient
-where
-    M: GcsRequest,
-    <M::Table as Actor>::Context: actix::dev::ToEnvelope<M::Table, M>,
-{
+impl Handler<AwaitReply> for GcsClient {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, Notify(msg): Notify<M>, _: &mut Context<Self>) -> Self::Result {
-        let what = M::NAME;
-        let req: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>>>> =
-            match &self.backend {
-                Backend::Local { tables, .. } => {
-                    let req = M::table(tables).send(msg);
-                    Box::pin(async move {
-                        match req.await {
-                            Ok(Ok(_)) => Ok(()),
-                            Ok(Err(e)) => Err(e.to_string()),
-                            Err(_) => {
-                                tracing::debug!(
-                                    request = what,
-                                    "GCS gone before a request was delivered"
-                                );
-                                Ok(())
-                            }
-                        }
-                    })
-                }
-                Backend::Remote { net, head } => match M::GOSSIP_TOPIC {
-                    Some(topic) => {
-                        let r = encode_body(&msg)
-                            .map_err(|e| e.to_string())
-                            .and_then(|b| net.publish(topic, b).map_err(|e| e.to_string()));
-                        Box::pin(async move { r })
-                    }
-                    None => {
-                        // On the ordered link to the head: in order with everything else this
-                        // node sends it, retried until delivered or the bound runs out.
-                        let reply = net.send_ordered(*head, msg);
-                        Box::pin(async move {
-                            match reply.await {
-                                Ok(Ok(_)) => Ok(()),
-                                Ok(Err(e)) => Err(e.to_string()),
-                                Err(e) => Err(format!("not delivered to the head: {e}")),
-                            }
-                        })
-                    }
-                },
-            };
+    fn handle(
+        &mut self,
+        AwaitReply { what, reply }: AwaitReply,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
         Box::pin(async move {
-            if let Err(e) = req.await {
+            if let Err(e) = reply.await {
                 tracing::warn!(request = what, error = %e, "GCS request failed");
             }
         })
@@ -341,10 +308,20 @@ impl Handler<CachedNodes> for GcsClient {
     }
 }
 
+/// Where a handle's notifications go: enqueued by the caller itself, so that a notification
+/// is ordered before whatever the caller sends after it (an actor's registration before its
+/// creation task, which another node answers with a state update).
+#[derive(Clone)]
+enum Route {
+    Local(GcsTables),
+    Remote { net: Network, head: PeerId },
+}
+
 /// A cloneable handle to a [`GcsClient`], usable from any thread or runtime.
 #[derive(Clone)]
 pub struct GcsHandle {
     addr: Addr<GcsClient>,
+    route: Route,
 }
 
 impl std::fmt::Debug for GcsHandle {
@@ -358,8 +335,10 @@ impl std::fmt::Debug for GcsHandle {
 impl GcsHandle {
     /// Starts a client for `tables` on `arbiter` (an embedded node, or tests).
     pub fn start(tables: GcsTables, arbiter: &actix_rt::ArbiterHandle) -> GcsHandle {
+        let route = Route::Local(tables.clone());
         GcsHandle {
             addr: GcsClient::start_in_arbiter(arbiter, move |_| GcsClient::local(tables, None)),
+            route,
         }
     }
 
@@ -369,10 +348,12 @@ impl GcsHandle {
         net: Network,
         arbiter: &actix_rt::ArbiterHandle,
     ) -> GcsHandle {
+        let route = Route::Local(tables.clone());
         GcsHandle {
             addr: GcsClient::start_in_arbiter(arbiter, move |_| {
                 GcsClient::local(tables, Some(net))
             }),
+            route,
         }
     }
 
@@ -382,8 +363,13 @@ impl GcsHandle {
         head: PeerId,
         arbiter: &actix_rt::ArbiterHandle,
     ) -> GcsHandle {
+        let route = Route::Remote {
+            net: net.clone(),
+            head,
+        };
         GcsHandle {
             addr: GcsClient::start_in_arbiter(arbiter, move |_| GcsClient::remote(net, head)),
+            route,
         }
     }
 
@@ -405,12 +391,53 @@ impl GcsHandle {
     }
 
     /// Sends a request without waiting; a failure is logged. Callable from any thread.
+    ///
+    /// The request is queued before this returns (on the ordered link to the head, or in the
+    /// table's mailbox on the head), so it is handled before anything this thread sends the
+    /// head after it.
     pub fn notify<M>(&self, msg: M)
     where
         M: GcsRequest,
         <M::Table as Actor>::Context: actix::dev::ToEnvelope<M::Table, M>,
     {
-        self.addr.do_send(Notify(msg));
+        let what = M::NAME;
+        let reply: Pending = match &self.route {
+            Route::Local(tables) => {
+                let req = M::table(tables).send(msg);
+                Box::pin(async move {
+                    match req.await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => {
+                            tracing::debug!(
+                                request = what,
+                                "GCS gone before a request was delivered"
+                            );
+                            Ok(())
+                        }
+                    }
+                })
+            }
+            Route::Remote { net, head } => match M::GOSSIP_TOPIC {
+                Some(topic) => {
+                    let r = encode_body(&msg)
+                        .map_err(|e| e.to_string())
+                        .and_then(|b| net.publish(topic, b).map_err(|e| e.to_string()));
+                    Box::pin(async move { r })
+                }
+                None => {
+                    let reply = net.send_ordered(*head, msg);
+                    Box::pin(async move {
+                        match reply.await {
+                            Ok(Ok(_)) => Ok(()),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            Err(e) => Err(format!("not delivered to the head: {e}")),
+                        }
+                    })
+                }
+            },
+        };
+        self.addr.do_send(AwaitReply { what, reply });
     }
 
     /// The node table as this client last saw it.

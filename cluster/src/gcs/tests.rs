@@ -463,3 +463,38 @@ fn the_node_event_buffer_sends_bounded_batches_and_drops_past_its_bound() {
     assert_eq!(t0.state, TaskState::Finished);
     assert_eq!(t0.times.len(), 2);
 }
+
+#[test]
+fn a_notification_is_queued_before_notify_returns() {
+    // An actor's registration must reach the head before the creation task the creator sends
+    // it next (which another node answers with a state update the GCS would refuse for an
+    // unknown actor): `notify` queues on the ordered link itself, not later from the client.
+    use crate::transport::{NetConfig, Network, Role, Router};
+    let dir = temp_dir("notify-order");
+    run(|| async {
+        let t = GcsTables::start(&config(&dir), &actix_rt::Arbiter::current()).unwrap();
+        let router = Router::new();
+        t.serve(&router);
+        let mut c = NetConfig::new(Role::Head);
+        c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+        let key = libp2p::identity::Keypair::generate_ed25519;
+        let head = Network::start(key(), c.clone(), router).unwrap();
+        c.role = Role::Node;
+        c.bootstrap = head.listen_addrs();
+        let node = Network::start(key(), c, Router::new()).unwrap();
+        let hp = node.wait_for_head(Duration::from_secs(10)).await.unwrap();
+        let gcs = GcsHandle::start_remote(node.clone(), hp, &actix_rt::Arbiter::current());
+        for i in 0..20 {
+            let id = 100 + i;
+            gcs.notify(RegisterActor(actor_info(id, None, NodeId::random())));
+            let found = node.send_ordered(hp, GetActor(ActorId(id))).await.unwrap();
+            assert!(
+                matches!(found, Ok(Some(_))),
+                "round {i}: the registration was not handled first: {found:?}"
+            );
+        }
+        node.shutdown();
+        head.shutdown();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
