@@ -236,7 +236,7 @@ impl GcsTables {
         let actor_state = actors::ActorTable::load(&db)?;
         let function_state = functions::FunctionTable::load(&db)?;
         let object_state = objects::ObjectTable::load(&db)?;
-        let event_state = task_events::TaskEventTable::load(&db, config.max_task_events)?;
+        let event_state = task_events::TaskEventTable::new(&db, config.max_task_events)?;
         let kv_state = kv::KvTable::load(&db)?;
 
         let actors = actors::ActorTable::start_in_arbiter(arbiter, move |_| actor_state);

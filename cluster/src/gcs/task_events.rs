@@ -1,4 +1,10 @@
 //! The task event table: the state history of recent tasks, bounded in size.
+//!
+//! Kept in memory only, as Ray's GCS keeps its task events: they are a record for people to
+//! read (state listings, the timeline), not state a node relies on after a head restart, and
+//! writing every report through to disk made the head's GCS fall behind a busy cluster (the
+//! other tables share its event loop). Serves `gcs/AddTaskEvents`, `gcs/ListTaskEvents` and
+//! `gcs/TaskEventCounts`.
 
 use std::collections::VecDeque;
 
@@ -6,7 +12,6 @@ use actix::prelude::*;
 use raya_common::{ActorId, JobId, NodeId, TaskId, WorkerId};
 use serde::{Deserialize, Serialize};
 
-use super::persist::Persisted;
 use super::{GcsError, gcs_requests};
 
 /// What kind of task a record describes.
@@ -123,23 +128,21 @@ gcs_requests! {
 
 /// The task event table actor.
 pub struct TaskEventTable {
-    events: Persisted<(TaskId, u32), TaskEvent>,
+    events: raya_common::FastHashMap<(TaskId, u32), TaskEvent>,
     order: VecDeque<(TaskId, u32)>,
     max: usize,
     dropped: u64,
 }
 
 impl TaskEventTable {
-    pub(crate) fn load(db: &sled::Db, max: usize) -> Result<Self, GcsError> {
-        let events: Persisted<(TaskId, u32), TaskEvent> = Persisted::open(db, "task_events")?;
-        let mut keyed: Vec<(u64, (TaskId, u32))> = events
-            .iter()
-            .map(|(k, e)| (e.times.first().map_or(0, |t| t.1), *k))
-            .collect();
-        keyed.sort();
+    /// An empty table keeping at most `max` task attempts. Drops the records that versions
+    /// which wrote task events to disk left in `db`.
+    pub(crate) fn new(db: &sled::Db, max: usize) -> Result<Self, GcsError> {
+        db.drop_tree("task_events")
+            .map_err(|e| GcsError::Storage(e.to_string()))?;
         Ok(TaskEventTable {
-            order: keyed.into_iter().map(|(_, k)| k).collect(),
-            events,
+            events: Default::default(),
+            order: VecDeque::new(),
             max: max.max(1),
             dropped: 0,
         })
@@ -157,36 +160,23 @@ impl Handler<AddTaskEvents> for TaskEventTable {
         AddTaskEvents(batch): AddTaskEvents,
         _: &mut Context<Self>,
     ) -> Self::Result {
-        let mut ops: Vec<((TaskId, u32), Option<TaskEvent>)> = Vec::with_capacity(batch.len());
-        let mut pending: std::collections::HashMap<(TaskId, u32), TaskEvent> = Default::default();
         for ev in batch {
             let key = (ev.task_id, ev.attempt);
-            if let Some(cur) = pending.get_mut(&key) {
-                cur.merge(ev);
-            } else if let Some(cur) = self.events.get(&key) {
-                let mut cur = cur.clone();
-                cur.merge(ev);
-                pending.insert(key, cur);
-            } else {
-                self.order.push_back(key);
-                pending.insert(key, ev);
+            match self.events.get_mut(&key) {
+                Some(cur) => cur.merge(ev),
+                None => {
+                    self.order.push_back(key);
+                    self.events.insert(key, ev);
+                }
             }
         }
-        let mut evicted = std::collections::HashSet::new();
         while self.order.len() > self.max {
             if let Some(old) = self.order.pop_front() {
-                evicted.insert(old);
+                self.events.remove(&old);
                 self.dropped += 1;
             }
         }
-        ops.extend(
-            pending
-                .into_iter()
-                .filter(|(k, _)| !evicted.contains(k))
-                .map(|(k, v)| (k, Some(v))),
-        );
-        ops.extend(evicted.into_iter().map(|k| (k, None)));
-        self.events.apply(ops)
+        Ok(())
     }
 }
 
