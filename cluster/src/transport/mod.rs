@@ -26,6 +26,7 @@
 //! ```
 
 mod address;
+pub mod cluster_key;
 pub mod codec;
 pub mod forward;
 pub mod identity;
@@ -43,6 +44,7 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use serde::{Deserialize, Serialize};
 
 pub use address::{parse_address, socket_of, sockets_reachable_first};
+pub use cluster_key::{ClusterKey, ClusterKeyError};
 pub use codec::{Frame, MALFORMED_ROUTE, RPC_PROTOCOL, Reply, Target, WireError};
 pub use forward::{Forward, remote_recipient};
 pub use link::{Lane, OrderedReply, Sequenced};
@@ -119,12 +121,16 @@ pub struct NetConfig {
     pub max_streams: usize,
     /// How long a message sent with [`Network::send_ordered`] is retried before it fails.
     pub delivery_timeout: Duration,
+    /// The cluster's pre-shared key: every connection is wrapped with it (libp2p `pnet`)
+    /// before Noise, so only hosts holding it can connect. `None` runs an open network, which
+    /// anyone who can reach the port may join.
+    pub cluster_key: Option<ClusterKey>,
 }
 
 impl NetConfig {
     /// Defaults for `role`: listen on a free TCP port of every interface, no bootstrap, mDNS
     /// off, 16 MiB requests, 64 MiB replies, 1 MiB gossip, 30 s request timeout, 1 s pings with a
-    /// 3 s timeout.
+    /// 3 s timeout, no cluster key.
     pub fn new(role: Role) -> Self {
         NetConfig {
             listen: vec!["/ip4/0.0.0.0/tcp/0".parse().expect("valid multiaddr")],
@@ -141,6 +147,7 @@ impl NetConfig {
             command_queue: 65_536,
             max_streams: 512,
             delivery_timeout: Duration::from_secs(30),
+            cluster_key: None,
         }
     }
 }

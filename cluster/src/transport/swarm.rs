@@ -80,6 +80,39 @@ impl Shared {
     }
 }
 
+/// TCP, wrapped with the cluster key's private network when there is one, then Noise and
+/// yamux. Connections that fail the key's handshake never reach Noise.
+fn transport(
+    key: &Keypair,
+    cluster_key: Option<super::ClusterKey>,
+) -> Result<
+    libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>,
+    noise::Error,
+> {
+    use libp2p::Transport;
+    use libp2p::core::upgrade::Version;
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+    let noise = noise::Config::new(key)?;
+    let upgraded = match cluster_key {
+        Some(k) => {
+            let psk = k.psk();
+            tcp.and_then(move |socket, _| libp2p::pnet::PnetConfig::new(psk).handshake(socket))
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default())
+                .timeout(Duration::from_secs(20))
+                .boxed()
+        }
+        None => tcp
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux::Config::default())
+            .timeout(Duration::from_secs(20))
+            .boxed(),
+    };
+    Ok(upgraded)
+}
+
 pub(super) fn build_swarm(key: Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
     let start = |e: &dyn std::fmt::Display| NetError::Start(e.to_string());
     let max_gossip = config.max_gossip;
@@ -93,13 +126,13 @@ pub(super) fn build_swarm(key: Keypair, config: &NetConfig) -> Result<Swarm<Beha
     let (ping_interval, ping_timeout) = (config.ping_interval, config.ping_timeout);
     let mdns_on = config.mdns;
     let role = config.role;
+    let cluster_key = config.cluster_key;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
+        .with_other_transport(|key| {
+            transport(key, cluster_key)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        })
         .map_err(|e| start(&e))?
         .with_behaviour(|key| {
             let me = key.public().to_peer_id();

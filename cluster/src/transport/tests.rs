@@ -582,3 +582,55 @@ fn a_batch_nested_in_a_batch_is_refused_and_the_rest_is_handled() {
         assert_eq!(recorder.send(Recorded).await.unwrap(), vec![1, 3]);
     });
 }
+
+#[test]
+fn only_hosts_with_the_cluster_key_can_connect() {
+    run(async {
+        let key = ClusterKey::generate();
+        let keyed = |role: Role, bootstrap: Vec<Multiaddr>, k: Option<ClusterKey>| {
+            let router = Router::new();
+            router.serve::<Shout, _>(Echo.start());
+            let mut c = loopback(role);
+            c.bootstrap = bootstrap;
+            c.cluster_key = k;
+            Network::start(Keypair::generate_ed25519(), c, router).unwrap()
+        };
+        let head = keyed(Role::Head, vec![], Some(key));
+        let member = keyed(Role::Node, head.listen_addrs(), Some(key));
+        assert_eq!(
+            member.wait_for_head(Duration::from_secs(10)).await,
+            Some(head.local_peer_id())
+        );
+        // A stranger with another key, and one with none, never finish a handshake: they do
+        // not learn the head's peer id, and a dial by its address fails.
+        let other = keyed(
+            Role::Node,
+            head.listen_addrs(),
+            Some(ClusterKey::generate()),
+        );
+        let open = keyed(Role::Node, head.listen_addrs(), None);
+        for stranger in [&other, &open] {
+            assert_eq!(stranger.wait_for_head(Duration::from_secs(3)).await, None);
+            stranger
+                .add_addresses(head.local_peer_id(), head.listen_addrs())
+                .unwrap();
+            let err = stranger
+                .ask(head.local_peer_id(), Target::System, Shout("in?".into()))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, NetError::Unreachable { .. } | NetError::Timeout { .. }),
+                "{err:?}"
+            );
+        }
+        // The head goes on serving its member.
+        let reply = member
+            .ask(head.local_peer_id(), Target::System, Shout("still".into()))
+            .await
+            .unwrap();
+        assert_eq!(reply, "STILL");
+        for n in [other, open, member, head] {
+            n.shutdown();
+        }
+    });
+}
