@@ -76,6 +76,14 @@ pub struct Config {
     pub mdns: bool,
     /// How long a joining node waits to reach the head.
     pub join_timeout: Duration,
+    /// The cluster's pre-shared key (see [`Config::cluster_key`]). Default: the key file,
+    /// `RAYA_CLUSTER_KEY`, then for a head the key in its session directory (created there
+    /// the first time) and for a joining node the key of the head this machine started last.
+    pub cluster_key: Option<raya_cluster::transport::ClusterKey>,
+    /// A file holding the cluster key (`swarm.key` format, or 64 hexadecimal digits).
+    pub cluster_key_file: Option<PathBuf>,
+    /// Run a cluster node without a key (see [`Config::insecure_no_cluster_key`]).
+    pub insecure_no_cluster_key: bool,
 }
 
 impl Default for Config {
@@ -104,6 +112,9 @@ impl Default for Config {
             port: 0,
             mdns: true,
             join_timeout: Duration::from_secs(30),
+            cluster_key: None,
+            cluster_key_file: None,
+            insecure_no_cluster_key: false,
         }
     }
 }
@@ -195,6 +206,31 @@ impl Config {
     /// Turns mDNS discovery on or off.
     pub fn mdns(mut self, on: bool) -> Self {
         self.mdns = on;
+        self
+    }
+    /// Sets the cluster's pre-shared key. Every connection between nodes is wrapped with it
+    /// (libp2p's private network, before the Noise handshake), so a host without it cannot
+    /// connect to any node. An embedded node opens no port and needs none.
+    ///
+    /// ```
+    /// let key = raya::ClusterKey::generate();
+    /// let config = raya::Config::default().head(0).cluster_key(key);
+    /// assert_eq!(config.cluster_key, Some(key));
+    /// ```
+    pub fn cluster_key(mut self, key: raya_cluster::transport::ClusterKey) -> Self {
+        self.cluster_key = Some(key);
+        self
+    }
+    /// Reads the cluster key from `path` (a head's session directory holds it as
+    /// `cluster_key`).
+    pub fn cluster_key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cluster_key_file = Some(path.into());
+        self
+    }
+    /// Runs without a cluster key: any host that can reach the node's port can join the
+    /// cluster and act as any node. Logged as a warning at start.
+    pub fn insecure_no_cluster_key(mut self) -> Self {
+        self.insecure_no_cluster_key = true;
         self
     }
     /// Sets how long a node without heartbeats lives before it is declared dead.

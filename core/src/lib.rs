@@ -105,6 +105,7 @@ pub use execution::Args;
 pub use raya_cluster::gcs::actors::{ActorInfo, ActorState};
 pub use raya_cluster::gcs::nodes::{NodeInfo, NodeState};
 pub use raya_cluster::gcs::task_events::{TaskEvent, TaskKind, TaskState};
+pub use raya_cluster::transport::ClusterKey;
 pub use raya_common::size::register_heap_size;
 pub use raya_common::{
     ActorAddress, ActorId, JobId, NodeId, Object, ObjectId, TaskError, TaskErrorKind, TaskFrame,
@@ -113,11 +114,14 @@ pub use raya_common::{
 pub use raya_macros::{actor, remote};
 pub use raya_scheduler::SchedulingStrategy;
 pub use raya_store::{StoreError, StoreStats};
+pub use runtime::cluster_key::{
+    current_cluster_key_file, explicit_cluster_key, joining_cluster_key,
+};
 pub use runtime::node_files::{
     current_cluster_file, nodes_dir, process_start, record_matches_process,
 };
 pub use runtime::serve::serve;
-pub use runtime::{cluster_address, init, is_initialized, session_dir, shutdown};
+pub use runtime::{cluster_address, cluster_key, init, is_initialized, session_dir, shutdown};
 
 /// What most programs need: `use raya::prelude::*;`.
 pub mod prelude {

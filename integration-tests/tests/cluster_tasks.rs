@@ -105,6 +105,15 @@ fn push_from_task(log: ActorHandle<Log>, x: u64) -> usize {
     raya::get(&log.push(x)).unwrap()
 }
 
+/// The key of the head running in this process, which its worker nodes and drivers join with
+/// (the machine's recorded key may belong to another test's head).
+fn head_key() -> String {
+    raya::cluster_key()
+        .unwrap()
+        .expect("the head has a cluster key")
+        .to_hex()
+}
+
 /// The entry point of a second driver process: joins the cluster (`RAYA_ADDRESS`), finds the
 /// named actor and pushes to it.
 #[test]
@@ -163,6 +172,7 @@ impl Workers {
             let mut c = Command::new(&exe);
             c.args(["worker_node_entry", "--exact", "--ignored", "--nocapture"])
                 .env("RAYA_ADDRESS", address)
+                .env("RAYA_CLUSTER_KEY", head_key())
                 .env("RAYA_ROLE", "worker")
                 .env("TEST_NODE_CPUS", cpus.to_string())
                 .stdin(Stdio::null())
@@ -379,6 +389,7 @@ fn a_named_actor_made_by_one_driver_is_used_by_another() {
         let status = Command::new(std::env::current_exe().unwrap())
             .args(["second_driver_entry", "--exact", "--ignored", "--nocapture"])
             .env("RAYA_ADDRESS", &address)
+            .env("RAYA_CLUSTER_KEY", head_key())
             .env("TEST_ACTOR_NAME", "shared-log")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -42,6 +42,15 @@ pub(crate) struct StartArgs {
     /// Run in the foreground until Ctrl-C or SIGTERM.
     #[arg(long)]
     pub block: bool,
+    /// The cluster key file (a head's session directory holds it as `cluster_key`; default:
+    /// `RAYA_CLUSTER_KEY`, else for a head its session's key, created the first time, and for
+    /// a node the key of the head this machine started last).
+    #[arg(long)]
+    pub cluster_key_file: Option<PathBuf>,
+    /// Run without a cluster key: any host that can reach the port can join the cluster and
+    /// act as any node.
+    #[arg(long)]
+    pub insecure_no_cluster_key: bool,
 }
 
 /// Parses `name=amount`.
@@ -85,6 +94,12 @@ fn config(a: &StartArgs) -> raya::Config {
     if let Some(ms) = a.node_timeout_ms {
         c = c.node_timeout(Duration::from_millis(ms));
     }
+    if let Some(f) = &a.cluster_key_file {
+        c = c.cluster_key_file(f.clone());
+    }
+    if a.insecure_no_cluster_key {
+        c = c.insecure_no_cluster_key();
+    }
     c
 }
 
@@ -110,11 +125,31 @@ fn run_blocking(a: &StartArgs, ready: Option<PathBuf>) -> Result<(), String> {
 fn announce(head: bool, address: &str) {
     if head {
         println!("Raya head started at {address}.");
-        println!("Join it from another terminal or machine with:");
-        println!("    raya start --address {address}");
-        println!("or run your own binary as a driver or a worker node with:");
-        println!("    RAYA_ADDRESS={address} cargo run ...");
-        println!("    RAYA_ADDRESS={address} RAYA_ROLE=worker cargo run ...");
+        match raya::session_dir() {
+            Ok(dir) if raya::cluster_key().ok().flatten().is_some() => {
+                let key = dir.join("cluster_key");
+                println!(
+                    "Only holders of its cluster key can join: {} (keep it private).",
+                    key.display()
+                );
+                println!("Nodes and drivers on this machine find it by themselves. Elsewhere:");
+                println!(
+                    "    raya start --address {address} --cluster-key-file <copy of {}>",
+                    key.display()
+                );
+                println!("or run your own binary as a driver or a worker node with:");
+                println!(
+                    "    RAYA_ADDRESS={address} RAYA_CLUSTER_KEY=$(tail -n1 <key file>) cargo run ..."
+                );
+                println!(
+                    "    RAYA_ADDRESS={address} RAYA_CLUSTER_KEY=... RAYA_ROLE=worker cargo run ..."
+                );
+            }
+            _ => {
+                println!("It runs WITHOUT a cluster key: anyone who can reach it can join.");
+                println!("    raya start --address {address} --insecure-no-cluster-key");
+            }
+        }
     } else {
         println!("Raya node started; it joined the cluster at {address}.");
     }
@@ -249,6 +284,7 @@ pub(crate) fn stop(grace: Duration) -> Result<(), String> {
         pids.extend(group);
     }
     let _ = std::fs::remove_file(raya::current_cluster_file());
+    let _ = std::fs::remove_file(raya::current_cluster_key_file());
     println!(
         "Stopped {} Raya node(s){}.",
         pids.len(),
@@ -288,6 +324,8 @@ pub(crate) fn fetch_nodes(address: Option<String>) -> Result<(String, Vec<NodeIn
             .map_err(|_| "listen address")?,
     ];
     c.bootstrap = vec![addr];
+    // The cluster's key when one is known (a cluster run without one takes anyone).
+    c.cluster_key = raya::joining_cluster_key(None, None).ok();
     let key = libp2p_identity::Keypair::generate_ed25519();
     let network = Network::start(key, c, transport::Router::new()).map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -121,7 +121,11 @@ pub(crate) fn run(
     let address = raya::cluster_address()?
         .ok_or_else(|| raya::Error::Node("this node is not a cluster head".into()))?;
     let exe = std::env::current_exe().map_err(|e| raya::Error::Node(e.to_string()))?;
-    let child = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    if let Some(key) = raya::cluster_key()? {
+        cmd.env("RAYA_CLUSTER_KEY", key.to_hex());
+    }
+    let child = cmd
         .args([
             "start",
             "--block",

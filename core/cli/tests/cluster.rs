@@ -269,6 +269,81 @@ fn a_head_restarted_on_its_directory_reloads_its_tables() {
     );
 }
 
+#[test]
+fn a_head_makes_its_cluster_key_and_only_nodes_holding_it_join() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut c = Cluster::new("cluster-key");
+    let dir = c.tmp.join("head-session");
+    let dir_s = dir.to_str().unwrap().to_string();
+    let (head_index, head) = c.start(&["--head", "--port", "0", "--session-dir", &dir_s]);
+    let key_file = dir.join("cluster_key");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the key file is readable by others");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    // A node on this machine finds the recorded head's key by itself.
+    c.start(&["--address", &head]);
+    c.wait_status(&head, "the node never joined", |s| count(s, "ALIVE") == 2);
+    // A node on another machine (its own temporary directory) without a key does not start,
+    // and says how to give it one.
+    let elsewhere = c.tmp.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let out = c
+        .raya()
+        .env("TMPDIR", &elsewhere)
+        .env_remove("RAYA_CLUSTER_KEY")
+        .args(["start", "--block", "--no-mdns", "--address", &head])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no cluster key") && err.contains("--cluster-key-file"),
+        "{err}"
+    );
+    // With the key in its environment it joins.
+    c.children.push(
+        c.raya()
+            .env("TMPDIR", &elsewhere)
+            .env("RAYA_CLUSTER_KEY", key.lines().last().unwrap())
+            .args([
+                "start",
+                "--block",
+                "--no-mdns",
+                "--host",
+                "127.0.0.1",
+                "--address",
+                &head,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    c.wait_status(&head, "the node with the key never joined", |s| {
+        count(s, "ALIVE") == 3
+    });
+    // A head restarted on its directory keeps its key.
+    c.kill(head_index);
+    let (_, head2) = c.start(&["--head", "--port", "0", "--session-dir", &dir_s]);
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+    // A cluster run without a key is an explicit choice, and its nodes must make it too.
+    let open_dir = c.tmp.join("open-session");
+    let (_, open) = c.start(&[
+        "--head",
+        "--port",
+        "0",
+        "--insecure-no-cluster-key",
+        "--session-dir",
+        open_dir.to_str().unwrap(),
+    ]);
+    assert!(!open_dir.join("cluster_key").exists());
+    c.start(&["--address", &open, "--insecure-no-cluster-key"]);
+    c.wait_status(&open, "the open node never joined", |s| {
+        count(s, "ALIVE") == 2
+    });
+    drop(head2);
+}
+
 /// Network namespaces for one test, joined by a bridge; removed on drop.
 struct Netns {
     names: Vec<String>,
@@ -366,7 +441,7 @@ fn nodes_on_one_lan_find_the_head_by_mdns() {
         .env("TMPDIR", &tmp)
         .env_remove("RAYA_ADDRESS")
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(tmp.join("node.log")).unwrap());
+        .stderr(std::fs::File::create(tmp.join(format!("node-{}.log", c.children.len()))).unwrap());
         let mut child = cmd.spawn().unwrap();
         let out = child.stdout.take().unwrap();
         c.children.push(child);
@@ -378,13 +453,28 @@ fn nodes_on_one_lan_find_the_head_by_mdns() {
         });
         rx
     };
-    let head_out = spawn_in(&mut c, &ns.names[1], &["--head", "--port", "7379"]);
+    // The cluster key, copied to both machines; a stranger on the LAN has another.
+    let key = "5a".repeat(32);
+    let key_file = c.tmp.join("cluster_key");
+    std::fs::write(&key_file, &key).unwrap();
+    let wrong_file = c.tmp.join("wrong_key");
+    std::fs::write(&wrong_file, "a5".repeat(32)).unwrap();
+    let (key_arg, wrong_arg) = (key_file.to_str().unwrap(), wrong_file.to_str().unwrap());
+    let head_out = spawn_in(
+        &mut c,
+        &ns.names[1],
+        &["--head", "--port", "7379", "--cluster-key-file", key_arg],
+    );
     let line = head_out
         .recv_timeout(Duration::from_secs(60))
         .expect("the head started");
     assert!(line.starts_with("Raya head started at"), "{line}");
+    // A host on the LAN with the wrong key finds the head by mDNS but cannot connect: it
+    // never joins, and gives up when its join timeout ends.
+    let stranger_out = spawn_in(&mut c, &ns.names[2], &["--cluster-key-file", wrong_arg]);
+    let stranger = c.children.len() - 1;
     // No address: the node must find the head on the LAN.
-    let node_out = spawn_in(&mut c, &ns.names[2], &[]);
+    let node_out = spawn_in(&mut c, &ns.names[2], &["--cluster-key-file", key_arg]);
     let line = node_out
         .recv_timeout(Duration::from_secs(60))
         .expect("the node found the head by mDNS and joined");
@@ -402,6 +492,7 @@ fn nodes_on_one_lan_find_the_head_by_mdns() {
                 "127.0.0.1:7379",
             ])
             .env("TMPDIR", &c.tmp)
+            .env("RAYA_CLUSTER_KEY", &key)
             .output()
             .unwrap();
         let s = String::from_utf8_lossy(&out.stdout).to_string();
@@ -415,6 +506,29 @@ fn nodes_on_one_lan_find_the_head_by_mdns() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(st) = c.children[stranger].try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stranger neither joined nor gave up"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!status.success(), "a node with the wrong key started");
+    assert!(
+        stranger_out.try_iter().all(|l| !l.contains("joined")),
+        "a node with the wrong key joined"
+    );
+    let log = std::fs::read_to_string(
+        c.tmp
+            .join(&ns.names[2])
+            .join(format!("node-{stranger}.log")),
+    )
+    .unwrap();
+    assert!(log.contains("no cluster head answered"), "{log}");
     drop(c);
 }
 

@@ -6,6 +6,7 @@
 //! component on the node's control thread (an Actix system of its own, so a program need not
 //! run one). `shutdown` leaves the cluster and stops it all in reverse.
 
+pub(crate) mod cluster_key;
 mod network;
 pub(crate) mod node_files;
 pub(crate) mod serve;
@@ -45,6 +46,8 @@ struct RunningNode {
     threads: ActorThreadPool,
     is_head: bool,
     net: Option<Network>,
+    /// The key of its cluster's private network.
+    cluster_key: Option<raya_cluster::transport::ClusterKey>,
     /// This node's entry in [`crate::nodes_dir`].
     pid_file: Option<PathBuf>,
     session: Session,
@@ -138,6 +141,17 @@ pub fn init(config: Config) -> Result<()> {
             if let Err(e) = raya_common::private_fs::write(&file, addr.as_bytes()) {
                 tracing::warn!(file = %file.display(), error = %e, "cannot record the cluster address");
             }
+            let key_file = cluster_key::current_cluster_key_file();
+            match node.cluster_key {
+                Some(k) => {
+                    if let Err(e) = k.write(&key_file) {
+                        tracing::warn!(error = %e, "cannot record the cluster key");
+                    }
+                }
+                None => {
+                    let _ = std::fs::remove_file(&key_file);
+                }
+            }
         }
     }
     *NODE.write().unwrap_or_else(|p| p.into_inner()) = Some(node);
@@ -181,7 +195,7 @@ fn start(config: Config) -> Result<RunningNode> {
     for (name, amount) in &config.resources {
         total.set_capacity(name, *amount)?;
     }
-    let mode = match start_network(&config, &key) {
+    let (mode, cluster_key) = match start_network(&config, &key, &session.dir) {
         Ok(m) => m,
         Err(e) => {
             session.remove_if_temporary();
@@ -232,6 +246,7 @@ fn start(config: Config) -> Result<RunningNode> {
         is_head: started.is_head,
         pid_file: None,
         net,
+        cluster_key,
         session,
     })
 }
@@ -319,6 +334,22 @@ pub fn cluster_address() -> Result<Option<String>> {
         .iter()
         .find(|n| Some(n.node_id.peer_id()) == head)
         .and_then(|n| n.addresses.first().cloned()))
+}
+
+/// The key of the cluster this node is part of (others join with it), or `None` for an
+/// embedded node and for a node run without one.
+///
+/// ```
+/// raya::init(raya::Config::default().num_cpus(1)).unwrap();
+/// assert_eq!(raya::cluster_key().unwrap(), None);
+/// raya::shutdown();
+/// ```
+pub fn cluster_key() -> Result<Option<raya_cluster::transport::ClusterKey>> {
+    NODE.read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|n| n.cluster_key)
+        .ok_or(Error::NotInitialized)
 }
 
 /// The session directory of the running node.

@@ -1,6 +1,6 @@
 //! How the node takes part in a cluster, and starting its network.
 
-use raya_cluster::transport::{self, NetConfig, Network, Role, Router};
+use raya_cluster::transport::{self, ClusterKey, NetConfig, Network, Role, Router};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -35,12 +35,17 @@ pub(super) fn join_address(config: &Config) -> Option<String> {
 }
 
 /// Starts the network when `config` asks for a cluster (a head, or an address to join, from the
-/// config or `RAYA_ADDRESS`).
-pub(super) fn start_network(config: &Config, key: &libp2p_identity::Keypair) -> Result<Mode> {
+/// config or `RAYA_ADDRESS`), with the cluster key (see [`super::cluster_key`]) it uses.
+pub(super) fn start_network(
+    config: &Config,
+    key: &libp2p_identity::Keypair,
+    session: &std::path::Path,
+) -> Result<(Mode, Option<ClusterKey>)> {
     let address = join_address(config);
     if !config.head && address.is_none() {
-        return Ok(Mode::Embedded);
+        return Ok((Mode::Embedded, None));
     }
+    let cluster_key = super::cluster_key::resolve(config, session)?;
     let host = transport::parse_address(&format!("{}:{}", config.host, config.port))
         .or_else(|_| transport::parse_address(&format!("[{}]:{}", config.host, config.port)))
         .map_err(|e| Error::Node(e.to_string()))?;
@@ -52,6 +57,7 @@ pub(super) fn start_network(config: &Config, key: &libp2p_identity::Keypair) -> 
         .collect();
     nc.mdns = config.mdns;
     nc.delivery_timeout = config.delivery_timeout;
+    nc.cluster_key = cluster_key;
     if !config.head
         && let Some(a) = &address
     {
@@ -75,9 +81,10 @@ pub(super) fn start_network(config: &Config, key: &libp2p_identity::Keypair) -> 
     }
     let network =
         Network::start(key.clone(), nc, Router::new()).map_err(|e| Error::Node(e.to_string()))?;
-    Ok(if config.head {
+    let mode = if config.head {
         Mode::Head(network)
     } else {
         Mode::Join(network)
-    })
+    };
+    Ok((mode, cluster_key))
 }
