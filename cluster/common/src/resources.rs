@@ -42,6 +42,9 @@ pub enum ResourceError {
     /// Empty resource name.
     #[error("resource names must not be empty")]
     EmptyName,
+    /// A set whose names are out of order or repeated (only a set decoded from the wire).
+    #[error("resource {0:?} is out of order or repeated in the set")]
+    Unsorted(String),
 }
 
 /// A set of named resource quantities.
@@ -185,6 +188,35 @@ impl ResourceSet {
             let cur = self.units(n);
             self.set_units(n, cur - u);
         }
+    }
+
+    /// Checks a set that asks for resources (a task's or an actor's, as it arrives from another
+    /// node): every name non-empty, every amount positive, names sorted and unique. Sets built
+    /// through this type's methods always pass; a set decoded from the wire may not (a
+    /// negative request would make the node that grants it over-commit).
+    ///
+    /// ```
+    /// use raya_common::ResourceSet;
+    /// assert!(ResourceSet::cpus(2.0).unwrap().check_request().is_ok());
+    /// ```
+    pub fn check_request(&self) -> Result<(), ResourceError> {
+        let mut last: Option<&str> = None;
+        for (n, u) in &self.items {
+            if n.is_empty() {
+                return Err(ResourceError::EmptyName);
+            }
+            if *u <= 0 {
+                return Err(ResourceError::InvalidAmount {
+                    name: n.to_string(),
+                    amount: *u as f64 / UNIT as f64,
+                });
+            }
+            if last.is_some_and(|l| l >= &**n) {
+                return Err(ResourceError::Unsorted(n.to_string()));
+            }
+            last = Some(n);
+        }
+        Ok(())
     }
 
     /// Iterates over `(name, amount)` pairs in name order.

@@ -343,6 +343,16 @@ impl Handler<ScheduleTask> for GlobalScheduler {
         ScheduleTask { spec, from }: ScheduleTask,
         _: &mut Context<Self>,
     ) -> Self::Result {
+        if let Err(e) = spec.resources.check_request() {
+            tracing::warn!(task = %spec.task_id, %from, error = %e, "scheduling refused: its resource request is malformed");
+            self.unschedulable(
+                spec,
+                from,
+                format!("malformed resource request: {e}"),
+                TaskErrorKind::InvalidOptions,
+            );
+            return Box::pin(actix::fut::ready(()));
+        }
         // Answered once the task is placed here or on its way to a node (held by the link).
         Box::pin(
             self.view(&spec)

@@ -578,6 +578,18 @@ impl Handler<PlaceTask> for LocalScheduler {
                 owner: spec.origin,
             });
         }
+        if let Err(e) = spec.resources.check_request() {
+            tracing::warn!(task = %spec.task_id, origin = %spec.origin, error = %e, "placement refused: its resource request is malformed");
+            self.dequeued();
+            self.fail_task(
+                &spec,
+                TaskError::new(
+                    TaskErrorKind::InvalidOptions,
+                    format!("malformed resource request: {e}"),
+                ),
+            );
+            return;
+        }
         if self.early_cancels.take(spec.task_id) {
             self.dequeued();
             self.fail_task(

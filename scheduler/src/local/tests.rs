@@ -346,3 +346,52 @@ fn a_spilled_argument_is_not_read_to_schedule_its_task() {
         let _ = std::fs::remove_dir_all(dir);
     });
 }
+
+#[test]
+fn a_placement_asking_for_negative_resources_fails_and_commits_nothing() {
+    run(|| async {
+        let fx = Fixture::new(2.0);
+        // What a hostile peer can put on the wire: a resource set of CPU -1000.
+        let forged: ResourceSet = raya_common::codec::decode(
+            &raya_common::codec::encode(&vec![("CPU", -1000 * raya_common::resources::UNIT)])
+                .unwrap(),
+        )
+        .unwrap();
+        let task_id = fx.ids.task_id();
+        let ret = fx.store.add_ref(ObjectId::for_return(task_id, 0));
+        fx.sched.do_send(PlaceTask(TaskSpec {
+            task_id,
+            job: JobId(1),
+            parent: TaskId::driver(JobId(1), 1),
+            origin: fx.node,
+            function: FunctionDescriptor {
+                name: "test::f".into(),
+                local_index: None,
+            },
+            args: vec![],
+            num_returns: 1,
+            resources: forged,
+            strategy: SchedulingStrategy::Default,
+            max_retries: 0,
+            retry_exceptions: false,
+            attempt: 0,
+            kind: TaskKind::Normal,
+        }));
+        let st = fx.state().await;
+        assert_eq!(st.available.get("CPU"), 2.0, "the node over-committed");
+        assert!(fx.started().is_empty(), "the forged task ran");
+        match fx.store.get(ret.id()) {
+            Lookup::Failed(e) => {
+                assert_eq!(e.kind, TaskErrorKind::InvalidOptions);
+                assert!(e.message.contains("CPU"), "{}", e.message);
+            }
+            _ => panic!("a task asking for negative resources must fail"),
+        }
+        // The node goes on serving: two 1-CPU tasks run, a third waits.
+        for _ in 0..3 {
+            fx.submit(1.0, vec![]);
+        }
+        let st = fx.state().await;
+        assert_eq!((st.running, st.queued), (2, 1));
+    });
+}
