@@ -27,5 +27,6 @@ pub use local::{
     WorkerBlocked, WorkerCommand, WorkerFactory, WorkerStopped, WorkerUnblocked, record_event,
 };
 pub use task_spec::{
-    CreationOptions, FunctionDescriptor, SchedulingStrategy, TaskArg, TaskKind, TaskSpec,
+    CreationOptions, FunctionDescriptor, MAX_RETURNS_FROM_WIRE, SchedulingStrategy, TaskArg,
+    TaskKind, TaskSpec,
 };

@@ -139,7 +139,26 @@ pub struct TaskSpec {
     pub kind: TaskKind,
 }
 
+/// The most return objects a task placed by another node may ask for: each costs the node a
+/// reference and an entry, made before the task is queued.
+pub const MAX_RETURNS_FROM_WIRE: u32 = 1 << 16;
+
 impl TaskSpec {
+    /// Checks a task that arrived from another node before it drives any allocation or
+    /// accounting: its resource request ([`ResourceSet::check_request`]) and its number of
+    /// returns (at most [`MAX_RETURNS_FROM_WIRE`]).
+    pub fn check_from_wire(&self) -> Result<(), String> {
+        if self.num_returns > MAX_RETURNS_FROM_WIRE {
+            return Err(format!(
+                "{} return objects asked for, more than the {MAX_RETURNS_FROM_WIRE} a node accepts",
+                self.num_returns
+            ));
+        }
+        self.resources
+            .check_request()
+            .map_err(|e| format!("malformed resource request: {e}"))
+    }
+
     /// Id of return object `i`.
     pub fn return_id(&self, i: u32) -> ObjectId {
         ObjectId::for_return(self.task_id, i)

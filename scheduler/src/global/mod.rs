@@ -343,14 +343,11 @@ impl Handler<ScheduleTask> for GlobalScheduler {
         ScheduleTask { spec, from }: ScheduleTask,
         _: &mut Context<Self>,
     ) -> Self::Result {
-        if let Err(e) = spec.resources.check_request() {
-            tracing::warn!(task = %spec.task_id, %from, error = %e, "scheduling refused: its resource request is malformed");
-            self.unschedulable(
-                spec,
-                from,
-                format!("malformed resource request: {e}"),
-                TaskErrorKind::InvalidOptions,
-            );
+        if let Err(e) = spec.check_from_wire() {
+            tracing::warn!(task = %spec.task_id, %from, error = %e, "scheduling refused");
+            let mut first = spec;
+            first.num_returns = first.num_returns.min(1);
+            self.unschedulable(first, from, e, TaskErrorKind::InvalidOptions);
             return Box::pin(actix::fut::ready(()));
         }
         // Answered once the task is placed here or on its way to a node (held by the link).

@@ -569,6 +569,26 @@ impl Handler<PlaceTask> for LocalScheduler {
         self.queued.fetch_add(1, Ordering::Relaxed);
         // Handed over from here and placed back: a local task now.
         self.away.remove(&spec.task_id);
+        if let Err(e) = spec.check_from_wire() {
+            tracing::warn!(task = %spec.task_id, origin = %spec.origin, error = %e, "placement refused");
+            self.dequeued();
+            // Only its first return is failed: the count is not to be trusted.
+            let mut first = spec.clone();
+            first.num_returns = first.num_returns.min(1);
+            if spec.origin != self.cfg.node
+                && let Some(c) = &self.cluster
+            {
+                c.returns.do_send(raya_store::ExpectReturns {
+                    refs: first
+                        .return_ids()
+                        .map(|id| self.store.add_ref(id))
+                        .collect(),
+                    owner: spec.origin,
+                });
+            }
+            self.fail_task(&first, TaskError::new(TaskErrorKind::InvalidOptions, e));
+            return;
+        }
         if spec.origin != self.cfg.node
             && let Some(c) = &self.cluster
         {
@@ -577,18 +597,6 @@ impl Handler<PlaceTask> for LocalScheduler {
                 refs: spec.return_ids().map(|id| self.store.add_ref(id)).collect(),
                 owner: spec.origin,
             });
-        }
-        if let Err(e) = spec.resources.check_request() {
-            tracing::warn!(task = %spec.task_id, origin = %spec.origin, error = %e, "placement refused: its resource request is malformed");
-            self.dequeued();
-            self.fail_task(
-                &spec,
-                TaskError::new(
-                    TaskErrorKind::InvalidOptions,
-                    format!("malformed resource request: {e}"),
-                ),
-            );
-            return;
         }
         if self.early_cancels.take(spec.task_id) {
             self.dequeued();

@@ -347,6 +347,52 @@ fn a_spilled_argument_is_not_read_to_schedule_its_task() {
     });
 }
 
+/// Places a task as another node's message could: with `resources` and `num_returns` as they
+/// were decoded. Returns its first return.
+fn place_forged(fx: &Fixture, resources: ResourceSet, num_returns: u32) -> RawRef {
+    let task_id = fx.ids.task_id();
+    let ret = fx.store.add_ref(ObjectId::for_return(task_id, 0));
+    fx.sched.do_send(PlaceTask(TaskSpec {
+        task_id,
+        job: JobId(1),
+        parent: TaskId::driver(JobId(1), 1),
+        origin: fx.node,
+        function: FunctionDescriptor {
+            name: "test::f".into(),
+            local_index: None,
+        },
+        args: vec![],
+        num_returns,
+        resources,
+        strategy: SchedulingStrategy::Default,
+        max_retries: 0,
+        retry_exceptions: false,
+        attempt: 0,
+        kind: TaskKind::Normal,
+    }));
+    ret
+}
+
+/// The forged task failed as invalid, nothing ran or was committed, and the node goes on
+/// serving: two 1-CPU tasks run, a third waits.
+async fn refused_and_serving(fx: &Fixture, ret: RawRef, says: &str) {
+    let st = fx.state().await;
+    assert_eq!(st.available.get("CPU"), 2.0, "the node over-committed");
+    assert!(fx.started().is_empty(), "the forged task ran");
+    match fx.store.get(ret.id()) {
+        Lookup::Failed(e) => {
+            assert_eq!(e.kind, TaskErrorKind::InvalidOptions);
+            assert!(e.message.contains(says), "{}", e.message);
+        }
+        _ => panic!("the forged task must fail"),
+    }
+    for _ in 0..3 {
+        fx.submit(1.0, vec![]);
+    }
+    let st = fx.state().await;
+    assert_eq!((st.running, st.queued), (2, 1));
+}
+
 #[test]
 fn a_placement_asking_for_negative_resources_fails_and_commits_nothing() {
     run(|| async {
@@ -357,41 +403,16 @@ fn a_placement_asking_for_negative_resources_fails_and_commits_nothing() {
                 .unwrap(),
         )
         .unwrap();
-        let task_id = fx.ids.task_id();
-        let ret = fx.store.add_ref(ObjectId::for_return(task_id, 0));
-        fx.sched.do_send(PlaceTask(TaskSpec {
-            task_id,
-            job: JobId(1),
-            parent: TaskId::driver(JobId(1), 1),
-            origin: fx.node,
-            function: FunctionDescriptor {
-                name: "test::f".into(),
-                local_index: None,
-            },
-            args: vec![],
-            num_returns: 1,
-            resources: forged,
-            strategy: SchedulingStrategy::Default,
-            max_retries: 0,
-            retry_exceptions: false,
-            attempt: 0,
-            kind: TaskKind::Normal,
-        }));
-        let st = fx.state().await;
-        assert_eq!(st.available.get("CPU"), 2.0, "the node over-committed");
-        assert!(fx.started().is_empty(), "the forged task ran");
-        match fx.store.get(ret.id()) {
-            Lookup::Failed(e) => {
-                assert_eq!(e.kind, TaskErrorKind::InvalidOptions);
-                assert!(e.message.contains("CPU"), "{}", e.message);
-            }
-            _ => panic!("a task asking for negative resources must fail"),
-        }
-        // The node goes on serving: two 1-CPU tasks run, a third waits.
-        for _ in 0..3 {
-            fx.submit(1.0, vec![]);
-        }
-        let st = fx.state().await;
-        assert_eq!((st.running, st.queued), (2, 1));
+        let ret = place_forged(&fx, forged, 1);
+        refused_and_serving(&fx, ret, "CPU").await;
+    });
+}
+
+#[test]
+fn a_placement_asking_for_billions_of_returns_is_refused_before_it_allocates() {
+    run(|| async {
+        let fx = Fixture::new(2.0);
+        let ret = place_forged(&fx, ResourceSet::cpus(1.0).unwrap(), u32::MAX);
+        refused_and_serving(&fx, ret, "return objects").await;
     });
 }
