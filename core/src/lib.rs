@@ -114,9 +114,7 @@ pub use raya_common::{
 pub use raya_macros::{actor, remote};
 pub use raya_scheduler::SchedulingStrategy;
 pub use raya_store::{StoreError, StoreStats};
-pub use runtime::cluster_key::{
-    current_cluster_key_file, explicit_cluster_key, joining_cluster_key,
-};
+pub use runtime::cluster_key::{current_cluster_key_file, joining_cluster_key};
 pub use runtime::node_files::{
     current_cluster_file, nodes_dir, process_start, record_matches_process,
 };

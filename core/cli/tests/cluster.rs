@@ -40,7 +40,13 @@ impl Cluster {
 
     /// Starts a node in the foreground and waits for the line announcing its address.
     fn start(&mut self, args: &[&str]) -> (usize, String) {
+        self.start_with(&[], args)
+    }
+
+    /// [`Cluster::start`] with these environment variables set too.
+    fn start_with(&mut self, env: &[(&str, &str)], args: &[&str]) -> (usize, String) {
         let mut cmd = self.raya();
+        cmd.envs(env.iter().copied());
         cmd.arg("start")
             .args(args)
             .args(["--block", "--host", "127.0.0.1", "--no-mdns"])
@@ -301,23 +307,13 @@ fn a_head_makes_its_cluster_key_and_only_nodes_holding_it_join() {
         "{err}"
     );
     // With the key in its environment it joins.
-    c.children.push(
-        c.raya()
-            .env("TMPDIR", &elsewhere)
-            .env("RAYA_CLUSTER_KEY", key.lines().last().unwrap())
-            .args([
-                "start",
-                "--block",
-                "--no-mdns",
-                "--host",
-                "127.0.0.1",
-                "--address",
-                &head,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let elsewhere_s = elsewhere.to_str().unwrap();
+    c.start_with(
+        &[
+            ("TMPDIR", elsewhere_s),
+            ("RAYA_CLUSTER_KEY", key.lines().last().unwrap()),
+        ],
+        &["--address", &head],
     );
     c.wait_status(&head, "the node with the key never joined", |s| {
         count(s, "ALIVE") == 3

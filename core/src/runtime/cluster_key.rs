@@ -36,7 +36,7 @@ fn bad(what: impl std::fmt::Display) -> Error {
 }
 
 /// The key given explicitly: the config's, its key file's, or `RAYA_CLUSTER_KEY`.
-pub fn explicit_cluster_key(
+fn explicit_cluster_key(
     key: Option<ClusterKey>,
     file: Option<&Path>,
 ) -> Result<Option<ClusterKey>> {

@@ -564,30 +564,15 @@ impl Handler<SubmitTask> for LocalScheduler {
 
 impl Handler<PlaceTask> for LocalScheduler {
     type Result = ();
-    fn handle(&mut self, PlaceTask(spec): PlaceTask, ctx: &mut Context<Self>) {
+    fn handle(&mut self, PlaceTask(mut spec): PlaceTask, ctx: &mut Context<Self>) {
         // Counted again: the global scheduler's pick is queued here now.
         self.queued.fetch_add(1, Ordering::Relaxed);
         // Handed over from here and placed back: a local task now.
         self.away.remove(&spec.task_id);
-        if let Err(e) = spec.check_from_wire() {
-            tracing::warn!(task = %spec.task_id, origin = %spec.origin, error = %e, "placement refused");
-            self.dequeued();
+        let refused = spec.check_from_wire().err();
+        if refused.is_some() {
             // Only its first return is failed: the count is not to be trusted.
-            let mut first = spec.clone();
-            first.num_returns = first.num_returns.min(1);
-            if spec.origin != self.cfg.node
-                && let Some(c) = &self.cluster
-            {
-                c.returns.do_send(raya_store::ExpectReturns {
-                    refs: first
-                        .return_ids()
-                        .map(|id| self.store.add_ref(id))
-                        .collect(),
-                    owner: spec.origin,
-                });
-            }
-            self.fail_task(&first, TaskError::new(TaskErrorKind::InvalidOptions, e));
-            return;
+            spec.num_returns = spec.num_returns.min(1);
         }
         if spec.origin != self.cfg.node
             && let Some(c) = &self.cluster
@@ -597,6 +582,12 @@ impl Handler<PlaceTask> for LocalScheduler {
                 refs: spec.return_ids().map(|id| self.store.add_ref(id)).collect(),
                 owner: spec.origin,
             });
+        }
+        if let Some(e) = refused {
+            tracing::warn!(task = %spec.task_id, origin = %spec.origin, error = %e, "placement refused");
+            self.dequeued();
+            self.fail_task(&spec, TaskError::new(TaskErrorKind::InvalidOptions, e));
+            return;
         }
         if self.early_cancels.take(spec.task_id) {
             self.dequeued();

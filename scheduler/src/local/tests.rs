@@ -108,11 +108,17 @@ impl Fixture {
         }
     }
 
-    /// Submits a task and returns its return reference.
-    fn submit(&self, cpus: f64, args: Vec<TaskArg>) -> (TaskId, RawRef) {
+    /// A task of this node's with `resources`, `args` and `num_returns`, and a reference to its
+    /// first return.
+    fn spec(
+        &self,
+        resources: ResourceSet,
+        args: Vec<TaskArg>,
+        num_returns: u32,
+    ) -> (TaskSpec, RawRef) {
         let task_id = self.ids.task_id();
         let ret = self.store.add_ref(ObjectId::for_return(task_id, 0));
-        self.sched.do_send(SubmitTask(TaskSpec {
+        let spec = TaskSpec {
             task_id,
             job: JobId(1),
             parent: TaskId::driver(JobId(1), 1),
@@ -122,14 +128,22 @@ impl Fixture {
                 local_index: None,
             },
             args,
-            num_returns: 1,
-            resources: ResourceSet::cpus(cpus).unwrap(),
+            num_returns,
+            resources,
             strategy: SchedulingStrategy::Default,
             max_retries: 0,
             retry_exceptions: false,
             attempt: 0,
             kind: TaskKind::Normal,
-        }));
+        };
+        (spec, ret)
+    }
+
+    /// Submits a task and returns its return reference.
+    fn submit(&self, cpus: f64, args: Vec<TaskArg>) -> (TaskId, RawRef) {
+        let (spec, ret) = self.spec(ResourceSet::cpus(cpus).unwrap(), args, 1);
+        let task_id = spec.task_id;
+        self.sched.do_send(SubmitTask(spec));
         (task_id, ret)
     }
 
@@ -350,26 +364,8 @@ fn a_spilled_argument_is_not_read_to_schedule_its_task() {
 /// Places a task as another node's message could: with `resources` and `num_returns` as they
 /// were decoded. Returns its first return.
 fn place_forged(fx: &Fixture, resources: ResourceSet, num_returns: u32) -> RawRef {
-    let task_id = fx.ids.task_id();
-    let ret = fx.store.add_ref(ObjectId::for_return(task_id, 0));
-    fx.sched.do_send(PlaceTask(TaskSpec {
-        task_id,
-        job: JobId(1),
-        parent: TaskId::driver(JobId(1), 1),
-        origin: fx.node,
-        function: FunctionDescriptor {
-            name: "test::f".into(),
-            local_index: None,
-        },
-        args: vec![],
-        num_returns,
-        resources,
-        strategy: SchedulingStrategy::Default,
-        max_retries: 0,
-        retry_exceptions: false,
-        attempt: 0,
-        kind: TaskKind::Normal,
-    }));
+    let (spec, ret) = fx.spec(resources, vec![], num_returns);
+    fx.sched.do_send(PlaceTask(spec));
     ret
 }
 
