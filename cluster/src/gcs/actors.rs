@@ -106,11 +106,16 @@ pub struct ListActors {
 
 gcs_requests! {
     ActorTable, actors:
-    RegisterActor => () as "gcs/RegisterActor";
-    UpdateActor => () as "gcs/UpdateActor";
-    GetActor => Option<ActorInfo> as "gcs/GetActor", durable = false;
-    GetNamedActor => Option<ActorInfo> as "gcs/GetNamedActor", durable = false;
-    ListActors => Vec<ActorInfo> as "gcs/ListActors", durable = false;
+    RegisterActor => () as "gcs/RegisterActor",
+        where |m, from| from.made(m.0.actor_id.node_tag(), "the actor registered");
+    UpdateActor => () as "gcs/UpdateActor",
+        where |m, from| match m.node {
+            Some(node) => from.is(node, "an actor's new state"),
+            None => Err("an actor's new state names no node".into()),
+        };
+    GetActor => Option<ActorInfo> as "gcs/GetActor", access = Read;
+    GetNamedActor => Option<ActorInfo> as "gcs/GetNamedActor", access = Read;
+    ListActors => Vec<ActorInfo> as "gcs/ListActors", access = Read;
 }
 
 /// The actor table actor.

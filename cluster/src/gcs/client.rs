@@ -197,10 +197,7 @@ where
                 Box::pin(async move {
                     net.ask(head, Target::System, msg)
                         .await
-                        .unwrap_or_else(|e| {
-                            tracing::debug!(error = %e, "GCS request failed on the network");
-                            Err(GcsError::Unavailable)
-                        })
+                        .unwrap_or_else(|e| Err(GcsError::from_network(e)))
                 })
             }
         }

@@ -52,9 +52,10 @@ pub struct ListFunctions;
 
 gcs_requests! {
     FunctionTable, functions:
-    RegisterFunctions => () as "gcs/RegisterFunctions";
-    NodesWithFunction => Vec<NodeId> as "gcs/NodesWithFunction", durable = false;
-    ListFunctions => Vec<(FunctionInfo, Vec<NodeId>)> as "gcs/ListFunctions", durable = false;
+    RegisterFunctions => () as "gcs/RegisterFunctions", access = Join,
+        where |m, from| from.is(m.node, "a function list");
+    NodesWithFunction => Vec<NodeId> as "gcs/NodesWithFunction", access = Read;
+    ListFunctions => Vec<(FunctionInfo, Vec<NodeId>)> as "gcs/ListFunctions", access = Read;
 }
 
 /// The function table actor.

@@ -44,10 +44,15 @@ pub struct AddJob {
     pub namespace: String,
 }
 
-/// Marks a job finished.
+/// Marks a job finished: only its driver's node does (others are refused).
 #[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), GcsError>")]
-pub struct FinishJob(pub JobId);
+pub struct FinishJob {
+    /// The job.
+    pub job: JobId,
+    /// Its driver's node, which sends this.
+    pub node: NodeId,
+}
 
 /// Every job record.
 #[derive(Debug, Clone, Message, Serialize, Deserialize)]
@@ -56,9 +61,11 @@ pub struct GetAllJobs;
 
 gcs_requests! {
     JobTable, jobs:
-    AddJob => JobInfo as "gcs/AddJob";
-    FinishJob => () as "gcs/FinishJob";
-    GetAllJobs => Vec<JobInfo> as "gcs/GetAllJobs", durable = false;
+    AddJob => JobInfo as "gcs/AddJob", access = Join,
+        where |m, from| from.is(m.driver_node, "a job");
+    FinishJob => () as "gcs/FinishJob",
+        where |m, from| from.is(m.node, "a job's end");
+    GetAllJobs => Vec<JobInfo> as "gcs/GetAllJobs", access = Read;
 }
 
 /// The job table actor.
@@ -75,10 +82,16 @@ impl JobTable {
         })
     }
 
-    fn finish(&mut self, job: JobId) -> Result<(), GcsError> {
+    fn finish(&mut self, job: JobId, node: NodeId) -> Result<(), GcsError> {
         let Some(mut info) = self.jobs.get(&job).cloned() else {
             return Err(GcsError::NotFound(format!("job {job}")));
         };
+        if info.driver_node != node {
+            return Err(GcsError::Invalid(format!(
+                "job {job} is driven from node {}, not {node}",
+                info.driver_node
+            )));
+        }
         if info.state == JobState::Running {
             info.state = JobState::Finished;
             info.end_time_ms = Some(now_ms());
@@ -115,8 +128,8 @@ impl Handler<AddJob> for JobTable {
 
 impl Handler<FinishJob> for JobTable {
     type Result = Result<(), GcsError>;
-    fn handle(&mut self, FinishJob(job): FinishJob, _: &mut Context<Self>) -> Self::Result {
-        self.finish(job)
+    fn handle(&mut self, m: FinishJob, _: &mut Context<Self>) -> Self::Result {
+        self.finish(m.job, m.node)
     }
 }
 
@@ -138,7 +151,7 @@ impl Handler<GcsEvent> for JobTable {
                 .map(|j| j.job_id)
                 .collect();
             for job in running {
-                if let Err(e) = self.finish(job) {
+                if let Err(e) = self.finish(job, node) {
                     tracing::warn!(%job, error = %e, "could not finish the job of a dead node");
                 }
             }

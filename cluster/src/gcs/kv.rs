@@ -59,9 +59,9 @@ pub struct KvKeys {
 gcs_requests! {
     KvTable, kv:
     KvPut => bool as "gcs/KvPut";
-    KvGet => Option<Vec<u8>> as "gcs/KvGet", durable = false;
+    KvGet => Option<Vec<u8>> as "gcs/KvGet", access = Read;
     KvDel => bool as "gcs/KvDel";
-    KvKeys => Vec<Vec<u8>> as "gcs/KvKeys", durable = false;
+    KvKeys => Vec<Vec<u8>> as "gcs/KvKeys", access = Read;
 }
 
 /// The key-value table actor.

@@ -54,6 +54,28 @@ pub enum GcsError {
     /// The request was malformed.
     #[error("invalid GCS request: {0}")]
     Invalid(String),
+    /// The head refused the request because of who sent it (it named another node, or a
+    /// table change came from a node that is not a member).
+    #[error("the GCS refused the request: {0}")]
+    Refused(String),
+}
+
+impl GcsError {
+    /// What a request that failed on the network tells its caller: the head's refusal as
+    /// such, anything else as [`GcsError::Unavailable`].
+    pub fn from_network(e: crate::transport::NetError) -> GcsError {
+        use crate::transport::{NetError, WireError};
+        match e {
+            NetError::Remote {
+                error: WireError::Refused(reason),
+                ..
+            } => GcsError::Refused(reason),
+            e => {
+                tracing::debug!(error = %e, "GCS request failed on the network");
+                GcsError::Unavailable
+            }
+        }
+    }
 }
 
 /// The gossip topic of the GCS's versioned table changes ([`VersionedEvent`]).
@@ -62,6 +84,24 @@ pub const GCS_TOPIC: &str = "raya/gcs";
 pub const HEARTBEAT_TOPIC: &str = "raya/heartbeat";
 /// Every gossip topic a node subscribes to.
 pub const TOPICS: [&str; 2] = [GCS_TOPIC, HEARTBEAT_TOPIC];
+
+/// What a GCS request does to its table, which decides who may send it and when it is
+/// answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads a table: open to any peer holding the cluster key (`raya status` too), answered
+    /// at once.
+    Read,
+    /// A node joining the cluster records itself (its node, its functions, its job): open to
+    /// any peer holding the key, since it may only speak for itself; answered once on disk.
+    Join,
+    /// Changes a table and is sent again anyway (object locations, task records): only from
+    /// a member (a registered node the GCS counts alive), answered at once.
+    Notify,
+    /// Changes a table: only from a member, answered once on disk (a node counts on it after a
+    /// head restart).
+    Write,
+}
 
 /// A typed request to one GCS table. The client forwards it to [`GcsRequest::table`], in this
 /// process on the head and over the network elsewhere: every request is a wire message.
@@ -75,10 +115,9 @@ pub trait GcsRequest:
     /// A request sent without waiting for its reply goes out by gossip on this topic, when set
     /// (heartbeats), instead of point to point.
     const GOSSIP_TOPIC: Option<&'static str> = None;
-    /// Whether a node's request is answered only once what it changed is on disk (writes a
-    /// node counts on after a head restart). Reads, and notifications the nodes send again
-    /// anyway (object locations, task events), are answered at once.
-    const DURABLE: bool = true;
+    /// What it does to its table: who may send it from another node, and whether it is
+    /// answered only once what it changed is on disk.
+    const ACCESS: Access = Access::Write;
     /// That table's address.
     fn table(tables: &GcsTables) -> &Addr<Self::Table>;
 }
@@ -88,25 +127,26 @@ pub trait GcsRequest:
 /// ```text
 /// gcs_requests! {
 ///     NodeTable, nodes:
-///     RegisterNode => () as "gcs/RegisterNode";
+///     RegisterNode => () as "gcs/RegisterNode", access = Join, where |m, from| from.is(m.0.node_id, "a registration");
 ///     NodeHeartbeat => () as "gcs/NodeHeartbeat", gossip = HEARTBEAT_TOPIC;
-///     GetAllNodes => Vec<NodeInfo> as "gcs/GetAllNodes", durable = false;
+///     GetAllNodes => Vec<NodeInfo> as "gcs/GetAllNodes", access = Read;
 /// }
 /// ```
 ///
-/// makes each message a [`GcsRequest`] answered by `tables.nodes` (durably unless it says
-/// `durable = false`), names it for the wire, and
-/// defines the table module's `serve`, which [`GcsTables::serve`] calls to register the table's
-/// requests with a head's router (all but those that travel by gossip).
+/// makes each message a [`GcsRequest`] answered by `tables.nodes` with the [`Access`] it says
+/// (a [write](Access::Write) when it says none), names it for the wire (with who may send it,
+/// as [`crate::wire_message!`]), and defines the table module's `serve`, which
+/// [`GcsTables::serve`] calls to register the table's requests with a head's router (all but
+/// those that travel by gossip).
 macro_rules! gcs_requests {
-    ($table:ty, $field:ident: $($msg:ty => $reply:ty as $name:literal $(, gossip = $topic:expr)? $(, durable = $durable:expr)?;)+) => {
+    ($table:ty, $field:ident: $($msg:ty => $reply:ty as $name:literal $(, gossip = $topic:expr)? $(, access = $access:ident)? $(, where $check:expr)?;)+) => {
         $(
-            $crate::wire_message!($msg => $name);
+            $crate::wire_message!($msg => $name $(where $check)?);
             impl $crate::gcs::GcsRequest for $msg {
                 type Reply = $reply;
                 type Table = $table;
                 $(const GOSSIP_TOPIC: Option<&'static str> = Some($topic);)?
-                $(const DURABLE: bool = $durable;)?
+                $(const ACCESS: $crate::gcs::Access = $crate::gcs::Access::$access;)?
                 fn table(tables: &$crate::gcs::GcsTables) -> &actix::Addr<$table> {
                     &tables.$field
                 }
@@ -118,7 +158,7 @@ macro_rules! gcs_requests {
         pub(super) fn serve(tables: &$crate::gcs::GcsTables, router: &$crate::transport::Router) {
             $(
                 if <$msg as $crate::gcs::GcsRequest>::GOSSIP_TOPIC.is_none() {
-                    $crate::gcs::serve_durably::<$msg>(tables, router);
+                    $crate::gcs::serve_request::<$msg>(tables, router);
                 }
             )+
         }
@@ -126,11 +166,14 @@ macro_rules! gcs_requests {
 }
 pub(crate) use gcs_requests;
 
-/// Serves request `M` on `router`, answering a [durable](GcsRequest::DURABLE) one only once what
+/// Serves request `M` on `router`. The sender must be who the request names
+/// ([`crate::transport::WireMessage::check_sender`]) and, for a table change, a member (a node
+/// the node table counts alive); a refusal is logged and counted like any other. A request
+/// that changes a table durably ([`Access::Join`], [`Access::Write`]) is answered only once what
 /// it changed is on disk: a node that was told its registration, its named actor or its key is
 /// stored can count on it after the head is killed and started again. The flush runs on sled's
 /// own threads, never on the tables' event loop.
-pub(crate) fn serve_durably<M>(tables: &GcsTables, router: &crate::transport::Router)
+pub(crate) fn serve_request<M>(tables: &GcsTables, router: &crate::transport::Router)
 where
     M: GcsRequest,
     <M::Table as Actor>::Context: actix::dev::ToEnvelope<M::Table, M>,
@@ -138,14 +181,27 @@ where
     use crate::transport::{WireError, decode_body, encode_body};
     let addr = M::table(tables).clone();
     let db = tables.db.clone();
+    let members = tables.members.clone();
+    let refusals = router.clone();
     router.serve_with(
         M::NAME,
-        std::sync::Arc::new(move |_peer, body| {
-            let (addr, db) = (addr.clone(), db.clone());
+        std::sync::Arc::new(move |from, body| {
+            let (addr, db, members, refusals) =
+                (addr.clone(), db.clone(), members.clone(), refusals.clone());
             Box::pin(async move {
                 let msg: M = decode_body(&body)?;
+                let allowed = msg.check_sender(&from).and_then(|()| match M::ACCESS {
+                    Access::Read | Access::Join => Ok(()),
+                    Access::Notify | Access::Write if members.contains(&from.node()) => Ok(()),
+                    Access::Notify | Access::Write => {
+                        Err("a table change from a node that is not a member".into())
+                    }
+                });
+                if let Err(reason) = allowed {
+                    return Err(refusals.refuse(&from, M::NAME, reason));
+                }
                 let mut result = addr.send(msg).await.map_err(|_| WireError::ActorGone)?;
-                if M::DURABLE
+                if matches!(M::ACCESS, Access::Join | Access::Write)
                     && result.is_ok()
                     && let Err(e) = db.flush_async().await
                 {
@@ -214,6 +270,8 @@ pub struct GcsTables {
     pub task_events: Addr<task_events::TaskEventTable>,
     /// Key-value table.
     pub kv: Addr<kv::KvTable>,
+    /// The nodes the node table counts alive: who may change the tables.
+    pub members: nodes::Members,
     db: sled::Db,
 }
 
@@ -231,7 +289,8 @@ impl GcsTables {
             .flush_every_ms(Some(200))
             .open()
             .map_err(|e| GcsError::Storage(format!("{}: {e}", config.dir.display())))?;
-        let node_state = nodes::NodeTable::load(&db, config.node_timeout)?;
+        let members = nodes::Members::default();
+        let node_state = nodes::NodeTable::load(&db, config.node_timeout, members.clone())?;
         let job_state = jobs::JobTable::load(&db)?;
         let actor_state = actors::ActorTable::load(&db)?;
         let function_state = functions::FunctionTable::load(&db)?;
@@ -261,6 +320,7 @@ impl GcsTables {
             objects,
             task_events,
             kv,
+            members,
             db,
         })
     }

@@ -92,10 +92,38 @@ pub struct SubscribeNodes(pub Recipient<GcsEvent>);
 
 gcs_requests! {
     NodeTable, nodes:
-    RegisterNode => () as "gcs/RegisterNode";
-    NodeHeartbeat => () as "gcs/NodeHeartbeat", gossip = super::HEARTBEAT_TOPIC;
-    UnregisterNode => () as "gcs/UnregisterNode";
-    GetAllNodes => Vec<NodeInfo> as "gcs/GetAllNodes", durable = false;
+    RegisterNode => () as "gcs/RegisterNode", access = Join,
+        where |m, from| from.is(m.0.node_id, "a registration");
+    NodeHeartbeat => () as "gcs/NodeHeartbeat", gossip = super::HEARTBEAT_TOPIC,
+        where |m, from| from.is(m.node, "a heartbeat");
+    UnregisterNode => () as "gcs/UnregisterNode",
+        where |m, from| from.is(m.node, "a node leaving");
+    GetAllNodes => Vec<NodeInfo> as "gcs/GetAllNodes", access = Read;
+}
+
+/// The nodes the node table counts alive, shared with the routes that serve the GCS: only they
+/// may change the tables (a node declared dead is no longer one, until it registers again).
+/// Holds one entry per alive node.
+#[derive(Debug, Clone, Default)]
+pub struct Members(std::sync::Arc<std::sync::RwLock<std::collections::HashSet<NodeId>>>);
+
+impl Members {
+    /// Whether `node` is registered and alive.
+    pub fn contains(&self, node: &NodeId) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(node)
+    }
+
+    fn set(&self, node: NodeId, alive: bool) {
+        let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if alive {
+            m.insert(node);
+        } else {
+            m.remove(&node);
+        }
+    }
 }
 
 /// The node table actor.
@@ -103,10 +131,15 @@ pub struct NodeTable {
     nodes: Persisted<NodeId, NodeInfo>,
     timeout: Duration,
     subscribers: Vec<Recipient<GcsEvent>>,
+    members: Members,
 }
 
 impl NodeTable {
-    pub(crate) fn load(db: &sled::Db, timeout: Duration) -> Result<Self, GcsError> {
+    pub(crate) fn load(
+        db: &sled::Db,
+        timeout: Duration,
+        members: Members,
+    ) -> Result<Self, GcsError> {
         let mut nodes = Persisted::open(db, "nodes")?;
         // Records reloaded as alive get a fresh heartbeat clock, with a grace of two more
         // timeouts: a node that is really still running must first notice the head is back,
@@ -120,12 +153,14 @@ impl NodeTable {
             .collect();
         for mut n in alive {
             n.last_heartbeat_ms = now;
+            members.set(n.node_id, true);
             nodes.insert(n.node_id, n)?;
         }
         Ok(NodeTable {
             nodes,
             timeout,
             subscribers: Vec::new(),
+            members,
         })
     }
 
@@ -151,6 +186,7 @@ impl NodeTable {
         info.end_time_ms = Some(now_ms());
         info.death_reason = Some(reason.clone());
         info.resources_available = ResourceSet::new();
+        self.members.set(node, false);
         self.nodes.insert(node, info)?;
         tracing::info!(%node, %reason, "node declared dead");
         self.publish(GcsEvent::NodeDead { node, reason });
@@ -203,6 +239,7 @@ impl Handler<RegisterNode> for NodeTable {
         info.end_time_ms = None;
         info.death_reason = None;
         self.nodes.insert(info.node_id, info.clone())?;
+        self.members.set(info.node_id, true);
         tracing::info!(node = %info.node_id, resources = %info.resources_total, "node registered");
         self.publish(GcsEvent::NodeAlive(info));
         Ok(())

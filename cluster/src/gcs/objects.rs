@@ -43,9 +43,10 @@ pub struct CountObjects;
 
 gcs_requests! {
     ObjectTable, objects:
-    UpdateObjectLocations => () as "gcs/UpdateObjectLocations", durable = false;
-    GetObjectLocations => Option<ObjectLocation> as "gcs/GetObjectLocations", durable = false;
-    CountObjects => usize as "gcs/CountObjects", durable = false;
+    UpdateObjectLocations => () as "gcs/UpdateObjectLocations", access = Notify,
+        where |m, from| from.is(m.node, "an object location update");
+    GetObjectLocations => Option<ObjectLocation> as "gcs/GetObjectLocations", access = Read;
+    CountObjects => usize as "gcs/CountObjects", access = Read;
 }
 
 /// The object location table actor.

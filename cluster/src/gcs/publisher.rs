@@ -4,6 +4,7 @@ use actix::prelude::*;
 
 use super::nodes::{NodeHeartbeat, SubscribeNodes};
 use super::{GCS_TOPIC, GcsEvent, GcsTables, HEARTBEAT_TOPIC, VersionedEvent};
+use crate::transport::WireMessage;
 use crate::transport::{NetEvent, Network, decode_body, encode_body};
 
 /// The head's side of the gossip: applies the heartbeats nodes publish to the node table, and
@@ -76,13 +77,23 @@ impl Handler<NetEvent> for GcsPublisher {
         if topic != HEARTBEAT_TOPIC {
             return;
         }
+        let Some(source) = source else {
+            tracing::warn!("unsigned heartbeat ignored");
+            return;
+        };
         match decode_body::<NodeHeartbeat>(&data) {
             // A node speaks only for itself.
-            Ok(hb) if Some(hb.node.peer_id()) == source => self.tables.nodes.do_send(hb),
             Ok(hb) => {
-                tracing::warn!(node = %hb.node, ?source, "heartbeat for another node ignored")
+                let router = self.net.router();
+                let from = router.caller(source);
+                match hb.check_sender(&from) {
+                    Ok(()) => self.tables.nodes.do_send(hb),
+                    Err(reason) => {
+                        router.refuse(&from, NodeHeartbeat::NAME, reason);
+                    }
+                }
             }
-            Err(e) => tracing::warn!(?source, error = %e, "malformed heartbeat ignored"),
+            Err(e) => tracing::warn!(%source, error = %e, "malformed heartbeat ignored"),
         }
     }
 }

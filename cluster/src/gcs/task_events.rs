@@ -119,11 +119,26 @@ pub struct ListTaskEvents {
 #[rtype(result = "Result<(usize, u64), GcsError>")]
 pub struct TaskEventCounts;
 
+/// Task records one `gcs/AddTaskEvents` carries at most (nodes flush at most this many a
+/// second); a larger request is refused.
+pub const MAX_EVENTS_A_REQUEST: usize = 10_000;
+
 gcs_requests! {
     TaskEventTable, task_events:
-    AddTaskEvents => () as "gcs/AddTaskEvents", durable = false;
-    ListTaskEvents => Vec<TaskEvent> as "gcs/ListTaskEvents", durable = false;
-    TaskEventCounts => (usize, u64) as "gcs/TaskEventCounts", durable = false;
+    AddTaskEvents => () as "gcs/AddTaskEvents", access = Notify,
+        where |m, from| {
+            if m.0.len() > MAX_EVENTS_A_REQUEST {
+                return Err(format!(
+                    "{} task records in one request, more than {MAX_EVENTS_A_REQUEST}",
+                    m.0.len()
+                ));
+            }
+            m.0.iter()
+                .filter_map(|e| e.node)
+                .try_for_each(|node| from.is(node, "a task record"))
+        };
+    ListTaskEvents => Vec<TaskEvent> as "gcs/ListTaskEvents", access = Read;
+    TaskEventCounts => (usize, u64) as "gcs/TaskEventCounts", access = Read;
 }
 
 /// The task event table actor.

@@ -484,15 +484,140 @@ fn a_notification_is_queued_before_notify_returns() {
         let node = Network::start(key(), c, Router::new()).unwrap();
         let hp = node.wait_for_head(Duration::from_secs(10)).await.unwrap();
         let gcs = GcsHandle::start_remote(node.clone(), hp, &actix_rt::Arbiter::current());
+        let me = NodeId::from_peer_id(node.local_peer_id());
+        gcs.request(RegisterNode(node_info(me))).await.unwrap();
         for i in 0..20 {
-            let id = 100 + i;
-            gcs.notify(RegisterActor(actor_info(id, None, NodeId::random())));
+            // An actor id this node made (it carries the node's tag).
+            let id = ((me.tag() as u128) << 64) | (100 + i);
+            gcs.notify(RegisterActor(actor_info(id, None, me)));
             let found = node.send_ordered(hp, GetActor(ActorId(id))).await.unwrap();
             assert!(
                 matches!(found, Ok(Some(_))),
                 "round {i}: the registration was not handled first: {found:?}"
             );
         }
+        node.shutdown();
+        head.shutdown();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A head and a second node on loopback; the node's GCS handle and its node id.
+async fn head_and_node(dir: &std::path::Path) -> (Network, Network, GcsHandle, NodeId) {
+    use crate::transport::{NetConfig, Role};
+    let t = GcsTables::start(&config(dir), &actix_rt::Arbiter::current()).unwrap();
+    let router = Router::new();
+    t.serve(&router);
+    let mut c = NetConfig::new(Role::Head);
+    c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    let key = libp2p::identity::Keypair::generate_ed25519;
+    let head = Network::start(key(), c.clone(), router).unwrap();
+    c.role = Role::Node;
+    c.bootstrap = head.listen_addrs();
+    let node = Network::start(key(), c, Router::new()).unwrap();
+    let hp = node.wait_for_head(Duration::from_secs(10)).await.unwrap();
+    let gcs = GcsHandle::start_remote(node.clone(), hp, &actix_rt::Arbiter::current());
+    let me = NodeId::from_peer_id(node.local_peer_id());
+    (head, node, gcs, me)
+}
+
+use crate::transport::{Network, Router};
+
+fn refused<T>(reply: Result<T, GcsError>) -> bool {
+    matches!(reply, Err(GcsError::Refused(_)))
+}
+
+#[test]
+fn a_node_speaks_only_for_itself_and_only_members_change_the_tables() {
+    let dir = temp_dir("senders");
+    run(|| async {
+        let (head, node, gcs, me) = head_and_node(&dir).await;
+        let put = || KvPut {
+            namespace: "app".into(),
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            overwrite: true,
+        };
+        // Not registered yet: it may read, not write.
+        assert_eq!(
+            gcs.request(KvGet {
+                namespace: "app".into(),
+                key: b"k".to_vec()
+            })
+            .await,
+            Ok(None)
+        );
+        assert!(refused(gcs.request(put()).await));
+        // Registering, or dropping, another node is refused; the table never sees it.
+        let victim = NodeId::random();
+        assert!(refused(gcs.request(RegisterNode(node_info(victim))).await));
+        assert!(refused(
+            gcs.request(UnregisterNode {
+                node: victim,
+                reason: "forged".into()
+            })
+            .await
+        ));
+        assert!(refused(
+            gcs.request(AddJob {
+                driver_node: victim,
+                namespace: String::new()
+            })
+            .await
+        ));
+        let nodes = gcs.request(GetAllNodes).await.unwrap();
+        assert!(nodes.iter().all(|n| n.node_id != victim), "{nodes:?}");
+        assert_eq!(head.router().refused(), 4);
+        // Registered as itself, it is a member: its writes are taken.
+        gcs.request(RegisterNode(node_info(me))).await.unwrap();
+        assert_eq!(gcs.request(put()).await, Ok(true));
+        // An actor, a location update or a job's end it claims for another node are refused.
+        let others_actor = ((victim.tag() as u128) << 64) | 7;
+        assert!(refused(
+            gcs.request(RegisterActor(actor_info(others_actor, None, me)))
+                .await
+        ));
+        let mine = ((me.tag() as u128) << 64) | 7;
+        gcs.request(RegisterActor(actor_info(mine, None, me)))
+            .await
+            .unwrap();
+        assert!(refused(
+            gcs.request(UpdateObjectLocations {
+                node: victim,
+                added: vec![],
+                removed: vec![]
+            })
+            .await
+        ));
+        let job = gcs
+            .request(AddJob {
+                driver_node: me,
+                namespace: String::new(),
+            })
+            .await
+            .unwrap();
+        assert!(refused(
+            gcs.request(FinishJob {
+                job: job.job_id,
+                node: victim
+            })
+            .await
+        ));
+        gcs.request(FinishJob {
+            job: job.job_id,
+            node: me,
+        })
+        .await
+        .unwrap();
+        assert_eq!(head.router().refused(), 7);
+        // Leaving, it stops being a member.
+        gcs.request(UnregisterNode {
+            node: me,
+            reason: "shut down".into(),
+        })
+        .await
+        .unwrap();
+        assert!(refused(gcs.request(put()).await));
         node.shutdown();
         head.shutdown();
     });

@@ -63,6 +63,10 @@ pub enum WireError {
     /// The far actor stopped before it answered.
     #[error("the actor stopped before it answered")]
     ActorGone,
+    /// The far node refused the message because of who sent it (it names another node than
+    /// its sender, only the head may send it, or the sender is not a member).
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 /// A reply: the handler's result, serialized, or why there is none.

@@ -604,9 +604,10 @@ pub(crate) fn serve(router: &Router) {
     let weak = router.downgrade();
     router.serve_with(
         Sequenced::NAME,
-        Arc::new(move |peer, body| {
+        Arc::new(move |from, body| {
             let weak = weak.clone();
             Box::pin(async move {
+                let peer = from.peer;
                 let batch: Sequenced = decode_body(&body)?;
                 if batch.lane > Lane::Refs.number() {
                     return Err(WireError::Decode(format!("no link lane {}", batch.lane)));
@@ -634,7 +635,7 @@ pub(crate) fn serve(router: &Router) {
                         batch.seq
                     )));
                 }
-                let replies = router.dispatch_in_order(peer, batch.frames).await;
+                let replies = router.dispatch_in_order(from, batch.frames).await;
                 last.epoch = batch.epoch;
                 last.seq = batch.seq;
                 last.replies = replies.clone();

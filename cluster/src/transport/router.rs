@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use actix::dev::ToEnvelope;
@@ -19,14 +20,64 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use libp2p::PeerId;
+use raya_common::NodeId;
 
 use super::codec::{Frame, Reply, WireError};
+
+/// Who sent a frame: the peer the connection authenticated (its Noise handshake proved the
+/// key behind the peer id), and whether that peer is this node's head. A [`WireMessage`] that
+/// names a node checks it against the caller before its handler sees it
+/// ([`WireMessage::check_sender`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The authenticated peer.
+    pub peer: PeerId,
+    /// Whether it is the head this node follows (or this node, on the head).
+    pub head: bool,
+}
+
+impl Caller {
+    /// The caller as a node id.
+    pub fn node(&self) -> NodeId {
+        NodeId::from_peer_id(self.peer)
+    }
+
+    /// Refuses unless the caller is `node`: a message speaking for a node comes from it.
+    pub fn is(&self, node: NodeId, what: &str) -> Result<(), String> {
+        if node.peer_id() == self.peer {
+            Ok(())
+        } else {
+            Err(format!("{what} names node {node}, not the sender"))
+        }
+    }
+
+    /// Refuses unless the caller made the id carrying `tag` (ids carry the tag of the node that
+    /// made them, [`NodeId::tag`]): only an object's or a task's owner speaks for it.
+    pub fn made(&self, tag: u32, what: &str) -> Result<(), String> {
+        if self.node().tag() == tag {
+            Ok(())
+        } else {
+            Err(format!("{what} belongs to another node than the sender"))
+        }
+    }
+
+    /// Refuses unless the caller is the head.
+    pub fn is_head(&self) -> Result<(), String> {
+        if self.head {
+            Ok(())
+        } else {
+            Err("only the head sends this".into())
+        }
+    }
+}
 
 /// A router held weakly by its own handlers.
 #[derive(Clone)]
 pub(crate) struct WeakRouter {
     routes: std::sync::Weak<RwLock<HashMap<u64, Route>>>,
     sequenced: std::sync::Weak<super::link::Delivered>,
+    head: std::sync::Weak<RwLock<Option<PeerId>>>,
+    refused: Arc<AtomicU64>,
 }
 
 impl WeakRouter {
@@ -34,6 +85,8 @@ impl WeakRouter {
         Some(Router {
             routes: self.routes.upgrade()?,
             sequenced: self.sequenced.upgrade()?,
+            head: self.head.upgrade()?,
+            refused: Arc::clone(&self.refused),
         })
     }
 }
@@ -54,16 +107,52 @@ pub trait WireMessage:
     /// The message's name on the wire (`component/Message`): its identity in every frame, never
     /// changed once released, and listed in the protocol catalogue.
     const NAME: &'static str;
+
+    /// Whether `from` may send this message: one that names a node (as its sender, its maker,
+    /// its owner) is refused unless it comes from that node, one only the head sends unless it
+    /// comes from the head. Checked on every frame before the handler sees the message; a
+    /// refusal is logged with the peer and counted ([`Router::refused`]). Any member may send
+    /// a message that names nobody.
+    fn check_sender(&self, from: &Caller) -> Result<(), String> {
+        let _ = from;
+        Ok(())
+    }
 }
 
 /// Names wire messages: `wire_message!(PlaceTask => "local_scheduler/PlaceTask", ...)` implements
-/// [`WireMessage`] for each type with that name.
+/// [`WireMessage`] for each type with that name. A `where` clause says who may send it
+/// ([`WireMessage::check_sender`]):
+///
+/// ```
+/// # #[derive(actix::Message, serde::Serialize, serde::Deserialize)]
+/// # #[rtype(result = "()")]
+/// # struct Hello { node: raya_common::NodeId }
+/// # #[derive(actix::Message, serde::Serialize, serde::Deserialize)]
+/// # #[rtype(result = "()")]
+/// # struct Order;
+/// raya_cluster::wire_message!(
+///     Hello => "example/Hello" where |m, from| from.is(m.node, "a hello"),
+///     Order => "example/Order" where |_, from| from.is_head(),
+/// );
+/// ```
 #[macro_export]
 macro_rules! wire_message {
-    ($($ty:ty => $name:literal),+ $(,)?) => {
+    ($($ty:ty => $name:literal $(where $check:expr)?),+ $(,)?) => {
         $(
             impl $crate::transport::WireMessage for $ty {
                 const NAME: &'static str = $name;
+                $(
+                    fn check_sender(
+                        &self,
+                        from: &$crate::transport::Caller,
+                    ) -> ::std::result::Result<(), ::std::string::String> {
+                        let check: fn(
+                            &Self,
+                            &$crate::transport::Caller,
+                        ) -> ::std::result::Result<(), ::std::string::String> = $check;
+                        check(self, from)
+                    }
+                )?
             }
         )+
     };
@@ -91,9 +180,9 @@ pub const fn route_id<M: WireMessage>() -> u64 {
 /// A boxed future of a reply.
 pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
-/// Serves the frames of one route: gets the authenticated peer that sent the frame and its
-/// body, answers with the reply.
-pub type RouteHandler = Arc<dyn Fn(PeerId, Vec<u8>) -> ReplyFuture + Send + Sync>;
+/// Serves the frames of one route: gets who sent the frame and its body, answers with the
+/// reply.
+pub type RouteHandler = Arc<dyn Fn(Caller, Vec<u8>) -> ReplyFuture + Send + Sync>;
 
 /// The routes a node serves. Cloning shares the table. [`Router::new`] serves the batches of
 /// ordered links (`transport/Sequenced`) from the start.
@@ -102,6 +191,10 @@ pub struct Router {
     routes: Arc<RwLock<HashMap<u64, Route>>>,
     /// What the senders of ordered links last delivered here (see [`super::link`]).
     sequenced: Arc<super::link::Delivered>,
+    /// The head this node follows, once known (this node, on the head).
+    head: Arc<RwLock<Option<PeerId>>>,
+    /// Messages refused because of who sent them.
+    refused: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Router {
@@ -139,18 +232,44 @@ impl Router {
     /// Answers `frames` from `peer` one after another, in order. A batch inside a batch is
     /// refused (never nested: nesting would recurse as deep as a peer likes, or wait on the
     /// sender's own link forever).
-    pub(crate) async fn dispatch_in_order(&self, peer: PeerId, frames: Vec<Frame>) -> Vec<Reply> {
+    pub(crate) async fn dispatch_in_order(&self, from: Caller, frames: Vec<Frame>) -> Vec<Reply> {
         let batch = route_id::<super::link::Sequenced>();
         let mut replies = Vec::with_capacity(frames.len());
         for f in frames {
             if f.route == batch {
-                tracing::warn!(%peer, "a batch of ordered messages nested in another: refused");
+                tracing::warn!(peer = %from.peer, "a batch of ordered messages nested in another: refused");
                 replies.push(Err(WireError::Decode("a batch inside a batch".into())));
                 continue;
             }
-            replies.push(self.dispatch(peer, f).await);
+            replies.push(self.dispatch_from(from, f).await);
         }
         replies
+    }
+
+    /// Records the head this node follows: messages only the head sends are accepted from it
+    /// alone.
+    pub fn set_head(&self, head: PeerId) {
+        *self.head.write().unwrap_or_else(|p| p.into_inner()) = Some(head);
+    }
+
+    /// Who `peer` is to this node.
+    pub fn caller(&self, peer: PeerId) -> Caller {
+        let head = *self.head.read().unwrap_or_else(|p| p.into_inner()) == Some(peer);
+        Caller { peer, head }
+    }
+
+    /// How many messages this node refused because of who sent them (a message naming another
+    /// node than its sender, one only the head sends from another node, a table write from a
+    /// node that is not a member).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Counts and logs a message refused because of who sent it, and makes the reply.
+    pub fn refuse(&self, from: &Caller, name: &'static str, reason: String) -> WireError {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(peer = %from.peer, message = name, %reason, "message refused");
+        WireError::Refused(reason)
     }
 
     /// The record of what ordered links delivered here.
@@ -163,6 +282,8 @@ impl Router {
         WeakRouter {
             routes: Arc::downgrade(&self.routes),
             sequenced: Arc::downgrade(&self.sequenced),
+            head: Arc::downgrade(&self.head),
+            refused: Arc::clone(&self.refused),
         }
     }
 
@@ -174,16 +295,26 @@ impl Router {
         A: Actor + Handler<M>,
         A::Context: ToEnvelope<A, M>,
     {
+        let router = self.downgrade();
         self.serve_with(
             M::NAME,
-            Arc::new(move |_peer, body| {
+            Arc::new(move |from, body| {
                 let addr = addr.clone();
+                let router = router.clone();
                 Box::pin(async move {
                     // References the message names register with their owners while it is
                     // handled, and it is answered only once they are counted (see
                     // `super::inflight`): the sender keeps its own until the answer.
                     let (msg, pending) = super::inflight::settling(|| decode_body::<M>(&body));
                     let msg = msg?;
+                    if let Err(reason) = msg.check_sender(&from) {
+                        // The references it named are dropped with it, once counted.
+                        super::inflight::settled(pending).await;
+                        return Err(match router.upgrade() {
+                            Some(r) => r.refuse(&from, M::NAME, reason),
+                            None => WireError::Refused(reason),
+                        });
+                    }
                     let (_, result) =
                         futures::join!(super::inflight::settled(pending), addr.send(msg));
                     let result = result.map_err(|_| WireError::ActorGone)?;
@@ -229,6 +360,11 @@ impl Router {
 
     /// Answers one frame from `peer`.
     pub fn dispatch(&self, peer: PeerId, frame: Frame) -> ReplyFuture {
+        self.dispatch_from(self.caller(peer), frame)
+    }
+
+    /// Answers one frame from `from`.
+    fn dispatch_from(&self, from: Caller, frame: Frame) -> ReplyFuture {
         let handler = self
             .routes
             .read()
@@ -236,7 +372,7 @@ impl Router {
             .get(&frame.route)
             .map(|r| Arc::clone(&r.handler));
         match handler {
-            Some(h) => h(peer, frame.body),
+            Some(h) => h(from, frame.body),
             None => {
                 let route = frame.route;
                 Box::pin(async move { Err(WireError::UnknownRoute(route)) })

@@ -218,6 +218,9 @@ impl EventLoop {
         router: Router,
         cmd_tx: mpsc::Sender<Command>,
     ) -> Self {
+        if config.role == Role::Head {
+            router.set_head(shared.me);
+        }
         EventLoop {
             swarm,
             config,
@@ -468,6 +471,7 @@ impl EventLoop {
             self.swarm.add_peer_address(peer, a.clone());
         }
         if role == Role::Head && self.config.role != Role::Head {
+            self.router.set_head(peer);
             self.shared.head.send_if_modified(|h| {
                 if *h == Some(peer) {
                     false

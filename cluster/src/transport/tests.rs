@@ -634,3 +634,89 @@ fn only_hosts_with_the_cluster_key_can_connect() {
         }
     });
 }
+
+/// Served by every node: only the head may send it.
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "String")]
+struct FromHead(String);
+
+/// Speaks for node `0`: only that node may send it.
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "String")]
+struct Claim(raya_common::NodeId);
+
+crate::wire_message!(
+    FromHead => "test/FromHead" where |_, from| from.is_head(),
+    Claim => "test/Claim" where |m, from| from.is(m.0, "a claim"),
+);
+
+impl Handler<FromHead> for Echo {
+    type Result = String;
+    fn handle(&mut self, m: FromHead, _: &mut Context<Self>) -> String {
+        m.0
+    }
+}
+
+impl Handler<Claim> for Echo {
+    type Result = String;
+    fn handle(&mut self, m: Claim, _: &mut Context<Self>) -> String {
+        m.0.to_string()
+    }
+}
+
+#[test]
+fn a_message_is_refused_unless_it_comes_from_whom_it_names() {
+    run(async {
+        let served = || {
+            let r = Router::new();
+            let echo = Echo.start();
+            r.serve::<FromHead, _>(echo.clone());
+            r.serve::<Claim, _>(echo);
+            r
+        };
+        let head = start(Role::Head, vec![], served());
+        let a = start(Role::Node, head.listen_addrs(), served());
+        let b = start(Role::Node, head.listen_addrs(), served());
+        for n in [&a, &b] {
+            n.wait_for_head(Duration::from_secs(10)).await.unwrap();
+        }
+        let refused = |r: Result<String, NetError>| {
+            matches!(
+                r,
+                Err(NetError::Remote {
+                    error: WireError::Refused(_),
+                    ..
+                })
+            )
+        };
+        // The head may order a node; another node may not, even on the ordered link.
+        let to_b = b.local_peer_id();
+        a.add_addresses(to_b, b.listen_addrs()).unwrap();
+        head.add_addresses(to_b, b.listen_addrs()).unwrap();
+        let ok = head.ask(to_b, Target::System, FromHead("go".into())).await;
+        assert_eq!(ok.unwrap(), "go");
+        assert!(refused(
+            a.ask(to_b, Target::System, FromHead("go".into())).await
+        ));
+        assert!(refused(a.send_ordered(to_b, FromHead("go".into())).await));
+        // A node may speak for itself, never for another.
+        let me = raya_common::NodeId::from_peer_id(a.local_peer_id());
+        let other = raya_common::NodeId::from_peer_id(head.local_peer_id());
+        assert_eq!(
+            a.ask(to_b, Target::System, Claim(me)).await.unwrap(),
+            me.to_string()
+        );
+        assert!(refused(a.ask(to_b, Target::System, Claim(other)).await));
+        assert_eq!(b.router().refused(), 3);
+        // And the node goes on serving.
+        assert_eq!(
+            head.ask(to_b, Target::System, FromHead("still".into()))
+                .await
+                .unwrap(),
+            "still"
+        );
+        for n in [a, b, head] {
+            n.shutdown();
+        }
+    });
+}

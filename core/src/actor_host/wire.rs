@@ -129,7 +129,17 @@ pub(crate) struct ControlActor {
 }
 
 raya_cluster::wire_message!(
-    DeliverCalls => "node_manager/DeliverCalls",
+    // A call comes from its owner, or from the node that created the actor, whose host
+    // forwards the calls of handles still addressing it; either way the call id is the owner's.
+    DeliverCalls => "node_manager/DeliverCalls" where |m, from| {
+        m.0.iter().try_for_each(|call| {
+            if call.owner.tag() != call.task_id.node_tag() {
+                return Err("an actor call whose id is not its owner's".into());
+            }
+            from.is(call.owner, "an actor call's owner")
+                .or_else(|_| from.made(call.to.actor.node_tag(), "an actor call's owner"))
+        })
+    },
     ControlActor => "node_manager/ControlActor",
 );
 

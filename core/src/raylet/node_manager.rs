@@ -21,6 +21,7 @@ use raya_cluster::GcsHandle;
 use raya_cluster::gcs::functions::{FunctionInfo, FunctionKind, RegisterFunctions};
 use raya_cluster::gcs::jobs::FinishJob;
 use raya_cluster::gcs::nodes::{NodeInfo, NodeState, RegisterNode, UnregisterNode};
+use raya_cluster::gcs::task_events::MAX_EVENTS_A_REQUEST;
 use raya_cluster::gcs::task_events::{AddTaskEvents, TaskEventBuffer};
 use raya_cluster::gcs::{GcsError, GcsEvent};
 use raya_cluster::transport::{Network, sockets_reachable_first};
@@ -152,7 +153,7 @@ impl Handler<LeaveCluster> for NodeManager {
     fn handle(&mut self, _: LeaveCluster, _: &mut Context<Self>) -> Self::Result {
         let gcs = self.gcs.clone();
         // The last records, bounded like every flush: shutting down must stay quick.
-        let (events, _) = self.events.drain_at_most(10_000);
+        let (events, _) = self.events.drain_at_most(MAX_EVENTS_A_REQUEST);
         let (node, job) = (self.node, self.job);
         Box::pin(async move {
             if !events.is_empty()
@@ -160,7 +161,7 @@ impl Handler<LeaveCluster> for NodeManager {
             {
                 tracing::warn!(error = %e, "last task records not saved");
             }
-            if let Err(e) = gcs.request(FinishJob(job)).await {
+            if let Err(e) = gcs.request(FinishJob { job, node }).await {
                 tracing::warn!(error = %e, "job not marked finished");
             }
             let bye = UnregisterNode {

@@ -45,7 +45,12 @@ pub struct ScheduleTask {
     pub from: NodeId,
 }
 
-raya_cluster::wire_message!(ScheduleTask => "global_scheduler/ScheduleTask");
+raya_cluster::wire_message!(
+    ScheduleTask => "global_scheduler/ScheduleTask" where |m, from| {
+        from.is(m.from, "a task handed over")?;
+        from.is(m.spec.origin, "a task's origin")
+    }
+);
 
 /// Makes a node's local scheduler known to the global scheduler. Local wiring only: the local
 /// schedulers of other nodes are reached through the network.

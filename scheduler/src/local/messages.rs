@@ -43,10 +43,11 @@ pub struct TaskPlaced {
 }
 
 raya_cluster::wire_message!(
-    PlaceTask => "local_scheduler/PlaceTask",
-    TaskPlaced => "local_scheduler/TaskPlaced",
-    TaskUnschedulable => "local_scheduler/TaskUnschedulable",
-    CancelTask => "local_scheduler/CancelTask",
+    PlaceTask => "local_scheduler/PlaceTask" where |_, from| from.is_head(),
+    TaskPlaced => "local_scheduler/TaskPlaced" where |_, from| from.is_head(),
+    TaskUnschedulable => "local_scheduler/TaskUnschedulable" where |_, from| from.is_head(),
+    CancelTask => "local_scheduler/CancelTask"
+        where |m, from| from.made(m.task_id.node_tag(), "the task cancelled"),
 );
 
 /// A command to a worker.

@@ -515,7 +515,7 @@ impl LocalScheduler {
     fn flush_events(&self) {
         // As Ray does, at most this many records go to the GCS per flush; the buffer keeps the
         // rest (and drops new ones past its bound), so a burst of tasks cannot flood the GCS.
-        const BATCH: usize = 10_000;
+        const BATCH: usize = raya_cluster::gcs::task_events::MAX_EVENTS_A_REQUEST;
         let (events, dropped) = self.events.drain_at_most(BATCH);
         if dropped > 0 {
             tracing::debug!(dropped, "task event buffer full: reports dropped");

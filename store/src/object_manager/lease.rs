@@ -29,7 +29,15 @@ pub(super) const MAX_ASKED: usize = 4096;
 #[rtype(result = "Vec<bool>")]
 pub struct StillMaking(pub Vec<ObjectId>);
 
-raya_cluster::wire_message!(StillMaking => "object_manager/StillMaking");
+raya_cluster::wire_message!(
+    StillMaking => "object_manager/StillMaking" where |m, from| {
+        if m.0.len() > MAX_ASKED {
+            return Err(format!("{} objects asked about, more than {MAX_ASKED}", m.0.len()));
+        }
+        m.0.iter()
+            .try_for_each(|id| from.made(id.task.node_tag(), "an object asked about"))
+    }
+);
 
 /// What the owner knows of the makers of its objects.
 #[derive(Default)]

@@ -106,9 +106,12 @@ pub struct ExpectReturns {
 }
 
 raya_cluster::wire_message!(
-    ObjectReady => "object_manager/ObjectReady",
-    ObjectsExpected => "object_manager/ObjectsExpected",
+    ObjectReady => "object_manager/ObjectReady"
+        where |m, from| from.is(m.from, "a finished object"),
+    ObjectsExpected => "object_manager/ObjectsExpected"
+        where |m, from| from.is(m.at, "objects being made"),
     LocateObject => "object_manager/LocateObject",
-    FreeObject => "object_manager/FreeObject",
-    Borrow => "object_manager/Borrow",
+    FreeObject => "object_manager/FreeObject"
+        where |m, from| from.made(m.0.task.node_tag(), "the object freed"),
+    Borrow => "object_manager/Borrow" where |m, from| from.is(m.node, "a borrow"),
 );
