@@ -6,6 +6,8 @@
 //! it notices a gap.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix::prelude::*;
 use libp2p::PeerId;
@@ -319,6 +321,8 @@ enum Route {
 pub struct GcsHandle {
     addr: Addr<GcsClient>,
     route: Route,
+    /// Set once the node is leaving the cluster ([`GcsHandle::leave`]).
+    left: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for GcsHandle {
@@ -336,6 +340,7 @@ impl GcsHandle {
         GcsHandle {
             addr: GcsClient::start_in_arbiter(arbiter, move |_| GcsClient::local(tables, None)),
             route,
+            left: Arc::default(),
         }
     }
 
@@ -351,6 +356,7 @@ impl GcsHandle {
                 GcsClient::local(tables, Some(net))
             }),
             route,
+            left: Arc::default(),
         }
     }
 
@@ -367,6 +373,7 @@ impl GcsHandle {
         GcsHandle {
             addr: GcsClient::start_in_arbiter(arbiter, move |_| GcsClient::remote(net, head)),
             route,
+            left: Arc::default(),
         }
     }
 
@@ -387,6 +394,32 @@ impl GcsHandle {
             .unwrap_or(Err(GcsError::Unavailable))
     }
 
+    /// Sends a request behind every request this node sent before with [`GcsHandle::notify`]
+    /// (on the ordered link to the head, where `notify` queues them) and waits for its reply:
+    /// a node leaving the cluster sends its goodbye this way, so the head has the state
+    /// changes it reported first, while the node was still a member.
+    pub async fn request_ordered<M>(&self, msg: M) -> Result<M::Reply, GcsError>
+    where
+        M: GcsRequest,
+        <M::Table as Actor>::Context: actix::dev::ToEnvelope<M::Table, M>,
+    {
+        match &self.route {
+            Route::Local(_) => self.request(msg).await,
+            Route::Remote { net, head } => net
+                .send_ordered(*head, msg)
+                .await
+                .unwrap_or_else(|e| Err(GcsError::from_network(e))),
+        }
+    }
+
+    /// The node is leaving the cluster: from now on [`GcsHandle::notify`] sends nothing (the
+    /// head, which is told next that the node left, would refuse table changes from a node that
+    /// is no longer a member, and drops the node's records itself). What was notified before
+    /// is ahead of the goodbye on the ordered link.
+    pub fn leave(&self) {
+        self.left.store(true, Ordering::SeqCst);
+    }
+
     /// Sends a request without waiting; a failure is logged. Callable from any thread.
     ///
     /// The request is queued before this returns (on the ordered link to the head, or in the
@@ -398,6 +431,10 @@ impl GcsHandle {
         <M::Table as Actor>::Context: actix::dev::ToEnvelope<M::Table, M>,
     {
         let what = M::NAME;
+        if self.left.load(Ordering::SeqCst) && matches!(self.route, Route::Remote { .. }) {
+            tracing::debug!(request = what, "not sent: this node left the cluster");
+            return;
+        }
         let reply: Pending = match &self.route {
             Route::Local(tables) => {
                 let req = M::table(tables).send(msg);

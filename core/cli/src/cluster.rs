@@ -115,28 +115,38 @@ fn run_blocking(a: &StartArgs, ready: Option<PathBuf>) -> Result<(), String> {
             return Err(e.to_string());
         }
     };
+    // Where the head's key is, for its announcement (empty: no key).
+    let key_file = match (raya::session_dir(), raya::cluster_key()) {
+        (Ok(dir), Ok(Some(_))) if a.head => match &a.cluster_key_file {
+            Some(f) => f.display().to_string(),
+            None if dir.join("cluster_key").exists() => {
+                dir.join("cluster_key").display().to_string()
+            }
+            None => "the key in RAYA_CLUSTER_KEY".into(),
+        },
+        _ => String::new(),
+    };
     if let Some(r) = &ready {
-        let _ = raya_common::private_fs::write(r, format!("ok\n{address}\n").as_bytes());
+        let _ =
+            raya_common::private_fs::write(r, format!("ok\n{address}\n{key_file}\n").as_bytes());
     }
-    announce(a.head, &address);
+    announce(a.head, &address, &key_file);
     raya::serve().map_err(|e| e.to_string())
 }
 
-fn announce(head: bool, address: &str) {
+/// Says how to join: `key_file` is the head's cluster key, empty when it runs without one.
+fn announce(head: bool, address: &str, key_file: &str) {
     if head {
         println!("Raya head started at {address}.");
-        match raya::session_dir() {
-            Ok(dir) if raya::cluster_key().ok().flatten().is_some() => {
-                let key = dir.join("cluster_key");
-                println!(
-                    "Only holders of its cluster key can join: {} (keep it private).",
-                    key.display()
-                );
+        match key_file {
+            "" => {
+                println!("It runs WITHOUT a cluster key: anyone who can reach it can join.");
+                println!("    raya start --address {address} --insecure-no-cluster-key");
+            }
+            key => {
+                println!("Only holders of its cluster key can join: {key} (keep it private).");
                 println!("Nodes and drivers on this machine find it by themselves. Elsewhere:");
-                println!(
-                    "    raya start --address {address} --cluster-key-file <copy of {}>",
-                    key.display()
-                );
+                println!("    raya start --address {address} --cluster-key-file <copy of {key}>");
                 println!("or run your own binary as a driver or a worker node with:");
                 println!(
                     "    RAYA_ADDRESS={address} RAYA_CLUSTER_KEY=$(tail -n1 <key file>) cargo run ..."
@@ -144,10 +154,6 @@ fn announce(head: bool, address: &str) {
                 println!(
                     "    RAYA_ADDRESS={address} RAYA_CLUSTER_KEY=... RAYA_ROLE=worker cargo run ..."
                 );
-            }
-            _ => {
-                println!("It runs WITHOUT a cluster key: anyone who can reach it can join.");
-                println!("    raya start --address {address} --insecure-no-cluster-key");
             }
         }
     } else {
@@ -190,7 +196,8 @@ pub(crate) fn start(a: StartArgs) -> Result<(), String> {
             let _ = std::fs::remove_file(&ready);
             let rest = rest.trim();
             return if status == "ok" {
-                announce(a.head, rest);
+                let (address, key_file) = rest.split_once('\n').unwrap_or((rest, ""));
+                announce(a.head, address.trim(), key_file.trim());
                 println!("Its log: {}", log.display());
                 Ok(())
             } else {

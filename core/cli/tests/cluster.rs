@@ -202,7 +202,14 @@ fn raya_stop_stops_the_nodes_of_this_machine() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("raya start --address 127.0.0.1:"), "{text}");
+    // It says where its key is and how to join with it.
+    assert!(
+        text.contains("Only holders of its cluster key can join:")
+            && text.contains("raya start --address 127.0.0.1:")
+            && text.contains("--cluster-key-file <copy of "),
+        "{text}"
+    );
+    assert!(!text.contains("WITHOUT"), "{text}");
     let nodes_dir = c.tmp.join("raya").join("nodes");
     let pids: Vec<u32> = std::fs::read_dir(&nodes_dir)
         .unwrap()

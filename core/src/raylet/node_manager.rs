@@ -156,19 +156,23 @@ impl Handler<LeaveCluster> for NodeManager {
         let (events, _) = self.events.drain_at_most(MAX_EVENTS_A_REQUEST);
         let (node, job) = (self.node, self.job);
         Box::pin(async move {
+            // Behind what this node reported while a member (actor states, locations): once
+            // it has left, the head takes no more table changes from it.
             if !events.is_empty()
-                && let Err(e) = gcs.request(AddTaskEvents(events)).await
+                && let Err(e) = gcs.request_ordered(AddTaskEvents(events)).await
             {
                 tracing::warn!(error = %e, "last task records not saved");
             }
-            if let Err(e) = gcs.request(FinishJob { job, node }).await {
+            if let Err(e) = gcs.request_ordered(FinishJob { job, node }).await {
                 tracing::warn!(error = %e, "job not marked finished");
             }
             let bye = UnregisterNode {
                 node,
                 reason: "shut down".into(),
             };
-            if let Err(e) = gcs.request(bye).await {
+            // Nothing trails the goodbye: the head takes no table changes from a node that left.
+            gcs.leave();
+            if let Err(e) = gcs.request_ordered(bye).await {
                 tracing::warn!(error = %e, "node not unregistered");
             }
         })
