@@ -54,9 +54,58 @@ pub use router::{Caller, Router, WireMessage, decode_body, encode_body, route_id
 /// The protocol name of object transfer streams.
 pub const OBJECT_PROTOCOL: StreamProtocol = StreamProtocol::new("/raya/object/1");
 
-/// The identify protocol version every Raya node announces; peers announcing another are
-/// disconnected.
-pub const PROTOCOL_VERSION: &str = "/raya/0.1";
+/// The version of the wire protocol: it changes whenever a message's encoding or meaning does.
+/// Nodes of different wire versions refuse each other.
+pub const WIRE_VERSION: u32 = 2;
+
+/// What a node announces in identify: its wire version and the fingerprint of the wire names
+/// it knows (the catalogue's, [`protocol::catalogue`]), as `/raya/wire/<version>/<names>`.
+/// A peer announcing another refuses and is refused, with the versions in both logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireIdentity {
+    /// [`WIRE_VERSION`].
+    pub version: u32,
+    /// 64-bit FNV-1a hash of the catalogue's sorted names.
+    pub names: u64,
+}
+
+impl WireIdentity {
+    /// This build's.
+    pub fn current() -> WireIdentity {
+        static NAMES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let names = *NAMES.get_or_init(|| {
+            let mut names: Vec<String> =
+                protocol::catalogue().into_iter().map(|e| e.name).collect();
+            names.sort_unstable();
+            route_of(&names.join("\n"))
+        });
+        WireIdentity {
+            version: WIRE_VERSION,
+            names,
+        }
+    }
+
+    /// The identify protocol version string.
+    pub fn protocol_version(&self) -> String {
+        format!("/raya/wire/{}/{:016x}", self.version, self.names)
+    }
+
+    /// Parses [`WireIdentity::protocol_version`]; `None` for a peer that is not Raya.
+    pub fn parse(s: &str) -> Option<WireIdentity> {
+        let rest = s.strip_prefix("/raya/wire/")?;
+        let (version, names) = rest.split_once('/')?;
+        Some(WireIdentity {
+            version: version.parse().ok()?,
+            names: u64::from_str_radix(names, 16).ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for WireIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "wire {} (names {:016x})", self.version, self.names)
+    }
+}
 
 /// A node's role in the cluster, announced to its peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +126,11 @@ impl Role {
             Role::Client => "client",
         };
         format!("raya/{}/{role}", env!("CARGO_PKG_VERSION"))
+    }
+
+    /// The Raya release in an agent string (`raya/<release>/<role>`).
+    fn release_of(agent: &str) -> &str {
+        agent.split('/').nth(1).unwrap_or("?")
     }
 
     fn from_agent(agent: &str) -> Option<Role> {
@@ -125,6 +179,8 @@ pub struct NetConfig {
     /// before Noise, so only hosts holding it can connect. `None` runs an open network, which
     /// anyone who can reach the port may join.
     pub cluster_key: Option<ClusterKey>,
+    /// The wire identity announced ([`WireIdentity::current`]; another only in tests).
+    pub(crate) wire: WireIdentity,
 }
 
 impl NetConfig {
@@ -148,6 +204,7 @@ impl NetConfig {
             max_streams: 512,
             delivery_timeout: Duration::from_secs(30),
             cluster_key: None,
+            wire: WireIdentity::current(),
         }
     }
 }

@@ -52,6 +52,7 @@ impl Network {
             listen: Mutex::new(Vec::new()),
             subscribers: Mutex::new(Vec::new()),
             head,
+            mismatch: watch::channel(None).0,
         });
         let (cmd_tx, cmd_rx) = mpsc::channel(config.command_queue.max(16));
         let links = Arc::new(Links::new(config.delivery_timeout, config.max_request));
@@ -184,6 +185,38 @@ impl Network {
             }
         };
         tokio::time::timeout(timeout, wait).await.ok().flatten()
+    }
+
+    /// Why this node last refused a peer of another wire version (see
+    /// [`super::WireIdentity`]), if it did.
+    pub fn version_refusal(&self) -> Option<String> {
+        self.shared
+            .mismatch
+            .borrow()
+            .as_ref()
+            .map(|(_, r)| r.clone())
+    }
+
+    /// Waits until the head is known, at most `timeout`, and fails at once when a head (or any
+    /// peer) of another wire version was found: the error says which versions.
+    pub async fn join_head(&self, timeout: Duration) -> Result<PeerId, String> {
+        let mut mismatch = self.shared.mismatch.subscribe();
+        let refused = async {
+            loop {
+                if let Some((true, reason)) = mismatch.borrow_and_update().clone() {
+                    return reason;
+                }
+                if mismatch.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            head = self.wait_for_head(timeout) => {
+                head.ok_or_else(|| format!("no cluster head answered within {timeout:?}"))
+            }
+            reason = refused => Err(reason),
+        }
     }
 
     fn command(&self, c: Command) -> Result<(), NetError> {

@@ -20,7 +20,7 @@ use libp2p::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::codec::{self, Frame, RPC_PROTOCOL, Reply};
-use super::{NetConfig, NetError, NetEvent, PROTOCOL_VERSION, Role, Router};
+use super::{NetConfig, NetError, NetEvent, Role, Router, WireIdentity};
 
 /// The protocols every node runs.
 #[derive(NetworkBehaviour)]
@@ -65,6 +65,9 @@ pub(super) struct Shared {
     pub(super) listen: Mutex<Vec<Multiaddr>>,
     pub(super) subscribers: Mutex<Vec<Recipient<NetEvent>>>,
     pub(super) head: watch::Sender<Option<PeerId>>,
+    /// Why the last peer of another wire version was refused, and whether it was a head (a
+    /// node that cannot join its head says so instead of waiting).
+    pub(super) mismatch: watch::Sender<Option<(bool, String)>>,
 }
 
 impl Shared {
@@ -126,6 +129,7 @@ pub(super) fn build_swarm(key: Keypair, config: &NetConfig) -> Result<Swarm<Beha
     let (ping_interval, ping_timeout) = (config.ping_interval, config.ping_timeout);
     let mdns_on = config.mdns;
     let role = config.role;
+    let wire = config.wire;
     let cluster_key = config.cluster_key;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -170,7 +174,7 @@ pub(super) fn build_swarm(key: Keypair, config: &NetConfig) -> Result<Swarm<Beha
                 ),
                 streams: libp2p_stream::Behaviour::new(),
                 identify: identify::Behaviour::new(
-                    identify::Config::new(PROTOCOL_VERSION.into(), key.public())
+                    identify::Config::new(wire.protocol_version(), key.public())
                         .with_agent_version(role.agent()),
                 ),
                 ping: ping::Behaviour::new(
@@ -450,16 +454,36 @@ impl EventLoop {
     }
 
     fn on_identified(&mut self, peer: PeerId, info: identify::Info) {
-        if info.protocol_version != PROTOCOL_VERSION {
+        let Some(theirs) = WireIdentity::parse(&info.protocol_version) else {
             tracing::info!(%peer, version = %info.protocol_version, "not a Raya peer: disconnecting");
             let _ = self.swarm.disconnect_peer_id(peer);
             return;
-        }
+        };
         let Some(role) = Role::from_agent(&info.agent_version) else {
             tracing::info!(%peer, agent = %info.agent_version, "peer without a Raya role: disconnecting");
             let _ = self.swarm.disconnect_peer_id(peer);
             return;
         };
+        let ours = self.config.wire;
+        if theirs != ours {
+            let (who, here) = match (role, self.config.role) {
+                (Role::Head, _) => ("the head", "this node runs"),
+                (_, Role::Head) => ("node", "this cluster runs"),
+                _ => ("node", "this node runs"),
+            };
+            let reason = format!(
+                "{who} {peer} runs Raya {} {theirs}, {here} Raya {} {ours}: they cannot talk; \
+                 run the same Raya release on every node",
+                Role::release_of(&info.agent_version),
+                env!("CARGO_PKG_VERSION"),
+            );
+            tracing::error!("{reason}");
+            self.shared
+                .mismatch
+                .send_replace(Some((role == Role::Head, reason)));
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        }
         // Clusters stay apart: a head links to no other head, a node to no head but its own.
         let own_head = *self.shared.head.borrow();
         if role == Role::Head && own_head.is_some_and(|h| h != peer) {

@@ -720,3 +720,72 @@ fn a_message_is_refused_unless_it_comes_from_whom_it_names() {
         }
     });
 }
+
+#[test]
+fn a_node_of_another_wire_version_is_refused_on_both_sides_with_the_versions() {
+    run(async {
+        let router = Router::new();
+        router.serve::<Shout, _>(Echo.start());
+        let head = start(Role::Head, vec![], router);
+        let mut c = loopback(Role::Node);
+        c.bootstrap = head.listen_addrs();
+        c.wire = WireIdentity {
+            version: WIRE_VERSION - 1,
+            ..WireIdentity::current()
+        };
+        let old = Network::start(Keypair::generate_ed25519(), c, Router::new()).unwrap();
+        let err = old.join_head(Duration::from_secs(30)).await.unwrap_err();
+        let theirs = format!("wire {}", WIRE_VERSION - 1);
+        assert!(
+            err.starts_with("the head ")
+                && err.contains(&format!(
+                    "this node runs Raya {}",
+                    env!("CARGO_PKG_VERSION")
+                ))
+                && err.contains(&format!("wire {WIRE_VERSION}"))
+                && err.contains(&theirs),
+            "{err}"
+        );
+        // The head refused it too, saying which versions.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let on_head = loop {
+            if let Some(r) = head.version_refusal() {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "the head never refused the node");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(
+            on_head.starts_with(&format!("node {}", old.local_peer_id()))
+                && on_head.contains("this cluster runs Raya")
+                && on_head.contains(&theirs),
+            "{on_head}"
+        );
+        // A node with another set of wire names is refused the same way; one like the head joins.
+        let mut c = loopback(Role::Node);
+        c.bootstrap = head.listen_addrs();
+        c.wire = WireIdentity {
+            names: WireIdentity::current().names ^ 1,
+            ..WireIdentity::current()
+        };
+        let other = Network::start(Keypair::generate_ed25519(), c, Router::new()).unwrap();
+        assert!(other.join_head(Duration::from_secs(30)).await.is_err());
+        let same = start(Role::Node, head.listen_addrs(), Router::new());
+        assert_eq!(
+            same.join_head(Duration::from_secs(30)).await,
+            Ok(head.local_peer_id())
+        );
+        for n in [old, other, same, head] {
+            n.shutdown();
+        }
+    });
+}
+
+#[test]
+fn wire_identities_round_trip_and_strangers_do_not_parse() {
+    let w = WireIdentity::current();
+    assert_eq!(WireIdentity::parse(&w.protocol_version()), Some(w));
+    assert_eq!(WireIdentity::parse("/ipfs/0.1.0"), None);
+    assert_eq!(WireIdentity::parse("/raya/wire/x/00"), None);
+    assert_eq!(WireIdentity::parse("/raya/0.1"), None);
+}

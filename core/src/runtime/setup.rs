@@ -91,16 +91,12 @@ async fn start_gcs(
             Ok((Some(gcs_arbiter), Some(tables), gcs))
         }
         Mode::Join(net) => {
-            let head = net
-                .wait_for_head(config.join_timeout)
-                .await
-                .ok_or_else(|| {
-                    Error::Node(format!(
-                        "no cluster head answered within {:?} (address {})",
-                        config.join_timeout,
-                        join_address(config).unwrap_or_else(|| "found by mDNS".into())
-                    ))
-                })?;
+            let head = net.join_head(config.join_timeout).await.map_err(|reason| {
+                Error::Node(format!(
+                    "{reason} (address {})",
+                    join_address(config).unwrap_or_else(|| "found by mDNS".into())
+                ))
+            })?;
             tracing::info!(%head, "joining the cluster");
             Ok((
                 None,
