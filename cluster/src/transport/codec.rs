@@ -96,10 +96,21 @@ pub async fn read_frame<T: AsyncRead + Unpin + Send>(
             format!("frame of {len} bytes is over the limit of {max}"),
         ));
     }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
+    // Memory follows the bytes that arrive, not the length a peer claims: a frame announced
+    // at the limit and trickled (or never sent) costs what was sent.
+    let mut buf = Vec::with_capacity(len.min(FIRST_READ));
+    io.take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("frame ended after {} of {len} bytes", buf.len()),
+        ));
+    }
     Ok(buf)
 }
+
+/// What a frame's buffer starts with; it grows as the rest arrives.
+const FIRST_READ: usize = 64 * 1024;
 
 /// Writes one length-prefixed frame of at most `max` bytes.
 pub async fn write_frame<T: AsyncWrite + Unpin + Send>(

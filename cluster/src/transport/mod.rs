@@ -179,6 +179,9 @@ pub struct NetConfig {
     /// before Noise, so only hosts holding it can connect. `None` runs an open network, which
     /// anyone who can reach the port may join.
     pub cluster_key: Option<ClusterKey>,
+    /// Connections established with all peers at most (libp2p's connection limits; each peer
+    /// has at most 4, and at most 256 incoming ones may be in their handshake at once).
+    pub max_connections: u32,
     /// The wire identity announced ([`WireIdentity::current`]; another only in tests).
     pub(crate) wire: WireIdentity,
 }
@@ -186,7 +189,7 @@ pub struct NetConfig {
 impl NetConfig {
     /// Defaults for `role`: listen on a free TCP port of every interface, no bootstrap, mDNS
     /// off, 16 MiB requests, 64 MiB replies, 1 MiB gossip, 30 s request timeout, 1 s pings with a
-    /// 3 s timeout, no cluster key.
+    /// 3 s timeout, no cluster key, at most 4,096 connections.
     pub fn new(role: Role) -> Self {
         NetConfig {
             listen: vec!["/ip4/0.0.0.0/tcp/0".parse().expect("valid multiaddr")],
@@ -204,6 +207,7 @@ impl NetConfig {
             max_streams: 512,
             delivery_timeout: Duration::from_secs(30),
             cluster_key: None,
+            max_connections: 4096,
             wire: WireIdentity::current(),
         }
     }

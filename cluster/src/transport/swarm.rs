@@ -130,6 +130,7 @@ pub(super) fn build_swarm(key: Keypair, config: &NetConfig) -> Result<Swarm<Beha
     let mdns_on = config.mdns;
     let role = config.role;
     let wire = config.wire;
+    let max_connections = config.max_connections;
     let cluster_key = config.cluster_key;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -161,7 +162,8 @@ pub(super) fn build_swarm(key: Keypair, config: &NetConfig) -> Result<Swarm<Beha
                 limits: connection_limits::Behaviour::new(
                     connection_limits::ConnectionLimits::default()
                         .with_max_pending_incoming(Some(256))
-                        .with_max_established_per_peer(Some(4)),
+                        .with_max_established_per_peer(Some(4))
+                        .with_max_established(Some(max_connections)),
                 ),
                 gossip: gossipsub::Behaviour::new(
                     MessageAuthenticity::Signed(key.clone()),

@@ -211,13 +211,20 @@ async fn pull_once(
         PullHeader::Busy => return Err(Failure::Transient("the node is busy".into())),
         PullHeader::Error(e) => return Err(lost(e)),
     };
+    // Chunk by chunk, into a buffer that grows with what arrived (doubling, never past the
+    // announced length): a sender that claims more than it sends costs what it sent.
     let mut buf: Vec<u8> = Vec::new();
-    buf.try_reserve_exact(len as usize)
-        .map_err(|_| lost(format!("no memory for {len} bytes")))?;
-    // Chunk by chunk: the buffer's pages are touched as the data arrives, not all up front.
+    let no_memory = |_| lost(format!("no memory for {len} bytes"));
+    buf.try_reserve_exact((len as usize).min(FIRST_RESERVE))
+        .map_err(no_memory)?;
     let mut chunk = vec![0u8; CHUNK.min(len as usize).max(1)];
     while (buf.len() as u64) < len {
-        let want = chunk.len().min((len - buf.len() as u64) as usize);
+        let left = (len - buf.len() as u64) as usize;
+        if buf.len() == buf.capacity() {
+            buf.try_reserve_exact(left.min(buf.len().max(CHUNK)))
+                .map_err(no_memory)?;
+        }
+        let want = chunk.len().min(left);
         let n = timed("reading the object", s.read(&mut chunk[..want])).await?;
         if n == 0 {
             return Err(Failure::Transient(format!(
@@ -244,6 +251,9 @@ async fn pull_once(
         ))),
     }
 }
+
+/// What a pulled object's buffer starts with before its bytes arrive.
+const FIRST_RESERVE: usize = 64 << 20;
 
 /// Accepts pull streams and sends the objects asked for, each on its own task, at most
 /// [`MAX_SERVED`] at once; up to [`MAX_WAITING`] more wait for a turn, each for at most half
