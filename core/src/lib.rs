@@ -80,6 +80,7 @@ mod raylet;
 mod registry;
 mod runtime;
 mod timer;
+mod wire_checks;
 
 pub use api::actor::{
     Actor, ActorBuilder, ActorClass, ActorOptions, Context, Handler, Lifetime, Message,
@@ -120,6 +121,7 @@ pub use runtime::node_files::{
 };
 pub use runtime::serve::serve;
 pub use runtime::{cluster_address, cluster_key, init, is_initialized, session_dir, shutdown};
+pub use wire_checks::wire_checks;
 
 /// What most programs need: `use raya::prelude::*;`.
 pub mod prelude {

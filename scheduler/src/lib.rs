@@ -18,6 +18,7 @@
 pub mod global;
 pub mod local;
 pub mod task_spec;
+pub mod wire_checks;
 
 pub use global::{GlobalRoute, GlobalScheduler, RegisterLocalScheduler, ScheduleTask};
 pub use local::{

@@ -153,6 +153,15 @@ macro_rules! gcs_requests {
             }
         )+
 
+        /// The checks of this table's requests, by wire name (see
+        /// [`crate::transport::WireCheck`]).
+        pub(super) fn wire_checks() -> Vec<$crate::transport::WireCheck> {
+            vec![$((
+                <$msg as $crate::transport::WireMessage>::NAME,
+                $crate::transport::check_body::<$msg> as $crate::transport::BodyCheck,
+            )),+]
+        }
+
         /// Serves this table's requests on `router`, but for those that travel by gossip
         /// (their publisher checks who sent them).
         pub(super) fn serve(tables: &$crate::gcs::GcsTables, router: &$crate::transport::Router) {
@@ -167,7 +176,7 @@ macro_rules! gcs_requests {
 pub(crate) use gcs_requests;
 
 /// Serves request `M` on `router`. The sender must be who the request names
-/// ([`crate::transport::WireMessage::check_sender`]) and, for a table change, a member (a node
+/// ([`crate::transport::WireMessage::check_from`]) and, for a table change, a member (a node
 /// the node table counts alive); a refusal is logged and counted like any other. A request
 /// that changes a table durably ([`Access::Join`], [`Access::Write`]) is answered only once what
 /// it changed is on disk: a node that was told its registration, its named actor or its key is
@@ -190,7 +199,7 @@ where
                 (addr.clone(), db.clone(), members.clone(), refusals.clone());
             Box::pin(async move {
                 let msg: M = decode_body(&body)?;
-                let allowed = msg.check_sender(&from).and_then(|()| match M::ACCESS {
+                let allowed = msg.check_from(&from).and_then(|()| match M::ACCESS {
                     Access::Read | Access::Join => Ok(()),
                     Access::Notify | Access::Write if members.contains(&from.node()) => Ok(()),
                     Access::Notify | Access::Write => {
@@ -211,6 +220,24 @@ where
             })
         }),
     );
+}
+
+/// The checks of every GCS request and of the head's gossip (`gcs/VersionedEvent`, accepted
+/// only from the head), by wire name: what a node runs on them before handling them.
+pub fn wire_checks() -> Vec<crate::transport::WireCheck> {
+    let mut checks = Vec::new();
+    checks.extend(nodes::wire_checks());
+    checks.extend(jobs::wire_checks());
+    checks.extend(actors::wire_checks());
+    checks.extend(functions::wire_checks());
+    checks.extend(objects::wire_checks());
+    checks.extend(task_events::wire_checks());
+    checks.extend(kv::wire_checks());
+    checks.push(("gcs/VersionedEvent", |body, from| {
+        crate::transport::decode_body::<VersionedEvent>(body).map_err(|e| e.to_string())?;
+        from.is_head()
+    }));
+    checks
 }
 
 /// A change of the node table as the head publishes it by gossip: numbered, so that a node that

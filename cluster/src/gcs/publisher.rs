@@ -86,7 +86,7 @@ impl Handler<NetEvent> for GcsPublisher {
             Ok(hb) => {
                 let router = self.net.router();
                 let from = router.caller(source);
-                match hb.check_sender(&from) {
+                match hb.check_from(&from) {
                     Ok(()) => self.tables.nodes.do_send(hb),
                     Err(reason) => {
                         router.refuse(&from, NodeHeartbeat::NAME, reason);

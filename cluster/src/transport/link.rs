@@ -90,7 +90,20 @@ impl actix::Message for Sequenced {
     type Result = Vec<Reply>;
 }
 
-crate::wire_message!(Sequenced => "transport/Sequenced");
+crate::wire_message!(
+    Sequenced => "transport/Sequenced" where |m, _| {
+        if m.lane > Lane::Refs.number() {
+            return Err(format!("no link lane {}", m.lane));
+        }
+        if m.frames.len() > MAX_BATCH {
+            return Err(format!(
+                "a batch of {} messages, more than {MAX_BATCH}",
+                m.frames.len()
+            ));
+        }
+        Ok(())
+    }
+);
 
 /// Where a queued message's reply (or failure) goes.
 type Ack = oneshot::Sender<Result<Reply, NetError>>;
@@ -609,12 +622,12 @@ pub(crate) fn serve(router: &Router) {
             Box::pin(async move {
                 let peer = from.peer;
                 let batch: Sequenced = decode_body(&body)?;
-                if batch.lane > Lane::Refs.number() {
-                    return Err(WireError::Decode(format!("no link lane {}", batch.lane)));
-                }
                 let Some(router) = weak.upgrade() else {
                     return Err(WireError::ActorGone);
                 };
+                if let Err(reason) = batch.check_from(&from) {
+                    return Err(router.refuse(&from, Sequenced::NAME, reason));
+                }
                 let last = router.delivered().of(peer, batch.lane);
                 // One batch of a link at a time: a copy waits for the original to finish.
                 let mut last = last.lock().await;

@@ -26,6 +26,7 @@
 //! ```
 
 mod address;
+pub mod checks;
 pub mod cluster_key;
 pub mod codec;
 pub mod forward;
@@ -49,7 +50,10 @@ pub use codec::{Frame, MALFORMED_ROUTE, RPC_PROTOCOL, Reply, Target, WireError};
 pub use forward::{Forward, remote_recipient};
 pub use link::{Lane, OrderedReply, Sequenced};
 pub use network::Network;
-pub use router::{Caller, Router, WireMessage, decode_body, encode_body, route_id, route_of};
+pub use router::{
+    BodyCheck, Caller, Router, WireCheck, WireMessage, check_body, decode_body, encode_body,
+    route_id, route_of,
+};
 
 /// The protocol name of object transfer streams.
 pub const OBJECT_PROTOCOL: StreamProtocol = StreamProtocol::new("/raya/object/1");

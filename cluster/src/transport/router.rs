@@ -27,7 +27,7 @@ use super::codec::{Frame, Reply, WireError};
 /// Who sent a frame: the peer the connection authenticated (its Noise handshake proved the
 /// key behind the peer id), and whether that peer is this node's head. A [`WireMessage`] that
 /// names a node checks it against the caller before its handler sees it
-/// ([`WireMessage::check_sender`]).
+/// ([`WireMessage::check_from`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caller {
     /// The authenticated peer.
@@ -108,20 +108,22 @@ pub trait WireMessage:
     /// changed once released, and listed in the protocol catalogue.
     const NAME: &'static str;
 
-    /// Whether `from` may send this message: one that names a node (as its sender, its maker,
-    /// its owner) is refused unless it comes from that node, one only the head sends unless it
-    /// comes from the head. Checked on every frame before the handler sees the message; a
-    /// refusal is logged with the peer and counted ([`Router::refused`]). Any member may send
-    /// a message that names nobody.
-    fn check_sender(&self, from: &Caller) -> Result<(), String> {
+    /// Whether this message, decoded from a frame `from` sent, may be handled: whether that
+    /// peer may send it (one that names a node as its sender, its maker or its owner is refused
+    /// unless it comes from that node, one only the head sends unless it comes from the head),
+    /// and whether its counts are within what a receiver takes (the returns a task asks for,
+    /// the records or ids a request carries). Checked on every frame before the handler sees
+    /// the message; a refusal is logged with the peer and counted ([`Router::refused`]). Any
+    /// member may send a message that names nobody.
+    fn check_from(&self, from: &Caller) -> Result<(), String> {
         let _ = from;
         Ok(())
     }
 }
 
 /// Names wire messages: `wire_message!(PlaceTask => "local_scheduler/PlaceTask", ...)` implements
-/// [`WireMessage`] for each type with that name. A `where` clause says who may send it
-/// ([`WireMessage::check_sender`]):
+/// [`WireMessage`] for each type with that name. A `where` clause says who may send it and
+/// what it may carry ([`WireMessage::check_from`]):
 ///
 /// ```
 /// # #[derive(actix::Message, serde::Serialize, serde::Deserialize)]
@@ -142,7 +144,7 @@ macro_rules! wire_message {
             impl $crate::transport::WireMessage for $ty {
                 const NAME: &'static str = $name;
                 $(
-                    fn check_sender(
+                    fn check_from(
                         &self,
                         from: &$crate::transport::Caller,
                     ) -> ::std::result::Result<(), ::std::string::String> {
@@ -211,6 +213,21 @@ struct Route {
     handler: RouteHandler,
 }
 
+/// Reads a frame body as one wire message and checks it as a node does before handling it:
+/// an entry of [`WireCheck`] tables, which fuzzers and protocol tests run on untrusted bytes.
+pub type BodyCheck = fn(&[u8], &Caller) -> Result<(), String>;
+
+/// A wire name and the check of its frame bodies.
+pub type WireCheck = (&'static str, BodyCheck);
+
+/// Decodes `body` as `M` and runs [`WireMessage::check_from`]: what a node does with a frame
+/// for `M` before its handler sees it.
+pub fn check_body<M: WireMessage>(body: &[u8], from: &Caller) -> Result<(), String> {
+    decode_body::<M>(body)
+        .map_err(|e| e.to_string())?
+        .check_from(from)
+}
+
 /// Decodes a wire message from a frame body.
 pub fn decode_body<M: DeserializeOwned>(body: &[u8]) -> Result<M, WireError> {
     postcard::from_bytes(body).map_err(|e| WireError::Decode(e.to_string()))
@@ -258,14 +275,15 @@ impl Router {
         Caller { peer, head }
     }
 
-    /// How many messages this node refused because of who sent them (a message naming another
-    /// node than its sender, one only the head sends from another node, a table write from a
-    /// node that is not a member).
+    /// How many messages this node refused before their handler saw them
+    /// ([`WireMessage::check_from`]): a message naming another node than its sender, one only
+    /// the head sends from another node, a table write from a node that is not a member, a
+    /// count over its bound.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
     }
 
-    /// Counts and logs a message refused because of who sent it, and makes the reply.
+    /// Counts and logs a refused message, and makes the reply.
     pub fn refuse(&self, from: &Caller, name: &'static str, reason: String) -> WireError {
         self.refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(peer = %from.peer, message = name, %reason, "message refused");
@@ -307,7 +325,7 @@ impl Router {
                     // `super::inflight`): the sender keeps its own until the answer.
                     let (msg, pending) = super::inflight::settling(|| decode_body::<M>(&body));
                     let msg = msg?;
-                    if let Err(reason) = msg.check_sender(&from) {
+                    if let Err(reason) = msg.check_from(&from) {
                         // The references it named are dropped with it, once counted.
                         super::inflight::settled(pending).await;
                         return Err(match router.upgrade() {

@@ -9,7 +9,7 @@
 
 use actix::Message;
 use raya_common::{ActorAddress, ActorId, NodeId, ObjectId, TaskError, TaskErrorKind, TaskId};
-use raya_scheduler::TaskArg;
+use raya_scheduler::{MAX_RETURNS_FROM_WIRE, TaskArg};
 use raya_store::{ExpectReturns, ObjectManager, RawRef};
 use serde::{Deserialize, Serialize};
 
@@ -128,10 +128,26 @@ pub(crate) struct ControlActor {
     pub(crate) control: WireControl,
 }
 
+/// Returns the calls of one [`DeliverCalls`] batch ask for in all, at most.
+const MAX_BATCH_RETURNS: u64 = 1 << 20;
+
 raya_cluster::wire_message!(
     // A call comes from its owner, or from the node that created the actor, whose host
     // forwards the calls of handles still addressing it; either way the call id is the owner's.
     DeliverCalls => "node_manager/DeliverCalls" where |m, from| {
+        // Each return costs the receiver a reference and an entry before the call runs.
+        let returns: u64 = m.0.iter().map(|c| u64::from(c.num_returns)).sum();
+        if let Some(c) = m.0.iter().find(|c| c.num_returns > MAX_RETURNS_FROM_WIRE) {
+            return Err(format!(
+                "an actor call asking for {} returns, more than {MAX_RETURNS_FROM_WIRE}",
+                c.num_returns
+            ));
+        }
+        if returns > MAX_BATCH_RETURNS {
+            return Err(format!(
+                "actor calls asking for {returns} returns in one batch, more than {MAX_BATCH_RETURNS}"
+            ));
+        }
         m.0.iter().try_for_each(|call| {
             if call.owner.tag() != call.task_id.node_tag() {
                 return Err("an actor call whose id is not its owner's".into());

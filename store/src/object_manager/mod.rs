@@ -20,6 +20,21 @@ mod transfer;
 
 pub use lease::StillMaking;
 
+/// The object manager's wire checks, by wire name (see
+/// [`raya_cluster::transport::checks`]).
+pub fn wire_checks() -> Vec<raya_cluster::transport::WireCheck> {
+    use raya_cluster::transport::{WireMessage, check_body};
+    vec![
+        (ObjectReady::NAME, check_body::<ObjectReady>),
+        (ObjectsExpected::NAME, check_body::<ObjectsExpected>),
+        (LocateObject::NAME, check_body::<LocateObject>),
+        (FreeObject::NAME, check_body::<FreeObject>),
+        (Borrow::NAME, check_body::<Borrow>),
+        (StillMaking::NAME, check_body::<StillMaking>),
+        ("object_manager/Pull", transfer::check_pull),
+    ]
+}
+
 pub use messages::{
     Borrow, ExpectReturns, FreeObject, LocateObject, Located, MAX_INLINE, MAX_OBJECT, NodeGone,
     ObjectReady, ObjectsExpected, ReadyData,

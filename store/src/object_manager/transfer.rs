@@ -60,6 +60,21 @@ enum PullHeader {
     Error(String),
 }
 
+/// Checks bytes of an object stream (`object_manager/Pull`) as its two ends do: as the
+/// request the serving node reads, and as the header the puller reads (its length within
+/// [`MAX_OBJECT`]). Either may be what arrived.
+pub(super) fn check_pull(body: &[u8], _: &raya_cluster::transport::Caller) -> Result<(), String> {
+    let request = postcard::from_bytes::<PullRequest>(body).map(|_| ());
+    let header = match postcard::from_bytes::<PullHeader>(body) {
+        Ok(PullHeader::Bytes { len, .. }) if len > MAX_OBJECT => {
+            Err(format!("{len} bytes is over the limit"))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    };
+    request.map_err(|e| e.to_string()).or(header)
+}
+
 /// Why one attempt at a pull failed.
 enum Failure {
     /// Worth trying again (the holder busy or unreachable).

@@ -1,0 +1,4 @@
+//! libFuzzer target: `raya_wire_fuzz::targets::frame`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| raya_wire_fuzz::targets::frame(data));
