@@ -205,7 +205,9 @@ fn nested_fan_out_does_not_deadlock_on_two_cpus() {
         assert_eq!(raya::get(&fib::remote(15)).unwrap(), 610);
         assert_eq!(
             raya::get(&sum_of_squares::remote(50)).unwrap(),
-            (0..50).map(|x| x * x).sum()
+            // The sum's type is spelled out: the wire format's rkyv brings `rend`, whose
+            // `PartialEq<i64_le> for i64` leaves `i64 == <inferred>` ambiguous.
+            (0..50).map(|x| x * x).sum::<i64>()
         );
     });
 }

@@ -2,7 +2,7 @@
 //! (see [`raya_cluster::transport::checks`]): who may send each, and, for a task that arrives
 //! from another node, [`TaskSpec::check_from_wire`] as its handler runs it.
 
-use raya_cluster::transport::{Caller, WireCheck, WireMessage, check_body, decode_body};
+use raya_cluster::transport::{Caller, WireCheck, WireMessage, check_body};
 
 use crate::global::ScheduleTask;
 use crate::local::{CancelTask, PlaceTask, TaskPlaced, TaskUnschedulable};
@@ -15,7 +15,7 @@ fn with_task<M: WireMessage>(
     task: fn(&M) -> &TaskSpec,
 ) -> Result<(), String> {
     check_body::<M>(body, from)?;
-    let m: M = decode_body(body).map_err(|e| e.to_string())?;
+    let m = M::decode(body).map_err(|e| e.to_string())?;
     task(&m).check_from_wire()
 }
 

@@ -7,7 +7,20 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{NodeId, TaskId};
 
 /// Why a task, actor call or object failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[non_exhaustive]
 pub enum TaskErrorKind {
     /// The function returned `Err`.
@@ -59,7 +72,18 @@ impl fmt::Display for TaskErrorKind {
 }
 
 /// One task an error passed through.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub struct TaskFrame {
     /// The task.
     pub task: TaskId,
@@ -77,7 +101,18 @@ impl fmt::Display for TaskFrame {
 
 /// A failed task's error, stored as the task's result so that `get` returns it and every task
 /// that depends on the result fails with it, one frame longer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub struct TaskError {
     /// What went wrong.
     pub kind: TaskErrorKind,

@@ -75,6 +75,35 @@ impl std::str::FromStr for NodeId {
     }
 }
 
+/// On the wire (rkyv) a node id is its peer id's bytes, checked when read back.
+impl rkyv::Archive for NodeId {
+    type Archived = rkyv::vec::ArchivedVec<u8>;
+    type Resolver = rkyv::vec::VecResolver;
+
+    fn resolve(&self, resolver: Self::Resolver, out: rkyv::Place<Self::Archived>) {
+        rkyv::vec::ArchivedVec::<u8>::resolve_from_len(self.0.to_bytes().len(), resolver, out);
+    }
+}
+
+impl<S> rkyv::Serialize<S> for NodeId
+where
+    S: rkyv::rancor::Fallible + rkyv::ser::Writer + rkyv::ser::Allocator + ?Sized,
+{
+    fn serialize(&self, serializer: &mut S) -> Result<Self::Resolver, S::Error> {
+        rkyv::vec::ArchivedVec::<u8>::serialize_from_slice(&self.0.to_bytes(), serializer)
+    }
+}
+
+impl<D> rkyv::Deserialize<NodeId, D> for rkyv::vec::ArchivedVec<u8>
+where
+    D: rkyv::rancor::Fallible + ?Sized,
+    D::Error: rkyv::rancor::Source,
+{
+    fn deserialize(&self, _: &mut D) -> Result<NodeId, D::Error> {
+        NodeId::from_bytes(self.as_slice()).map_err(<D::Error as rkyv::rancor::Source>::new)
+    }
+}
+
 impl Serialize for NodeId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
@@ -99,7 +128,21 @@ impl<'de> Deserialize<'de> for NodeId {
 }
 
 /// A job: one driver's session with the cluster.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub struct JobId(pub u32);
 
 impl fmt::Display for JobId {
@@ -116,7 +159,8 @@ impl fmt::Debug for JobId {
 macro_rules! id128 {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+        #[rkyv(derive(Debug))]
         pub struct $name(pub u128);
 
         impl $name {
@@ -147,14 +191,22 @@ macro_rules! id128 {
     };
 }
 
-id128!(
-    /// A task: one execution request of a remote function, an actor creation or an actor call.
-    TaskId
-);
-id128!(
-    /// An actor.
-    ActorId
-);
+/// The 128-bit ids. In a module of their own: the wire form rkyv derives for them (inside a
+/// macro) has resolver types without `Debug`.
+mod wide {
+    #![allow(missing_debug_implementations)]
+    use super::*;
+
+    id128!(
+        /// A task: one execution request of a remote function, an actor creation or an actor call.
+        TaskId
+    );
+    id128!(
+        /// An actor.
+        ActorId
+    );
+}
+pub use wide::{ActorId, ArchivedActorId, ArchivedTaskId, TaskId};
 
 impl TaskId {
     /// The pseudo-task of a driver: the parent of every task the driver submits directly.
@@ -170,7 +222,19 @@ impl TaskId {
 
 /// Where an actor lives: its node and its id. Messages to actors are addressed with one, so the
 /// same message can be delivered to an actor next door or on another node.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub struct ActorAddress {
     /// The node hosting the actor.
     pub node: NodeId,
@@ -191,7 +255,22 @@ impl fmt::Debug for ActorAddress {
 }
 
 /// A worker thread of a node.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Debug)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+    Debug,
+)]
+#[rkyv(derive(Debug))]
 pub struct WorkerId(pub u32);
 
 impl fmt::Display for WorkerId {
@@ -204,7 +283,21 @@ impl fmt::Display for WorkerId {
 ///
 /// Return values of a task have indexes `1..=num_returns`; objects made by `put` have
 /// [`ObjectId::PUT_INDEX`] and a task id of their own.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub struct ObjectId {
     /// The task that creates the object (for a put: an id allocated for that put).
     pub task: TaskId,

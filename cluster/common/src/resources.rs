@@ -48,7 +48,19 @@ pub enum ResourceError {
 }
 
 /// A set of named resource quantities.
-#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub struct ResourceSet {
     /// Sorted by name; amounts in units of 1/[`UNIT`]; no zero entries.
     items: Vec<(Arc<str>, i64)>,

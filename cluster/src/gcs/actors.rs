@@ -11,7 +11,19 @@ use super::{GcsError, GcsEvent, gcs_requests};
 use raya_common::time::now_ms;
 
 /// An actor's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub enum ActorState {
     /// Waiting for resources or for its constructor to finish.
     PendingCreation,
@@ -24,7 +36,17 @@ pub enum ActorState {
 }
 
 /// An actor's record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub struct ActorInfo {
     /// The actor.
     pub actor_id: ActorId,
@@ -61,12 +83,18 @@ pub struct ActorInfo {
 
 /// Registers a new actor. Fails with [`GcsError::NameTaken`] when its name is already used by a
 /// live actor of the same namespace.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<(), GcsError>")]
 pub struct RegisterActor(pub ActorInfo);
 
 /// Changes an actor's state.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<(), GcsError>")]
 pub struct UpdateActor {
     /// The actor.
@@ -82,12 +110,18 @@ pub struct UpdateActor {
 }
 
 /// One actor's record.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<Option<ActorInfo>, GcsError>")]
 pub struct GetActor(pub ActorId);
 
 /// The live actor with `name` in `namespace`.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<Option<ActorInfo>, GcsError>")]
 pub struct GetNamedActor {
     /// Name.
@@ -97,7 +131,10 @@ pub struct GetNamedActor {
 }
 
 /// Actor records; dead ones only when asked.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<Vec<ActorInfo>, GcsError>")]
 pub struct ListActors {
     /// Include dead actors.

@@ -15,7 +15,7 @@ use raya_common::NodeId;
 
 use super::nodes::{GetAllNodes, NodeInfo, NodeState, SubscribeNodes};
 use super::{GCS_TOPIC, GcsError, GcsEvent, GcsRequest, GcsTables, VersionedEvent};
-use crate::transport::{NetEvent, Network, Target, decode_body, encode_body};
+use crate::transport::{NetEvent, Network, Target};
 
 enum Backend {
     /// The tables run in this process (the head); `net` when it is part of a cluster.
@@ -225,7 +225,7 @@ impl Handler<NetEvent> for GcsClient {
         if topic != GCS_TOPIC || source != Some(*head) {
             return;
         }
-        let v: VersionedEvent = match decode_body(&data) {
+        let v: VersionedEvent = match crate::transport::archive::Archived::from_archive(&data) {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "malformed GCS gossip ignored");
@@ -454,7 +454,8 @@ impl GcsHandle {
             }
             Route::Remote { net, head } => match M::GOSSIP_TOPIC {
                 Some(topic) => {
-                    let r = encode_body(&msg)
+                    let r = msg
+                        .encode()
                         .map_err(|e| e.to_string())
                         .and_then(|b| net.publish(topic, b).map_err(|e| e.to_string()));
                     Box::pin(async move { r })

@@ -10,7 +10,22 @@ use super::persist::Persisted;
 use super::{GcsError, GcsEvent, gcs_requests};
 
 /// What a registered name is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub enum FunctionKind {
     /// A remote function.
     Function,
@@ -19,7 +34,21 @@ pub enum FunctionKind {
 }
 
 /// A name a node's binary registered.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub struct FunctionInfo {
     /// The registered name.
     pub name: String,
@@ -28,7 +57,10 @@ pub struct FunctionInfo {
 }
 
 /// Publishes the names a node can run (sent when the node joins).
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<(), GcsError>")]
 pub struct RegisterFunctions {
     /// The node.
@@ -38,7 +70,10 @@ pub struct RegisterFunctions {
 }
 
 /// The live nodes that registered `name`.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<Vec<NodeId>, GcsError>")]
 pub struct NodesWithFunction {
     /// The name.
@@ -46,7 +81,10 @@ pub struct NodesWithFunction {
 }
 
 /// Every registered name with the live nodes that can run it.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<Vec<(FunctionInfo, Vec<NodeId>)>, GcsError>")]
 pub struct ListFunctions;
 

@@ -9,7 +9,19 @@ use super::{GcsError, GcsEvent, gcs_requests};
 use raya_common::time::now_ms;
 
 /// Whether a job's driver is still running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub enum JobState {
     /// The driver is connected.
     Running,
@@ -18,7 +30,18 @@ pub enum JobState {
 }
 
 /// A job's record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub struct JobInfo {
     /// The job.
     pub job_id: JobId,
@@ -35,7 +58,10 @@ pub struct JobInfo {
 }
 
 /// Starts a job and returns its record with a fresh id.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<JobInfo, GcsError>")]
 pub struct AddJob {
     /// The driver's node.
@@ -45,7 +71,10 @@ pub struct AddJob {
 }
 
 /// Marks a job finished: only its driver's node does (others are refused).
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<(), GcsError>")]
 pub struct FinishJob {
     /// The job.
@@ -55,7 +84,10 @@ pub struct FinishJob {
 }
 
 /// Every job record.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<Vec<JobInfo>, GcsError>")]
 pub struct GetAllJobs;
 

@@ -13,7 +13,10 @@ pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Stores `value` under `key`; returns whether the key was new. With `overwrite` false an
 /// existing value is kept.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<bool, GcsError>")]
 pub struct KvPut {
     /// Namespace.
@@ -27,7 +30,10 @@ pub struct KvPut {
 }
 
 /// Reads the value under `key`.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<Option<Vec<u8>>, GcsError>")]
 pub struct KvGet {
     /// Namespace.
@@ -37,7 +43,10 @@ pub struct KvGet {
 }
 
 /// Deletes `key`; returns whether it existed.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<bool, GcsError>")]
 pub struct KvDel {
     /// Namespace.
@@ -47,7 +56,10 @@ pub struct KvDel {
 }
 
 /// Keys of `namespace` starting with `prefix`, in order.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<Vec<Vec<u8>>, GcsError>")]
 pub struct KvKeys {
     /// Namespace.

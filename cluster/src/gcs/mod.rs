@@ -13,6 +13,8 @@
 
 pub mod actors;
 pub mod client;
+mod error;
+mod event;
 pub mod functions;
 pub mod jobs;
 pub mod kv;
@@ -26,57 +28,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use client::{GcsClient, GcsHandle};
 pub use publisher::GcsPublisher;
 
-/// A GCS request failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-pub enum GcsError {
-    /// sled could not read or write.
-    #[error("GCS storage error: {0}")]
-    Storage(String),
-    /// An actor name is already used in its namespace.
-    #[error("actor name {name:?} is already taken in namespace {namespace:?}")]
-    NameTaken {
-        /// The name.
-        name: String,
-        /// Its namespace.
-        namespace: String,
-    },
-    /// The record does not exist.
-    #[error("not found in the GCS: {0}")]
-    NotFound(String),
-    /// The GCS (or the path to it) is gone: shut down or unreachable.
-    #[error("the GCS is unavailable")]
-    Unavailable,
-    /// The request was malformed.
-    #[error("invalid GCS request: {0}")]
-    Invalid(String),
-    /// The head refused the request because of who sent it (it named another node, or a
-    /// table change came from a node that is not a member).
-    #[error("the GCS refused the request: {0}")]
-    Refused(String),
-}
-
-impl GcsError {
-    /// What a request that failed on the network tells its caller: the head's refusal as
-    /// such, anything else as [`GcsError::Unavailable`].
-    pub fn from_network(e: crate::transport::NetError) -> GcsError {
-        use crate::transport::{NetError, WireError};
-        match e {
-            NetError::Remote {
-                error: WireError::Refused(reason),
-                ..
-            } => GcsError::Refused(reason),
-            e => {
-                tracing::debug!(error = %e, "GCS request failed on the network");
-                GcsError::Unavailable
-            }
-        }
-    }
-}
+pub use error::GcsError;
 
 /// The gossip topic of the GCS's versioned table changes ([`VersionedEvent`]).
 pub const GCS_TOPIC: &str = "raya/gcs";
@@ -141,7 +98,7 @@ pub trait GcsRequest:
 macro_rules! gcs_requests {
     ($table:ty, $field:ident: $($msg:ty => $reply:ty as $name:literal $(, gossip = $topic:expr)? $(, access = $access:ident)? $(, where $check:expr)?;)+) => {
         $(
-            $crate::wire_message!($msg => $name $(where $check)?);
+            $crate::wire_message!($msg => $name as archive $(where $check)?);
             impl $crate::gcs::GcsRequest for $msg {
                 type Reply = $reply;
                 type Table = $table;
@@ -187,7 +144,7 @@ where
     M: GcsRequest,
     <M::Table as Actor>::Context: actix::dev::ToEnvelope<M::Table, M>,
 {
-    use crate::transport::{WireError, decode_body, encode_body};
+    use crate::transport::WireError;
     let addr = M::table(tables).clone();
     let db = tables.db.clone();
     let members = tables.members.clone();
@@ -198,7 +155,7 @@ where
             let (addr, db, members, refusals) =
                 (addr.clone(), db.clone(), members.clone(), refusals.clone());
             Box::pin(async move {
-                let msg: M = decode_body(&body)?;
+                let msg = M::decode(&body)?;
                 let allowed = msg.check_from(&from).and_then(|()| match M::ACCESS {
                     Access::Read | Access::Join => Ok(()),
                     Access::Notify | Access::Write if members.contains(&from.node()) => Ok(()),
@@ -216,7 +173,7 @@ where
                 {
                     result = Err(GcsError::Storage(format!("writing to disk: {e}")));
                 }
-                encode_body(&result)
+                M::encode_result(&result)
             })
         }),
     );
@@ -234,40 +191,14 @@ pub fn wire_checks() -> Vec<crate::transport::WireCheck> {
     checks.extend(task_events::wire_checks());
     checks.extend(kv::wire_checks());
     checks.push(("gcs/VersionedEvent", |body, from| {
-        crate::transport::decode_body::<VersionedEvent>(body).map_err(|e| e.to_string())?;
+        <VersionedEvent as crate::transport::archive::Archived>::from_archive(body)
+            .map_err(|e| e.to_string())?;
         from.is_head()
     }));
     checks
 }
 
-/// A change of the node table as the head publishes it by gossip: numbered, so that a node that
-/// missed one notices the gap and reloads the table from the GCS.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VersionedEvent {
-    /// Changes with every start of the GCS.
-    pub epoch: u64,
-    /// 1, 2, 3, ... within an epoch.
-    pub seq: u64,
-    /// The change.
-    pub event: GcsEvent,
-}
-
-/// A change the GCS publishes to its subscribers.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
-#[rtype(result = "()")]
-pub enum GcsEvent {
-    /// A node registered (or re-registered) and is alive.
-    NodeAlive(nodes::NodeInfo),
-    /// A node's resource report changed its record.
-    NodeResources(nodes::NodeInfo),
-    /// A node was declared dead.
-    NodeDead {
-        /// The node.
-        node: raya_common::NodeId,
-        /// Why.
-        reason: String,
-    },
-}
+pub use event::{GcsEvent, VersionedEvent};
 
 /// Where and how the GCS keeps its tables.
 #[derive(Debug, Clone)]

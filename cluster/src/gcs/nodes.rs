@@ -11,7 +11,19 @@ use super::{GcsError, GcsEvent, gcs_requests};
 use raya_common::time::now_ms;
 
 /// Whether a node is alive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub enum NodeState {
     /// Registered and sending heartbeats.
     Alive,
@@ -20,7 +32,17 @@ pub enum NodeState {
 }
 
 /// A node's record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub struct NodeInfo {
     /// The node.
     pub node_id: NodeId,
@@ -51,12 +73,18 @@ pub struct NodeInfo {
 }
 
 /// Registers a node (or a restart of a node with the same id) as alive.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<(), GcsError>")]
 pub struct RegisterNode(pub NodeInfo);
 
 /// A node's periodic heartbeat with its resource availability and queue.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<(), GcsError>")]
 pub struct NodeHeartbeat {
     /// The reporting node.
@@ -70,7 +98,10 @@ pub struct NodeHeartbeat {
 }
 
 /// Declares a node dead (a clean shutdown, or a failure another component observed).
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<(), GcsError>")]
 pub struct UnregisterNode {
     /// The node.
@@ -80,7 +111,10 @@ pub struct UnregisterNode {
 }
 
 /// Every node record, alive and dead.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<Vec<NodeInfo>, GcsError>")]
 pub struct GetAllNodes;
 

@@ -5,7 +5,7 @@ use actix::prelude::*;
 use super::nodes::{NodeHeartbeat, SubscribeNodes};
 use super::{GCS_TOPIC, GcsEvent, GcsTables, HEARTBEAT_TOPIC, VersionedEvent};
 use crate::transport::WireMessage;
-use crate::transport::{NetEvent, Network, decode_body, encode_body};
+use crate::transport::{NetEvent, Network};
 
 /// The head's side of the gossip: applies the heartbeats nodes publish to the node table, and
 /// publishes every node-table change, numbered, for the other nodes' caches.
@@ -57,7 +57,7 @@ impl Handler<GcsEvent> for GcsPublisher {
             seq: self.seq,
             event,
         };
-        match encode_body(&v) {
+        match crate::transport::archive::Archived::to_archive(&v) {
             Ok(b) => {
                 if let Err(e) = self.net.publish(GCS_TOPIC, b) {
                     tracing::debug!(error = %e, "GCS change not published");
@@ -81,7 +81,7 @@ impl Handler<NetEvent> for GcsPublisher {
             tracing::warn!("unsigned heartbeat ignored");
             return;
         };
-        match decode_body::<NodeHeartbeat>(&data) {
+        match NodeHeartbeat::decode(&data) {
             // A node speaks only for itself.
             Ok(hb) => {
                 let router = self.net.router();

@@ -15,7 +15,19 @@ use serde::{Deserialize, Serialize};
 use super::{GcsError, gcs_requests};
 
 /// What kind of task a record describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub enum TaskKind {
     /// A remote function call.
     Normal,
@@ -26,7 +38,22 @@ pub enum TaskKind {
 }
 
 /// A task's state, in lifecycle order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub enum TaskState {
     /// Waiting for its arguments.
     PendingArgs,
@@ -53,7 +80,17 @@ impl TaskState {
 }
 
 /// A task's record: what it is, where it ran, and when it entered each state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub struct TaskEvent {
     /// The task.
     pub task_id: TaskId,
@@ -100,12 +137,18 @@ impl TaskEvent {
 }
 
 /// A batch of task reports from one node.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<(), GcsError>")]
 pub struct AddTaskEvents(pub Vec<TaskEvent>);
 
 /// The most recent task records, newest last.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<Vec<TaskEvent>, GcsError>")]
 pub struct ListTaskEvents {
     /// Only this job's tasks.
@@ -115,7 +158,10 @@ pub struct ListTaskEvents {
 }
 
 /// How many task records are stored, and how many were dropped to stay within the bound.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Result<(usize, u64), GcsError>")]
 pub struct TaskEventCounts;
 

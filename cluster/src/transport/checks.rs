@@ -24,7 +24,7 @@ pub fn check_frame(checks: &[WireCheck], frame: &Frame, from: &Caller) -> Result
     if *name != Sequenced::NAME {
         return Ok(());
     }
-    let batch: Sequenced = super::decode_body(&frame.body).map_err(|e| e.to_string())?;
+    let batch = Sequenced::decode(&frame.body).map_err(|e| e.to_string())?;
     for inner in &batch.frames {
         if inner.route == route_of(Sequenced::NAME) {
             return Err("a batch inside a batch".into());

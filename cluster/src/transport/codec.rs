@@ -1,6 +1,7 @@
-//! The frames of Raya's request-response protocol: a little-endian `u32` length, then a postcard
-//! body. Lengths above the configured maximum are refused before anything is allocated, and a
-//! body that does not decode is an error, never a panic: the frames come from the network.
+//! The frames of Raya's request-response protocol: a little-endian `u32` length, then the
+//! frame as an rkyv archive ([`super::archive`]), checked before it is read. Lengths above the
+//! configured maximum are refused before anything is allocated, and a frame that does not check
+//! is an error, never a panic: the frames come from the network.
 
 use std::io;
 
@@ -12,7 +13,19 @@ use serde::{Deserialize, Serialize};
 pub const RPC_PROTOCOL: StreamProtocol = StreamProtocol::new("/raya/rpc/1");
 
 /// Whom a frame is for on the receiving node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub enum Target {
     /// The component that serves the frame's name on that node (a GCS table, a scheduler, the
     /// object manager, the node manager).
@@ -23,13 +36,16 @@ pub enum Target {
 }
 
 /// A request: a typed message, serialized, for one actor on the far node.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub struct Frame {
     /// The message type's route id ([`super::route_id`]).
     pub route: u64,
     /// The actor it is for.
     pub target: Target,
-    /// The message, serialized with postcard.
+    /// The message, in its format ([`super::WireMessage::encode`]).
     pub body: Vec<u8>,
 }
 
@@ -49,7 +65,19 @@ impl Frame {
 }
 
 /// Why a request got no reply from the far actor.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    thiserror::Error,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub enum WireError {
     /// The far node serves no message of this type.
     #[error("the node does not serve message type {0:#x}")]
@@ -129,12 +157,14 @@ pub async fn write_frame<T: AsyncWrite + Unpin + Send>(
     io.flush().await
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
-    postcard::from_bytes(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+fn decode<T: super::archive::Archived>(bytes: &[u8]) -> io::Result<T> {
+    T::from_archive(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
-    postcard::to_stdvec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+fn encode<T: super::archive::Archived>(value: &T) -> io::Result<Vec<u8>> {
+    value
+        .to_archive()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
 impl libp2p::request_response::Codec for FrameCodec {

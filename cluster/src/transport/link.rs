@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{Frame, Reply, WireError};
-use super::router::{Router, WireMessage, decode_body, encode_body, route_id};
+use super::router::{Router, WireMessage, route_id};
 use super::{NetError, Network};
 
 /// Frames in one batch, at most.
@@ -74,7 +74,10 @@ impl Lane {
 }
 
 /// A numbered batch of frames from one link, handled in order.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub struct Sequenced {
     /// The sending link's incarnation: a node restarted starts a new one.
     pub epoch: u64,
@@ -91,19 +94,28 @@ impl actix::Message for Sequenced {
 }
 
 crate::wire_message!(
-    Sequenced => "transport/Sequenced" where |m, _| {
-        if m.lane > Lane::Refs.number() {
-            return Err(format!("no link lane {}", m.lane));
-        }
-        if m.frames.len() > MAX_BATCH {
-            return Err(format!(
-                "a batch of {} messages, more than {MAX_BATCH}",
-                m.frames.len()
-            ));
-        }
-        Ok(())
-    }
+    Sequenced => "transport/Sequenced" as archive
+        where |m, _| check_batch(m.lane, m.frames.len())
 );
+
+/// A batch's lane must be one of the two, and it holds at most [`MAX_BATCH`] frames.
+fn check_batch(lane: u8, frames: usize) -> Result<(), String> {
+    if lane > Lane::Refs.number() {
+        return Err(format!("no link lane {lane}"));
+    }
+    if frames > MAX_BATCH {
+        return Err(format!(
+            "a batch of {frames} messages, more than {MAX_BATCH}"
+        ));
+    }
+    Ok(())
+}
+
+/// The numbers of a batch being handled.
+struct Batch {
+    epoch: u64,
+    seq: u64,
+}
 
 /// Where a queued message's reply (or failure) goes.
 type Ack = oneshot::Sender<Result<Reply, NetError>>;
@@ -452,7 +464,7 @@ impl Link {
             lane: self.lane.number(),
             frames: batch.iter().map(|q| q.frame.clone()).collect(),
         };
-        let body = match encode_body(&request) {
+        let body = match request.encode() {
             Ok(b) => b,
             Err(e) => return Delivery::Failed(NetError::Encode(e.to_string())),
         };
@@ -480,7 +492,7 @@ impl Link {
             };
             let error = match attempt {
                 Ok(bytes) => {
-                    return match decode_body::<Vec<Reply>>(&bytes) {
+                    return match Sequenced::decode_result(&bytes) {
                         Ok(replies) if replies.len() == batch.len() => Delivery::Done(replies),
                         Ok(replies) => Delivery::Failed(NetError::Codec(format!(
                             "{} replies to a batch of {}",
@@ -621,19 +633,29 @@ pub(crate) fn serve(router: &Router) {
             let weak = weak.clone();
             Box::pin(async move {
                 let peer = from.peer;
-                let batch: Sequenced = decode_body(&body)?;
+                // Checked, then read in place: the batch's numbers decide what happens to it
+                // (a copy of the last is answered again without reading its frames), and a
+                // frame's body is copied out only when it is handled.
+                let archived = rkyv::access::<ArchivedSequenced, rkyv::rancor::Error>(&body)
+                    .map_err(|e| WireError::Decode(e.to_string()))?;
                 let Some(router) = weak.upgrade() else {
                     return Err(WireError::ActorGone);
                 };
-                if let Err(reason) = batch.check_from(&from) {
+                let (epoch, seq, lane) = (
+                    archived.epoch.to_native(),
+                    archived.seq.to_native(),
+                    archived.lane,
+                );
+                if let Err(reason) = check_batch(lane, archived.frames.len()) {
                     return Err(router.refuse(&from, Sequenced::NAME, reason));
                 }
-                let last = router.delivered().of(peer, batch.lane);
+                let batch = Batch { epoch, seq };
+                let last = router.delivered().of(peer, lane);
                 // One batch of a link at a time: a copy waits for the original to finish.
                 let mut last = last.lock().await;
                 if last.epoch == batch.epoch && batch.seq <= last.seq {
                     if batch.seq == last.seq {
-                        return encode_body(&last.replies);
+                        return Sequenced::encode_result(&last.replies);
                     }
                     return Err(WireError::Decode(format!(
                         "batch {} of a link already at {}",
@@ -648,11 +670,25 @@ pub(crate) fn serve(router: &Router) {
                         batch.seq
                     )));
                 }
-                let replies = router.dispatch_in_order(from, batch.frames).await;
+                let frames: Vec<Frame> = archived
+                    .frames
+                    .iter()
+                    .map(|f| Frame {
+                        route: f.route.to_native(),
+                        target: match f.target {
+                            super::codec::ArchivedTarget::System => super::Target::System,
+                            super::codec::ArchivedTarget::Actor(id) => {
+                                super::Target::Actor(id.to_native())
+                            }
+                        },
+                        body: f.body.as_slice().to_vec(),
+                    })
+                    .collect();
+                let replies = router.dispatch_in_order(from, frames).await;
                 last.epoch = batch.epoch;
                 last.seq = batch.seq;
                 last.replies = replies.clone();
-                encode_body(&replies)
+                Sequenced::encode_result(&replies)
             })
         }),
     );
@@ -693,7 +729,9 @@ impl<M: WireMessage> std::future::Future for OrderedReply<M> {
     ) -> std::task::Poll<Self::Output> {
         let peer = self.peer;
         std::pin::Pin::new(&mut self.rx).poll(cx).map(|r| match r {
-            Ok(Ok(Ok(bytes))) => decode_body(&bytes).map_err(|e| NetError::Codec(e.to_string())),
+            Ok(Ok(Ok(bytes))) => {
+                M::decode_result(&bytes).map_err(|e| NetError::Codec(e.to_string()))
+            }
             Ok(Ok(Err(error))) => Err(NetError::Remote { peer, error }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(NetError::Stopped),

@@ -12,10 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::inflight::keeping;
 use super::link::{Lane, Links, OrderedReply};
 use super::swarm::{Command, EventLoop, Shared, build_swarm};
-use super::{
-    Frame, NetConfig, NetError, NetEvent, Role, Router, Target, WireMessage, decode_body,
-    encode_body, route_id,
-};
+use super::{Frame, NetConfig, NetError, NetEvent, Role, Router, Target, WireMessage, route_id};
 
 /// A handle to the node's network. Cloning shares it; [`Network::shutdown`] stops the swarm.
 #[derive(Clone)]
@@ -251,7 +248,7 @@ impl Network {
         msg: M,
     ) -> Result<M::Result, NetError> {
         // The references the message names stay alive until the far node answered.
-        let (body, _kept) = keeping(|| encode_body(&msg));
+        let (body, _kept) = keeping(|| msg.encode());
         let body = body.map_err(|e| NetError::Codec(e.to_string()))?;
         let frame = Frame {
             route: route_id::<M>(),
@@ -259,7 +256,7 @@ impl Network {
             body,
         };
         let bytes = self.ask_frame(peer, frame).await?;
-        decode_body(&bytes).map_err(|e| NetError::Codec(e.to_string()))
+        M::decode_result(&bytes).map_err(|e| NetError::Codec(e.to_string()))
     }
 
     /// Sends `msg` to the actor serving it on `peer` through the ordered, reliable link to that
@@ -310,7 +307,7 @@ impl Network {
         &self,
         msg: &M,
     ) -> Result<(Frame, Vec<super::inflight::Kept>), NetError> {
-        let (body, kept) = keeping(|| encode_body(msg));
+        let (body, kept) = keeping(|| msg.encode());
         let body = body.map_err(|e| NetError::Encode(e.to_string()))?;
         let frame = Frame {
             route: route_id::<M>(),

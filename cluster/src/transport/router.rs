@@ -119,6 +119,27 @@ pub trait WireMessage:
         let _ = from;
         Ok(())
     }
+
+    /// The message as a frame body: postcard, or an rkyv archive for a message declared
+    /// `as archive` (see [`super::archive`]).
+    fn encode(&self) -> Result<Vec<u8>, WireError> {
+        encode_body(self)
+    }
+
+    /// The message read back from a frame body (an archive is checked before it is read).
+    fn decode(body: &[u8]) -> Result<Self, WireError> {
+        decode_body(body)
+    }
+
+    /// The message's result as a reply body, in the message's format.
+    fn encode_result(result: &Self::Result) -> Result<Vec<u8>, WireError> {
+        encode_body(result)
+    }
+
+    /// The message's result read back from a reply body.
+    fn decode_result(body: &[u8]) -> Result<Self::Result, WireError> {
+        decode_body(body)
+    }
 }
 
 /// Names wire messages: `wire_message!(PlaceTask => "local_scheduler/PlaceTask", ...)` implements
@@ -139,10 +160,11 @@ pub trait WireMessage:
 /// ```
 #[macro_export]
 macro_rules! wire_message {
-    ($($ty:ty => $name:literal $(where $check:expr)?),+ $(,)?) => {
+    ($($ty:ty => $name:literal $(as $format:ident)? $(where $check:expr)?),+ $(,)?) => {
         $(
             impl $crate::transport::WireMessage for $ty {
                 const NAME: &'static str = $name;
+                $($crate::wire_format!($format);)?
                 $(
                     fn check_from(
                         &self,
@@ -157,6 +179,33 @@ macro_rules! wire_message {
                 )?
             }
         )+
+    };
+}
+
+/// The body format of a wire message declared `as archive` in [`crate::wire_message!`]: the
+/// message and its result travel as rkyv archives ([`super::archive::Archived`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! wire_format {
+    (archive) => {
+        fn encode(
+            &self,
+        ) -> ::std::result::Result<::std::vec::Vec<u8>, $crate::transport::WireError> {
+            $crate::transport::archive::Archived::to_archive(self)
+        }
+        fn decode(body: &[u8]) -> ::std::result::Result<Self, $crate::transport::WireError> {
+            $crate::transport::archive::Archived::from_archive(body)
+        }
+        fn encode_result(
+            result: &Self::Result,
+        ) -> ::std::result::Result<::std::vec::Vec<u8>, $crate::transport::WireError> {
+            $crate::transport::archive::Archived::to_archive(result)
+        }
+        fn decode_result(
+            body: &[u8],
+        ) -> ::std::result::Result<Self::Result, $crate::transport::WireError> {
+            $crate::transport::archive::Archived::from_archive(body)
+        }
     };
 }
 
@@ -223,9 +272,7 @@ pub type WireCheck = (&'static str, BodyCheck);
 /// Decodes `body` as `M` and runs [`WireMessage::check_from`]: what a node does with a frame
 /// for `M` before its handler sees it.
 pub fn check_body<M: WireMessage>(body: &[u8], from: &Caller) -> Result<(), String> {
-    decode_body::<M>(body)
-        .map_err(|e| e.to_string())?
-        .check_from(from)
+    M::decode(body).map_err(|e| e.to_string())?.check_from(from)
 }
 
 /// Decodes a wire message from a frame body.
@@ -323,7 +370,7 @@ impl Router {
                     // References the message names register with their owners while it is
                     // handled, and it is answered only once they are counted (see
                     // `super::inflight`): the sender keeps its own until the answer.
-                    let (msg, pending) = super::inflight::settling(|| decode_body::<M>(&body));
+                    let (msg, pending) = super::inflight::settling(|| M::decode(&body));
                     let msg = msg?;
                     if let Err(reason) = msg.check_from(&from) {
                         // The references it named are dropped with it, once counted.
@@ -336,7 +383,7 @@ impl Router {
                     let (_, result) =
                         futures::join!(super::inflight::settled(pending), addr.send(msg));
                     let result = result.map_err(|_| WireError::ActorGone)?;
-                    encode_body(&result)
+                    M::encode_result(&result)
                 })
             }),
         );
@@ -453,16 +500,19 @@ mod tests {
             let batch = Frame {
                 route: route_id::<super::super::link::Sequenced>(),
                 target: Target::System,
-                body: encode_body(&super::super::link::Sequenced {
+                body: super::super::link::Sequenced {
                     epoch: 1,
                     seq: 1,
                     lane: 0,
                     frames: vec![frame(1), frame(2), frame(3)],
-                })
+                }
+                .encode()
                 .unwrap(),
             };
-            let replies: Vec<Reply> =
-                decode_body(&router.dispatch(PeerId::random(), batch).await.unwrap()).unwrap();
+            let replies: Vec<Reply> = super::super::link::Sequenced::decode_result(
+                &router.dispatch(PeerId::random(), batch).await.unwrap(),
+            )
+            .unwrap();
             let sums: Vec<u64> = replies
                 .into_iter()
                 .map(|r| decode_body(&r.unwrap()).unwrap())

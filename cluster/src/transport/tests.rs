@@ -292,12 +292,13 @@ fn a_batch_delivered_twice_is_handled_once_and_an_older_one_is_refused() {
         let batch = |seq, frames| Frame {
             route: route_id::<Sequenced>(),
             target: Target::System,
-            body: encode_body(&Sequenced {
+            body: Sequenced {
                 epoch: 7,
                 seq,
                 lane: 0,
                 frames,
-            })
+            }
+            .encode()
             .unwrap(),
         };
         let first = router
@@ -472,7 +473,7 @@ fn a_batch_from_a_replaced_link_or_an_unknown_lane_is_refused() {
         let batch = |epoch, seq, lane, n| Frame {
             route: route_id::<Sequenced>(),
             target: Target::System,
-            body: encode_body(&Sequenced {
+            body: Sequenced {
                 epoch,
                 seq,
                 lane,
@@ -481,7 +482,8 @@ fn a_batch_from_a_replaced_link_or_an_unknown_lane_is_refused() {
                     target: Target::System,
                     body: encode_body(&Record(n)).unwrap(),
                 }],
-            })
+            }
+            .encode()
             .unwrap(),
         };
         router.dispatch(peer, batch(7, 1, 0, 1)).await.unwrap();
@@ -556,12 +558,13 @@ fn a_batch_nested_in_a_batch_is_refused_and_the_rest_is_handled() {
         let batch = |seq, lane, frames| Frame {
             route: route_id::<Sequenced>(),
             target: Target::System,
-            body: encode_body(&Sequenced {
+            body: Sequenced {
                 epoch: 3,
                 seq,
                 lane,
                 frames,
-            })
+            }
+            .encode()
             .unwrap(),
         };
         // Deeply nested batches, on the same lane and the other one.
@@ -575,7 +578,7 @@ fn a_batch_nested_in_a_batch_is_refused_and_the_rest_is_handled() {
             vec![record(1), batch(2, 0, vec![record(2)]), deep, record(3)],
         );
         let replies: Vec<Reply> =
-            decode_body(&router.dispatch(peer, outer).await.unwrap()).unwrap();
+            Sequenced::decode_result(&router.dispatch(peer, outer).await.unwrap()).unwrap();
         assert_eq!(replies.len(), 4);
         assert!(replies[0].is_ok() && replies[3].is_ok());
         assert!(replies[1].is_err() && replies[2].is_err());

@@ -14,8 +14,7 @@ use futures::{AsyncWriteExt, StreamExt};
 use rand::SeedableRng;
 use raya_cluster::gcs::nodes::{GetAllNodes, NodeState};
 use raya_cluster::transport::{
-    ClusterKey, Frame, NetConfig, Network, Role, Router, Sequenced, Target, WireMessage,
-    encode_body, route_of,
+    ClusterKey, Frame, NetConfig, Network, Role, Router, Sequenced, Target, WireMessage, route_of,
 };
 use raya_wire_fuzz::seeds::{FuzzTarget, seeds};
 
@@ -163,15 +162,16 @@ fn a_hostile_member_cannot_take_the_head_down() {
             });
         }
         // Batches nested a thousand deep, and a batch of far more frames than a batch holds.
-        let mut nested = encode_body(&Sequenced {
+        let mut nested = Sequenced {
             epoch: 1,
             seq: 1,
             lane: 0,
             frames: vec![],
-        })
+        }
+        .encode()
         .unwrap();
         for _ in 0..1000 {
-            nested = encode_body(&Sequenced {
+            nested = Sequenced {
                 epoch: 1,
                 seq: 1,
                 lane: 0,
@@ -180,15 +180,17 @@ fn a_hostile_member_cannot_take_the_head_down() {
                     target: Target::System,
                     body: nested,
                 }],
-            })
+            }
+            .encode()
             .unwrap();
         }
-        let big_batch = encode_body(&Sequenced {
+        let big_batch = Sequenced {
             epoch: 2,
             seq: 1,
             lane: 0,
             frames: vec![corpus[0].clone(); 5000],
-        })
+        }
+        .encode()
         .unwrap();
         for body in [nested, big_batch] {
             frames.push(Frame {

@@ -109,7 +109,10 @@ pub(crate) fn not_deliverable<A: ActorClass>(method: &Method<A>) -> Option<TaskE
 pub(crate) struct DeliverCalls(pub(crate) Vec<WireActorCall>);
 
 /// A control message for an actor on another node.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "()")]
 pub(crate) enum WireControl {
     /// Kill it (restart when allowed and asked).
@@ -121,7 +124,10 @@ pub(crate) enum WireControl {
 }
 
 /// [`WireControl`] addressed to an actor. Replies whether the actor lives on the node.
-#[derive(Debug, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "bool")]
 pub(crate) struct ControlActor {
     pub(crate) actor: ActorId,
@@ -156,7 +162,7 @@ raya_cluster::wire_message!(
                 .or_else(|_| from.made(call.to.actor.node_tag(), "an actor call's owner"))
         })
     },
-    ControlActor => "node_manager/ControlActor",
+    ControlActor => "node_manager/ControlActor" as archive,
 );
 
 impl From<WireControl> for HostControl {

@@ -15,7 +15,7 @@ use raya_cluster::gcs::nodes::{
 use raya_cluster::gcs::objects::{GetObjectLocations, UpdateObjectLocations};
 use raya_cluster::gcs::task_events::{AddTaskEvents, TaskEvent, TaskKind, TaskState};
 use raya_cluster::transport::codec::{FrameCodec, RPC_PROTOCOL};
-use raya_cluster::transport::{Frame, Sequenced, Target, WireMessage, encode_body, route_of};
+use raya_cluster::transport::{Frame, Sequenced, Target, WireMessage, route_of};
 use raya_common::{
     ActorId, JobId, NodeId, ObjectId, ResourceSet, TaskError, TaskErrorKind, TaskId,
 };
@@ -125,7 +125,7 @@ fn actor() -> ActorInfo {
 }
 
 fn body<M: WireMessage>(m: &M) -> (&'static str, Vec<u8>) {
-    (M::NAME, encode_body(m).expect("a seed encodes"))
+    (M::NAME, m.encode().expect("a seed encodes"))
 }
 
 /// Valid bodies, with their wire names.
@@ -317,8 +317,10 @@ pub fn seeds() -> Vec<(FuzzTarget, Vec<u8>)> {
         .take(6)
         .map(|(n, b)| frame(n, b.clone()))
         .collect();
-    let seq = encode_body(&batch(inner)).expect("a batch encodes");
-    let nested = encode_body(&batch(vec![frame(Sequenced::NAME, seq.clone())])).expect("nested");
+    let seq = batch(inner).encode().expect("a batch encodes");
+    let nested = batch(vec![frame(Sequenced::NAME, seq.clone())])
+        .encode()
+        .expect("nested");
     for b in [seq, nested] {
         out.push((
             FuzzTarget::Frame,

@@ -33,7 +33,10 @@ pub struct TaskUnschedulable {
 }
 
 /// The global scheduler gave a task this node handed over to node `node`, which has it.
-#[derive(Debug, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "()")]
 pub struct TaskPlaced {
     /// The task.
@@ -44,9 +47,9 @@ pub struct TaskPlaced {
 
 raya_cluster::wire_message!(
     PlaceTask => "local_scheduler/PlaceTask" where |_, from| from.is_head(),
-    TaskPlaced => "local_scheduler/TaskPlaced" where |_, from| from.is_head(),
+    TaskPlaced => "local_scheduler/TaskPlaced" as archive where |_, from| from.is_head(),
     TaskUnschedulable => "local_scheduler/TaskUnschedulable" where |_, from| from.is_head(),
-    CancelTask => "local_scheduler/CancelTask"
+    CancelTask => "local_scheduler/CancelTask" as archive
         where |m, from| from.made(m.task_id.node_tag(), "the task cancelled"),
 );
 
@@ -172,7 +175,10 @@ pub struct WorkerStopped {
 /// Cancels a queued or running task (and, when `recursive`, the tasks it submitted). Replies
 /// whether the task was found here. From another node: the owner of a task placed here
 /// cancelled it (one that has not arrived yet fails as cancelled when it does).
-#[derive(Debug, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "bool")]
 pub struct CancelTask {
     /// The task.

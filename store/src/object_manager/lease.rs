@@ -25,12 +25,15 @@ pub(super) const MAX_ASKED: usize = 4096;
 
 /// Asks a node which of `ids`, objects of the asking node, it still makes (or keeps for the
 /// asker). Answered with one flag per id, in order.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Vec<bool>")]
 pub struct StillMaking(pub Vec<ObjectId>);
 
 raya_cluster::wire_message!(
-    StillMaking => "object_manager/StillMaking" where |m, from| {
+    StillMaking => "object_manager/StillMaking" as archive where |m, from| {
         if m.0.len() > MAX_ASKED {
             return Err(format!("{} objects asked about, more than {MAX_ASKED}", m.0.len()));
         }

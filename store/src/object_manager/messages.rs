@@ -43,7 +43,10 @@ pub struct ObjectReady {
 }
 
 /// Tells an object's owner that node `at` will make it (so the owner fails it if `at` dies).
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "()")]
 pub struct ObjectsExpected {
     /// The objects.
@@ -53,7 +56,10 @@ pub struct ObjectsExpected {
 }
 
 /// Where an object can be pulled from, as its owner knows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 pub enum Located {
     /// On this node.
     At(NodeId),
@@ -67,17 +73,26 @@ pub enum Located {
 
 /// Asks an object's owner where the object is. Answered when the object is ready, or
 /// [`Located::Pending`] after a while.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "Located")]
 pub struct LocateObject(pub ObjectId);
 
 /// Tells a node holding a copy of an object that the owner freed it.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "()")]
 pub struct FreeObject(pub ObjectId);
 
 /// Tells an owner that node `node` took its first reference to `id` (`add`) or dropped its last.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
 #[rtype(result = "()")]
 pub struct Borrow {
     /// The object.
@@ -108,10 +123,10 @@ pub struct ExpectReturns {
 raya_cluster::wire_message!(
     ObjectReady => "object_manager/ObjectReady"
         where |m, from| from.is(m.from, "a finished object"),
-    ObjectsExpected => "object_manager/ObjectsExpected"
+    ObjectsExpected => "object_manager/ObjectsExpected" as archive
         where |m, from| from.is(m.at, "objects being made"),
-    LocateObject => "object_manager/LocateObject",
-    FreeObject => "object_manager/FreeObject"
+    LocateObject => "object_manager/LocateObject" as archive,
+    FreeObject => "object_manager/FreeObject" as archive
         where |m, from| from.made(m.0.task.node_tag(), "the object freed"),
-    Borrow => "object_manager/Borrow" where |m, from| from.is(m.node, "a borrow"),
+    Borrow => "object_manager/Borrow" as archive where |m, from| from.is(m.node, "a borrow"),
 );
