@@ -203,7 +203,8 @@ impl ResourceSet {
     }
 
     /// Checks a set that asks for resources (a task's or an actor's, as it arrives from another
-    /// node): every name non-empty, every amount positive, names sorted and unique. Sets built
+    /// node): every name non-empty, every amount positive (and at most `i64::MAX / 4` units, so
+    /// that sums never overflow), names sorted and unique. Sets built
     /// through this type's methods always pass; a set decoded from the wire may not (a
     /// negative request would make the node that grants it over-commit).
     ///
@@ -217,7 +218,8 @@ impl ResourceSet {
             if n.is_empty() {
                 return Err(ResourceError::EmptyName);
             }
-            if *u <= 0 {
+            // What a node could have built: positive, and small enough that sums never overflow.
+            if *u <= 0 || *u > i64::MAX / 4 {
                 return Err(ResourceError::InvalidAmount {
                     name: n.to_string(),
                     amount: *u as f64 / UNIT as f64,

@@ -127,12 +127,33 @@ pub struct SubscribeNodes(pub Recipient<GcsEvent>);
 gcs_requests! {
     NodeTable, nodes:
     RegisterNode => () as "gcs/RegisterNode", access = Join,
-        where |m, from| from.is(m.0.node_id, "a registration");
+        where |m, from| {
+            from.is(m.0.node_id, "a registration")?;
+            check_resources(
+                [&m.0.resources_total, &m.0.resources_available]
+                    .into_iter()
+                    .chain(m.0.pending_demand.iter().map(|(r, _)| r)),
+            )
+        };
     NodeHeartbeat => () as "gcs/NodeHeartbeat", gossip = super::HEARTBEAT_TOPIC,
-        where |m, from| from.is(m.node, "a heartbeat");
+        where |m, from| {
+            from.is(m.node, "a heartbeat")?;
+            check_resources(
+                std::iter::once(&m.available).chain(m.pending_demand.iter().map(|(r, _)| r)),
+            )
+        };
     UnregisterNode => () as "gcs/UnregisterNode",
         where |m, from| from.is(m.node, "a node leaving");
     GetAllNodes => Vec<NodeInfo> as "gcs/GetAllNodes", access = Read;
+}
+
+/// Resource sets a node reports must be ones a node could have built (positive amounts within
+/// bounds, sorted unique names): the global scheduler adds and compares them.
+fn check_resources<'a>(sets: impl IntoIterator<Item = &'a ResourceSet>) -> Result<(), String> {
+    sets.into_iter().try_for_each(|s| {
+        s.check_request()
+            .map_err(|e| format!("a malformed resource report: {e}"))
+    })
 }
 
 /// The nodes the node table counts alive, shared with the routes that serve the GCS: only they

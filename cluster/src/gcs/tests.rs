@@ -568,6 +568,18 @@ fn a_node_speaks_only_for_itself_and_only_members_change_the_tables() {
         let nodes = gcs.request(GetAllNodes).await.unwrap();
         assert!(nodes.iter().all(|n| n.node_id != victim), "{nodes:?}");
         assert_eq!(head.router().refused(), 4);
+        // Its own registration with resources no node could have (as only the wire can make
+        // them: negative, or so large that sums overflow) is refused too.
+        for units in [-10_000i64, i64::MAX] {
+            let forged: ResourceSet = postcard::from_bytes(
+                &postcard::to_stdvec(&vec![("CPU".to_string(), units)]).unwrap(),
+            )
+            .unwrap();
+            let mut info = node_info(me);
+            info.resources_total = forged;
+            assert!(refused(gcs.request(RegisterNode(info)).await));
+        }
+        assert_eq!(head.router().refused(), 6);
         // Registered as itself, it is a member: its writes are taken.
         gcs.request(RegisterNode(node_info(me))).await.unwrap();
         assert_eq!(gcs.request(put()).await, Ok(true));
@@ -609,7 +621,7 @@ fn a_node_speaks_only_for_itself_and_only_members_change_the_tables() {
         })
         .await
         .unwrap();
-        assert_eq!(head.router().refused(), 7);
+        assert_eq!(head.router().refused(), 9);
         // Leaving, it stops being a member.
         gcs.request(UnregisterNode {
             node: me,

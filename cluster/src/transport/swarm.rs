@@ -205,6 +205,42 @@ pub(super) struct EventLoop {
     in_flight: HashMap<PeerId, usize>,
     waiting: HashMap<PeerId, std::collections::VecDeque<(Frame, ReplyTx)>>,
     identified: HashSet<PeerId>,
+    /// Peers blocked for malformed frames.
+    blocked: BlockList,
+}
+
+/// Peers a node keeps blocked at once; past it the one blocked longest is let back (a key
+/// holder can make new identities, so the list is bounded by the node, not by them).
+const MAX_BLOCKED: usize = 4096;
+
+/// The peers blocked for malformed frames, oldest first, at most `max`.
+pub(super) struct BlockList {
+    order: std::collections::VecDeque<PeerId>,
+    max: usize,
+}
+
+impl BlockList {
+    pub(super) fn new(max: usize) -> Self {
+        BlockList {
+            order: std::collections::VecDeque::new(),
+            max,
+        }
+    }
+
+    /// Records `peer` as blocked: `false` when it already was; with the peer to let back when
+    /// the list was full.
+    pub(super) fn add(&mut self, peer: PeerId) -> (bool, Option<PeerId>) {
+        if self.order.contains(&peer) {
+            return (false, None);
+        }
+        self.order.push_back(peer);
+        let evicted = if self.order.len() > self.max {
+            self.order.pop_front()
+        } else {
+            None
+        };
+        (true, evicted)
+    }
 }
 
 /// Where a request's reply goes.
@@ -237,6 +273,7 @@ impl EventLoop {
             in_flight: HashMap::new(),
             waiting: HashMap::new(),
             identified: HashSet::new(),
+            blocked: BlockList::new(MAX_BLOCKED),
         }
     }
 
@@ -516,6 +553,18 @@ impl EventLoop {
         });
     }
 
+    /// Drops and blocks a peer that sent a malformed frame, letting back the one blocked
+    /// longest when the list is full.
+    fn block(&mut self, peer: PeerId) {
+        let (new, evicted) = self.blocked.add(peer);
+        if new {
+            self.swarm.behaviour_mut().blocked.block_peer(peer);
+        }
+        if let Some(oldest) = evicted {
+            self.swarm.behaviour_mut().blocked.unblock_peer(oldest);
+        }
+    }
+
     /// A request to `peer` ended: start the next one waiting for it.
     fn request_done(&mut self, peer: PeerId) {
         let next = self.waiting.get_mut(&peer).and_then(|q| q.pop_front());
@@ -549,7 +598,7 @@ impl EventLoop {
                             "malformed frame: dropping the peer"
                         );
                         drop(channel);
-                        self.swarm.behaviour_mut().blocked.block_peer(peer);
+                        self.block(peer);
                         return;
                     }
                     let fut = self.router.dispatch(peer, request);
@@ -594,5 +643,23 @@ impl EventLoop {
             }
             request_response::Event::ResponseSent { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_blocked_list_is_bounded_and_lets_back_the_oldest() {
+        let mut list = BlockList::new(3);
+        let peers: Vec<PeerId> = (0..5).map(|_| PeerId::random()).collect();
+        assert_eq!(list.add(peers[0]), (true, None));
+        assert_eq!(list.add(peers[0]), (false, None));
+        assert_eq!(list.add(peers[1]), (true, None));
+        assert_eq!(list.add(peers[2]), (true, None));
+        assert_eq!(list.add(peers[3]), (true, Some(peers[0])));
+        assert_eq!(list.add(peers[4]), (true, Some(peers[1])));
+        assert_eq!(list.order.len(), 3);
     }
 }
