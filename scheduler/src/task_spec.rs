@@ -145,9 +145,24 @@ pub const MAX_RETURNS_FROM_WIRE: u32 = 1 << 16;
 
 impl TaskSpec {
     /// Checks a task that arrived from another node before it drives any allocation or
-    /// accounting: its resource request ([`ResourceSet::check_request`]) and its number of
-    /// returns (at most [`MAX_RETURNS_FROM_WIRE`]).
+    /// accounting: its id is its origin's (ids carry their maker's tag), its resource requests
+    /// ([`ResourceSet::check_request`]: the task's, and an actor's lifetime resources) and its
+    /// number of returns (at most [`MAX_RETURNS_FROM_WIRE`]).
     pub fn check_from_wire(&self) -> Result<(), String> {
+        if self.task_id.node_tag() != self.origin.tag() {
+            return Err("a task whose id was not made by its origin".into());
+        }
+        if let TaskKind::ActorCreation {
+            actor, lifetime, ..
+        } = &self.kind
+        {
+            if actor.node_tag() != self.origin.tag() {
+                return Err("an actor whose id was not made by its creator".into());
+            }
+            lifetime
+                .check_request()
+                .map_err(|e| format!("malformed lifetime resources: {e}"))?;
+        }
         if self.num_returns > MAX_RETURNS_FROM_WIRE {
             return Err(format!(
                 "{} return objects asked for, more than the {MAX_RETURNS_FROM_WIRE} a node accepts",

@@ -14,7 +14,8 @@ use futures::{AsyncWriteExt, StreamExt};
 use rand::SeedableRng;
 use raya_cluster::gcs::nodes::{GetAllNodes, NodeState};
 use raya_cluster::transport::{
-    ClusterKey, Frame, NetConfig, Network, Role, Router, Sequenced, Target, WireMessage, route_of,
+    ClusterKey, Frame, NetConfig, Network, Role, Router, Sequenced, Target, WireError, WireMessage,
+    route_of,
 };
 use raya_wire_fuzz::seeds::{FuzzTarget, seeds};
 
@@ -192,13 +193,23 @@ fn a_hostile_member_cannot_take_the_head_down() {
         }
         .encode()
         .unwrap();
-        for body in [nested, big_batch] {
-            frames.push(Frame {
-                route: route_of(Sequenced::NAME),
-                target: Target::System,
-                body,
-            });
-        }
+        // The nested batch goes first, alone: a later batch of the same link (the mutated ones
+        // carry any epoch) would make the node refuse it as stale before looking inside.
+        let batch_frame = |body| Frame {
+            route: route_of(Sequenced::NAME),
+            target: Target::System,
+            body,
+        };
+        let replies = hostile
+            .ask_frame(head, batch_frame(nested))
+            .await
+            .expect("the nested batch is answered");
+        let replies = Sequenced::decode_result(&replies).expect("one reply per frame");
+        assert!(
+            matches!(&replies[..], [Err(WireError::Decode(r))] if r.contains("a batch inside a batch")),
+            "{replies:?}"
+        );
+        frames.push(batch_frame(big_batch));
         let answered = futures::stream::iter(frames)
             .map(|f| {
                 let net = hostile.clone();
@@ -212,7 +223,7 @@ fn a_hostile_member_cannot_take_the_head_down() {
             .filter(|ok| futures::future::ready(*ok))
             .count()
             .await;
-        assert_eq!(answered, inputs + 2, "every frame is answered in time");
+        assert_eq!(answered, inputs + 1, "every frame is answered in time");
 
         // Raw streams: a frame length past the limit (its sender is dropped), and lengths at
         // the limit whose bytes trickle in or never come, on both protocols.
@@ -268,8 +279,5 @@ fn a_hostile_member_cannot_take_the_head_down() {
     assert!(log.contains("message refused"), "{log}");
     assert!(log.contains("names node"), "{log}");
     assert!(log.contains("only the head sends this"), "{log}");
-    assert!(
-        log.contains("a batch inside a batch") || log.contains("nested"),
-        "{log}"
-    );
+    assert!(log.contains("nested in another: refused"), "{log}");
 }

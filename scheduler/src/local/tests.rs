@@ -103,7 +103,7 @@ impl Fixture {
             sched,
             store,
             log,
-            ids: IdGenerator::new(JobId(1), 1),
+            ids: IdGenerator::new(JobId(1), node.tag()),
             node,
         }
     }
@@ -410,5 +410,37 @@ fn a_placement_asking_for_billions_of_returns_is_refused_before_it_allocates() {
         let fx = Fixture::new(2.0);
         let ret = place_forged(&fx, ResourceSet::cpus(1.0).unwrap(), u32::MAX);
         refused_and_serving(&fx, ret, "return objects").await;
+    });
+}
+
+#[test]
+fn a_placement_of_an_actor_with_negative_lifetime_resources_or_of_another_nodes_id_is_refused() {
+    run(|| async {
+        let fx = Fixture::new(2.0);
+        let forged: ResourceSet = raya_common::codec::decode(
+            &raya_common::codec::encode(&vec![("CPU", -1000 * raya_common::resources::UNIT)])
+                .unwrap(),
+        )
+        .unwrap();
+        // An actor whose lifetime resources would raise the node's capacity once granted.
+        let (mut spec, ret) = fx.spec(ResourceSet::cpus(1.0).unwrap(), vec![], 1);
+        spec.kind = TaskKind::ActorCreation {
+            actor: fx.ids.actor_id(),
+            lifetime: forged,
+            options: Default::default(),
+        };
+        fx.sched.do_send(PlaceTask(spec));
+        refused_and_serving(&fx, ret, "lifetime").await;
+        // A task whose id another node made (it would run under that node's task id).
+        let (mut spec, _) = fx.spec(ResourceSet::cpus(1.0).unwrap(), vec![], 1);
+        spec.task_id = TaskId(spec.task_id.0 ^ (1u128 << 64));
+        let ret = fx.store.add_ref(spec.return_id(0));
+        fx.sched.do_send(PlaceTask(spec));
+        let st = fx.state().await;
+        assert!(
+            matches!(fx.store.get(ret.id()), Lookup::Failed(e) if e.message.contains("origin"))
+        );
+        // Nothing more runs or waits than the three tasks submitted above.
+        assert_eq!((st.running, st.queued), (2, 1));
     });
 }
