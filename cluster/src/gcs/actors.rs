@@ -159,10 +159,12 @@ gcs_requests! {
 pub struct ActorTable {
     actors: Persisted<ActorId, ActorInfo>,
     names: HashMap<(String, String), ActorId>,
+    /// The alive nodes: an actor moves to another node only from one that is not.
+    members: super::nodes::Members,
 }
 
 impl ActorTable {
-    pub(crate) fn load(db: &sled::Db) -> Result<Self, GcsError> {
+    pub(crate) fn load(db: &sled::Db, members: super::nodes::Members) -> Result<Self, GcsError> {
         let actors: Persisted<ActorId, ActorInfo> = Persisted::open(db, "actors")?;
         let names = actors
             .values()
@@ -173,7 +175,11 @@ impl ActorTable {
                     .map(|n| ((a.namespace.clone(), n), a.actor_id))
             })
             .collect();
-        Ok(ActorTable { actors, names })
+        Ok(ActorTable {
+            actors,
+            names,
+            members,
+        })
     }
 
     fn set_dead(&mut self, mut info: ActorInfo, cause: String) -> Result<(), GcsError> {
@@ -230,6 +236,19 @@ impl Handler<UpdateActor> for ActorTable {
         };
         if info.state == ActorState::Dead {
             return Ok(());
+        }
+        // The node reporting (the router checked it is the sender) must be the actor's: the
+        // one recorded, or any while the actor is first being placed, or a new one once the
+        // recorded node is no longer alive.
+        if let (Some(at), Some(from)) = (info.node, m.node)
+            && at != from
+            && info.state != ActorState::PendingCreation
+            && self.members.contains(&at)
+        {
+            return Err(GcsError::Invalid(format!(
+                "actor {} lives on node {at}, not {from}",
+                m.actor_id
+            )));
         }
         info.num_restarts = m.num_restarts;
         if m.node.is_some() {

@@ -250,7 +250,7 @@ impl GcsTables {
         let members = nodes::Members::default();
         let node_state = nodes::NodeTable::load(&db, config.node_timeout, members.clone())?;
         let job_state = jobs::JobTable::load(&db)?;
-        let actor_state = actors::ActorTable::load(&db)?;
+        let actor_state = actors::ActorTable::load(&db, members.clone())?;
         let function_state = functions::FunctionTable::load(&db)?;
         let object_state = objects::ObjectTable::load(&db)?;
         let event_state = task_events::TaskEventTable::new(&db, config.max_task_events)?;

@@ -503,11 +503,12 @@ fn a_notification_is_queued_before_notify_returns() {
 }
 
 /// A head and a second node on loopback; the node's GCS handle and its node id.
-async fn head_and_node(dir: &std::path::Path) -> (Network, Network, GcsHandle, NodeId) {
+async fn head_and_node(dir: &std::path::Path) -> (Network, Network, GcsHandle, NodeId, GcsHandle) {
     use crate::transport::{NetConfig, Role};
     let t = GcsTables::start(&config(dir), &actix_rt::Arbiter::current()).unwrap();
     let router = Router::new();
     t.serve(&router);
+    let local = GcsHandle::start(t.clone(), &actix_rt::Arbiter::current());
     let mut c = NetConfig::new(Role::Head);
     c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     let key = libp2p::identity::Keypair::generate_ed25519;
@@ -518,7 +519,7 @@ async fn head_and_node(dir: &std::path::Path) -> (Network, Network, GcsHandle, N
     let hp = node.wait_for_head(Duration::from_secs(10)).await.unwrap();
     let gcs = GcsHandle::start_remote(node.clone(), hp, &actix_rt::Arbiter::current());
     let me = NodeId::from_peer_id(node.local_peer_id());
-    (head, node, gcs, me)
+    (head, node, gcs, me, local)
 }
 
 use crate::transport::{Network, Router};
@@ -531,7 +532,7 @@ fn refused<T>(reply: Result<T, GcsError>) -> bool {
 fn a_node_speaks_only_for_itself_and_only_members_change_the_tables() {
     let dir = temp_dir("senders");
     run(|| async {
-        let (head, node, gcs, me) = head_and_node(&dir).await;
+        let (head, node, gcs, me, _) = head_and_node(&dir).await;
         let put = || KvPut {
             namespace: "app".into(),
             key: b"k".to_vec(),
@@ -630,6 +631,41 @@ fn a_node_speaks_only_for_itself_and_only_members_change_the_tables() {
         .await
         .unwrap();
         assert!(refused(gcs.request(put()).await));
+        node.shutdown();
+        head.shutdown();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_member_cannot_take_over_another_nodes_actor() {
+    let dir = temp_dir("actor-takeover");
+    run(|| async {
+        let (head, node, gcs, me, local) = head_and_node(&dir).await;
+        // An actor alive on another alive node (recorded through the head's own tables).
+        let owner = NodeId::random();
+        local.request(RegisterNode(node_info(owner))).await.unwrap();
+        let id = ((owner.tag() as u128) << 64) | 5;
+        local
+            .request(RegisterActor(actor_info(id, Some("svc"), owner)))
+            .await
+            .unwrap();
+        gcs.request(RegisterNode(node_info(me))).await.unwrap();
+        // The member reports the actor as its own, or as dead: refused, the record unchanged.
+        for state in [ActorState::Alive, ActorState::Dead] {
+            let taken = gcs
+                .request(UpdateActor {
+                    actor_id: ActorId(id),
+                    state,
+                    node: Some(me),
+                    num_restarts: 0,
+                    death_cause: None,
+                })
+                .await;
+            assert!(matches!(taken, Err(GcsError::Invalid(_))), "{taken:?}");
+        }
+        let info = local.request(GetActor(ActorId(id))).await.unwrap().unwrap();
+        assert_eq!((info.node, info.state), (Some(owner), ActorState::Alive));
         node.shutdown();
         head.shutdown();
     });
