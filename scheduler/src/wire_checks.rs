@@ -14,8 +14,8 @@ fn with_task<M: WireMessage>(
     from: &Caller,
     task: fn(&M) -> &TaskSpec,
 ) -> Result<(), String> {
-    check_body::<M>(body, from)?;
     let m = M::decode(body).map_err(|e| e.to_string())?;
+    m.check_from(from)?;
     task(&m).check_from_wire()
 }
 

@@ -48,19 +48,9 @@ pub enum ResourceError {
 }
 
 /// A set of named resource quantities.
-#[derive(
-    Clone,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ResourceSet {
     /// Sorted by name; amounts in units of 1/[`UNIT`]; no zero entries.
     items: Vec<(Arc<str>, i64)>,

@@ -11,19 +11,9 @@ use super::{GcsError, GcsEvent, gcs_requests};
 use raya_common::time::now_ms;
 
 /// An actor's lifecycle state.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ActorState {
     /// Waiting for resources or for its constructor to finish.
     PendingCreation,
@@ -36,17 +26,9 @@ pub enum ActorState {
 }
 
 /// An actor's record.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActorInfo {
     /// The actor.
     pub actor_id: ActorId,
@@ -83,18 +65,16 @@ pub struct ActorInfo {
 
 /// Registers a new actor. Fails with [`GcsError::NameTaken`] when its name is already used by a
 /// live actor of the same namespace.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), GcsError>")]
 pub struct RegisterActor(pub ActorInfo);
 
 /// Changes an actor's state.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), GcsError>")]
 pub struct UpdateActor {
     /// The actor.
@@ -110,18 +90,16 @@ pub struct UpdateActor {
 }
 
 /// One actor's record.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<Option<ActorInfo>, GcsError>")]
 pub struct GetActor(pub ActorId);
 
 /// The live actor with `name` in `namespace`.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<Option<ActorInfo>, GcsError>")]
 pub struct GetNamedActor {
     /// Name.
@@ -131,10 +109,9 @@ pub struct GetNamedActor {
 }
 
 /// Actor records; dead ones only when asked.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<Vec<ActorInfo>, GcsError>")]
 pub struct ListActors {
     /// Include dead actors.

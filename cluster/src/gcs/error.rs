@@ -5,19 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 /// A GCS request failed.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    Eq,
-    thiserror::Error,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug), attr(allow(missing_docs)))]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum GcsError {
     /// sled could not read or write.
     #[error("GCS storage error: {0}")]

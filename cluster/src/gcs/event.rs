@@ -10,10 +10,9 @@ use super::nodes;
 
 /// A change of the node table as the head publishes it by gossip: numbered, so that a node that
 /// missed one notices the gap and reloads the table from the GCS.
-#[derive(
-    Debug, Clone, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionedEvent {
     /// Changes with every start of the GCS.
     pub epoch: u64,
@@ -24,10 +23,9 @@ pub struct VersionedEvent {
 }
 
 /// A change the GCS publishes to its subscribers.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug), attr(allow(missing_docs)))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub enum GcsEvent {
     /// A node registered (or re-registered) and is alive.

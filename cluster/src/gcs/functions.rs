@@ -10,22 +10,9 @@ use super::persist::Persisted;
 use super::{GcsError, GcsEvent, gcs_requests};
 
 /// What a registered name is.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum FunctionKind {
     /// A remote function.
     Function,
@@ -34,21 +21,9 @@ pub enum FunctionKind {
 }
 
 /// A name a node's binary registered.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct FunctionInfo {
     /// The registered name.
     pub name: String,
@@ -57,10 +32,9 @@ pub struct FunctionInfo {
 }
 
 /// Publishes the names a node can run (sent when the node joins).
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), GcsError>")]
 pub struct RegisterFunctions {
     /// The node.
@@ -70,10 +44,9 @@ pub struct RegisterFunctions {
 }
 
 /// The live nodes that registered `name`.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<Vec<NodeId>, GcsError>")]
 pub struct NodesWithFunction {
     /// The name.
@@ -81,10 +54,9 @@ pub struct NodesWithFunction {
 }
 
 /// Every registered name with the live nodes that can run it.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<Vec<(FunctionInfo, Vec<NodeId>)>, GcsError>")]
 pub struct ListFunctions;
 

@@ -13,10 +13,9 @@ pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Stores `value` under `key`; returns whether the key was new. With `overwrite` false an
 /// existing value is kept.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<bool, GcsError>")]
 pub struct KvPut {
     /// Namespace.
@@ -30,10 +29,9 @@ pub struct KvPut {
 }
 
 /// Reads the value under `key`.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<Option<Vec<u8>>, GcsError>")]
 pub struct KvGet {
     /// Namespace.
@@ -43,10 +41,9 @@ pub struct KvGet {
 }
 
 /// Deletes `key`; returns whether it existed.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<bool, GcsError>")]
 pub struct KvDel {
     /// Namespace.
@@ -56,10 +53,9 @@ pub struct KvDel {
 }
 
 /// Keys of `namespace` starting with `prefix`, in order.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<Vec<Vec<u8>>, GcsError>")]
 pub struct KvKeys {
     /// Namespace.

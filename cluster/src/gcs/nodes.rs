@@ -11,19 +11,9 @@ use super::{GcsError, GcsEvent, gcs_requests};
 use raya_common::time::now_ms;
 
 /// Whether a node is alive.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeState {
     /// Registered and sending heartbeats.
     Alive,
@@ -32,17 +22,9 @@ pub enum NodeState {
 }
 
 /// A node's record.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfo {
     /// The node.
     pub node_id: NodeId,
@@ -73,18 +55,16 @@ pub struct NodeInfo {
 }
 
 /// Registers a node (or a restart of a node with the same id) as alive.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), GcsError>")]
 pub struct RegisterNode(pub NodeInfo);
 
 /// A node's periodic heartbeat with its resource availability and queue.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), GcsError>")]
 pub struct NodeHeartbeat {
     /// The reporting node.
@@ -98,10 +78,9 @@ pub struct NodeHeartbeat {
 }
 
 /// Declares a node dead (a clean shutdown, or a failure another component observed).
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), GcsError>")]
 pub struct UnregisterNode {
     /// The node.
@@ -111,10 +90,9 @@ pub struct UnregisterNode {
 }
 
 /// Every node record, alive and dead.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<Vec<NodeInfo>, GcsError>")]
 pub struct GetAllNodes;
 

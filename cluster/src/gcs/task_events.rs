@@ -15,19 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::{GcsError, gcs_requests};
 
 /// What kind of task a record describes.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskKind {
     /// A remote function call.
     Normal,
@@ -38,22 +28,9 @@ pub enum TaskKind {
 }
 
 /// A task's state, in lifecycle order.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TaskState {
     /// Waiting for its arguments.
     PendingArgs,
@@ -80,17 +57,9 @@ impl TaskState {
 }
 
 /// A task's record: what it is, where it ran, and when it entered each state.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskEvent {
     /// The task.
     pub task_id: TaskId,
@@ -137,18 +106,16 @@ impl TaskEvent {
 }
 
 /// A batch of task reports from one node.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), GcsError>")]
 pub struct AddTaskEvents(pub Vec<TaskEvent>);
 
 /// The most recent task records, newest last.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<Vec<TaskEvent>, GcsError>")]
 pub struct ListTaskEvents {
     /// Only this job's tasks.
@@ -158,10 +125,9 @@ pub struct ListTaskEvents {
 }
 
 /// How many task records are stored, and how many were dropped to stay within the bound.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(usize, u64), GcsError>")]
 pub struct TaskEventCounts;
 

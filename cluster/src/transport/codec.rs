@@ -13,19 +13,9 @@ use serde::{Deserialize, Serialize};
 pub const RPC_PROTOCOL: StreamProtocol = StreamProtocol::new("/raya/rpc/1");
 
 /// Whom a frame is for on the receiving node.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Target {
     /// The component that serves the frame's name on that node (a GCS table, a scheduler, the
     /// object manager, the node manager).
@@ -36,10 +26,9 @@ pub enum Target {
 }
 
 /// A request: a typed message, serialized, for one actor on the far node.
-#[derive(
-    Debug, Clone, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Frame {
     /// The message type's route id ([`super::route_id`]).
     pub route: u64,
@@ -65,19 +54,9 @@ impl Frame {
 }
 
 /// Why a request got no reply from the far actor.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    Eq,
-    thiserror::Error,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum WireError {
     /// The far node serves no message of this type.
     #[error("the node does not serve message type {0:#x}")]

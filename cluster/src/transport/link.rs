@@ -74,10 +74,9 @@ impl Lane {
 }
 
 /// A numbered batch of frames from one link, handled in order.
-#[derive(
-    Debug, Clone, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sequenced {
     /// The sending link's incarnation: a node restarted starts a new one.
     pub epoch: u64,
@@ -634,8 +633,8 @@ pub(crate) fn serve(router: &Router) {
             Box::pin(async move {
                 let peer = from.peer;
                 // Checked, then read in place: the batch's numbers decide what happens to it
-                // (a copy of the last is answered again without reading its frames), and a
-                // frame's body is copied out only when it is handled.
+                // (a copy of the last, a stale or a malformed batch is answered without its
+                // frames being copied out); the frames of a batch to handle are copied once.
                 let archived = rkyv::access::<ArchivedSequenced, rkyv::rancor::Error>(&body)
                     .map_err(|e| WireError::Decode(e.to_string()))?;
                 let Some(router) = weak.upgrade() else {

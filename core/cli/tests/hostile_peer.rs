@@ -92,11 +92,11 @@ async fn peer(addr: &str, key: ClusterKey) -> Network {
 
 /// The frames of the seed corpus that are whole frames, decoded.
 fn seed_frames() -> Vec<Frame> {
+    let checks = raya::wire_checks();
     seeds()
         .into_iter()
         .filter(|(t, _)| *t == FuzzTarget::Route)
         .map(|(_, input)| {
-            let checks = raya::wire_checks();
             let (name, _) = checks[u16::from_le_bytes([input[0], input[1]]) as usize];
             Frame {
                 route: route_of(name),

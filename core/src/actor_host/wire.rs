@@ -109,10 +109,9 @@ pub(crate) fn not_deliverable<A: ActorClass>(method: &Method<A>) -> Option<TaskE
 pub(crate) struct DeliverCalls(pub(crate) Vec<WireActorCall>);
 
 /// A control message for an actor on another node.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub(crate) enum WireControl {
     /// Kill it (restart when allowed and asked).
@@ -124,10 +123,9 @@ pub(crate) enum WireControl {
 }
 
 /// [`WireControl`] addressed to an actor. Replies whether the actor lives on the node.
-#[derive(
-    Debug, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Message, Serialize, Deserialize)]
 #[rtype(result = "bool")]
 pub(crate) struct ControlActor {
     pub(crate) actor: ActorId,

@@ -268,11 +268,7 @@ fn frame(name: &str, body: Vec<u8>) -> Frame {
 pub fn seeds() -> Vec<(FuzzTarget, Vec<u8>)> {
     use libp2p::request_response::Codec;
     let names: Vec<&str> = checks().iter().map(|(n, _)| *n).collect();
-    let gcs: Vec<&str> = raya_cluster::gcs::wire_checks()
-        .into_iter()
-        .map(|(n, _)| n)
-        .filter(|n| *n != "gcs/VersionedEvent" && *n != "gcs/NodeHeartbeat")
-        .collect();
+    let gcs = crate::targets::gcs_names();
     let mut out = Vec::new();
     let bodies = bodies();
     let mut codec = FrameCodec {

@@ -128,6 +128,18 @@ fn live_gcs() -> &'static LiveGcs {
     })
 }
 
+/// The GCS requests a node serves as requests (not those that travel by gossip).
+pub fn gcs_names() -> &'static [&'static str] {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        raya_cluster::gcs::wire_checks()
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| *n != "gcs/VersionedEvent" && *n != "gcs/NodeHeartbeat")
+            .collect()
+    })
+}
+
 /// A GCS request handed to live tables, handlers and all: two bytes pick the request among
 /// the GCS's, one the caller, the rest is the body.
 pub fn gcs_live(data: &[u8]) {
@@ -136,11 +148,7 @@ pub fn gcs_live(data: &[u8]) {
     };
     ensure_store();
     let live = live_gcs();
-    let names: Vec<&str> = raya_cluster::gcs::wire_checks()
-        .into_iter()
-        .map(|(n, _)| n)
-        .filter(|n| *n != "gcs/VersionedEvent" && *n != "gcs/NodeHeartbeat")
-        .collect();
+    let names = gcs_names();
     let name = names[u16::from_le_bytes([*a, *b]) as usize % names.len()];
     let frame = Frame {
         route: raya_cluster::transport::route_of(name),

@@ -33,10 +33,9 @@ pub struct TaskUnschedulable {
 }
 
 /// The global scheduler gave a task this node handed over to node `node`, which has it.
-#[derive(
-    Debug, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct TaskPlaced {
     /// The task.
@@ -175,10 +174,9 @@ pub struct WorkerStopped {
 /// Cancels a queued or running task (and, when `recursive`, the tasks it submitted). Replies
 /// whether the task was found here. From another node: the owner of a task placed here
 /// cancelled it (one that has not arrived yet fails as cancelled when it does).
-#[derive(
-    Debug, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Message, Serialize, Deserialize)]
 #[rtype(result = "bool")]
 pub struct CancelTask {
     /// The task.

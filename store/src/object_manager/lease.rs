@@ -25,10 +25,9 @@ pub(super) const MAX_ASKED: usize = 4096;
 
 /// Asks a node which of `ids`, objects of the asking node, it still makes (or keeps for the
 /// asker). Answered with one flag per id, in order.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Vec<bool>")]
 pub struct StillMaking(pub Vec<ObjectId>);
 

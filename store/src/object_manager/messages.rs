@@ -43,10 +43,9 @@ pub struct ObjectReady {
 }
 
 /// Tells an object's owner that node `at` will make it (so the owner fails it if `at` dies).
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct ObjectsExpected {
     /// The objects.
@@ -56,10 +55,9 @@ pub struct ObjectsExpected {
 }
 
 /// Where an object can be pulled from, as its owner knows.
-#[derive(
-    Debug, Clone, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Located {
     /// On this node.
     At(NodeId),
@@ -73,26 +71,23 @@ pub enum Located {
 
 /// Asks an object's owner where the object is. Answered when the object is ready, or
 /// [`Located::Pending`] after a while.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Located")]
 pub struct LocateObject(pub ObjectId);
 
 /// Tells a node holding a copy of an object that the owner freed it.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct FreeObject(pub ObjectId);
 
 /// Tells an owner that node `node` took its first reference to `id` (`add`) or dropped its last.
-#[derive(
-    Debug, Clone, Message, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct Borrow {
     /// The object.
