@@ -18,4 +18,7 @@
 pub mod gcs;
 pub mod transport;
 
+#[cfg(test)]
+mod tag_collision;
+
 pub use gcs::{GcsClient, GcsConfig, GcsError, GcsHandle, GcsRequest, GcsTables};

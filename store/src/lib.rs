@@ -16,7 +16,9 @@ mod raw_ref;
 mod signal;
 pub mod wire_value;
 
-pub use object_manager::{ExpectReturns, NodeGone, ObjectManager, ObjectsExpected};
+pub use object_manager::{
+    ExpectReturns, MAX_HANDED_OVER, NodeGone, ObjectManager, ObjectsExpected,
+};
 pub use object_store::{
     Lookup, ObjectStore, Resident, Status, StoreConfig, StoreCore, StoreError, StoreHooks,
     StoreStats,

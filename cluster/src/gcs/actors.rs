@@ -132,16 +132,55 @@ gcs_requests! {
     ListActors => Vec<ActorInfo> as "gcs/ListActors", access = Read;
 }
 
+/// Where the head placed the creation of each actor it placed lately: the only node, besides
+/// the one recorded, an actor's record may move to (so a member cannot claim another's actor
+/// while it is being created, and receive its calls). Written by the head's global scheduler
+/// before it sends the placement, read by the actor table. Keeps the latest
+/// [`MAX_PLACEMENTS_KEPT`] placements.
+#[derive(Debug, Clone, Default)]
+pub struct Placements(std::sync::Arc<std::sync::Mutex<PlacedActors>>);
+
+/// Placements kept, at most (the oldest are let go).
+pub const MAX_PLACEMENTS_KEPT: usize = 65_536;
+
+/// The placements, and the order they came in.
+#[derive(Debug, Default)]
+struct PlacedActors {
+    at: HashMap<ActorId, NodeId>,
+    order: std::collections::VecDeque<ActorId>,
+}
+
+impl Placements {
+    /// Records that the head placed `actor`'s creation on `node`.
+    pub fn record(&self, actor: ActorId, node: NodeId) {
+        let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if p.at.insert(actor, node).is_none() {
+            p.order.push_back(actor);
+        }
+        while p.order.len() > MAX_PLACEMENTS_KEPT {
+            if let Some(old) = p.order.pop_front() {
+                p.at.remove(&old);
+            }
+        }
+    }
+
+    /// Where the head last placed `actor`'s creation, if it did lately.
+    pub fn placed(&self, actor: ActorId) -> Option<NodeId> {
+        let p = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        p.at.get(&actor).copied()
+    }
+}
+
 /// The actor table actor.
 pub struct ActorTable {
     actors: Persisted<ActorId, ActorInfo>,
     names: HashMap<(String, String), ActorId>,
-    /// The alive nodes: an actor moves to another node only from one that is not.
-    members: super::nodes::Members,
+    /// Where the head placed actors: the only node an actor's record moves to.
+    placements: Placements,
 }
 
 impl ActorTable {
-    pub(crate) fn load(db: &sled::Db, members: super::nodes::Members) -> Result<Self, GcsError> {
+    pub(crate) fn load(db: &sled::Db, placements: Placements) -> Result<Self, GcsError> {
         let actors: Persisted<ActorId, ActorInfo> = Persisted::open(db, "actors")?;
         let names = actors
             .values()
@@ -155,7 +194,7 @@ impl ActorTable {
         Ok(ActorTable {
             actors,
             names,
-            members,
+            placements,
         })
     }
 
@@ -215,15 +254,16 @@ impl Handler<UpdateActor> for ActorTable {
             return Ok(());
         }
         // The node reporting (the router checked it is the sender) must be the actor's: the
-        // one recorded, or any while the actor is first being placed, or a new one once the
-        // recorded node is no longer alive.
-        if let (Some(at), Some(from)) = (info.node, m.node)
-            && at != from
-            && info.state != ActorState::PendingCreation
-            && self.members.contains(&at)
+        // one recorded, or the one the head placed its creation on.
+        if let Some(from) = m.node
+            && info.node != Some(from)
+            && self.placements.placed(m.actor_id) != Some(from)
         {
+            let at = info
+                .node
+                .map_or_else(|| "no node".to_string(), |n| format!("node {n}"));
             return Err(GcsError::Invalid(format!(
-                "actor {} lives on node {at}, not {from}",
+                "actor {} lives on {at}, and the head did not place it on {from}",
                 m.actor_id
             )));
         }

@@ -89,6 +89,13 @@ impl GcsClient {
     }
 
     fn apply(&mut self, ev: GcsEvent) {
+        if let Some(net) = self.network() {
+            // Whatever its state, a node the table knows keeps its id tag.
+            net.router().know_node(match &ev {
+                GcsEvent::NodeAlive(n) | GcsEvent::NodeResources(n) => n.node_id,
+                GcsEvent::NodeDead { node, .. } => *node,
+            });
+        }
         self.subscribers.retain(|s| s.connected());
         for s in &self.subscribers {
             s.do_send(ev.clone());
@@ -165,6 +172,9 @@ impl Actor for GcsClient {
                     |res, this: &mut GcsClient, _| match res {
                         Ok(Ok(nodes)) => {
                             for n in &nodes {
+                                if let Some(net) = this.network() {
+                                    net.router().know_node(n.node_id);
+                                }
                                 this.learn_addresses(n);
                             }
                             this.nodes = nodes.into_iter().map(|n| (n.node_id, n)).collect()

@@ -63,10 +63,26 @@ pub struct ListFunctions;
 gcs_requests! {
     FunctionTable, functions:
     RegisterFunctions => () as "gcs/RegisterFunctions", access = Join,
-        where |m, from| from.is(m.node, "a function list");
+        where |m, from| {
+            from.is(m.node, "a function list")?;
+            if m.functions.len() > MAX_FUNCTIONS_A_NODE {
+                return Err(format!(
+                    "{} functions registered, more than {MAX_FUNCTIONS_A_NODE}",
+                    m.functions.len()
+                ));
+            }
+            m.functions
+                .iter()
+                .try_for_each(|f| super::nodes::check_text(&f.name, "a function name", MAX_FUNCTION_NAME))
+        };
     NodesWithFunction => Vec<NodeId> as "gcs/NodesWithFunction", access = Read;
     ListFunctions => Vec<(FunctionInfo, Vec<NodeId>)> as "gcs/ListFunctions", access = Read;
 }
+
+/// Functions and actor types one node registers, at most.
+pub const MAX_FUNCTIONS_A_NODE: usize = 65_536;
+/// Bytes of a function's name, at most.
+pub const MAX_FUNCTION_NAME: usize = 1024;
 
 /// The function table actor.
 pub struct FunctionTable {

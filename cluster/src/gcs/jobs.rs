@@ -72,11 +72,21 @@ pub struct GetAllJobs;
 gcs_requests! {
     JobTable, jobs:
     AddJob => JobInfo as "gcs/AddJob", access = Join,
-        where |m, from| from.is(m.driver_node, "a job");
+        where |m, from| {
+            from.is(m.driver_node, "a job")?;
+            super::nodes::check_text(&m.namespace, "a namespace", MAX_NAMESPACE)
+        };
     FinishJob => () as "gcs/FinishJob",
         where |m, from| from.is(m.node, "a job's end");
     GetAllJobs => Vec<JobInfo> as "gcs/GetAllJobs", access = Read;
 }
+
+/// Bytes of a job's namespace, at most.
+pub const MAX_NAMESPACE: usize = 1024;
+/// Jobs one node drives at once, at most.
+pub const MAX_RUNNING_JOBS_A_NODE: usize = 1024;
+/// Records of finished jobs the table keeps, at most (the oldest are let go).
+pub const MAX_FINISHED_JOBS: usize = 1_000;
 
 /// The job table actor.
 pub struct JobTable {
@@ -118,6 +128,17 @@ impl Actor for JobTable {
 impl Handler<AddJob> for JobTable {
     type Result = Result<JobInfo, GcsError>;
     fn handle(&mut self, m: AddJob, _: &mut Context<Self>) -> Self::Result {
+        let running = self
+            .jobs
+            .values()
+            .filter(|j| j.driver_node == m.driver_node && j.state == JobState::Running)
+            .count();
+        if running >= MAX_RUNNING_JOBS_A_NODE {
+            return Err(GcsError::Invalid(format!(
+                "node {} runs {running} jobs already, the most one node may",
+                m.driver_node
+            )));
+        }
         let next = self.counter.get(&"next".to_string()).copied().unwrap_or(1);
         let following = next
             .checked_add(1)
@@ -132,7 +153,31 @@ impl Handler<AddJob> for JobTable {
             end_time_ms: None,
         };
         self.jobs.insert(info.job_id, info.clone())?;
+        self.forget_oldest_finished()?;
         Ok(info)
+    }
+}
+
+impl JobTable {
+    /// Lets go the records of the jobs that finished first, past [`MAX_FINISHED_JOBS`].
+    fn forget_oldest_finished(&mut self) -> Result<(), GcsError> {
+        let finished: Vec<JobId> = self
+            .jobs
+            .values()
+            .filter(|j| j.state != JobState::Running)
+            .map(|j| j.job_id)
+            .collect();
+        if finished.len() <= MAX_FINISHED_JOBS {
+            return Ok(());
+        }
+        // Job ids grow with time: the smallest finished first (or at least started first).
+        let excess = finished.len() - MAX_FINISHED_JOBS;
+        let mut oldest = finished;
+        oldest.sort_unstable();
+        for job in oldest.into_iter().take(excess) {
+            self.jobs.remove(&job)?;
+        }
+        Ok(())
     }
 }
 

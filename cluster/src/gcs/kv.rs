@@ -10,6 +10,18 @@ use super::{GcsError, gcs_requests};
 pub const MAX_KEY_BYTES: usize = 64 * 1024;
 /// Largest value accepted.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes (namespaces, keys and values) the store holds in all, at most, unless the GCS is
+/// configured otherwise ([`super::GcsConfig::max_kv_bytes`]).
+pub const DEFAULT_MAX_BYTES: usize = 512 * 1024 * 1024;
+/// Entries the store holds, at most.
+pub const MAX_ENTRIES: usize = 1_000_000;
+/// Bytes of keys one `KvKeys` answers with, at most (the listing stops there).
+pub const MAX_LISTED_BYTES: usize = 32 * 1024 * 1024;
+
+/// What an entry costs against the table's bound of bytes.
+fn cost(namespace: &str, key: &[u8], value: &[u8]) -> usize {
+    namespace.len() + key.len() + value.len()
+}
 
 /// Stores `value` under `key`; returns whether the key was new. With `overwrite` false an
 /// existing value is kept.
@@ -52,7 +64,8 @@ pub struct KvDel {
     pub key: Vec<u8>,
 }
 
-/// Keys of `namespace` starting with `prefix`, in order.
+/// Keys of `namespace` starting with `prefix`, in order: the first [`MAX_LISTED_BYTES`] bytes
+/// of them (ask again with a longer prefix for the rest).
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
 #[derive(Debug, Clone, Message, Serialize, Deserialize)]
@@ -75,12 +88,20 @@ gcs_requests! {
 /// The key-value table actor.
 pub struct KvTable {
     entries: Persisted<(String, Vec<u8>), Vec<u8>>,
+    /// What the entries cost in all ([`cost`]).
+    bytes: usize,
+    /// The most they may cost.
+    max_bytes: usize,
 }
 
 impl KvTable {
-    pub(crate) fn load(db: &sled::Db) -> Result<Self, GcsError> {
+    pub(crate) fn load(db: &sled::Db, max_bytes: usize) -> Result<Self, GcsError> {
+        let entries: Persisted<(String, Vec<u8>), Vec<u8>> = Persisted::open(db, "kv")?;
+        let bytes = entries.iter().map(|((ns, k), v)| cost(ns, k, v)).sum();
         Ok(KvTable {
-            entries: Persisted::open(db, "kv")?,
+            entries,
+            bytes,
+            max_bytes,
         })
     }
 }
@@ -99,13 +120,27 @@ impl Handler<KvPut> for KvTable {
                 m.value.len()
             )));
         }
-        let k = (m.namespace, m.key);
-        let existed = self.entries.get(&k).is_some();
-        if existed && !m.overwrite {
+        let old = self
+            .entries
+            .get(&(m.namespace.clone(), m.key.clone()))
+            .map(|v| cost(&m.namespace, &m.key, v));
+        if old.is_some() && !m.overwrite {
             return Ok(false);
         }
-        self.entries.insert(k, m.value)?;
-        Ok(!existed)
+        let new = cost(&m.namespace, &m.key, &m.value);
+        let bytes = self.bytes - old.unwrap_or(0) + new;
+        if bytes > self.max_bytes || (old.is_none() && self.entries.len() >= MAX_ENTRIES) {
+            return Err(GcsError::Invalid(format!(
+                "the key-value store is full ({} entries, {} bytes; at most {MAX_ENTRIES} \
+                 entries and {} bytes): delete keys first",
+                self.entries.len(),
+                self.bytes,
+                self.max_bytes
+            )));
+        }
+        self.entries.insert((m.namespace, m.key), m.value)?;
+        self.bytes = bytes;
+        Ok(old.is_none())
     }
 }
 
@@ -119,7 +154,11 @@ impl Handler<KvGet> for KvTable {
 impl Handler<KvDel> for KvTable {
     type Result = Result<bool, GcsError>;
     fn handle(&mut self, m: KvDel, _: &mut Context<Self>) -> Self::Result {
-        Ok(self.entries.remove(&(m.namespace, m.key))?.is_some())
+        let removed = self.entries.remove(&(m.namespace.clone(), m.key.clone()))?;
+        if let Some(v) = &removed {
+            self.bytes -= cost(&m.namespace, &m.key, v);
+        }
+        Ok(removed.is_some())
     }
 }
 
@@ -127,10 +166,15 @@ impl Handler<KvKeys> for KvTable {
     type Result = Result<Vec<Vec<u8>>, GcsError>;
     fn handle(&mut self, m: KvKeys, _: &mut Context<Self>) -> Self::Result {
         let start = (m.namespace.clone(), m.prefix.clone());
+        let mut listed = 0usize;
         Ok(self
             .entries
             .range_from(&start)
             .take_while(|((ns, k), _)| *ns == m.namespace && k.starts_with(&m.prefix))
+            .take_while(|((_, k), _)| {
+                listed += k.len();
+                listed <= MAX_LISTED_BYTES
+            })
             .map(|((_, k), _)| k.clone())
             .collect())
     }

@@ -209,6 +209,9 @@ pub struct GcsConfig {
     pub node_timeout: Duration,
     /// At most this many task records are kept; the oldest are dropped first.
     pub max_task_events: usize,
+    /// Bytes the key-value table holds at most (namespaces, keys and values); a put past it
+    /// fails. [`kv::DEFAULT_MAX_BYTES`] unless set otherwise.
+    pub max_kv_bytes: usize,
 }
 
 /// Addresses of the running GCS table actors.
@@ -230,6 +233,8 @@ pub struct GcsTables {
     pub kv: Addr<kv::KvTable>,
     /// The nodes the node table counts alive: who may change the tables.
     pub members: nodes::Members,
+    /// Where the head placed actors' creations (written by its global scheduler).
+    pub placements: actors::Placements,
     db: sled::Db,
 }
 
@@ -250,11 +255,12 @@ impl GcsTables {
         let members = nodes::Members::default();
         let node_state = nodes::NodeTable::load(&db, config.node_timeout, members.clone())?;
         let job_state = jobs::JobTable::load(&db)?;
-        let actor_state = actors::ActorTable::load(&db, members.clone())?;
+        let placements = actors::Placements::default();
+        let actor_state = actors::ActorTable::load(&db, placements.clone())?;
         let function_state = functions::FunctionTable::load(&db)?;
         let object_state = objects::ObjectTable::load(&db)?;
         let event_state = task_events::TaskEventTable::new(&db, config.max_task_events)?;
-        let kv_state = kv::KvTable::load(&db)?;
+        let kv_state = kv::KvTable::load(&db, config.max_kv_bytes)?;
 
         let actors = actors::ActorTable::start_in_arbiter(arbiter, move |_| actor_state);
         let functions =
@@ -279,6 +285,7 @@ impl GcsTables {
             task_events,
             kv,
             members,
+            placements,
             db,
         })
     }

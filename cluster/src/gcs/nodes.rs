@@ -107,6 +107,14 @@ gcs_requests! {
     RegisterNode => () as "gcs/RegisterNode", access = Join,
         where |m, from| {
             from.is(m.0.node_id, "a registration")?;
+            check_text(&m.0.hostname, "a hostname", MAX_HOSTNAME)?;
+            if m.0.addresses.len() > MAX_ADDRESSES {
+                return Err(format!(
+                    "a registration with {} addresses, more than {MAX_ADDRESSES}",
+                    m.0.addresses.len()
+                ));
+            }
+            m.0.addresses.iter().try_for_each(|a| check_text(a, "an address", MAX_ADDRESS))?;
             check_resources(
                 [&m.0.resources_total, &m.0.resources_available]
                     .into_iter()
@@ -123,6 +131,23 @@ gcs_requests! {
     UnregisterNode => () as "gcs/UnregisterNode",
         where |m, from| from.is(m.node, "a node leaving");
     GetAllNodes => Vec<NodeInfo> as "gcs/GetAllNodes", access = Read;
+}
+
+/// Bytes of a node's hostname, at most (the longest a DNS name can be).
+pub const MAX_HOSTNAME: usize = 255;
+/// Addresses a node registers, at most, and bytes of each.
+pub const MAX_ADDRESSES: usize = 32;
+/// Bytes of one registered address, at most.
+pub const MAX_ADDRESS: usize = 256;
+/// Records of dead nodes the table keeps, at most (the oldest deaths are let go).
+pub const MAX_DEAD_NODES: usize = 1024;
+
+/// Refuses `text` longer than `max` bytes.
+pub(crate) fn check_text(text: &str, what: &str, max: usize) -> Result<(), String> {
+    if text.len() > max {
+        return Err(format!("{what} of {} bytes, more than {max}", text.len()));
+    }
+    Ok(())
 }
 
 /// Resource sets a node reports must be ones a node could have built (positive amounts within
@@ -223,6 +248,25 @@ impl NodeTable {
         self.nodes.insert(node, info)?;
         tracing::info!(%node, %reason, "node declared dead");
         self.publish(GcsEvent::NodeDead { node, reason });
+        self.forget_oldest_dead()
+    }
+
+    /// Lets go the records of the nodes that died first, past [`MAX_DEAD_NODES`].
+    fn forget_oldest_dead(&mut self) -> Result<(), GcsError> {
+        let mut dead: Vec<(u64, NodeId)> = self
+            .nodes
+            .values()
+            .filter(|n| n.state == NodeState::Dead)
+            .map(|n| (n.end_time_ms.unwrap_or(0), n.node_id))
+            .collect();
+        if dead.len() <= MAX_DEAD_NODES {
+            return Ok(());
+        }
+        dead.sort_unstable();
+        let excess = dead.len() - MAX_DEAD_NODES;
+        for (_, node) in dead.into_iter().take(excess) {
+            self.nodes.remove(&node)?;
+        }
         Ok(())
     }
 
@@ -259,6 +303,19 @@ impl Handler<RegisterNode> for NodeTable {
         RegisterNode(mut info): RegisterNode,
         _: &mut Context<Self>,
     ) -> Self::Result {
+        // Ids carry their maker's 32-bit tag: two nodes with one tag would make each other's
+        // ids (and a key ground to a member's tag could speak for that member's objects).
+        let tag = info.node_id.tag();
+        if let Some(other) = self
+            .nodes
+            .values()
+            .find(|n| n.node_id != info.node_id && n.node_id.tag() == tag)
+        {
+            return Err(GcsError::Invalid(format!(
+                "node {}'s id tag {tag:08x} is node {}'s already: start it with a new node key",
+                info.node_id, other.node_id
+            )));
+        }
         if let Some(old) = self.nodes.get(&info.node_id)
             && old.state == NodeState::Alive
             && old.start_time_ms != info.start_time_ms

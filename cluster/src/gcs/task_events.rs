@@ -87,7 +87,37 @@ pub struct TaskEvent {
     pub times: Vec<(TaskState, u64)>,
 }
 
+/// Bytes of a task record's name, and of its error message, the table keeps at most (longer
+/// ones are cut, saying so); state times it keeps at most.
+pub const MAX_NAME_KEPT: usize = 1024;
+/// See [`MAX_NAME_KEPT`].
+pub const MAX_ERROR_KEPT: usize = 16 * 1024;
+/// See [`MAX_NAME_KEPT`].
+pub const MAX_TIMES_KEPT: usize = 16;
+
+/// `text` cut to at most `max` bytes (at a character boundary), marked when cut.
+fn cut(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(" [cut]");
+}
+
 impl TaskEvent {
+    /// Cuts what the record carries to what the table keeps.
+    fn bound(&mut self) {
+        cut(&mut self.name, MAX_NAME_KEPT);
+        if let Some(e) = &mut self.error {
+            cut(e, MAX_ERROR_KEPT);
+        }
+        self.times.truncate(MAX_TIMES_KEPT);
+    }
+
     /// Folds a later report on the same task attempt into this record.
     pub fn merge(&mut self, newer: TaskEvent) {
         if newer.state >= self.state {
@@ -145,9 +175,12 @@ gcs_requests! {
                     m.0.len()
                 ));
             }
-            m.0.iter()
-                .filter_map(|e| e.node)
-                .try_for_each(|node| from.is(node, "a task record"))
+            // A record names the node the task ran on, or comes from the task's owner (which
+            // reports it submitted before it runs anywhere).
+            m.0.iter().try_for_each(|e| match e.node {
+                Some(node) => from.is(node, "a task record"),
+                None => from.made(e.task_id.node_tag(), "a task record"),
+            })
         };
     ListTaskEvents => Vec<TaskEvent> as "gcs/ListTaskEvents", access = Read;
     TaskEventCounts => (usize, u64) as "gcs/TaskEventCounts", access = Read;
@@ -187,7 +220,8 @@ impl Handler<AddTaskEvents> for TaskEventTable {
         AddTaskEvents(batch): AddTaskEvents,
         _: &mut Context<Self>,
     ) -> Self::Result {
-        for ev in batch {
+        for mut ev in batch {
+            ev.bound();
             let key = (ev.task_id, ev.attempt);
             match self.events.get_mut(&key) {
                 Some(cur) => cur.merge(ev),

@@ -27,6 +27,7 @@ fn config(dir: &std::path::Path) -> GcsConfig {
         dir: dir.to_path_buf(),
         node_timeout: Duration::from_millis(400),
         max_task_events: 3,
+        max_kv_bytes: 1 << 20,
     }
 }
 
@@ -503,9 +504,18 @@ fn a_notification_is_queued_before_notify_returns() {
 }
 
 /// A head and a second node on loopback; the node's GCS handle and its node id.
-async fn head_and_node(dir: &std::path::Path) -> (Network, Network, GcsHandle, NodeId, GcsHandle) {
+async fn head_and_node(
+    dir: &std::path::Path,
+) -> (Network, Network, GcsHandle, NodeId, GcsHandle, GcsTables) {
+    head_and_node_with(&config(dir)).await
+}
+
+/// [`head_and_node`] with the GCS configured as `config` says.
+async fn head_and_node_with(
+    config: &GcsConfig,
+) -> (Network, Network, GcsHandle, NodeId, GcsHandle, GcsTables) {
     use crate::transport::{NetConfig, Role};
-    let t = GcsTables::start(&config(dir), &actix_rt::Arbiter::current()).unwrap();
+    let t = GcsTables::start(config, &actix_rt::Arbiter::current()).unwrap();
     let router = Router::new();
     t.serve(&router);
     let local = GcsHandle::start(t.clone(), &actix_rt::Arbiter::current());
@@ -519,7 +529,7 @@ async fn head_and_node(dir: &std::path::Path) -> (Network, Network, GcsHandle, N
     let hp = node.wait_for_head(Duration::from_secs(10)).await.unwrap();
     let gcs = GcsHandle::start_remote(node.clone(), hp, &actix_rt::Arbiter::current());
     let me = NodeId::from_peer_id(node.local_peer_id());
-    (head, node, gcs, me, local)
+    (head, node, gcs, me, local, t)
 }
 
 use crate::transport::{Network, Router};
@@ -532,7 +542,7 @@ fn refused<T>(reply: Result<T, GcsError>) -> bool {
 fn a_node_speaks_only_for_itself_and_only_members_change_the_tables() {
     let dir = temp_dir("senders");
     run(|| async {
-        let (head, node, gcs, me, _) = head_and_node(&dir).await;
+        let (head, node, gcs, me, ..) = head_and_node(&dir).await;
         let put = || KvPut {
             namespace: "app".into(),
             key: b"k".to_vec(),
@@ -641,8 +651,9 @@ fn a_node_speaks_only_for_itself_and_only_members_change_the_tables() {
 fn a_member_cannot_take_over_another_nodes_actor() {
     let dir = temp_dir("actor-takeover");
     run(|| async {
-        let (head, node, gcs, me, local) = head_and_node(&dir).await;
-        // An actor alive on another alive node (recorded through the head's own tables).
+        let (head, node, gcs, me, local, tables) = head_and_node(&dir).await;
+        // An actor alive on another alive node, and one still being created there (recorded
+        // through the head's own tables).
         let owner = NodeId::random();
         local.request(RegisterNode(node_info(owner))).await.unwrap();
         let id = ((owner.tag() as u128) << 64) | 5;
@@ -650,22 +661,207 @@ fn a_member_cannot_take_over_another_nodes_actor() {
             .request(RegisterActor(actor_info(id, Some("svc"), owner)))
             .await
             .unwrap();
+        let pending = id + 1;
+        let mut creating = actor_info(pending, None, owner);
+        creating.state = ActorState::PendingCreation;
+        local.request(RegisterActor(creating)).await.unwrap();
         gcs.request(RegisterNode(node_info(me))).await.unwrap();
-        // The member reports the actor as its own, or as dead: refused, the record unchanged.
-        for state in [ActorState::Alive, ActorState::Dead] {
-            let taken = gcs
-                .request(UpdateActor {
-                    actor_id: ActorId(id),
-                    state,
-                    node: Some(me),
-                    num_restarts: 0,
-                    death_cause: None,
-                })
-                .await;
-            assert!(matches!(taken, Err(GcsError::Invalid(_))), "{taken:?}");
+        let claim = |actor: u128, state| UpdateActor {
+            actor_id: ActorId(actor),
+            state,
+            node: Some(me),
+            num_restarts: 0,
+            death_cause: None,
+        };
+        // The member reports either actor as its own, or as dead: refused, records unchanged.
+        for actor in [id, pending] {
+            for state in [ActorState::Alive, ActorState::Dead] {
+                let taken = gcs.request(claim(actor, state)).await;
+                assert!(matches!(taken, Err(GcsError::Invalid(_))), "{taken:?}");
+            }
         }
         let info = local.request(GetActor(ActorId(id))).await.unwrap().unwrap();
         assert_eq!((info.node, info.state), (Some(owner), ActorState::Alive));
+        let info = local
+            .request(GetActor(ActorId(pending)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (info.node, info.state),
+            (Some(owner), ActorState::PendingCreation)
+        );
+        // Once the head placed the creation on the member, the member's report is taken.
+        tables.placements.record(ActorId(pending), me);
+        gcs.request(claim(pending, ActorState::Alive))
+            .await
+            .unwrap();
+        let info = local
+            .request(GetActor(ActorId(pending)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((info.node, info.state), (Some(me), ActorState::Alive));
+        node.shutdown();
+        head.shutdown();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_node_whose_id_tag_is_another_nodes_is_not_registered() {
+    let dir = temp_dir("tag-collision");
+    run(|| async {
+        let t = GcsTables::start(&config(&dir), &actix_rt::Arbiter::current()).unwrap();
+        let gcs = GcsHandle::start(t, &actix_rt::Arbiter::current());
+        let first = NodeId::random();
+        gcs.request(RegisterNode(node_info(first))).await.unwrap();
+        // A key ground until its tag is the first node's: refused, also once that one died.
+        let ground = crate::tag_collision::node_with_tag(first.tag());
+        let err = gcs.request(RegisterNode(node_info(ground))).await;
+        assert!(
+            matches!(&err, Err(GcsError::Invalid(m)) if m.contains("id tag")),
+            "{err:?}"
+        );
+        gcs.request(UnregisterNode {
+            node: first,
+            reason: "shut down".into(),
+        })
+        .await
+        .unwrap();
+        assert!(gcs.request(RegisterNode(node_info(ground))).await.is_err());
+        let nodes = gcs.request(GetAllNodes).await.unwrap();
+        assert_eq!(nodes.iter().map(|n| n.node_id).collect::<Vec<_>>(), [first]);
+        // The first node registers again (a restart) as before.
+        gcs.request(RegisterNode(node_info(first))).await.unwrap();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn what_the_tables_keep_is_bounded() {
+    let dir = temp_dir("bounded");
+    run(|| async {
+        // The node sends no heartbeats here: it stays alive for the test.
+        let config = GcsConfig {
+            node_timeout: Duration::from_secs(600),
+            ..config(&dir)
+        };
+        let (head, node, gcs, me, local, _) = head_and_node_with(&config).await;
+        // A registration with a hostname no DNS name can have is refused before it is read.
+        let mut long = node_info(me);
+        long.hostname = "h".repeat(MAX_HOSTNAME + 1);
+        assert!(refused(gcs.request(RegisterNode(long)).await));
+        gcs.request(RegisterNode(node_info(me))).await.unwrap();
+        // A task record naming no node comes from the task's owner only; long texts are cut.
+        let record = |id: u128, error: Option<String>| TaskEvent {
+            task_id: TaskId(id),
+            attempt: 0,
+            job: JobId(1),
+            name: "f".repeat(MAX_NAME_KEPT * 2),
+            kind: TaskKind::Normal,
+            state: TaskState::Failed,
+            node: None,
+            worker: None,
+            actor: None,
+            parent: None,
+            error,
+            times: vec![],
+        };
+        let others = ((NodeId::random().tag() as u128) << 64) | 1;
+        assert!(refused(
+            gcs.request(AddTaskEvents(vec![record(others, None)])).await
+        ));
+        let mine = ((me.tag() as u128) << 64) | 1;
+        let error = "é".repeat(MAX_ERROR_KEPT);
+        gcs.request(AddTaskEvents(vec![record(mine, Some(error))]))
+            .await
+            .unwrap();
+        let kept = gcs
+            .request(ListTaskEvents {
+                job: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].name.len() <= MAX_NAME_KEPT + 6 && kept[0].name.ends_with("[cut]"));
+        let e = kept[0].error.as_deref().unwrap();
+        assert!(
+            e.len() <= MAX_ERROR_KEPT + 6 && e.ends_with("[cut]"),
+            "{}",
+            e.len()
+        );
+        // The key-value store holds what its bound allows (1 MiB here), and no more.
+        let put = |key: &str, bytes: usize| KvPut {
+            namespace: "app".into(),
+            key: key.as_bytes().to_vec(),
+            value: vec![0; bytes],
+            overwrite: true,
+        };
+        gcs.request(put("a", 600 << 10)).await.unwrap();
+        let full = gcs.request(put("b", 600 << 10)).await;
+        assert!(
+            matches!(&full, Err(GcsError::Invalid(m)) if m.contains("full")),
+            "{full:?}"
+        );
+        // Replacing a value counts only the difference; a delete makes room.
+        gcs.request(put("a", 900 << 10)).await.unwrap();
+        gcs.request(KvDel {
+            namespace: "app".into(),
+            key: b"a".to_vec(),
+        })
+        .await
+        .unwrap();
+        gcs.request(put("b", 600 << 10)).await.unwrap();
+        // One node drives at most so many jobs at once; finished jobs are let go, the oldest
+        // first.
+        let add = || AddJob {
+            driver_node: me,
+            namespace: String::new(),
+        };
+        let mut jobs = Vec::new();
+        for _ in 0..MAX_RUNNING_JOBS_A_NODE {
+            jobs.push(local.request(add()).await.unwrap().job_id);
+        }
+        let over = local.request(add()).await;
+        assert!(matches!(over, Err(GcsError::Invalid(_))), "{over:?}");
+        for job in &jobs {
+            local
+                .request(FinishJob {
+                    job: *job,
+                    node: me,
+                })
+                .await
+                .unwrap();
+        }
+        local.request(add()).await.unwrap();
+        let all = local.request(GetAllJobs).await.unwrap();
+        assert_eq!(all.len(), MAX_FINISHED_JOBS + 1);
+        assert!(
+            all.iter()
+                .all(|j| j.job_id > jobs[MAX_RUNNING_JOBS_A_NODE - MAX_FINISHED_JOBS - 1])
+        );
+        // Dead nodes' records too.
+        for _ in 0..MAX_DEAD_NODES + 5 {
+            let n = NodeId::random();
+            local.request(RegisterNode(node_info(n))).await.unwrap();
+            local
+                .request(UnregisterNode {
+                    node: n,
+                    reason: "shut down".into(),
+                })
+                .await
+                .unwrap();
+        }
+        let nodes = local.request(GetAllNodes).await.unwrap();
+        let dead = nodes.iter().filter(|n| n.state == NodeState::Dead).count();
+        assert_eq!(dead, MAX_DEAD_NODES);
+        assert!(
+            nodes
+                .iter()
+                .any(|n| n.node_id == me && n.state == NodeState::Alive)
+        );
         node.shutdown();
         head.shutdown();
     });

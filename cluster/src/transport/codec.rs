@@ -71,7 +71,8 @@ pub enum WireError {
     #[error("the actor stopped before it answered")]
     ActorGone,
     /// The far node refused the message because of who sent it (it names another node than
-    /// its sender, only the head may send it, or the sender is not a member).
+    /// its sender, only the head may send it, or the sender is not a member), or because what
+    /// it carries or asks for is over a bound.
     #[error("refused: {0}")]
     Refused(String),
 }

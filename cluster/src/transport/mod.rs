@@ -52,8 +52,8 @@ pub use forward::{Forward, remote_recipient};
 pub use link::{Lane, OrderedReply, Sequenced};
 pub use network::Network;
 pub use router::{
-    BodyCheck, Caller, Router, WireCheck, WireMessage, check_body, decode_body, encode_body,
-    route_id, route_of,
+    BodyCheck, Caller, Received, Router, WireCheck, WireMessage, check_body, decode_body,
+    encode_body, route_id, route_of,
 };
 
 /// The protocol name of object transfer streams.

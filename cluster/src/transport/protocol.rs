@@ -102,6 +102,7 @@ mod tests {
                     dir: dir.clone(),
                     node_timeout: std::time::Duration::from_secs(5),
                     max_task_events: 10,
+                    max_kv_bytes: crate::gcs::kv::DEFAULT_MAX_BYTES,
                 },
                 &actix_rt::Arbiter::current(),
             )

@@ -34,6 +34,10 @@ pub struct Caller {
     pub peer: PeerId,
     /// Whether it is the head this node follows (or this node, on the head).
     pub head: bool,
+    /// Whether the cluster knows another node with this peer's id tag ([`NodeId::tag`]): ids
+    /// carrying that tag are that node's, never this peer's (a key ground until its tag
+    /// matches a member's makes no ids of that member's).
+    pub tag_taken: bool,
 }
 
 impl Caller {
@@ -54,7 +58,7 @@ impl Caller {
     /// Refuses unless the caller made the id carrying `tag` (ids carry the tag of the node that
     /// made them, [`NodeId::tag`]): only an object's or a task's owner speaks for it.
     pub fn made(&self, tag: u32, what: &str) -> Result<(), String> {
-        if self.node().tag() == tag {
+        if self.node().tag() == tag && !self.tag_taken {
             Ok(())
         } else {
             Err(format!("{what} belongs to another node than the sender"))
@@ -71,6 +75,20 @@ impl Caller {
     }
 }
 
+/// A wire message with the peer that sent it, for handlers served with
+/// [`Router::serve_received`] (whose checks need their own records as well as the message).
+#[derive(Debug)]
+pub struct Received<M> {
+    /// The message (already checked with [`WireMessage::check_from`]).
+    pub msg: M,
+    /// Who sent it.
+    pub from: Caller,
+}
+
+impl<M: Message> Message for Received<M> {
+    type Result = M::Result;
+}
+
 /// A router held weakly by its own handlers.
 #[derive(Clone)]
 pub(crate) struct WeakRouter {
@@ -78,6 +96,7 @@ pub(crate) struct WeakRouter {
     sequenced: std::sync::Weak<super::link::Delivered>,
     head: std::sync::Weak<RwLock<Option<PeerId>>>,
     refused: Arc<AtomicU64>,
+    tags: std::sync::Weak<RwLock<HashMap<u32, PeerId>>>,
 }
 
 impl WeakRouter {
@@ -87,6 +106,7 @@ impl WeakRouter {
             sequenced: self.sequenced.upgrade()?,
             head: self.head.upgrade()?,
             refused: Arc::clone(&self.refused),
+            tags: self.tags.upgrade()?,
         })
     }
 }
@@ -246,7 +266,16 @@ pub struct Router {
     head: Arc<RwLock<Option<PeerId>>>,
     /// Messages refused because of who sent them.
     refused: Arc<AtomicU64>,
+    /// The node each id tag belongs to, as the cluster's node table says.
+    tags: Arc<RwLock<HashMap<u32, PeerId>>>,
 }
+
+/// Bytes of replies one ordered batch answers with, at most (below the default reply limit,
+/// [`super::NetConfig::max_reply`]).
+pub const MAX_BATCH_REPLY: usize = 48 << 20;
+
+/// Id tags a node keeps the owner of, at most (one per node the cluster ever registered).
+pub const MAX_TAGS_KNOWN: usize = 1 << 20;
 
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -296,18 +325,50 @@ impl Router {
     /// Answers `frames` from `peer` one after another, in order. A batch inside a batch is
     /// refused (never nested: nesting would recurse as deep as a peer likes, or wait on the
     /// sender's own link forever).
+    ///
+    /// The replies of one batch travel together, so they are bounded together
+    /// ([`MAX_BATCH_REPLY`] bytes): a frame whose reply would pass the bound is still handled, in
+    /// order, but answered with a refusal instead of its reply (a batch of a thousand reads of
+    /// the largest values would otherwise be held in memory at once).
     pub(crate) async fn dispatch_in_order(&self, from: Caller, frames: Vec<Frame>) -> Vec<Reply> {
         let batch = route_id::<super::link::Sequenced>();
         let mut replies = Vec::with_capacity(frames.len());
+        let mut bytes = 0usize;
         for f in frames {
             if f.route == batch {
                 tracing::warn!(peer = %from.peer, "a batch of ordered messages nested in another: refused");
                 replies.push(Err(WireError::Decode("a batch inside a batch".into())));
                 continue;
             }
-            replies.push(self.dispatch_from(from, f).await);
+            let name = self.name_of(f.route);
+            let reply = match self.dispatch_from(from, f).await {
+                Ok(body) if bytes + body.len() > MAX_BATCH_REPLY => Err(self.refuse(
+                    &from,
+                    name,
+                    format!(
+                        "the replies of one ordered batch pass {MAX_BATCH_REPLY} bytes: this \
+                         message was handled but its {}-byte reply is not sent",
+                        body.len()
+                    ),
+                )),
+                Ok(body) => {
+                    bytes += body.len();
+                    Ok(body)
+                }
+                Err(e) => Err(e),
+            };
+            replies.push(reply);
         }
         replies
+    }
+
+    /// The wire name of route `route`, if served here.
+    fn name_of(&self, route: u64) -> &'static str {
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&route)
+            .map_or("unknown route", |r| r.name)
     }
 
     /// Records the head this node follows: messages only the head sends are accepted from it
@@ -319,7 +380,37 @@ impl Router {
     /// Who `peer` is to this node.
     pub fn caller(&self, peer: PeerId) -> Caller {
         let head = *self.head.read().unwrap_or_else(|p| p.into_inner()) == Some(peer);
-        Caller { peer, head }
+        let tag = NodeId::from_peer_id(peer).tag();
+        let tag_taken = self
+            .tags
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tag)
+            .is_some_and(|owner| *owner != peer);
+        Caller {
+            peer,
+            head,
+            tag_taken,
+        }
+    }
+
+    /// Whether the cluster's node table (as this node learned it) knows `node`.
+    pub fn knows(&self, node: NodeId) -> bool {
+        self.tags
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&node.tag())
+            == Some(&node.peer_id())
+    }
+
+    /// Records that `node` is registered in the cluster, so the ids carrying its tag are its
+    /// own: a peer with the same tag is refused as their maker ([`Caller::made`]). The first
+    /// node known with a tag keeps it (the head registers no second node with a known tag).
+    pub fn know_node(&self, node: NodeId) {
+        let mut tags = self.tags.write().unwrap_or_else(|p| p.into_inner());
+        if tags.len() < MAX_TAGS_KNOWN {
+            tags.entry(node.tag()).or_insert(node.peer_id());
+        }
     }
 
     /// How many messages this node refused before their handler saw them
@@ -349,6 +440,7 @@ impl Router {
             sequenced: Arc::downgrade(&self.sequenced),
             head: Arc::downgrade(&self.head),
             refused: Arc::clone(&self.refused),
+            tags: Arc::downgrade(&self.tags),
         }
     }
 
@@ -359,6 +451,29 @@ impl Router {
         M: WireMessage,
         A: Actor + Handler<M>,
         A::Context: ToEnvelope<A, M>,
+    {
+        self.serve_mapped::<M, M, A>(addr, |msg, _| msg);
+    }
+
+    /// Serves message type `M` with the actor at `addr`, handing it the message with its
+    /// [`Caller`] ([`Received`]): for a handler whose check needs its own records (whether the
+    /// caller is the node it expects an answer from), beyond what [`WireMessage::check_from`]
+    /// can see in the message alone.
+    pub fn serve_received<M, A>(&self, addr: Addr<A>)
+    where
+        M: WireMessage,
+        A: Actor + Handler<Received<M>>,
+        A::Context: ToEnvelope<A, Received<M>>,
+    {
+        self.serve_mapped::<M, Received<M>, A>(addr, |msg, from| Received { msg, from });
+    }
+
+    fn serve_mapped<M, T, A>(&self, addr: Addr<A>, wrap: fn(M, Caller) -> T)
+    where
+        M: WireMessage,
+        T: Message<Result = M::Result> + Send + 'static,
+        A: Actor + Handler<T>,
+        A::Context: ToEnvelope<A, T>,
     {
         let router = self.downgrade();
         self.serve_with(
@@ -380,8 +495,10 @@ impl Router {
                             None => WireError::Refused(reason),
                         });
                     }
-                    let (_, result) =
-                        futures::join!(super::inflight::settled(pending), addr.send(msg));
+                    let (_, result) = futures::join!(
+                        super::inflight::settled(pending),
+                        addr.send(wrap(msg, from))
+                    );
                     let result = result.map_err(|_| WireError::ActorGone)?;
                     M::encode_result(&result)
                 })

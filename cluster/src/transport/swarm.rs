@@ -205,8 +205,19 @@ pub(super) struct EventLoop {
     in_flight: HashMap<PeerId, usize>,
     waiting: HashMap<PeerId, std::collections::VecDeque<(Frame, ReplyTx)>>,
     identified: HashSet<PeerId>,
+    /// Peers this node reached by dialing one of its bootstrap addresses: given its head's
+    /// address (and no discovery), a node follows only a head found there, never a key holder
+    /// that connected to it announcing itself as head.
+    bootstrapped: HashSet<PeerId>,
     /// Peers blocked for malformed frames.
     blocked: BlockList,
+}
+
+/// `addr` without its `/p2p/<peer id>` part, if any.
+fn without_peer(addr: &Multiaddr) -> Multiaddr {
+    addr.iter()
+        .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+        .collect()
 }
 
 /// Peers a node keeps blocked at once; past it the one blocked longest is let back (a key
@@ -273,6 +284,7 @@ impl EventLoop {
             in_flight: HashMap::new(),
             waiting: HashMap::new(),
             identified: HashSet::new(),
+            bootstrapped: HashSet::new(),
             blocked: BlockList::new(MAX_BLOCKED),
         }
     }
@@ -474,6 +486,22 @@ impl EventLoop {
                 }
             }
             SwarmEvent::NewListenAddr { address, .. } => self.add_listen(address),
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint: libp2p::core::ConnectedPoint::Dialer { address, .. },
+                ..
+            } => {
+                let dialed = without_peer(&address);
+                // At most one entry per peer linked now (dropped with its last connection).
+                if self
+                    .config
+                    .bootstrap
+                    .iter()
+                    .any(|b| without_peer(b) == dialed)
+                {
+                    self.bootstrapped.insert(peer_id);
+                }
+            }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
@@ -481,6 +509,7 @@ impl EventLoop {
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, ?cause, "link closed");
+                self.bootstrapped.remove(&peer_id);
                 if self.identified.remove(&peer_id) {
                     self.shared.publish(NetEvent::PeerGone { peer: peer_id });
                 }
@@ -532,6 +561,18 @@ impl EventLoop {
         }
         for a in &info.listen_addrs {
             self.swarm.add_peer_address(peer, a.clone());
+        }
+        // Given its head's address and no discovery, a node follows the head found there only.
+        let pinned = !self.config.mdns && !self.config.bootstrap.is_empty();
+        if role == Role::Head
+            && self.config.role != Role::Head
+            && pinned
+            && own_head != Some(peer)
+            && !self.bootstrapped.contains(&peer)
+        {
+            tracing::warn!(%peer, "a peer not at the head's address announced itself as head: disconnecting");
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
         }
         if role == Role::Head && self.config.role != Role::Head {
             self.router.set_head(peer);

@@ -648,10 +648,23 @@ struct FromHead(String);
 #[rtype(result = "String")]
 struct Claim(raya_common::NodeId);
 
+/// Speaks for an id made by the node with tag `.0`.
+#[derive(Debug, Message, Serialize, Deserialize)]
+#[rtype(result = "String")]
+struct Made(u32);
+
 crate::wire_message!(
     FromHead => "test/FromHead" where |_, from| from.is_head(),
     Claim => "test/Claim" where |m, from| from.is(m.0, "a claim"),
+    Made => "test/Made" where |m, from| from.made(m.0, "an id"),
 );
+
+impl Handler<Made> for Echo {
+    type Result = String;
+    fn handle(&mut self, m: Made, _: &mut Context<Self>) -> String {
+        format!("{:08x}", m.0)
+    }
+}
 
 impl Handler<FromHead> for Echo {
     type Result = String;
@@ -674,7 +687,8 @@ fn a_message_is_refused_unless_it_comes_from_whom_it_names() {
             let r = Router::new();
             let echo = Echo.start();
             r.serve::<FromHead, _>(echo.clone());
-            r.serve::<Claim, _>(echo);
+            r.serve::<Claim, _>(echo.clone());
+            r.serve::<Made, _>(echo);
             r
         };
         let head = start(Role::Head, vec![], served());
@@ -711,6 +725,28 @@ fn a_message_is_refused_unless_it_comes_from_whom_it_names() {
         );
         assert!(refused(a.ask(to_b, Target::System, Claim(other)).await));
         assert_eq!(b.router().refused(), 3);
+        // Ids: a node speaks for those carrying its tag, not another's.
+        let ok = a.ask(to_b, Target::System, Made(me.tag())).await;
+        assert_eq!(ok.unwrap(), format!("{:08x}", me.tag()));
+        assert!(refused(
+            a.ask(to_b, Target::System, Made(other.tag())).await
+        ));
+        // Once the cluster registered another node with its tag (a key ground until its tag
+        // matched), ids carrying that tag are no longer its to speak for; the first node known
+        // with a tag keeps it.
+        b.router().know_node(other);
+        let ground = crate::tag_collision::node_with_tag(other.tag());
+        b.router().know_node(ground);
+        assert!(
+            b.router()
+                .caller(head.local_peer_id())
+                .made(other.tag(), "an id")
+                .is_ok()
+        );
+        b.router()
+            .know_node(crate::tag_collision::node_with_tag(me.tag()));
+        assert!(refused(a.ask(to_b, Target::System, Made(me.tag())).await));
+        assert_eq!(b.router().refused(), 5);
         // And the node goes on serving.
         assert_eq!(
             head.ask(to_b, Target::System, FromHead("still".into()))
@@ -791,4 +827,107 @@ fn wire_identities_round_trip_and_strangers_do_not_parse() {
     assert_eq!(WireIdentity::parse("/ipfs/0.1.0"), None);
     assert_eq!(WireIdentity::parse("/raya/wire/x/00"), None);
     assert_eq!(WireIdentity::parse("/raya/0.1"), None);
+}
+
+#[test]
+fn a_node_given_its_heads_address_follows_no_other_peer_announcing_itself_head() {
+    run(async {
+        // The head's address is known before the head listens there (a port reserved now).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let at: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+        let node = start(Role::Node, vec![at.clone()], Router::new());
+        // A key holder reaches the node first and announces itself as head: the node drops it.
+        let impostor = start(Role::Head, vec![], Router::new());
+        let to_node = node.local_peer_id();
+        impostor.dial(node.listen_addrs()[0].clone()).unwrap();
+        let dropped = async {
+            let mut linked = false;
+            loop {
+                let peers = impostor.connected_peers().await.unwrap();
+                match (linked, peers.contains(&to_node)) {
+                    (false, true) => linked = true,
+                    (true, false) => return,
+                    _ => {}
+                }
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), dropped)
+            .await
+            .expect("the node dropped the peer posing as its head");
+        assert_eq!(node.head(), None);
+        // The head at the address it was given is its head.
+        let mut c = loopback(Role::Head);
+        c.listen = vec![at];
+        let head = Network::start(Keypair::generate_ed25519(), c, Router::new()).unwrap();
+        let found = node.wait_for_head(Duration::from_secs(30)).await;
+        assert_eq!(found, Some(head.local_peer_id()));
+        for n in [node, impostor, head] {
+            n.shutdown();
+        }
+    });
+}
+
+/// Answers with `.0` bytes, counting the messages it handled.
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "Vec<u8>")]
+struct Bytes(u32);
+
+crate::wire_message!(Bytes => "test/Bytes");
+
+struct Handed(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+impl Actor for Handed {
+    type Context = Context<Self>;
+}
+impl Handler<Bytes> for Handed {
+    type Result = Vec<u8>;
+    fn handle(&mut self, m: Bytes, _: &mut Context<Self>) -> Vec<u8> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        vec![7; m.0 as usize]
+    }
+}
+
+#[test]
+fn the_replies_of_one_ordered_batch_are_bounded_together() {
+    run(async {
+        let handled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let router = Router::new();
+        router.serve::<Bytes, _>(Handed(std::sync::Arc::clone(&handled)).start());
+        let head = start(Role::Head, vec![], router);
+        let node = start(Role::Node, head.listen_addrs(), Router::new());
+        let to_head = node.wait_for_head(Duration::from_secs(10)).await.unwrap();
+        // Four reads of 20 MiB in one batch: every one is handled, in order, but only the
+        // replies within the batch's bound come back; the others are refused, saying why.
+        let read = Frame {
+            route: route_of(Bytes::NAME),
+            target: Target::System,
+            body: Bytes(20 << 20).encode().unwrap(),
+        };
+        let batch = Sequenced {
+            epoch: 1,
+            seq: 1,
+            lane: 0,
+            frames: vec![read; 4],
+        };
+        let replies = node.ask(to_head, Target::System, batch).await.unwrap();
+        assert_eq!(handled.load(std::sync::atomic::Ordering::Relaxed), 4);
+        assert_eq!(replies.len(), 4);
+        for r in &replies[..2] {
+            assert_eq!(r.as_ref().map(|b| b.len()).unwrap(), (20 << 20) + 4);
+        }
+        for r in &replies[2..] {
+            assert!(
+                matches!(r, Err(WireError::Refused(m)) if m.contains("ordered batch")),
+                "{r:?}"
+            );
+        }
+        assert_eq!(head.router().refused(), 2);
+        for n in [node, head] {
+            n.shutdown();
+        }
+    });
 }

@@ -160,7 +160,16 @@ raya_cluster::wire_message!(
                 .or_else(|_| from.made(call.to.actor.node_tag(), "an actor call's owner"))
         })
     },
-    ControlActor => "node_manager/ControlActor" as archive,
+    // A cancellation comes from the call's owner (or the actor's creator passing it on), the
+    // news that every handle is gone from the actor's creator, which counts them. A kill from
+    // any member, as in Ray, where whoever can name an actor may kill it.
+    ControlActor => "node_manager/ControlActor" as archive where |m, from| match m.control {
+        WireControl::Kill { .. } => Ok(()),
+        WireControl::Cancel { task_id, .. } => from
+            .made(task_id.node_tag(), "a cancelled actor call")
+            .or_else(|_| from.made(m.actor.node_tag(), "a cancelled actor call")),
+        WireControl::HandlesDropped => from.made(m.actor.node_tag(), "an actor's handles"),
+    },
 );
 
 impl From<WireControl> for HostControl {

@@ -276,6 +276,20 @@ impl CallSender {
     /// Sends one batch of calls on the ordered link and handles the answer.
     fn send_batch(&mut self, net: &Network, batch: Vec<WireActorCall>, ctx: &mut Context<Self>) {
         self.in_flight = true;
+        // The object manager learns where this node's results are made before they can be
+        // announced (it takes a result only from the node it expects it from), and its lease
+        // follows that node from now on.
+        let made_there: Vec<ObjectId> = batch
+            .iter()
+            .filter(|c| c.owner == self.me)
+            .flat_map(|c| (0..c.num_returns).map(|i| ObjectId::for_return(c.task_id, i)))
+            .collect();
+        if let (Some(o), false) = (&self.objects, made_there.is_empty()) {
+            o.do_send(ObjectsExpected {
+                ids: made_there,
+                at: self.node,
+            });
+        }
         let kept = batch.clone();
         let sent = net.send_ordered(self.node.peer_id(), DeliverCalls(batch));
         ctx.spawn(sent.into_actor(self).map(move |res, this, ctx| {
@@ -297,7 +311,9 @@ impl CallSender {
     }
 
     /// The actor's node took the batch: the calls whose actor is not there fail, the others'
-    /// results are made there.
+    /// results are made there. The owners of calls this node passed on (for handles that still
+    /// address the actor's creator here) are told where their results are made now: they take
+    /// that news only from this node, which they sent the calls to.
     fn delivered(&mut self, batch: Vec<WireActorCall>, undelivered: &[TaskId]) {
         let gone = Arc::new(TaskError::new(
             TaskErrorKind::ActorDied,
@@ -306,19 +322,28 @@ impl CallSender {
                 self.actor, self.node
             ),
         ));
-        let mut made_there = Vec::new();
+        let mut handed_over: HashMap<NodeId, Vec<ObjectId>> = HashMap::new();
         for c in batch {
             if undelivered.contains(&c.task_id) {
                 self.fail_results(c.task_id, c.num_returns, c.owner, &gone);
-            } else if c.owner == self.me {
-                made_there.extend((0..c.num_returns).map(|i| ObjectId::for_return(c.task_id, i)));
+            } else if c.owner != self.me {
+                handed_over
+                    .entry(c.owner)
+                    .or_default()
+                    .extend((0..c.num_returns).map(|i| ObjectId::for_return(c.task_id, i)));
             }
         }
-        if let (Some(o), false) = (&self.objects, made_there.is_empty()) {
-            o.do_send(ObjectsExpected {
-                ids: made_there,
-                at: self.node,
-            });
+        let Some(net) = &self.net else { return };
+        for (owner, ids) in handed_over {
+            for chunk in ids.chunks(raya_store::MAX_HANDED_OVER) {
+                net.tell_ordered(
+                    owner.peer_id(),
+                    ObjectsExpected {
+                        ids: chunk.to_vec(),
+                        at: self.node,
+                    },
+                );
+            }
         }
     }
 

@@ -72,6 +72,7 @@ async fn start_gcs(
                     dir: dir.join("gcs"),
                     node_timeout: config.node_timeout,
                     max_task_events: config.max_task_events,
+                    max_kv_bytes: raya_cluster::gcs::kv::DEFAULT_MAX_BYTES,
                 },
                 &gcs_arbiter.handle(),
             )?;
@@ -111,6 +112,7 @@ async fn start_gcs(
 fn global_scheduler(
     mode: &Mode,
     gcs: &GcsHandle,
+    tables: Option<&GcsTables>,
 ) -> Result<(Option<Addr<GlobalScheduler>>, GlobalRoute)> {
     match mode {
         Mode::Embedded => {
@@ -118,7 +120,11 @@ fn global_scheduler(
             Ok((Some(g.clone()), GlobalRoute::Here(g)))
         }
         Mode::Head(net) => {
-            let g = GlobalScheduler::new(gcs.clone(), Some(net.clone())).launch();
+            let mut g = GlobalScheduler::new(gcs.clone(), Some(net.clone()));
+            if let Some(t) = tables {
+                g = g.with_placements(t.placements.clone());
+            }
+            let g = g.launch();
             Ok((Some(g.clone()), GlobalRoute::Here(g)))
         }
         Mode::Join(net) => {
@@ -176,7 +182,7 @@ pub(super) async fn setup(
         .clone()
         .unwrap_or_else(|| format!("anonymous-job-{}", job.job_id.0));
 
-    let (global, global_recipient) = global_scheduler(&mode, &gcs)?;
+    let (global, global_recipient) = global_scheduler(&mode, &gcs, tables.as_ref())?;
 
     let actor_arbiters: Vec<Arbiter> = (0..config.cpus().clamp(1, 8))
         .map(|_| {

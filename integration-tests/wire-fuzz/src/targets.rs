@@ -29,6 +29,7 @@ pub fn caller(b: u8) -> Caller {
     Caller {
         peer,
         head: b.is_multiple_of(3),
+        tag_taken: b % 5 == 4,
     }
 }
 
@@ -112,6 +113,7 @@ fn live_gcs() -> &'static LiveGcs {
                     dir,
                     node_timeout: std::time::Duration::from_secs(3600),
                     max_task_events: 10_000,
+                    max_kv_bytes: 64 << 20,
                 };
                 let tables = raya_cluster::GcsTables::start(&config, &actix_rt::Arbiter::current())
                     .expect("GCS tables");

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 
 use actix::prelude::*;
 use raya_cluster::GcsHandle;
+use raya_cluster::gcs::actors::Placements;
 use raya_cluster::gcs::functions::NodesWithFunction;
 use raya_cluster::gcs::nodes::{NodeInfo, NodeState};
 use raya_cluster::gcs::objects::GetObjectLocations;
@@ -88,6 +89,8 @@ pub struct GlobalScheduler {
     gcs: GcsHandle,
     net: Option<Network>,
     locals: HashMap<NodeId, Local>,
+    /// Where actor creations went, for the actor table (on the head).
+    placements: Option<Placements>,
 }
 
 impl std::fmt::Debug for GlobalScheduler {
@@ -106,6 +109,23 @@ impl GlobalScheduler {
             gcs,
             net,
             locals: HashMap::new(),
+            placements: None,
+        }
+    }
+
+    /// Records where each actor creation goes in `placements`, the actor table's (the only
+    /// node, besides its creator, that may then report the actor as its own).
+    pub fn with_placements(mut self, placements: Placements) -> Self {
+        self.placements = Some(placements);
+        self
+    }
+
+    /// Notes that `spec`, if it creates an actor, goes to `node`.
+    fn note_placement(&self, spec: &TaskSpec, node: NodeId) {
+        if let (Some(p), crate::task_spec::TaskKind::ActorCreation { actor, .. }) =
+            (&self.placements, &spec.kind)
+        {
+            p.record(*actor, node);
         }
     }
 
@@ -218,6 +238,7 @@ impl GlobalScheduler {
         let task = spec.task_id;
         match picked.and_then(|n| self.local(n).map(|l| (n, l.place.clone()))) {
             Some((node, place)) => {
+                self.note_placement(&spec, node);
                 place.do_send(PlaceTask(spec));
                 self.report_placed(task, from, node);
             }
@@ -273,6 +294,7 @@ impl GlobalScheduler {
     ) {
         let task = spec.task_id;
         let mut kept = spec.clone();
+        self.note_placement(&spec, node);
         let placed = net.send_ordered(node.peer_id(), PlaceTask(spec));
         ctx.spawn(placed.into_actor(self).map(move |res, this, ctx| {
             let Err(e) = res else {

@@ -83,6 +83,7 @@ impl ObjectManager {
     /// Starts the periodic checks.
     pub(super) fn start_leases(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(check_interval(self.lease), |this, ctx| {
+            this.forget_strangers();
             this.check_makers(ctx)
         });
     }

@@ -13,6 +13,9 @@ use crate::wire_value::WireValue;
 /// `max_direct_call_object_size`.
 pub const MAX_INLINE: usize = 100 * 1024;
 
+/// Objects one [`ObjectsExpected`] hands over, at most.
+pub const MAX_HANDED_OVER: usize = 4096;
+
 /// Largest object accepted from a pull.
 pub const MAX_OBJECT: u64 = 1 << 40;
 
@@ -30,9 +33,13 @@ pub enum ReadyData {
     Failed(TaskError),
 }
 
-/// Tells an object's owner that the object is ready on node `from` (or failed).
+/// Tells an object's owner that the object is ready on node `from` (or failed). Answered
+/// whether the owner took it: an owner takes it only from the node its own records say makes
+/// the object (where it placed the task, or sent the actor call, or the node that node handed
+/// the call on to); `false` tells the maker it is not (yet) known as such, and to send again
+/// shortly (the owner's record may trail the result).
 #[derive(Debug, Clone, Message, Serialize, Deserialize)]
-#[rtype(result = "()")]
+#[rtype(result = "bool")]
 pub struct ObjectReady {
     /// The object.
     pub id: ObjectId,
@@ -43,6 +50,9 @@ pub struct ObjectReady {
 }
 
 /// Tells an object's owner that node `at` will make it (so the owner fails it if `at` dies).
+/// From the node's own components, a record of where they sent the work; from another node,
+/// a handover: the node the owner sent an actor call to passed it on to `at`, which the owner
+/// takes only from the node it expects the objects from.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
 #[derive(Debug, Clone, Message, Serialize, Deserialize)]
@@ -118,8 +128,15 @@ pub struct ExpectReturns {
 raya_cluster::wire_message!(
     ObjectReady => "object_manager/ObjectReady"
         where |m, from| from.is(m.from, "a finished object"),
-    ObjectsExpected => "object_manager/ObjectsExpected" as archive
-        where |m, from| from.is(m.at, "objects being made"),
+    ObjectsExpected => "object_manager/ObjectsExpected" as archive where |m, _| {
+        if m.ids.len() > MAX_HANDED_OVER {
+            return Err(format!(
+                "{} objects handed over at once, more than {MAX_HANDED_OVER}",
+                m.ids.len()
+            ));
+        }
+        Ok(())
+    },
     LocateObject => "object_manager/LocateObject" as archive,
     FreeObject => "object_manager/FreeObject" as archive
         where |m, from| from.made(m.0.task.node_tag(), "the object freed"),

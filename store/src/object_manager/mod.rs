@@ -14,10 +14,12 @@
 //!   being waited for forever ([`NodeGone`]); when it stalls or is cut off, they fail after the
 //!   object lease (`lease`, [`StillMaking`]).
 
+mod early;
 mod lease;
 mod messages;
 mod transfer;
 
+pub use early::{EARLY_WAIT, EarlyResults};
 pub use lease::StillMaking;
 
 /// The object manager's wire checks, by wire name (see
@@ -36,8 +38,8 @@ pub fn wire_checks() -> Vec<raya_cluster::transport::WireCheck> {
 }
 
 pub use messages::{
-    Borrow, ExpectReturns, FreeObject, LocateObject, Located, MAX_INLINE, MAX_OBJECT, NodeGone,
-    ObjectReady, ObjectsExpected, ReadyData,
+    Borrow, ExpectReturns, FreeObject, LocateObject, Located, MAX_HANDED_OVER, MAX_INLINE,
+    MAX_OBJECT, NodeGone, ObjectReady, ObjectsExpected, ReadyData,
 };
 
 use std::collections::{HashMap, HashSet};
@@ -45,7 +47,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use raya_cluster::transport::{Lane, Network};
+use raya_cluster::transport::{Lane, Network, Received};
 use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind};
 use tokio::sync::oneshot;
 
@@ -140,13 +142,16 @@ pub struct ObjectManager {
     lease: Duration,
     /// What is known of the makers of the objects in `expected`.
     leases: lease::Leases,
-    /// Results made here whose owners are yet to be told this node makes them, by owner.
-    unannounced: HashMap<NodeId, Vec<ObjectId>>,
+    /// Results that arrived before this node's record of who makes them.
+    early: early::Early,
+    /// Borrowers not in the node table when they first borrowed, and since when.
+    strangers: HashMap<NodeId, Instant>,
 }
 
-/// How long an owner's news that this node makes some of its objects waits, so that results
-/// ready by then need no such news (their announcement says more), and the rest go together.
-const EXPECTED_DELAY: Duration = Duration::from_millis(50);
+/// How long a maker waits before announcing a result again that its owner did not take yet
+/// (the owner's record of where the work went may trail the result), at first and at most.
+const NOT_YET_FIRST: Duration = Duration::from_millis(10);
+const NOT_YET_MOST: Duration = Duration::from_secs(1);
 
 impl ObjectManager {
     /// Starts the object manager of the node whose store is `core` on `arbiter`: connects it
@@ -174,7 +179,8 @@ impl ObjectManager {
             watching: HashSet::new(),
             pulling: HashSet::new(),
             leases: lease::Leases::default(),
-            unannounced: HashMap::new(),
+            early: early::Early::default(),
+            strangers: HashMap::new(),
         });
         core.set_hooks(Box::new(Hooks {
             manager: addr.clone(),
@@ -182,8 +188,8 @@ impl ObjectManager {
             me,
         }));
         let router = net.router();
-        router.serve::<ObjectReady, _>(addr.clone());
-        router.serve::<ObjectsExpected, _>(addr.clone());
+        router.serve_received::<ObjectReady, _>(addr.clone());
+        router.serve_received::<ObjectsExpected, _>(addr.clone());
         router.serve::<LocateObject, _>(addr.clone());
         router.serve::<FreeObject, _>(addr.clone());
         router.serve::<Borrow, _>(addr.clone());
@@ -272,7 +278,6 @@ impl Handler<ExpectReturns> for ObjectManager {
         if m.owner == self.me {
             return;
         }
-        let ids: Vec<ObjectId> = m.refs.iter().map(|r| r.id()).collect();
         for r in m.refs {
             let id = r.id();
             if self.held.contains_key(&id) {
@@ -285,29 +290,6 @@ impl Handler<ExpectReturns> for ObjectManager {
                 id,
                 Box::new(move || me.do_send(ResultReady(id, owner, None))),
             );
-        }
-        if self.unannounced.is_empty() {
-            ctx.run_later(EXPECTED_DELAY, |this, _| this.tell_expected());
-        }
-        self.unannounced.entry(m.owner).or_default().extend(ids);
-    }
-}
-
-impl ObjectManager {
-    /// Tells each owner which of its objects this node makes and has not finished yet
-    /// (`ObjectsExpected`), so that its lease follows this node.
-    fn tell_expected(&mut self) {
-        for (owner, mut ids) in std::mem::take(&mut self.unannounced) {
-            ids.retain(|id| self.held.contains_key(id) && self.core.status(*id) == Status::Pending);
-            for chunk in ids.chunks(lease::MAX_ASKED) {
-                self.tell(
-                    owner,
-                    ObjectsExpected {
-                        ids: chunk.to_vec(),
-                        at: self.me,
-                    },
-                );
-            }
         }
     }
 }
@@ -354,16 +336,28 @@ impl Handler<ResultReady> for ObjectManager {
             },
         );
         ctx.spawn(reply.into_actor(self).map(move |r, act, ctx| match r {
-            Ok(()) => {
+            Ok(true) => {
                 if settled {
                     act.held.remove(&id);
                 }
+            }
+            Ok(false) if first.elapsed() < act.lease => {
+                // Its owner does not know yet that this node makes it: soon, it will.
+                let wait = (first.elapsed() / 4).clamp(NOT_YET_FIRST, NOT_YET_MOST);
+                tracing::debug!(object = %id, %owner, "result not taken yet: sending again");
+                ctx.run_later(wait, move |_, ctx| {
+                    ctx.notify(ResultReady(id, owner, Some(first)))
+                });
             }
             Err(e) if first.elapsed() < act.lease => {
                 tracing::debug!(object = %id, %owner, error = %e, "result not announced: sending again");
                 ctx.run_later(Duration::from_secs(1), move |_, ctx| {
                     ctx.notify(ResultReady(id, owner, Some(first)))
                 });
+            }
+            Ok(false) => {
+                tracing::warn!(object = %id, %owner, "result not taken by its owner within the object lease: dropped");
+                act.held.remove(&id);
             }
             Err(e) => {
                 tracing::warn!(object = %id, %owner, error = %e, "result not announced within the object lease: dropped");
@@ -375,53 +369,38 @@ impl Handler<ResultReady> for ObjectManager {
 
 impl Handler<ObjectsExpected> for ObjectManager {
     type Result = ();
-    fn handle(&mut self, m: ObjectsExpected, _: &mut Context<Self>) {
+    /// This node's own record of where it sent work whose results it owns.
+    fn handle(&mut self, m: ObjectsExpected, ctx: &mut Context<Self>) {
         for id in m.ids {
             if self.core.status(id) == Status::Pending {
                 self.expected.insert(id, m.at);
                 self.leases.expect(m.at);
+                self.settle_early(id, ctx);
             }
         }
     }
 }
 
-impl Handler<ObjectReady> for ObjectManager {
+impl Handler<Received<ObjectsExpected>> for ObjectManager {
     type Result = ();
-    fn handle(&mut self, m: ObjectReady, ctx: &mut Context<Self>) {
-        self.expected.remove(&m.id);
-        match m.data {
-            ReadyData::Inline(value) => {
-                let value = value.into_value();
-                if !self.core.has_room(value.size() as u64) {
-                    // Storing it spills other objects to disk: not on this event loop.
-                    let (core, me, id) = (Arc::clone(&self.core), ctx.address(), m.id);
-                    self.net.spawn(async move {
-                        let stored =
-                            tokio::task::spawn_blocking(move || complete_or_fail(&core, id, value));
-                        let _ = stored.await;
-                        me.do_send(LocateResolved(id));
-                    });
-                    return;
+    /// A handover: taken for the objects the sender is expected to make, and only those.
+    fn handle(&mut self, r: Received<ObjectsExpected>, ctx: &mut Context<Self>) {
+        let (from, at) = (r.from.node(), r.msg.at);
+        let mut refused = 0usize;
+        for id in r.msg.ids {
+            match self.expected.get_mut(&id) {
+                Some(maker) if *maker == from => {
+                    *maker = at;
+                    self.leases.expect(at);
+                    self.settle_early(id, ctx);
                 }
-                complete_or_fail(&self.core, m.id, value);
-            }
-            ReadyData::Failed(e) => {
-                self.core.fail(m.id, Arc::new(e));
-            }
-            ReadyData::Held { .. } => {
-                if self.core.status(m.id) == Status::Missing {
-                    // Freed here already: the maker may drop it too.
-                    self.tell(m.from, FreeObject(m.id));
-                    return;
-                }
-                self.copies.entry(m.id).or_default().insert(m.from);
-                self.watch_free(m.id, ctx);
-                if self.core.has_waiters(m.id) {
-                    self.pull(m.id, m.from, ctx);
-                }
+                Some(maker) if *maker == at => {}
+                _ => refused += 1,
             }
         }
-        self.answer_parked(m.id);
+        if refused > 0 {
+            tracing::warn!(peer = %from, %at, refused, "objects handed over by a node not making them: ignored");
+        }
     }
 }
 
@@ -514,10 +493,12 @@ impl Handler<LocateResolved> for ObjectManager {
 
 impl Handler<FreeObject> for ObjectManager {
     type Result = ();
-    fn handle(&mut self, FreeObject(id): FreeObject, _: &mut Context<Self>) {
+    fn handle(&mut self, FreeObject(id): FreeObject, ctx: &mut Context<Self>) {
         // On the owner (from its own on_free hook): tell the copies. On a copy: drop it.
         self.watched_free.remove(&id);
         self.expected.remove(&id);
+        // Results still waiting for their record need nothing more (copies are let go).
+        self.settle_early(id, ctx);
         if let Some(nodes) = self.copies.remove(&id) {
             for n in nodes {
                 self.tell(n, FreeObject(id));
@@ -535,10 +516,49 @@ impl Handler<Borrow> for ObjectManager {
                 tracing::debug!(object = %m.id, node = %m.node, "borrow of an object already freed");
                 return;
             }
+            if !self.net.router().knows(m.node) && !self.strangers.contains_key(&m.node) {
+                // Not (yet) in the node table this node learned: its borrows last only if it
+                // turns out to be a member (see `forget_strangers`).
+                if self.strangers.len() >= MAX_STRANGERS {
+                    tracing::warn!(node = %m.node, "borrow from a node the cluster does not know, with too many such: refused");
+                    return;
+                }
+                self.strangers.insert(m.node, Instant::now());
+            }
             let r = self.core.add_ref(m.id);
             self.borrowers.insert((m.id, m.node), r);
         } else {
             self.borrowers.remove(&(m.id, m.node));
+        }
+    }
+}
+
+/// Nodes unknown to the cluster whose borrows a node keeps while it waits to learn of them,
+/// at most.
+const MAX_STRANGERS: usize = 4096;
+
+impl ObjectManager {
+    /// Drops the borrows of nodes the cluster's node table still does not know a lease after
+    /// their first borrow (a key holder that never joined cannot pin objects forever); a node
+    /// learned meanwhile keeps its borrows.
+    fn forget_strangers(&mut self) {
+        let router = self.net.router().clone();
+        let lease = self.lease;
+        let mut gone = Vec::new();
+        self.strangers.retain(|node, since| {
+            if router.knows(*node) {
+                return false;
+            }
+            if since.elapsed() > lease {
+                gone.push(*node);
+                return false;
+            }
+            true
+        });
+        for node in gone {
+            let before = self.borrowers.len();
+            self.borrowers.retain(|(_, n), _| *n != node);
+            tracing::warn!(%node, dropped = before - self.borrowers.len(), "borrows of a node the cluster never knew: dropped");
         }
     }
 }
