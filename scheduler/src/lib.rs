@@ -24,7 +24,7 @@ pub use global::{GlobalRoute, GlobalScheduler, RegisterLocalScheduler, ScheduleT
 pub use local::{
     CancelFlags, CancelTask, ClusterHooks, CreateActor, Dispatched, GetSchedulerState,
     LocalScheduler, LocalSchedulerConfig, LocalSchedulerParts, PlaceTask, ReleaseResources,
-    SchedulerState, SubmitTask, TaskDone, TaskOutcome, TaskPlaced, TaskUnschedulable,
+    SchedulerState, SubmitTask, TaskDone, TaskGoing, TaskOutcome, TaskPlaced, TaskUnschedulable,
     WorkerBlocked, WorkerCommand, WorkerFactory, WorkerStopped, WorkerUnblocked, record_event,
 };
 pub use task_spec::{

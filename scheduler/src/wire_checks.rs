@@ -5,7 +5,7 @@
 use raya_cluster::transport::{Caller, WireCheck, WireMessage, check_body};
 
 use crate::global::ScheduleTask;
-use crate::local::{CancelTask, PlaceTask, TaskPlaced, TaskUnschedulable};
+use crate::local::{CancelTask, PlaceTask, TaskGoing, TaskPlaced, TaskUnschedulable};
 use crate::task_spec::TaskSpec;
 
 /// Checks `body` as `M`, then the task it carries.
@@ -26,6 +26,7 @@ pub fn wire_checks() -> Vec<WireCheck> {
             with_task::<PlaceTask>(b, f, |m| &m.0)
         }),
         (TaskPlaced::NAME, check_body::<TaskPlaced>),
+        (TaskGoing::NAME, check_body::<TaskGoing>),
         (TaskUnschedulable::NAME, |b, f| {
             with_task::<TaskUnschedulable>(b, f, |m| &m.spec)
         }),

@@ -17,7 +17,8 @@ mod signal;
 pub mod wire_value;
 
 pub use object_manager::{
-    ExpectReturns, MAX_HANDED_OVER, NodeGone, ObjectManager, ObjectsExpected,
+    ExpectReturns, ExpectedFrom, MAX_HANDED_OVER, MakerGoing, NodeGone, ObjectManager,
+    ObjectsExpected,
 };
 pub use object_store::{
     Lookup, ObjectStore, Resident, Status, StoreConfig, StoreCore, StoreError, StoreHooks,

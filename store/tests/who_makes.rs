@@ -6,9 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use raya_cluster::transport::{NetConfig, Network, Role, Router};
+use raya_cluster::transport::{NetConfig, Network, Role, Router, Target};
 use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind, TaskId, Value};
-use raya_store::object_manager::{Borrow, EarlyResults, ExpectReturns, ObjectReady, ReadyData};
+use raya_store::object_manager::{
+    Borrow, EarlyResults, ExpectReturns, ExpectedFrom, ObjectReady, ReadyData,
+};
 use raya_store::wire_value::WireValue;
 use raya_store::{Lookup, ObjectManager, ObjectsExpected, Status, StoreConfig, StoreCore};
 
@@ -181,6 +183,12 @@ fn only_the_maker_an_owner_expects_completes_its_objects() {
             .unwrap();
         assert!(!other.net.send_ordered(to_owner, forged).await.unwrap());
         assert_eq!(owner.store.status(a), Status::Pending);
+        // Asked (by a node given calls passed on), the owner says from whom it expects it.
+        for (from, expected) in [(maker.id(), true), (other.id(), false)] {
+            let asked = ExpectedFrom { ids: vec![a], from };
+            let flags = other.net.ask(to_owner, Target::System, asked).await;
+            assert_eq!(flags.unwrap(), [expected]);
+        }
         // The maker's result is taken.
         make(&maker, owner.id(), a, 42);
         settled(&owner.store, a).await;

@@ -135,30 +135,36 @@ gcs_requests! {
 /// Where the head placed the creation of each actor it placed lately: the only node, besides
 /// the one recorded, an actor's record may move to (so a member cannot claim another's actor
 /// while it is being created, and receive its calls). Written by the head's global scheduler
-/// before it sends the placement, read by the actor table. Keeps the latest
+/// before it sends the placement, read by the actor table, and let go once the placed node
+/// reported the actor (so it holds the creations in flight). Keeps the latest
 /// [`MAX_PLACEMENTS_KEPT`] placements.
 #[derive(Debug, Clone, Default)]
 pub struct Placements(std::sync::Arc<std::sync::Mutex<PlacedActors>>);
 
 /// Placements kept, at most (the oldest are let go).
-pub const MAX_PLACEMENTS_KEPT: usize = 65_536;
+pub const MAX_PLACEMENTS_KEPT: usize = 1 << 20;
 
-/// The placements, and the order they came in.
+/// The placements, and the order they came in (an entry let go early stays in the order until
+/// its turn; the generation tells it from a later placement of the same actor).
 #[derive(Debug, Default)]
 struct PlacedActors {
-    at: HashMap<ActorId, NodeId>,
-    order: std::collections::VecDeque<ActorId>,
+    at: HashMap<ActorId, (NodeId, u64)>,
+    order: std::collections::VecDeque<(ActorId, u64)>,
+    generation: u64,
 }
 
 impl Placements {
     /// Records that the head placed `actor`'s creation on `node`.
     pub fn record(&self, actor: ActorId, node: NodeId) {
         let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if p.at.insert(actor, node).is_none() {
-            p.order.push_back(actor);
-        }
+        p.generation += 1;
+        let g = p.generation;
+        p.at.insert(actor, (node, g));
+        p.order.push_back((actor, g));
         while p.order.len() > MAX_PLACEMENTS_KEPT {
-            if let Some(old) = p.order.pop_front() {
+            if let Some((old, g)) = p.order.pop_front()
+                && p.at.get(&old).is_some_and(|(_, now)| *now == g)
+            {
                 p.at.remove(&old);
             }
         }
@@ -167,7 +173,13 @@ impl Placements {
     /// Where the head last placed `actor`'s creation, if it did lately.
     pub fn placed(&self, actor: ActorId) -> Option<NodeId> {
         let p = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        p.at.get(&actor).copied()
+        p.at.get(&actor).map(|(n, _)| *n)
+    }
+
+    /// Lets go of `actor`'s placement (its node reported it; a later move is a new placement).
+    fn settled(&self, actor: ActorId) {
+        let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        p.at.remove(&actor);
     }
 }
 
@@ -269,6 +281,9 @@ impl Handler<UpdateActor> for ActorTable {
         }
         info.num_restarts = m.num_restarts;
         if m.node.is_some() {
+            if info.node != m.node {
+                self.placements.settled(m.actor_id);
+            }
             info.node = m.node;
         }
         if m.state == ActorState::Dead {

@@ -8,9 +8,10 @@
 //! dropped handle go as [`ControlActor`] (`node_manager/ControlActor`).
 
 use actix::Message;
+use raya_cluster::transport::{Network, Target};
 use raya_common::{ActorAddress, ActorId, NodeId, ObjectId, TaskError, TaskErrorKind, TaskId};
 use raya_scheduler::{MAX_RETURNS_FROM_WIRE, TaskArg};
-use raya_store::{ExpectReturns, ObjectManager, RawRef};
+use raya_store::{ExpectReturns, ExpectedFrom, MAX_HANDED_OVER, ObjectManager, RawRef};
 use serde::{Deserialize, Serialize};
 
 use super::call::ActorCall;
@@ -180,6 +181,42 @@ impl From<WireControl> for HostControl {
             WireControl::HandlesDropped => HostControl::HandlesDropped,
         }
     }
+}
+
+/// Of `calls` that node `from` sent, the ids of those it passed on for another owner and that
+/// owner did not send it: each owner is asked whether it expects the results of its calls from
+/// `from` ([`ExpectedFrom`]). A call with no results has nothing to check. A call whose owner
+/// cannot be asked is not confirmed.
+pub(crate) async fn unconfirmed_relays(
+    net: &Network,
+    from: NodeId,
+    calls: &[WireActorCall],
+) -> std::collections::HashSet<TaskId> {
+    let mut asked: std::collections::HashMap<NodeId, Vec<TaskId>> = Default::default();
+    for c in calls
+        .iter()
+        .filter(|c| c.owner != from && c.num_returns > 0)
+    {
+        asked.entry(c.owner).or_default().push(c.task_id);
+    }
+    let mut unconfirmed = std::collections::HashSet::new();
+    for (owner, tasks) in asked {
+        for chunk in tasks.chunks(MAX_HANDED_OVER) {
+            let ids = chunk.iter().map(|t| ObjectId::for_return(*t, 0)).collect();
+            let asked = net.ask(owner.peer_id(), Target::System, ExpectedFrom { ids, from });
+            let flags = match asked.await {
+                Ok(flags) if flags.len() == chunk.len() => flags,
+                Ok(_) | Err(_) => vec![false; chunk.len()],
+            };
+            for (task, sent) in chunk.iter().zip(flags) {
+                if !sent {
+                    tracing::warn!(%task, %owner, peer = %from, "an actor call passed on that its owner did not send: refused");
+                    unconfirmed.insert(*task);
+                }
+            }
+        }
+    }
+    unconfirmed
 }
 
 /// Delivers calls that arrived from other nodes to their hosts on this node (the node manager's

@@ -10,7 +10,8 @@
 //!   when another node created the actor;
 //! - `node_manager/DeliverCalls` and `node_manager/ControlActor` from other nodes: calls and
 //!   controls for the actors hosted here (declared with the calls' wire form in
-//!   [`crate::actor_host::wire`]);
+//!   [`crate::actor_host::wire`]); calls a node passes on for another owner are delivered only
+//!   once that owner confirmed it sent them there;
 //! - [`GcsEvent`] from the GCS client: when another node dies, what this node expected from it
 //!   fails (the object manager's objects, the calls to its actors).
 
@@ -24,13 +25,13 @@ use raya_cluster::gcs::nodes::{NodeInfo, NodeState, RegisterNode, UnregisterNode
 use raya_cluster::gcs::task_events::MAX_EVENTS_A_REQUEST;
 use raya_cluster::gcs::task_events::{AddTaskEvents, TaskEventBuffer};
 use raya_cluster::gcs::{GcsError, GcsEvent};
-use raya_cluster::transport::{Network, sockets_reachable_first};
-use raya_common::{JobId, NodeId, ResourceSet};
+use raya_cluster::transport::{Network, Received, sockets_reachable_first};
+use raya_common::{JobId, NodeId, ResourceSet, TaskId};
 use raya_scheduler::{CreateActor, TaskDone, TaskKind, TaskOutcome};
 use raya_store::{NodeGone, ObjectManager};
 
 use crate::actor_host::env::HostEnv;
-use crate::actor_host::wire::{ControlActor, DeliverCalls, deliver};
+use crate::actor_host::wire::{ControlActor, DeliverCalls, deliver, unconfirmed_relays};
 use crate::actor_host::{HostControl, HostStart};
 use crate::registry::{ACTOR_CLASSES, REMOTE_FUNCTIONS};
 
@@ -65,7 +66,7 @@ impl NodeManager {
     pub(crate) fn launch(self, ctx: Context<Self>) -> Addr<Self> {
         let addr = ctx.address();
         if let Some(net) = &self.net {
-            net.router().serve::<DeliverCalls, _>(addr.clone());
+            net.router().serve_received::<DeliverCalls, _>(addr.clone());
             net.router().serve::<ControlActor, _>(addr.clone());
             self.gcs.subscribe(addr.clone().recipient());
         }
@@ -179,10 +180,27 @@ impl Handler<LeaveCluster> for NodeManager {
     }
 }
 
-impl Handler<DeliverCalls> for NodeManager {
-    type Result = MessageResult<DeliverCalls>;
-    fn handle(&mut self, m: DeliverCalls, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(deliver(&self.host_env.directory, m.0))
+impl Handler<Received<DeliverCalls>> for NodeManager {
+    type Result = Response<Vec<TaskId>>;
+    /// Calls a node sends for itself are delivered at once; calls it passes on for another
+    /// owner only once that owner confirmed it sent them there (the batch waits, so the
+    /// sender's calls keep their order).
+    fn handle(&mut self, r: Received<DeliverCalls>, _: &mut Context<Self>) -> Self::Result {
+        let (from, calls) = (r.from.node(), r.msg.0);
+        let directory = Arc::clone(&self.host_env.directory);
+        let relayed = calls.iter().any(|c| c.owner != from && c.num_returns > 0);
+        let Some(net) = self.net.clone().filter(|_| relayed) else {
+            return Response::reply(deliver(&directory, calls));
+        };
+        Response::fut(async move {
+            let refused = unconfirmed_relays(&net, from, &calls).await;
+            let (confirmed, dropped): (Vec<_>, Vec<_>) = calls
+                .into_iter()
+                .partition(|c| !refused.contains(&c.task_id));
+            let mut undelivered = deliver(&directory, confirmed);
+            undelivered.extend(dropped.into_iter().map(|c| c.task_id));
+            undelivered
+        })
     }
 }
 

@@ -251,6 +251,7 @@ pub(super) async fn setup(
                 links: Arc::new(move |name: &str| linked.contains(name)),
                 returns: o.clone().recipient(),
                 expected: o.clone().recipient(),
+                going: o.clone().recipient(),
                 net: n.clone(),
             })
         }
@@ -263,6 +264,7 @@ pub(super) async fn setup(
             place: scheduler.clone().recipient(),
             unschedulable: scheduler.clone().recipient(),
             placed: scheduler.clone().recipient(),
+            going: scheduler.clone().recipient(),
         });
     }
 

@@ -21,10 +21,11 @@ use raya_common::{
 };
 use raya_scheduler::{
     CancelTask, FunctionDescriptor, PlaceTask, ScheduleTask, SchedulingStrategy, TaskArg,
-    TaskPlaced, TaskSpec, TaskUnschedulable,
+    TaskGoing, TaskPlaced, TaskSpec, TaskUnschedulable,
 };
 use raya_store::object_manager::{
-    Borrow, FreeObject, LocateObject, ObjectReady, ObjectsExpected, ReadyData, StillMaking,
+    Borrow, ExpectedFrom, FreeObject, LocateObject, ObjectReady, ObjectsExpected, ReadyData,
+    StillMaking,
 };
 
 use crate::targets::{checks, ensure_store, peers};
@@ -216,6 +217,10 @@ pub fn bodies() -> Vec<(&'static str, Vec<u8>)> {
             task_id: TaskId(id(7)),
             node: node(),
         }),
+        body(&TaskGoing {
+            task_id: TaskId(id(7)),
+            node: node(),
+        }),
         body(&TaskUnschedulable {
             spec: spec(),
             reason: "no node".into(),
@@ -245,6 +250,10 @@ pub fn bodies() -> Vec<(&'static str, Vec<u8>)> {
             at: node(),
         }),
         body(&LocateObject(oid)),
+        body(&ExpectedFrom {
+            ids: vec![oid],
+            from: node(),
+        }),
         body(&FreeObject(oid)),
         body(&Borrow {
             id: oid,

@@ -28,7 +28,7 @@ use raya_cluster::transport::{NetError, Network, Target, remote_recipient};
 use raya_common::{NodeId, ObjectId, TaskErrorKind, TaskId};
 use serde::{Deserialize, Serialize};
 
-use crate::local::{PlaceTask, TaskPlaced, TaskUnschedulable, infeasible_reason};
+use crate::local::{PlaceTask, TaskGoing, TaskPlaced, TaskUnschedulable, infeasible_reason};
 use crate::task_spec::TaskSpec;
 use policy::{NodeView, pick};
 
@@ -66,6 +66,8 @@ pub struct RegisterLocalScheduler {
     pub unschedulable: Recipient<TaskUnschedulable>,
     /// Where placements of the tasks it handed over are reported.
     pub placed: Recipient<TaskPlaced>,
+    /// Where it hears, before a task it handed over leaves, which node it goes to.
+    pub going: Recipient<TaskGoing>,
 }
 
 /// How the global scheduler reaches one node's local scheduler.
@@ -73,6 +75,7 @@ struct Local {
     place: Recipient<PlaceTask>,
     unschedulable: Recipient<TaskUnschedulable>,
     placed: Recipient<TaskPlaced>,
+    going: Recipient<TaskGoing>,
 }
 
 /// What the global scheduler learnt about the cluster for one task.
@@ -150,7 +153,8 @@ impl GlobalScheduler {
                 Local {
                     place: remote_recipient(net.clone(), peer, Target::System),
                     unschedulable: remote_recipient(net.clone(), peer, Target::System),
-                    placed: remote_recipient(net, peer, Target::System),
+                    placed: remote_recipient(net.clone(), peer, Target::System),
+                    going: remote_recipient(net, peer, Target::System),
                 },
             );
         }
@@ -239,6 +243,7 @@ impl GlobalScheduler {
         match picked.and_then(|n| self.local(n).map(|l| (n, l.place.clone()))) {
             Some((node, place)) => {
                 self.note_placement(&spec, node);
+                self.report_going(task, from, node);
                 place.do_send(PlaceTask(spec));
                 self.report_placed(task, from, node);
             }
@@ -258,6 +263,14 @@ impl GlobalScheduler {
                 tracing::warn!(task = %spec.task_id, %reason, "task is infeasible");
                 self.unschedulable(spec, from, reason, TaskErrorKind::Infeasible);
             }
+        }
+    }
+
+    /// Tells `from`, before its task leaves, that it goes to `node` (so the results' owner
+    /// knows their maker before they can arrive).
+    fn report_going(&mut self, task_id: TaskId, from: NodeId, node: NodeId) {
+        if let Some(l) = self.local(from) {
+            l.going.do_send(TaskGoing { task_id, node });
         }
     }
 
@@ -295,6 +308,7 @@ impl GlobalScheduler {
         let task = spec.task_id;
         let mut kept = spec.clone();
         self.note_placement(&spec, node);
+        self.report_going(task, from, node);
         let placed = net.send_ordered(node.peer_id(), PlaceTask(spec));
         ctx.spawn(placed.into_actor(self).map(move |res, this, ctx| {
             let Err(e) = res else {
@@ -357,6 +371,7 @@ impl Handler<RegisterLocalScheduler> for GlobalScheduler {
                 place: m.place,
                 unschedulable: m.unschedulable,
                 placed: m.placed,
+                going: m.going,
             },
         );
     }

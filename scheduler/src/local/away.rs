@@ -6,7 +6,9 @@
 //! - fail the task where the user waits when the head never took it (the ordered link's error)
 //!   or did not place it within the placement lease (the head died meanwhile);
 //! - tell the node's object manager, when this node owns the results, which node makes them
-//!   (`ObjectsExpected`), so that they fail if that node dies or stops answering;
+//!   (`ObjectsExpected`), so that it takes them from that node and fails them if that node dies
+//!   or stops answering; when another node owns them (a task placed here that this node handed
+//!   on), tell the owner, which expects them from here, where they are made now;
 //! - cancel it on the node that has it (`local_scheduler/CancelTask`), now or once it is placed.
 //!
 //! Task ids cancelled here before their task arrived are remembered (a bounded number), so a
@@ -19,7 +21,7 @@ use actix::prelude::*;
 use raya_common::{NodeId, TaskError, TaskErrorKind, TaskId};
 use raya_store::{ObjectsExpected, RawRef};
 
-use super::{CancelTask, LocalScheduler, TaskPlaced};
+use super::{CancelTask, LocalScheduler, TaskGoing, TaskPlaced};
 use crate::global::ScheduleTask;
 use crate::task_spec::TaskSpec;
 
@@ -231,6 +233,46 @@ impl Handler<AwayFreed> for LocalScheduler {
     }
 }
 
+impl LocalScheduler {
+    /// Tells whoever follows the results of handed-over task `task` that node `node` makes
+    /// them: this node's object manager when the results are its own (it takes them only from
+    /// that node; `confirmed` once the node has the task, when its death or silence fails
+    /// them), the owner when another node owns them (a task placed here that this node handed
+    /// on: the owner expects them from here), once the node has it.
+    fn tell_maker(&self, task: TaskId, node: NodeId, confirmed: bool) {
+        let (Some(a), Some(c)) = (self.away.get(&task), &self.cluster) else {
+            return;
+        };
+        let ids: Vec<_> = a.spec.return_ids().collect();
+        match (a.spec.origin == self.cfg.node, confirmed) {
+            (true, true) => c.expected.do_send(ObjectsExpected { ids, at: node }),
+            (true, false) => c.going.do_send(raya_store::MakerGoing { ids, at: node }),
+            (false, true) => {
+                for chunk in ids.chunks(raya_store::MAX_HANDED_OVER) {
+                    c.net.tell_ordered(
+                        a.spec.origin.peer_id(),
+                        ObjectsExpected {
+                            ids: chunk.to_vec(),
+                            at: node,
+                        },
+                    );
+                }
+            }
+            // The owner expects them from here until the node has the task.
+            (false, false) => {}
+        }
+    }
+}
+
+impl Handler<TaskGoing> for LocalScheduler {
+    type Result = ();
+    fn handle(&mut self, m: TaskGoing, _: &mut Context<Self>) {
+        if m.node != self.cfg.node {
+            self.tell_maker(m.task_id, m.node, false);
+        }
+    }
+}
+
 impl Handler<TaskPlaced> for LocalScheduler {
     type Result = ();
     fn handle(&mut self, m: TaskPlaced, _: &mut Context<Self>) {
@@ -245,13 +287,8 @@ impl Handler<TaskPlaced> for LocalScheduler {
         }
         a.at = Some(m.node);
         tracing::debug!(task = %m.task_id, node = %m.node, "task placed");
-        let (cancel, origin) = (a.cancel, a.spec.origin);
-        let ids: Vec<_> = a.spec.return_ids().collect();
-        if origin == me
-            && let Some(c) = &self.cluster
-        {
-            c.expected.do_send(ObjectsExpected { ids, at: m.node });
-        }
+        let cancel = a.cancel;
+        self.tell_maker(m.task_id, m.node, true);
         if let Some(force) = cancel {
             self.cancel_at(m.node, m.task_id, force);
             self.away.remove(&m.task_id);

@@ -44,8 +44,23 @@ pub struct TaskPlaced {
     pub node: NodeId,
 }
 
+/// The global scheduler is sending a task this node handed over to node `node` (sent before
+/// the task itself, so the owner knows where its results come from before they can arrive;
+/// [`TaskPlaced`] follows once the node has it).
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(derive(Debug))]
+#[derive(Debug, Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+pub struct TaskGoing {
+    /// The task.
+    pub task_id: TaskId,
+    /// The node it is sent to.
+    pub node: NodeId,
+}
+
 raya_cluster::wire_message!(
     PlaceTask => "local_scheduler/PlaceTask" where |_, from| from.is_head(),
+    TaskGoing => "local_scheduler/TaskGoing" as archive where |_, from| from.is_head(),
     TaskPlaced => "local_scheduler/TaskPlaced" as archive where |_, from| from.is_head(),
     TaskUnschedulable => "local_scheduler/TaskUnschedulable" where |_, from| from.is_head(),
     CancelTask => "local_scheduler/CancelTask" as archive

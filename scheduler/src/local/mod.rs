@@ -43,7 +43,7 @@ pub mod worker_pool;
 pub use cancel::CancelFlags;
 pub use messages::{
     CancelTask, CreateActor, Dispatched, GetSchedulerState, PlaceTask, ReleaseResources,
-    SchedulerState, SubmitTask, TaskDone, TaskOutcome, TaskPlaced, TaskUnschedulable,
+    SchedulerState, SubmitTask, TaskDone, TaskGoing, TaskOutcome, TaskPlaced, TaskUnschedulable,
     WorkerBlocked, WorkerCommand, WorkerStopped, WorkerUnblocked,
 };
 pub(crate) use records::infeasible_reason;
@@ -130,8 +130,12 @@ pub struct ClusterHooks {
     pub links: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     /// The object manager, told about results of tasks run here for other nodes.
     pub returns: Recipient<raya_store::ExpectReturns>,
-    /// The object manager, told which node makes the results of tasks handed over.
+    /// The object manager, told which node makes the results of tasks handed over (once the
+    /// node has the task).
     pub expected: Recipient<ObjectsExpected>,
+    /// The object manager, told which node the results of a task handed over may come from
+    /// (as the head sends it there).
+    pub going: Recipient<raya_store::MakerGoing>,
     /// The node's network: the scheduler serves [`PlaceTask`], [`TaskPlaced`],
     /// [`TaskUnschedulable`] and [`CancelTask`] on its router, and sends cancellations.
     pub net: Network,
@@ -253,6 +257,7 @@ impl LocalScheduler {
         if let Some(router) = router {
             router.serve::<PlaceTask, _>(addr.clone());
             router.serve::<TaskPlaced, _>(addr.clone());
+            router.serve::<TaskGoing, _>(addr.clone());
             router.serve::<TaskUnschedulable, _>(addr.clone());
             router.serve::<CancelTask, _>(addr.clone());
         }

@@ -1,12 +1,13 @@
 //! Results announced to their owner ([`ObjectReady`]) and who may announce them.
 //!
 //! An owner takes a result only from the node its own records say makes it: the node the head
-//! placed the task on (`TaskPlaced`), the node it sent the actor call to, or the node that one
-//! handed the call on to (a handover, `ObjectsExpected` from the node expected until then). Any
+//! sends the task to (`TaskGoing`), the node it sent the actor call to, or the node that one
+//! handed the work on to (a handover, `ObjectsExpected` from the node expected until then). Any
 //! other announcement is refused, so a member cannot complete or fail another node's objects.
 //!
-//! The record may trail the result: the head tells the owner where it placed a task only once
-//! that node took it, and a fast task's result can be quicker. Such a result is held here,
+//! The record may trail the result: the head tells the owner where a task goes as it sends it,
+//! but on another link than the result takes, and a handover follows the work it hands on.
+//! Such a result is held here,
 //! unanswered, until the record arrives (taken if it names the sender, refused if not) or for
 //! [`EARLY_WAIT`] at most (refused then: its maker announces it again a little later). Held
 //! results are bounded in number and in bytes; past either bound a result is refused at once.
@@ -135,6 +136,12 @@ impl ObjectManager {
             }
             return true;
         }
+        if matches!(m.data, ReadyData::Held { .. })
+            && self.copies.get(&m.id).is_some_and(|c| c.contains(&m.from))
+        {
+            // Taken already (the maker did not hear so, and announces it again).
+            return true;
+        }
         if self.expected.get(&m.id) != Some(&m.from) {
             tracing::warn!(object = %m.id, peer = %m.from, "result from a node not making it: refused");
             return false;
@@ -178,7 +185,8 @@ impl Handler<Received<ObjectReady>> for ObjectManager {
     fn handle(&mut self, r: Received<ObjectReady>, ctx: &mut Context<Self>) -> Response<bool> {
         let m = r.msg;
         let pending = self.core.status(m.id) == Status::Pending;
-        if !pending || self.expected.contains_key(&m.id) {
+        let known = self.expected.contains_key(&m.id) || self.copies.contains_key(&m.id);
+        if !pending || known {
             return Response::reply(self.take_ready(m, ctx));
         }
         // No record of its maker yet: wait for it, a while.

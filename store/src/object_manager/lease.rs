@@ -94,11 +94,17 @@ impl ObjectManager {
         self.expected
             .retain(|id, _| core.status(*id) == Status::Pending);
         let expected = &self.expected;
+        self.going.retain(|id| expected.contains_key(id));
         self.leases
             .doubted
             .retain(|id, _| expected.contains_key(id));
         let mut by_maker: HashMap<NodeId, Vec<ObjectId>> = HashMap::new();
-        for (id, maker) in &self.expected {
+        // Work still being sent is bounded by its placement lease, not by asking the node.
+        for (id, maker) in self
+            .expected
+            .iter()
+            .filter(|(id, _)| !self.going.contains(id))
+        {
             by_maker.entry(*maker).or_default().push(*id);
         }
         self.leases.heard.retain(|n, _| by_maker.contains_key(n));

@@ -64,6 +64,21 @@ pub struct ObjectsExpected {
     pub at: NodeId,
 }
 
+/// Asks an object's owner whether it expects these objects from node `from` (answered per id):
+/// asked by a node given actor calls that `from` passed on for the owner (an actor's creator
+/// forwarding the calls of handles that still address it) before it runs them, so a node can
+/// pass on only calls the owner sent it, never slip its own in under another node's ids.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Vec<bool>")]
+pub struct ExpectedFrom {
+    /// The objects.
+    pub ids: Vec<ObjectId>,
+    /// The node said to have been sent the work that makes them.
+    pub from: NodeId,
+}
+
 /// Where an object can be pulled from, as its owner knows.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
@@ -108,6 +123,19 @@ pub struct Borrow {
     pub add: bool,
 }
 
+/// The head is sending the work that makes these objects (owned here) to node `at`: results
+/// from `at` are taken, but the work may yet go elsewhere (when `at` cannot be given it), so
+/// neither `at`'s death nor its lease fails the objects until [`ObjectsExpected`] confirms it
+/// (the task's own placement lease bounds the wait meanwhile). Local wiring only.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct MakerGoing {
+    /// The objects.
+    pub ids: Vec<ObjectId>,
+    /// The node the work is sent to.
+    pub at: NodeId,
+}
+
 /// A node of the cluster died: what it made or held is lost.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
@@ -138,6 +166,15 @@ raya_cluster::wire_message!(
         Ok(())
     },
     LocateObject => "object_manager/LocateObject" as archive,
+    ExpectedFrom => "object_manager/ExpectedFrom" as archive where |m, _| {
+        if m.ids.len() > MAX_HANDED_OVER {
+            return Err(format!(
+                "{} objects asked about at once, more than {MAX_HANDED_OVER}",
+                m.ids.len()
+            ));
+        }
+        Ok(())
+    },
     FreeObject => "object_manager/FreeObject" as archive
         where |m, from| from.made(m.0.task.node_tag(), "the object freed"),
     Borrow => "object_manager/Borrow" as archive where |m, from| from.is(m.node, "a borrow"),

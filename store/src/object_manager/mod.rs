@@ -30,6 +30,7 @@ pub fn wire_checks() -> Vec<raya_cluster::transport::WireCheck> {
         (ObjectReady::NAME, check_body::<ObjectReady>),
         (ObjectsExpected::NAME, check_body::<ObjectsExpected>),
         (LocateObject::NAME, check_body::<LocateObject>),
+        (ExpectedFrom::NAME, check_body::<ExpectedFrom>),
         (FreeObject::NAME, check_body::<FreeObject>),
         (Borrow::NAME, check_body::<Borrow>),
         (StillMaking::NAME, check_body::<StillMaking>),
@@ -38,8 +39,8 @@ pub fn wire_checks() -> Vec<raya_cluster::transport::WireCheck> {
 }
 
 pub use messages::{
-    Borrow, ExpectReturns, FreeObject, LocateObject, Located, MAX_HANDED_OVER, MAX_INLINE,
-    MAX_OBJECT, NodeGone, ObjectReady, ObjectsExpected, ReadyData,
+    Borrow, ExpectReturns, ExpectedFrom, FreeObject, LocateObject, Located, MAX_HANDED_OVER,
+    MAX_INLINE, MAX_OBJECT, MakerGoing, NodeGone, ObjectReady, ObjectsExpected, ReadyData,
 };
 
 use std::collections::{HashMap, HashSet};
@@ -128,6 +129,9 @@ pub struct ObjectManager {
     copies: HashMap<ObjectId, HashSet<NodeId>>,
     /// For objects owned here and being made elsewhere: the node making them.
     expected: HashMap<ObjectId, NodeId>,
+    /// Of those, the ones whose work is still being sent there ([`MakerGoing`]): neither that
+    /// node's death nor its lease fails them yet.
+    going: HashSet<ObjectId>,
     /// Objects owned here whose free must reach the copies (an `on_free` hook is set).
     watched_free: HashSet<ObjectId>,
     /// Borrowers' references, held for them.
@@ -173,6 +177,7 @@ impl ObjectManager {
             held: HashMap::new(),
             copies: HashMap::new(),
             expected: HashMap::new(),
+            going: HashSet::new(),
             watched_free: HashSet::new(),
             borrowers: HashMap::new(),
             parked: HashMap::new(),
@@ -191,6 +196,7 @@ impl ObjectManager {
         router.serve_received::<ObjectReady, _>(addr.clone());
         router.serve_received::<ObjectsExpected, _>(addr.clone());
         router.serve::<LocateObject, _>(addr.clone());
+        router.serve::<ExpectedFrom, _>(addr.clone());
         router.serve::<FreeObject, _>(addr.clone());
         router.serve::<Borrow, _>(addr.clone());
         router.serve::<StillMaking, _>(addr.clone());
@@ -372,9 +378,36 @@ impl Handler<ObjectsExpected> for ObjectManager {
     /// This node's own record of where it sent work whose results it owns.
     fn handle(&mut self, m: ObjectsExpected, ctx: &mut Context<Self>) {
         for id in m.ids {
+            self.going.remove(&id);
             if self.core.status(id) == Status::Pending {
                 self.expected.insert(id, m.at);
                 self.leases.expect(m.at);
+                self.settle_early(id, ctx);
+            }
+        }
+    }
+}
+
+impl Handler<ExpectedFrom> for ObjectManager {
+    type Result = MessageResult<ExpectedFrom>;
+    fn handle(&mut self, m: ExpectedFrom, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            m.ids
+                .iter()
+                .take(MAX_HANDED_OVER)
+                .map(|id| self.expected.get(id) == Some(&m.from))
+                .collect(),
+        )
+    }
+}
+
+impl Handler<MakerGoing> for ObjectManager {
+    type Result = ();
+    fn handle(&mut self, m: MakerGoing, ctx: &mut Context<Self>) {
+        for id in m.ids {
+            if self.core.status(id) == Status::Pending {
+                self.expected.insert(id, m.at);
+                self.going.insert(id);
                 self.settle_early(id, ctx);
             }
         }
@@ -391,6 +424,7 @@ impl Handler<Received<ObjectsExpected>> for ObjectManager {
             match self.expected.get_mut(&id) {
                 Some(maker) if *maker == from => {
                     *maker = at;
+                    self.going.remove(&id);
                     self.leases.expect(at);
                     self.settle_early(id, ctx);
                 }
@@ -497,6 +531,7 @@ impl Handler<FreeObject> for ObjectManager {
         // On the owner (from its own on_free hook): tell the copies. On a copy: drop it.
         self.watched_free.remove(&id);
         self.expected.remove(&id);
+        self.going.remove(&id);
         // Results still waiting for their record need nothing more (copies are let go).
         self.settle_early(id, ctx);
         if let Some(nodes) = self.copies.remove(&id) {
@@ -567,8 +602,10 @@ impl Handler<NodeGone> for ObjectManager {
     type Result = ();
     fn handle(&mut self, NodeGone(dead): NodeGone, _: &mut Context<Self>) {
         let core = &self.core;
+        let going = &self.going;
         self.expected.retain(|id, n| {
-            if *n != dead {
+            if *n != dead || going.contains(id) {
+                // Still being sent there: the head places it elsewhere, or fails it.
                 return true;
             }
             core.fail(
