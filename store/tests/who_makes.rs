@@ -110,6 +110,13 @@ fn describe(l: &Lookup) -> &'static str {
     }
 }
 
+/// `from` tells `owner` that node `at` makes `id` now (a handover).
+async fn hand_over(from: &TestNode, owner: &TestNode, id: ObjectId, at: NodeId) {
+    let handover = ObjectsExpected { ids: vec![id], at };
+    let to = owner.net.local_peer_id();
+    from.net.send_ordered(to, handover).await.unwrap();
+}
+
 /// The maker makes `id` for `owner` with value `v` (as a task run there would).
 fn make(maker: &TestNode, owner: NodeId, id: ObjectId, v: i64) {
     let r = maker.store.add_ref(id);
@@ -170,17 +177,7 @@ fn only_the_maker_an_owner_expects_completes_its_objects() {
             data: ReadyData::Failed(TaskError::new(TaskErrorKind::System, "forged")),
         };
         assert!(!other.net.send_ordered(to_owner, failed).await.unwrap());
-        other
-            .net
-            .send_ordered(
-                to_owner,
-                ObjectsExpected {
-                    ids: vec![a],
-                    at: other.id(),
-                },
-            )
-            .await
-            .unwrap();
+        hand_over(&other, &owner, a, other.id()).await;
         assert!(!other.net.send_ordered(to_owner, forged).await.unwrap());
         assert_eq!(owner.store.status(a), Status::Pending);
         // Asked (by a node given calls passed on), the owner says from whom it expects it.
@@ -238,17 +235,7 @@ fn only_the_maker_an_owner_expects_completes_its_objects() {
             ids: vec![c],
             at: maker.id(),
         });
-        maker
-            .net
-            .send_ordered(
-                to_owner,
-                ObjectsExpected {
-                    ids: vec![c],
-                    at: other.id(),
-                },
-            )
-            .await
-            .unwrap();
+        hand_over(&maker, &owner, c, other.id()).await;
         make(&other, owner.id(), c, 9);
         settled(&owner.store, c).await;
         assert_eq!(value_of(&owner.store, c), 9);

@@ -120,14 +120,12 @@ impl Handler<KvPut> for KvTable {
                 m.value.len()
             )));
         }
-        let old = self
-            .entries
-            .get(&(m.namespace.clone(), m.key.clone()))
-            .map(|v| cost(&m.namespace, &m.key, v));
+        let k = (m.namespace, m.key);
+        let old = self.entries.get(&k).map(|v| cost(&k.0, &k.1, v));
         if old.is_some() && !m.overwrite {
             return Ok(false);
         }
-        let new = cost(&m.namespace, &m.key, &m.value);
+        let new = cost(&k.0, &k.1, &m.value);
         let bytes = self.bytes - old.unwrap_or(0) + new;
         if bytes > self.max_bytes || (old.is_none() && self.entries.len() >= MAX_ENTRIES) {
             return Err(GcsError::Invalid(format!(
@@ -138,7 +136,7 @@ impl Handler<KvPut> for KvTable {
                 self.max_bytes
             )));
         }
-        self.entries.insert((m.namespace, m.key), m.value)?;
+        self.entries.insert(k, m.value)?;
         self.bytes = bytes;
         Ok(old.is_none())
     }
@@ -154,9 +152,10 @@ impl Handler<KvGet> for KvTable {
 impl Handler<KvDel> for KvTable {
     type Result = Result<bool, GcsError>;
     fn handle(&mut self, m: KvDel, _: &mut Context<Self>) -> Self::Result {
-        let removed = self.entries.remove(&(m.namespace.clone(), m.key.clone()))?;
+        let k = (m.namespace, m.key);
+        let removed = self.entries.remove(&k)?;
         if let Some(v) = &removed {
-            self.bytes -= cost(&m.namespace, &m.key, v);
+            self.bytes -= cost(&k.0, &k.1, v);
         }
         Ok(removed.is_some())
     }

@@ -340,11 +340,11 @@ impl Router {
                 replies.push(Err(WireError::Decode("a batch inside a batch".into())));
                 continue;
             }
-            let name = self.name_of(f.route);
+            let route = f.route;
             let reply = match self.dispatch_from(from, f).await {
                 Ok(body) if bytes + body.len() > MAX_BATCH_REPLY => Err(self.refuse(
                     &from,
-                    name,
+                    self.name_of(route),
                     format!(
                         "the replies of one ordered batch pass {MAX_BATCH_REPLY} bytes: this \
                          message was handled but its {}-byte reply is not sent",

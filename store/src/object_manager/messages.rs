@@ -153,28 +153,24 @@ pub struct ExpectReturns {
     pub owner: NodeId,
 }
 
+/// Refuses more than [`MAX_HANDED_OVER`] objects in one message.
+fn at_most_handed_over(count: usize, what: &str) -> Result<(), String> {
+    if count > MAX_HANDED_OVER {
+        return Err(format!(
+            "{count} objects {what} at once, more than {MAX_HANDED_OVER}"
+        ));
+    }
+    Ok(())
+}
+
 raya_cluster::wire_message!(
     ObjectReady => "object_manager/ObjectReady"
         where |m, from| from.is(m.from, "a finished object"),
-    ObjectsExpected => "object_manager/ObjectsExpected" as archive where |m, _| {
-        if m.ids.len() > MAX_HANDED_OVER {
-            return Err(format!(
-                "{} objects handed over at once, more than {MAX_HANDED_OVER}",
-                m.ids.len()
-            ));
-        }
-        Ok(())
-    },
+    ObjectsExpected => "object_manager/ObjectsExpected" as archive
+        where |m, _| at_most_handed_over(m.ids.len(), "handed over"),
     LocateObject => "object_manager/LocateObject" as archive,
-    ExpectedFrom => "object_manager/ExpectedFrom" as archive where |m, _| {
-        if m.ids.len() > MAX_HANDED_OVER {
-            return Err(format!(
-                "{} objects asked about at once, more than {MAX_HANDED_OVER}",
-                m.ids.len()
-            ));
-        }
-        Ok(())
-    },
+    ExpectedFrom => "object_manager/ExpectedFrom" as archive
+        where |m, _| at_most_handed_over(m.ids.len(), "asked about"),
     FreeObject => "object_manager/FreeObject" as archive
         where |m, from| from.made(m.0.task.node_tag(), "the object freed"),
     Borrow => "object_manager/Borrow" as archive where |m, from| from.is(m.node, "a borrow"),
