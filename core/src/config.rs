@@ -61,6 +61,11 @@ pub struct Config {
     pub object_lease: Duration,
     /// How many task records the GCS keeps.
     pub max_task_events: usize,
+    /// How many bytes of by-value arguments the lineage of the tasks this node hands to other
+    /// nodes keeps, so they can run again when a node dies with them or with their results
+    /// (default 1 GiB, Ray's `max_lineage_bytes`). Past it, the oldest placed tasks let their
+    /// arguments go, and a result of theirs lost later fails as `ReconstructionFailed`.
+    pub max_lineage_bytes: u64,
     /// Join the cluster whose head listens at this address (`host:port` or a multiaddr).
     /// Default: the `RAYA_ADDRESS` environment variable when set, else none (an embedded
     /// one-node cluster that opens no port).
@@ -106,6 +111,7 @@ impl Default for Config {
             delivery_timeout: Duration::from_secs(30),
             object_lease: Duration::from_secs(60),
             max_task_events: 100_000,
+            max_lineage_bytes: 1 << 30,
             address: None,
             head: false,
             host: "0.0.0.0".into(),
@@ -246,6 +252,12 @@ impl Config {
     /// Sets how long an object may wait on a node that cannot be reached before it fails.
     pub fn object_lease(mut self, lease: Duration) -> Self {
         self.object_lease = lease;
+        self
+    }
+    /// Sets how many bytes of by-value arguments the lineage of tasks handed to other nodes
+    /// keeps (see [`Config::max_lineage_bytes`]).
+    pub fn max_lineage_bytes(mut self, bytes: u64) -> Self {
+        self.max_lineage_bytes = bytes;
         self
     }
     /// Sets the bound on worker threads.

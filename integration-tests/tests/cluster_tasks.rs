@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use raya::prelude::*;
-use raya::{NodeInfo, NodeState, TaskState};
+use raya::{NodeInfo, NodeState, TaskErrorKind, TaskState};
 use raya_integration_tests::{eventually, with_raya};
 
 #[raya::remote]
@@ -328,8 +328,15 @@ fn waits_on_a_killed_node_fail_cleanly() {
             r.id()
         )));
         w.kill(0);
+        // It runs again (max_retries allows), but no other node has the resource: it fails
+        // as infeasible, saying why it was to run again.
         let err = raya::get_timeout(&r, Duration::from_secs(60)).unwrap_err();
         let text = err.to_string();
+        assert_eq!(
+            err.task_error_kind(),
+            Some(TaskErrorKind::Infeasible),
+            "{text}"
+        );
         assert!(text.contains("died"), "{text}");
         assert!(eventually(Duration::from_secs(30), || alive_nodes().len() == 1));
     });

@@ -43,6 +43,13 @@ pub enum TaskErrorKind {
     QueueFull,
     /// The runtime itself failed (a bug or a shutdown mid-task).
     System,
+    /// The object's owner (the node that submitted the task making it, or called `put`) died
+    /// before the object could be read: nobody is left to say where it is or to make it again.
+    OwnerDied,
+    /// Every copy of the object was lost and it could not be made again from its lineage: the
+    /// task that made it is out of `max_retries`, or its lineage was let go (an argument freed,
+    /// or the lineage bound reached).
+    ReconstructionFailed,
 }
 
 impl fmt::Display for TaskErrorKind {

@@ -192,6 +192,21 @@ impl ResourceSet {
         }
     }
 
+    /// The amounts of `self` that are above zero: what an over-committed node (see
+    /// [`ResourceSet::subtract`]) has free to report.
+    ///
+    /// ```
+    /// use raya_common::ResourceSet;
+    /// let mut free = ResourceSet::cpus(1.0).unwrap();
+    /// free.subtract(&ResourceSet::cpus(3.0).unwrap());
+    /// assert!(free.free_part().is_empty());
+    /// ```
+    pub fn free_part(&self) -> ResourceSet {
+        ResourceSet {
+            items: self.items.iter().filter(|(_, u)| *u > 0).cloned().collect(),
+        }
+    }
+
     /// Checks a set that asks for resources (a task's or an actor's, as it arrives from another
     /// node): every name non-empty, every amount positive (and at most `i64::MAX / 4` units, so
     /// that sums never overflow), names sorted and unique. Sets built

@@ -221,6 +221,7 @@ pub(super) async fn setup(
             placement_lease: config
                 .object_lease
                 .max(config.delivery_timeout * (raya_scheduler::global::MAX_PLACEMENTS as u32 + 1)),
+            max_lineage_bytes: config.max_lineage_bytes,
         },
         LocalSchedulerParts {
             store: Arc::clone(&store),
@@ -258,6 +259,10 @@ pub(super) async fn setup(
         _ => scheduler,
     }
     .launch();
+    if let Some(o) = &objects {
+        // Objects a dead node lost are made again from the lineage the scheduler keeps.
+        o.do_send(raya_store::RecoverWith(scheduler.clone().recipient()));
+    }
     if let Some(global) = &global {
         global.do_send(RegisterLocalScheduler {
             node,

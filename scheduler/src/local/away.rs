@@ -1,15 +1,17 @@
-//! Tasks this node handed to the global scheduler, until their first result is back here.
+//! Tasks this node handed to the global scheduler, until their results are here or freed.
 //!
-//! For each the scheduler keeps its description, its `ObjectRef` arguments (alive until the
-//! task has run elsewhere) and, once the global scheduler reports it ([`TaskPlaced`]), the node
-//! that has it. That is what lets it:
+//! For each the scheduler keeps the task whole (its [`lineage`](super::lineage): arguments
+//! included, so it can run again) and, once the global scheduler reports it ([`TaskPlaced`]),
+//! the node that has it. That is what lets it:
 //! - fail the task where the user waits when the head never took it (the ordered link's error)
 //!   or did not place it within the placement lease (the head died meanwhile);
 //! - tell the node's object manager, when this node owns the results, which node makes them
 //!   (`ObjectsExpected`), so that it takes them from that node and fails them if that node dies
 //!   or stops answering; when another node owns them (a task placed here that this node handed
 //!   on), tell the owner, which expects them from here, where they are made now;
-//! - cancel it on the node that has it (`local_scheduler/CancelTask`), now or once it is placed.
+//! - cancel it on the node that has it (`local_scheduler/CancelTask`), now or once it is placed;
+//! - run it again when the node that had it, or the only copy of one of its results, died
+//!   (see `recover`).
 //!
 //! Task ids cancelled here before their task arrived are remembered (a bounded number), so a
 //! task whose placement trails its owner's cancellation fails as cancelled when it arrives.
@@ -19,28 +21,15 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use raya_common::{NodeId, TaskError, TaskErrorKind, TaskId};
-use raya_store::{ObjectsExpected, RawRef};
+use raya_store::ObjectsExpected;
 
+use super::lineage::Away;
 use super::{CancelTask, LocalScheduler, TaskGoing, TaskPlaced};
 use crate::global::ScheduleTask;
 use crate::task_spec::TaskSpec;
 
 /// Cancellations of tasks not (yet) here that a node remembers, at most.
 const MAX_EARLY_CANCELS: usize = 4096;
-
-/// A task handed to the global scheduler.
-pub(super) struct Away {
-    /// The task, without its arguments: enough to fail it.
-    spec: TaskSpec,
-    /// Its reference arguments, alive until it ran.
-    _args: Vec<RawRef>,
-    /// When it was handed over.
-    since: Instant,
-    /// The node that has it, once reported.
-    at: Option<NodeId>,
-    /// Cancelled before it was placed: the cancellation goes to its node when known.
-    cancel: Option<bool>,
-}
 
 /// Task ids cancelled before their task reached this node, oldest first.
 #[derive(Default)]
@@ -68,7 +57,8 @@ impl EarlyCancels {
     }
 }
 
-/// The first result of a task handed over is back: it ran (or failed) somewhere.
+/// A result of a task handed over is here (or failed): when all are, the task cannot lose
+/// them any more.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(super) struct AwayDone(pub(super) TaskId);
@@ -86,27 +76,15 @@ impl LocalScheduler {
             return;
         };
         let task = spec.task_id;
-        let args: Vec<RawRef> = spec.ref_args().cloned().collect();
-        let summary = TaskSpec {
-            args: Vec::new(),
-            ..spec.clone()
-        };
-        if let Some(first) = spec.return_ids().next() {
-            self.away.insert(
-                task,
-                Away {
-                    spec: summary,
-                    _args: args,
-                    since: Instant::now(),
-                    at: None,
-                    cancel: None,
-                },
-            );
-            let me = ctx.address();
-            self.store
-                .on_ready(first, Box::new(move || me.do_send(AwayDone(task))));
-            // Every result dropped before it was made: nobody waits for the task any more.
+        if spec.num_returns > 0 {
+            self.away.insert(Away::new(spec.clone()));
             for id in spec.return_ids() {
+                let me = ctx.address();
+                // Waiting for it fetches it: every result comes to its owner, which then holds
+                // a copy (and needs no lineage for it).
+                self.store
+                    .on_ready(id, Box::new(move || me.do_send(AwayDone(task))));
+                // Every result dropped before it was made: nobody waits for the task any more.
                 let me = ctx.address();
                 self.store
                     .on_free(id, Box::new(move || me.do_send(AwayFreed(task))));
@@ -118,7 +96,7 @@ impl LocalScheduler {
         });
         ctx.spawn(taken.into_actor(self).map(move |taken, this, _| {
             let Err(reason) = taken else { return };
-            if let Some(a) = this.away.remove(&task) {
+            if let Some(a) = this.away.remove(task) {
                 tracing::warn!(%task, %reason, "task not handed over");
                 this.fail_task(&a.spec, TaskError::new(TaskErrorKind::Unreachable, reason));
             }
@@ -136,7 +114,7 @@ impl LocalScheduler {
             .map(|(t, _)| *t)
             .collect();
         for task in expired {
-            if let Some(a) = self.away.remove(&task)
+            if let Some(a) = self.away.remove(task)
                 && a.cancel.is_none()
             {
                 let reason = format!(
@@ -201,15 +179,20 @@ impl LocalScheduler {
 impl Handler<AwayDone> for LocalScheduler {
     type Result = ();
     fn handle(&mut self, AwayDone(task): AwayDone, _: &mut Context<Self>) {
+        let Some(a) = self.away.get(&task) else {
+            return;
+        };
         // A task cancelled before it was placed stays until its node is known, to be told.
-        if self
-            .away
-            .get(&task)
-            .is_some_and(|a| a.cancel.is_some() && a.at.is_none())
-        {
+        if a.cancel.is_some() && a.at.is_none() {
             return;
         }
-        self.away.remove(&task);
+        let store = &self.store;
+        if a.spec
+            .return_ids()
+            .all(|id| store.status(id) != raya_store::Status::Pending)
+        {
+            self.away.remove(task);
+        }
     }
 }
 
@@ -228,7 +211,7 @@ impl Handler<AwayFreed> for LocalScheduler {
             .return_ids()
             .all(|id| store.status(id) == raya_store::Status::Missing)
         {
-            self.away.remove(&task);
+            self.away.remove(task);
         }
     }
 }
@@ -282,16 +265,16 @@ impl Handler<TaskPlaced> for LocalScheduler {
         };
         if m.node == me {
             // Placed back here: it is a local task now (`PlaceTask` brought it).
-            self.away.remove(&m.task_id);
+            self.away.remove(m.task_id);
             return;
         }
-        a.at = Some(m.node);
-        tracing::debug!(task = %m.task_id, node = %m.node, "task placed");
         let cancel = a.cancel;
+        self.away.placed(m.task_id, m.node);
+        tracing::debug!(task = %m.task_id, node = %m.node, "task placed");
         self.tell_maker(m.task_id, m.node, true);
         if let Some(force) = cancel {
             self.cancel_at(m.node, m.task_id, force);
-            self.away.remove(&m.task_id);
+            self.away.remove(m.task_id);
         }
     }
 }

@@ -22,9 +22,11 @@
 //! 6. **Done** ([`TaskDone`]): resources come back (an actor keeps its lifetime resources until
 //!    [`ReleaseResources`]), the worker is idle again, and a retry re-enters at step 1.
 //!
-//! A task handed to the global scheduler is followed until its first result is back (`away`):
-//! it fails here if the head never took it or did not place it within the placement lease, and
-//! cancelling it reaches the node that has it.
+//! A task handed to the global scheduler is followed until its results are here or freed
+//! (`away`, kept whole as `lineage`): it fails here if the head never took it or did not place
+//! it within the placement lease, cancelling it reaches the node that has it, and when the node
+//! running it or holding the only copy of a result dies, it runs again while its `max_retries`
+//! allow (`recover`).
 //!
 //! [`CancelTask`] takes a task out of any step (a running one is flagged, see [`CancelFlags`]),
 //! and its children with it. Every report interval the scheduler reports its free resources and
@@ -34,9 +36,11 @@
 
 mod away;
 mod cancel;
+mod lineage;
 mod messages;
 mod queue;
 mod records;
+mod recover;
 mod spillback;
 pub mod worker_pool;
 
@@ -90,6 +94,9 @@ pub struct LocalSchedulerConfig {
     pub event_flush_interval: Duration,
     /// How long a task handed to the global scheduler may go unplaced before it fails.
     pub placement_lease: Duration,
+    /// By-value argument bytes the lineage of tasks handed over keeps, at most (see
+    /// `lineage`).
+    pub max_lineage_bytes: u64,
 }
 
 /// What the scheduler works with: the node's store, how to start workers, where actor
@@ -192,8 +199,8 @@ pub struct LocalScheduler {
     peers: Vec<(NodeId, ResourceSet)>,
     /// Tasks the global scheduler placed here: they are not spilled again.
     placed: HashSet<TaskId>,
-    /// Tasks handed to the global scheduler, until their first result is back.
-    away: FastHashMap<TaskId, away::Away>,
+    /// Tasks handed to the global scheduler, until their results are here or freed.
+    away: lineage::Lineage,
     /// Cancellations that came before their task.
     early_cancels: away::EarlyCancels,
 }
@@ -212,6 +219,7 @@ impl LocalScheduler {
     /// A scheduler for the node described by `cfg`, working with `parts`.
     pub fn new(cfg: LocalSchedulerConfig, parts: LocalSchedulerParts) -> Self {
         LocalScheduler {
+            away: lineage::Lineage::new(cfg.max_lineage_bytes),
             available: cfg.total.clone(),
             workers: WorkerPool::new(
                 parts.workers,
@@ -235,7 +243,6 @@ impl LocalScheduler {
             cluster: None,
             peers: Vec::new(),
             placed: Default::default(),
-            away: Default::default(),
             early_cancels: Default::default(),
         }
     }
@@ -510,7 +517,8 @@ impl LocalScheduler {
         }
         gcs.notify(NodeHeartbeat {
             node: self.cfg.node,
-            available: self.available.clone(),
+            // Over-committed for a moment (blocked tasks resumed): nothing is free.
+            available: self.available.free_part(),
             queued_tasks: queued as u64,
             pending_demand: self.ready.demand(),
         });
@@ -573,7 +581,7 @@ impl Handler<PlaceTask> for LocalScheduler {
         // Counted again: the global scheduler's pick is queued here now.
         self.queued.fetch_add(1, Ordering::Relaxed);
         // Handed over from here and placed back: a local task now.
-        self.away.remove(&spec.task_id);
+        self.away.remove(spec.task_id);
         let refused = spec.check_from_wire().err();
         if refused.is_some() {
             // Only its first return is failed: the count is not to be trusted.
@@ -735,8 +743,13 @@ impl Handler<ReleaseResources> for LocalScheduler {
 impl Handler<TaskUnschedulable> for LocalScheduler {
     type Result = ();
     fn handle(&mut self, m: TaskUnschedulable, _: &mut Context<Self>) {
-        self.away.remove(&m.spec.task_id);
-        self.fail_task(&m.spec, TaskError::new(m.kind, m.reason));
+        let mut reason = m.reason;
+        if let Some(dead) = self.away.remove(m.spec.task_id).and_then(|a| a.lost_with) {
+            reason.push_str(&format!(
+                " (it was to run again because node {dead}, which had it, died)"
+            ));
+        }
+        self.fail_task(&m.spec, TaskError::new(m.kind, reason));
     }
 }
 

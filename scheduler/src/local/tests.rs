@@ -84,6 +84,7 @@ impl Fixture {
             report_interval: Duration::from_secs(60),
             event_flush_interval: Duration::from_secs(60),
             placement_lease: Duration::from_secs(60),
+            max_lineage_bytes: 1 << 30,
         };
         let sched = LocalScheduler::new(
             cfg,

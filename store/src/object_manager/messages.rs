@@ -141,6 +141,33 @@ pub struct MakerGoing {
 #[rtype(result = "()")]
 pub struct NodeGone(pub NodeId);
 
+/// How an object owned here was lost with a node that died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Loss {
+    /// The node was making it (the task or call was queued or running there).
+    Making,
+    /// The object was made, and the node held its only copy.
+    OnlyCopy,
+}
+
+/// Objects owned here that the death of `node` lost: whoever keeps their lineage (the local
+/// scheduler, for the tasks this node handed over) makes them again or fails them itself.
+/// Answered with the ids it does not know, which the object manager fails. Local wiring only.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Vec<ObjectId>")]
+pub struct Recover {
+    /// The node that died.
+    pub node: NodeId,
+    /// The objects it lost, and how.
+    pub lost: Vec<(ObjectId, Loss)>,
+}
+
+/// Tells the object manager where lost objects go to be made again ([`Recover`]). Local
+/// wiring only; without it, lost objects fail at once.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RecoverWith(pub Recipient<Recover>);
+
 /// Keeps the results of work run here for another node until the owner frees them, and tells
 /// the owner when they are ready. The sender takes the references (so the results have entries
 /// in the store before the work can finish).

@@ -10,9 +10,11 @@
 //! - Reference counting spans nodes: a node holding references to an object owned elsewhere is
 //!   a borrower the owner counts ([`Borrow`]); when the last reference anywhere is gone the owner
 //!   frees the object and tells every node holding a copy ([`FreeObject`]).
-//! - When a node dies, the objects it was making or holding fail with a clear error instead of
-//!   being waited for forever ([`NodeGone`]); when it stalls or is cut off, they fail after the
-//!   object lease (`lease`, [`StillMaking`]).
+//! - When a node dies ([`NodeGone`]), the objects owned here that it was making or held the
+//!   only copy of are made again from their lineage ([`Recover`], sent to the local scheduler,
+//!   which keeps the tasks this node handed over) or fail with an error naming the node;
+//!   objects this node borrows from the dead node fail as `OwnerDied`. When a maker stalls or
+//!   is cut off instead, its objects fail after the object lease (`lease`, [`StillMaking`]).
 
 mod early;
 mod lease;
@@ -39,11 +41,12 @@ pub fn wire_checks() -> Vec<raya_cluster::transport::WireCheck> {
 }
 
 pub use messages::{
-    Borrow, ExpectReturns, ExpectedFrom, FreeObject, LocateObject, Located, MAX_HANDED_OVER,
-    MAX_INLINE, MAX_OBJECT, MakerGoing, NodeGone, ObjectReady, ObjectsExpected, ReadyData,
+    Borrow, ExpectReturns, ExpectedFrom, FreeObject, LocateObject, Located, Loss, MAX_HANDED_OVER,
+    MAX_INLINE, MAX_OBJECT, MakerGoing, NodeGone, ObjectReady, ObjectsExpected, ReadyData, Recover,
+    RecoverWith,
 };
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,10 +77,10 @@ struct ResultReady(ObjectId, NodeId, Option<Instant>);
 #[rtype(result = "()")]
 struct LocateResolved(ObjectId);
 
-/// A pull of `.0` ended.
+/// A pull of `.0` ended; `.1`: the node pulled from, for an object owned here.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct PullDone(ObjectId, Result<(), TaskError>);
+struct PullDone(ObjectId, Option<NodeId>, Result<(), TaskError>);
 
 /// The hooks the store calls: cheap, from any thread.
 struct Hooks {
@@ -148,6 +151,10 @@ pub struct ObjectManager {
     leases: lease::Leases,
     /// Results that arrived before this node's record of who makes them.
     early: early::Early,
+    /// Where objects lost with a dead node go to be made again.
+    recover: Option<Recipient<Recover>>,
+    /// Nodes lately declared dead, oldest first.
+    dead: VecDeque<NodeId>,
     /// Borrowers not in the node table when they first borrowed, and since when.
     strangers: HashMap<NodeId, Instant>,
 }
@@ -185,6 +192,8 @@ impl ObjectManager {
             pulling: HashSet::new(),
             leases: lease::Leases::default(),
             early: early::Early::default(),
+            recover: None,
+            dead: VecDeque::new(),
             strangers: HashMap::new(),
         });
         core.set_hooks(Box::new(Hooks {
@@ -239,7 +248,7 @@ impl ObjectManager {
         );
         self.net.spawn(async move {
             let result = pull_object(&net, &core, id, from, lease).await;
-            me.do_send(PullDone(id, result));
+            me.do_send(PullDone(id, Some(from), result));
         });
     }
 
@@ -377,6 +386,21 @@ impl Handler<ObjectsExpected> for ObjectManager {
     type Result = ();
     /// This node's own record of where it sent work whose results it owns.
     fn handle(&mut self, m: ObjectsExpected, ctx: &mut Context<Self>) {
+        if self.dead.contains(&m.at) {
+            // Placed on a node whose death was heard first: lost with it.
+            let lost = m
+                .ids
+                .into_iter()
+                .filter(|id| {
+                    self.going.remove(id);
+                    self.expected.remove(id);
+                    self.core.status(*id) == Status::Pending
+                })
+                .map(|id| (id, Loss::Making))
+                .collect();
+            self.recover_lost(m.at, lost, ctx);
+            return;
+        }
         for id in m.ids {
             self.going.remove(&id);
             if self.core.status(id) == Status::Pending {
@@ -471,7 +495,7 @@ impl Handler<ObjectWanted> for ObjectManager {
                 );
                 self.net.spawn(async move {
                     let result = locate_and_pull(&net, &core, id, owner, lease).await;
-                    me.do_send(PullDone(id, result));
+                    me.do_send(PullDone(id, None, result));
                 });
             }
         }
@@ -480,8 +504,21 @@ impl Handler<ObjectWanted> for ObjectManager {
 
 impl Handler<PullDone> for ObjectManager {
     type Result = ();
-    fn handle(&mut self, PullDone(id, result): PullDone, _: &mut Context<Self>) {
+    fn handle(&mut self, PullDone(id, from, result): PullDone, ctx: &mut Context<Self>) {
         self.pulling.remove(&id);
+        if let (Err(e), Some(from)) = (&result, from)
+            && !self.copies.get(&id).is_some_and(|c| c.contains(&from))
+        {
+            // An object owned here, pulled from a node no longer holding it (it died): it is
+            // being made again, or pulled from another copy.
+            tracing::debug!(object = %id, %from, error = %e, "pull from a lost copy ended");
+            if let Some(n) = self.copies.get(&id).and_then(|c| c.iter().next()).copied()
+                && self.core.has_waiters(id)
+            {
+                self.pull(id, n, ctx);
+            }
+            return;
+        }
         if let Err(e) = result {
             tracing::warn!(object = %id, error = %e, "object could not be fetched");
             self.core.fail(id, Arc::new(e));
@@ -600,32 +637,21 @@ impl ObjectManager {
 
 impl Handler<NodeGone> for ObjectManager {
     type Result = ();
-    fn handle(&mut self, NodeGone(dead): NodeGone, _: &mut Context<Self>) {
-        let core = &self.core;
+    fn handle(&mut self, NodeGone(dead): NodeGone, ctx: &mut Context<Self>) {
+        self.note_dead(dead);
+        let mut lost = Vec::new();
         let going = &self.going;
         self.expected.retain(|id, n| {
             if *n != dead || going.contains(id) {
                 // Still being sent there: the head places it elsewhere, or fails it.
                 return true;
             }
-            core.fail(
-                *id,
-                Arc::new(TaskError::new(
-                    TaskErrorKind::NodeDied,
-                    format!("node {dead}, which was making this object, died"),
-                )),
-            );
+            lost.push((*id, Loss::Making));
             false
         });
         for (id, nodes) in self.copies.iter_mut() {
             if nodes.remove(&dead) && nodes.is_empty() && self.core.status(*id) == Status::Pending {
-                self.core.fail(
-                    *id,
-                    Arc::new(TaskError::new(
-                        TaskErrorKind::NodeDied,
-                        format!("node {dead}, which held the only copy of this object, died"),
-                    )),
-                );
+                lost.push((*id, Loss::OnlyCopy));
             }
         }
         self.copies.retain(|_, n| !n.is_empty());
@@ -633,6 +659,89 @@ impl Handler<NodeGone> for ObjectManager {
         self.leases.forget(dead);
         // Results kept here for the dead node: nobody will ask for them.
         self.held.retain(|_, (_, owner)| *owner != dead);
+        // What this node borrows from the dead node and does not have: nobody is left to
+        // say where it is or to make it again.
+        let owner_died = Arc::new(TaskError::new(
+            TaskErrorKind::OwnerDied,
+            format!("its owner, node {dead}, died"),
+        ));
+        for id in self.core.pending_owned_by(dead) {
+            self.core.fail(id, Arc::clone(&owner_died));
+        }
+        self.recover_lost(dead, lost, ctx);
+    }
+}
+
+/// Nodes declared dead that a node remembers, at most (a placement on one reported after its
+/// death counts as lost with it).
+const MAX_DEAD_REMEMBERED: usize = 1024;
+
+impl ObjectManager {
+    /// Remembers that `node` died.
+    fn note_dead(&mut self, node: NodeId) {
+        if self.dead.contains(&node) {
+            return;
+        }
+        self.dead.push_back(node);
+        while self.dead.len() > MAX_DEAD_REMEMBERED {
+            self.dead.pop_front();
+        }
+    }
+
+    /// Has objects owned here that node `dead` lost made again ([`Recover`]); those nothing
+    /// can make again fail.
+    fn recover_lost(&mut self, dead: NodeId, lost: Vec<(ObjectId, Loss)>, ctx: &mut Context<Self>) {
+        if lost.is_empty() {
+            return;
+        }
+        let Some(recover) = self.recover.clone() else {
+            for (id, loss) in lost {
+                self.fail_lost(id, loss, dead);
+            }
+            return;
+        };
+        let asked = Recover {
+            node: dead,
+            lost: lost.clone(),
+        };
+        ctx.spawn(
+            recover
+                .send(asked)
+                .into_actor(self)
+                .map(move |res, this, _| {
+                    let unknown: HashSet<ObjectId> = match res {
+                        Ok(ids) => ids.into_iter().collect(),
+                        Err(_) => lost.iter().map(|(id, _)| *id).collect(),
+                    };
+                    for (id, loss) in lost {
+                        if unknown.contains(&id) {
+                            this.fail_lost(id, loss, dead);
+                        }
+                    }
+                }),
+        );
+    }
+}
+
+impl ObjectManager {
+    /// Fails object `id`, lost with node `dead`, that nothing can make again.
+    fn fail_lost(&mut self, id: ObjectId, loss: Loss, dead: NodeId) {
+        let message = match loss {
+            Loss::Making => format!("node {dead}, which was making this object, died"),
+            Loss::OnlyCopy => format!("node {dead}, which held the only copy of this object, died"),
+        };
+        self.core.fail(
+            id,
+            Arc::new(TaskError::new(TaskErrorKind::NodeDied, message)),
+        );
+        self.answer_parked(id);
+    }
+}
+
+impl Handler<RecoverWith> for ObjectManager {
+    type Result = ();
+    fn handle(&mut self, RecoverWith(r): RecoverWith, _: &mut Context<Self>) {
+        self.recover = Some(r);
     }
 }
 

@@ -83,8 +83,11 @@ enum Failure {
     Final(TaskError),
 }
 
-/// Asks `owner` where object `id` is and pulls it from there, trying again while the owner is
-/// unreachable, up to `lease`.
+/// Asks `owner` where object `id` is and pulls it from there. While the owner is unreachable
+/// it is asked again, up to `lease`; a holder that cannot be pulled from for a quarter of the
+/// lease (it died, and the owner is making the object again or knows another copy) sends the
+/// puller back to the owner, up to `lease` after the owner last said the object is still being
+/// made.
 pub(super) async fn locate_and_pull(
     net: &Network,
     core: &Arc<StoreCore>,
@@ -92,7 +95,7 @@ pub(super) async fn locate_and_pull(
     owner: NodeId,
     lease: Duration,
 ) -> Result<(), TaskError> {
-    let deadline = tokio::time::Instant::now() + lease;
+    let mut deadline = tokio::time::Instant::now() + lease;
     let mut pause = Duration::from_millis(50);
     loop {
         if core.status(id) != Status::Pending {
@@ -118,7 +121,18 @@ pub(super) async fn locate_and_pull(
             }
         };
         match answer {
-            Located::At(node) => return pull_object(net, core, id, node, lease).await,
+            Located::At(node) => {
+                let holder_budget = (lease / 4).max(Duration::from_millis(100));
+                match pull_object(net, core, id, node, holder_budget).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) if tokio::time::Instant::now() + pause < deadline => {
+                        tracing::debug!(object = %id, %node, error = %e, "pull failed: asking the owner again");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(2));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             Located::Failed(e) => {
                 core.fail(id, Arc::new(e));
                 return Ok(());
@@ -129,7 +143,11 @@ pub(super) async fn locate_and_pull(
                     format!("its owner, node {owner}, no longer has it"),
                 ));
             }
-            Located::Pending => continue,
+            Located::Pending => {
+                // The owner answers, and the object is still being made (perhaps again).
+                deadline = tokio::time::Instant::now() + lease;
+                pause = Duration::from_millis(50);
+            }
         }
     }
 }

@@ -476,6 +476,23 @@ impl StoreCore {
         true
     }
 
+    /// The objects still pending here that node `owner` owns (references this node borrows
+    /// from it), for failing them when that node dies.
+    pub fn pending_owned_by(&self, owner: NodeId) -> Vec<ObjectId> {
+        let mut ids = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            ids.extend(
+                shard
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| e.owner == Some(owner) && matches!(e.state, State::Pending(_)))
+                    .map(|(id, _)| *id),
+            );
+        }
+        ids
+    }
+
     /// Readiness of `id`.
     pub fn status(&self, id: ObjectId) -> Status {
         let shard = self.shard(&id);

@@ -1,0 +1,258 @@
+//! Fault tolerance on real processes (loopback, mDNS off): a head from `raya start --head`,
+//! worker nodes and a driver that is not the head, each its own process; a node is killed with
+//! `kill -9` while it runs the driver's tasks and holds their results, and the driver's job
+//! still finishes with every result right (Ray's task retries on node death, object
+//! reconstruction and owner death).
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use raya::prelude::*;
+use raya::{SchedulingStrategy, TaskErrorKind};
+use support::{Cluster, env_usize, init_logs, node_config, signal};
+
+// ---------------------------------------------------------------------------------------------
+// The user's code: what worker nodes and drivers link.
+
+/// The name the harness gave the node this runs on.
+fn here() -> String {
+    std::env::var("TEST_NODE_NAME").unwrap_or_else(|_| "driver".into())
+}
+
+#[raya::remote]
+fn node_id() -> String {
+    raya::runtime_context().unwrap().node_id.to_string()
+}
+
+/// `len` bytes that depend on `seed`.
+fn pattern(seed: u64, len: u64) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed as u8))
+        .collect()
+}
+
+fn sum(data: &[u8]) -> u64 {
+    data.iter()
+        .fold(0u64, |a, b| a.wrapping_mul(131).wrapping_add(u64::from(*b)))
+}
+
+/// Marks `seed` (and the node it runs on) in `marks`, sleeps `ms`, and makes `len` bytes.
+#[raya::remote]
+fn made(marks: ActorHandle<Marks>, seed: u64, len: u64, ms: u64) -> Vec<u8> {
+    raya::get(&marks.mark(seed, here())).unwrap();
+    std::thread::sleep(Duration::from_millis(ms));
+    pattern(seed, len)
+}
+
+#[raya::remote]
+fn digest(data: Vec<u8>) -> u64 {
+    sum(&data)
+}
+
+/// Puts `len` bytes in the store of the node this runs on (which owns them) and returns the
+/// reference.
+#[raya::remote]
+fn put_here(len: u64) -> ObjectRef<Vec<u8>> {
+    raya::put(pattern(9, len)).unwrap()
+}
+
+/// Where each piece of work ran, in the order it started.
+#[raya::actor]
+struct Marks {
+    seen: Vec<(u64, String)>,
+}
+
+#[raya::actor]
+impl Marks {
+    fn new() -> Self {
+        Marks { seen: Vec::new() }
+    }
+    fn mark(&mut self, seed: u64, node: String) -> usize {
+        self.seen.push((seed, node));
+        self.seen.len()
+    }
+    fn seen(&self) -> Vec<(u64, String)> {
+        self.seen.clone()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scenarios, run by a driver process.
+
+/// Waits until `marks` shows every seed of `seeds` started.
+fn wait_for_marks(marks: &ActorHandle<Marks>, seeds: impl IntoIterator<Item = u64> + Clone) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen: HashSet<u64> = raya::get(&marks.seen())
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        if seeds.clone().into_iter().all(|s| seen.contains(&s)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the marked work never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Node `w1` is killed after it made results, while it runs tasks, has tasks queued and owns
+/// an object the driver borrows: the tasks it ran or queued run again on `w2` and their
+/// dependents wait for them and see the right values, a task with `max_retries = 0` fails
+/// naming the node, and the borrowed object fails as `OwnerDied`.
+fn work_lost_with_a_node_runs_again() {
+    let n = env_usize("TEST_TASKS", 6) as u64;
+    let victim = raya::get(&node_id::options().resource("v", 1.0).remote()).unwrap();
+    let on_victim = SchedulingStrategy::NodeAffinity {
+        node: victim.parse().unwrap(),
+        soft: true,
+    };
+    let marks = Marks::remote();
+    // Made on the victim (too large to travel with the announcement: the driver fetches them).
+    let held: Vec<ObjectRef<Vec<u8>>> = (0..n)
+        .map(|i| {
+            made::options()
+                .resource("x", 0.01)
+                .scheduling_strategy(on_victim.clone())
+                .remote(marks.clone(), i, 256 << 10, 0)
+        })
+        .collect();
+    wait_for_marks(&marks, 0..n);
+    // An object the victim owns, which the driver borrows and has not fetched.
+    let owned_there = raya::get(&put_here::options().resource("v", 1.0).remote(1 << 20)).unwrap();
+    // Running there when it dies: one that may not run again, then more than it has CPUs for.
+    let once = made::options()
+        .resource("x", 0.01)
+        .scheduling_strategy(on_victim.clone())
+        .max_retries(0)
+        .remote(marks.clone(), 5000, 16, 30_000);
+    wait_for_marks(&marks, [5000]);
+    let running: Vec<ObjectRef<Vec<u8>>> = (0..n)
+        .map(|i| {
+            made::options()
+                .resource("x", 0.01)
+                .scheduling_strategy(on_victim.clone())
+                .remote(marks.clone(), 1000 + i, 1024, 2000)
+        })
+        .collect();
+    wait_for_marks(&marks, [1000]);
+    let digests: Vec<ObjectRef<u64>> = held
+        .iter()
+        .chain(&running)
+        .map(|r| digest::options().resource("x", 0.01).remote(r.clone()))
+        .collect();
+    let killed = Instant::now();
+    signal("w1", "KILL");
+
+    match raya::get_timeout(&once, Duration::from_secs(60)) {
+        Err(e) => {
+            assert_eq!(e.task_error_kind(), Some(TaskErrorKind::NodeDied), "{e}");
+            assert!(
+                e.to_string().contains(&victim),
+                "the error names no node: {e}"
+            );
+        }
+        Ok(_) => panic!("a task with max_retries = 0 ran again"),
+    }
+    for (i, r) in held.iter().enumerate() {
+        let got =
+            raya::get_timeout(r, Duration::from_secs(60)).expect("a lost result is made again");
+        assert!(got == pattern(i as u64, 256 << 10), "result {i} is wrong");
+    }
+    for (i, r) in running.iter().enumerate() {
+        let got = raya::get_timeout(r, Duration::from_secs(60)).expect("a lost task runs again");
+        assert!(
+            got == pattern(1000 + i as u64, 1024),
+            "result {} is wrong",
+            1000 + i
+        );
+    }
+    let expected: Vec<u64> = (0..n)
+        .map(|i| sum(&pattern(i, 256 << 10)))
+        .chain((0..n).map(|i| sum(&pattern(1000 + i, 1024))))
+        .collect();
+    assert_eq!(
+        raya::get_all_timeout(&digests, Duration::from_secs(60)).unwrap(),
+        expected,
+        "the dependents saw other values"
+    );
+    let recovered = killed.elapsed();
+    match raya::get_timeout(&owned_there, Duration::from_secs(60)) {
+        Err(e) => assert_eq!(e.task_error_kind(), Some(TaskErrorKind::OwnerDied), "{e}"),
+        Ok(_) => panic!("an object whose owner died was read"),
+    }
+    // What the victim was running or had queued ran again on the other node (what it had made
+    // was already fetched by its owner, this driver).
+    let seen = raya::get(&marks.seen()).unwrap();
+    for i in 1000..1000 + n {
+        assert!(
+            seen.contains(&(i, "w2".to_string())),
+            "{i} was not made again on w2: {seen:?}"
+        );
+    }
+    assert!(
+        !seen.iter().any(|(s, node)| *s == 5000 && node != "w1"),
+        "the task with max_retries = 0 ran again: {seen:?}"
+    );
+    eprintln!("every result back {recovered:?} after the kill");
+}
+
+fn run_scenario(name: &str) {
+    match name {
+        "work_lost_with_a_node_runs_again" => work_lost_with_a_node_runs_again(),
+        other => panic!("no scenario {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points of the processes a test starts (ignored when the suite runs them directly).
+
+/// A worker node: `raya::init` serves the cluster until the process is killed.
+#[test]
+#[ignore = "entry point of the worker nodes the tests start"]
+fn worker_entry() {
+    if std::env::var("RAYA_ROLE").as_deref() != Ok("worker") {
+        return;
+    }
+    init_logs();
+    let cpus = env_usize("TEST_NODE_CPUS", 1);
+    let mut config = node_config(cpus);
+    if let Ok(list) = std::env::var("TEST_NODE_RESOURCES") {
+        for r in list.split(',').filter(|r| !r.is_empty()) {
+            config = config.resource(r, 1.0);
+        }
+    }
+    raya::init(config).expect("worker node failed to start");
+}
+
+/// A driver: joins `RAYA_ADDRESS`, runs `TEST_SCENARIO`, leaves.
+#[test]
+#[ignore = "entry point of the drivers the tests start"]
+fn driver_entry() {
+    let Ok(scenario) = std::env::var("TEST_SCENARIO") else {
+        return;
+    };
+    init_logs();
+    let cpus = env_usize("TEST_NODE_CPUS", 1);
+    raya::init(node_config(cpus)).expect("the driver joins the cluster");
+    run_scenario(&scenario);
+    raya::shutdown();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests.
+
+#[test]
+fn tasks_and_results_lost_with_a_killed_node_are_made_again() {
+    let mut c = Cluster::with_head_args("lost-work", 1, &["--node-timeout-ms", "2000"]);
+    c.named_worker("w1", 2, "x,v");
+    c.named_worker("w2", 2, "x");
+    c.wait_alive(3);
+    c.drive(
+        "work_lost_with_a_node_runs_again",
+        1,
+        Duration::from_secs(180),
+    );
+}

@@ -1,0 +1,389 @@
+//! What the multi-process tests share: the harness that starts a cluster's processes (a head
+//! from `raya start --head`, worker nodes and drivers that are the test binary started again)
+//! and kills them when the test ends, pass or fail; and what a driver's scenario uses to talk
+//! back to its test (steps, signals to other nodes) and to configure its node.
+//!
+//! Each test binary includes it (`mod support;`) and defines the `worker_entry` and
+//! `driver_entry` tests the harness starts; not every binary uses every item.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Tells the test that the scenario reached `name`, and waits until the test lets it go on.
+pub(crate) fn step(name: &str) {
+    let dir = PathBuf::from(std::env::var("TEST_STEPS").expect("TEST_STEPS"));
+    std::fs::write(dir.join(format!("{name}.reached")), b"").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !dir.join(format!("{name}.go")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the test never let step {name} go on"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` (`KILL`, `STOP`, `CONT`) to the process of node `name` (as the harness named
+/// it in `TEST_PIDS`).
+pub(crate) fn signal(name: &str, signal: &str) {
+    let pids = std::env::var("TEST_PIDS").expect("TEST_PIDS");
+    let pid = pids
+        .split(',')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no process {name} in {pids}"));
+    let ok = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -{signal} {name} ({pid})");
+}
+
+/// Logs to standard error when `RUST_LOG` is set (the harness keeps each process's log in the
+/// test's directory when `RAYA_KEEP_TEST_DIRS` is set).
+pub(crate) fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
+/// A node on loopback with mDNS off; its delivery bound, object lease and store size from
+/// `TEST_DELIVERY_MS`, `TEST_LEASE_MS` and `TEST_STORE_BYTES` when set.
+pub(crate) fn node_config(cpus: usize) -> raya::Config {
+    let mut config = raya::Config::default()
+        .num_cpus(cpus)
+        .host("127.0.0.1")
+        .mdns(false)
+        .object_store_memory(env_u64("TEST_STORE_BYTES").unwrap_or(2 << 30));
+    if let Some(ms) = env_u64("TEST_DELIVERY_MS") {
+        config = config.delivery_timeout(Duration::from_millis(ms));
+    }
+    if let Some(ms) = env_u64("TEST_LEASE_MS") {
+        config = config.object_lease(Duration::from_millis(ms));
+    }
+    config
+}
+
+pub(crate) fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+pub(crate) fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The harness.
+
+/// The processes of one test's cluster, killed on drop.
+pub(crate) struct Cluster {
+    pub(crate) tmp: PathBuf,
+    pub(crate) head: String,
+    pub(crate) children: Vec<Child>,
+    /// The processes by name (`head`, and each worker's), for scenarios that signal them.
+    pub(crate) pids: Vec<(String, u32)>,
+    /// Settings every node and driver started later gets (`TEST_DELIVERY_MS`, ...).
+    pub(crate) env: Vec<(String, String)>,
+    /// What the head was started with: its CPUs and extra `raya start` arguments.
+    pub(crate) head_args: (usize, Vec<String>),
+}
+
+impl Cluster {
+    /// A head started by `raya start --head` (mDNS off), listening on a free loopback port.
+    pub(crate) fn with_head(name: &str, head_cpus: usize) -> Cluster {
+        Cluster::with_head_args(name, head_cpus, &[])
+    }
+
+    /// [`Cluster::with_head`], with more arguments for `raya start`.
+    pub(crate) fn with_head_args(name: &str, head_cpus: usize, extra: &[&str]) -> Cluster {
+        let tmp = std::env::temp_dir().join(format!(
+            "raya-topology-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let mut c = Cluster {
+            tmp,
+            head: String::new(),
+            children: Vec::new(),
+            pids: Vec::new(),
+            env: Vec::new(),
+            head_args: (head_cpus, extra.iter().map(|a| a.to_string()).collect()),
+        };
+        c.start_head("0");
+        c
+    }
+
+    /// Starts the head on `port` (its state in the test's directory) and waits until it says
+    /// where it listens.
+    pub(crate) fn start_head(&mut self, port: &str) {
+        let session = self.tmp.join("head-session");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_raya"));
+        cmd.env("TMPDIR", &self.tmp)
+            .env_remove("RAYA_ADDRESS")
+            .args([
+                "start",
+                "--head",
+                "--block",
+                "--no-mdns",
+                "--host",
+                "127.0.0.1",
+            ])
+            .args(["--port", port, "--num-cpus", &self.head_args.0.to_string()])
+            .arg("--session-dir")
+            .arg(&session)
+            .args(&self.head_args.1)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(self.log("head"));
+        let mut child = cmd.spawn().expect("start the head");
+        let stdout = child.stdout.take().unwrap();
+        self.pids.retain(|(n, _)| n != "head");
+        self.pids.push(("head".into(), child.id()));
+        self.children.push(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .expect("the head never said where it listens");
+            if let Some(rest) = line.strip_prefix("Raya head started at ") {
+                self.head = rest.trim_end_matches('.').to_string();
+                std::thread::spawn(move || while rx.recv().is_ok() {});
+                return;
+            }
+        }
+    }
+
+    /// Kills the process called `name` (`kill -9`) and waits for it to go.
+    pub(crate) fn kill(&mut self, name: &str) {
+        let Some(pos) = self.pids.iter().position(|(n, _)| n == name) else {
+            panic!("no process {name}");
+        };
+        let (_, pid) = self.pids.remove(pos);
+        if let Some(i) = self.children.iter().position(|c| c.id() == pid) {
+            let mut child = self.children.remove(i);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the head (`kill -9`) and starts it again on the same port and state directory.
+    pub(crate) fn restart_head(&mut self) {
+        let port = self.head.rsplit(':').next().expect("host:port").to_string();
+        self.kill("head");
+        self.start_head(&port);
+    }
+
+    /// Waits until `raya status` shows `n` alive nodes (the head included).
+    pub(crate) fn wait_alive(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = Command::new(env!("CARGO_BIN_EXE_raya"))
+                .env("TMPDIR", &self.tmp)
+                .args(["status", "--address", &self.head])
+                .output()
+                .expect("raya status");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let alive = text.lines().filter(|l| l.starts_with("ALIVE")).count();
+            if alive >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n} nodes never showed alive:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub(crate) fn node_process(&self, entry: &str) -> Command {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args([entry, "--exact", "--ignored", "--nocapture"])
+            .env("TMPDIR", &self.tmp)
+            .env("RAYA_ADDRESS", &self.head)
+            .env_remove("RAYA_ROLE")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Gives every node and driver started from now on the setting `key=value`.
+    pub(crate) fn setting(&mut self, key: &str, value: &str) {
+        self.env.push((key.into(), value.into()));
+    }
+
+    /// Where a process's standard error goes: a file in the test's directory when the directory
+    /// is kept (`RAYA_KEEP_TEST_DIRS`), else nowhere.
+    pub(crate) fn log(&self, name: &str) -> Stdio {
+        if std::env::var_os("RAYA_KEEP_TEST_DIRS").is_some() {
+            let path = self.tmp.join(format!("{name}-{}.log", self.children.len()));
+            std::fs::File::create(path).map_or(Stdio::null(), Stdio::from)
+        } else {
+            Stdio::null()
+        }
+    }
+
+    /// A worker node with `cpus` CPUs and, when given, one unit of custom resource `resource`
+    /// (also the name scenarios signal it by).
+    pub(crate) fn worker(&mut self, cpus: usize, resource: Option<&str>) {
+        self.named_worker(resource.unwrap_or("worker"), cpus, resource.unwrap_or(""));
+    }
+
+    /// A worker node called `name` with `cpus` CPUs and one unit of each custom resource in
+    /// the comma-separated `resources`.
+    pub(crate) fn named_worker(&mut self, name: &str, cpus: usize, resources: &str) {
+        let mut cmd = self.node_process("worker_entry");
+        cmd.env("RAYA_ROLE", "worker")
+            .env("TEST_NODE_NAME", name)
+            .env("TEST_NODE_CPUS", cpus.to_string())
+            .env("TEST_NODE_RESOURCES", resources)
+            .stdout(Stdio::null())
+            .stderr(self.log(name));
+        let child = cmd.spawn().expect("start a worker node");
+        self.pids.push((name.into(), child.id()));
+        self.children.push(child);
+    }
+
+    /// Runs `scenario` in a driver with `cpus` CPUs, and fails the test (with the driver's
+    /// output) unless it exits cleanly within `limit`.
+    pub(crate) fn drive(&mut self, scenario: &str, cpus: usize, limit: Duration) {
+        self.start_driver(scenario, cpus).finish(limit);
+    }
+
+    /// Starts `scenario` in a driver with `cpus` CPUs, for the test to act while it runs.
+    pub(crate) fn start_driver(&mut self, scenario: &str, cpus: usize) -> Driver {
+        let mut cmd = self.node_process("driver_entry");
+        let pids: Vec<String> = self.pids.iter().map(|(n, p)| format!("{n}={p}")).collect();
+        cmd.env("TEST_SCENARIO", scenario)
+            .env("TEST_NODE_CPUS", cpus.to_string())
+            .env("TEST_PIDS", pids.join(","))
+            .env("TEST_STEPS", &self.tmp)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start the driver");
+        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let collect = |r: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                BufReader::new(r)
+                    .lines()
+                    .map_while(Result::ok)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        };
+        Driver {
+            scenario: scenario.to_string(),
+            steps: self.tmp.clone(),
+            child,
+            out: Some((collect(Box::new(out)), collect(Box::new(err)))),
+        }
+    }
+}
+
+/// Output collectors of a driver process: standard output and error.
+pub(crate) type Collected = (
+    std::thread::JoinHandle<String>,
+    std::thread::JoinHandle<String>,
+);
+
+/// A driver running a scenario; killed on drop.
+pub(crate) struct Driver {
+    scenario: String,
+    steps: PathBuf,
+    child: Child,
+    out: Option<Collected>,
+}
+
+impl Driver {
+    /// Waits until the scenario reaches `step` (it called `step(step)`), at most 120 s.
+    pub(crate) fn reached(&mut self, step: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.steps.join(format!("{step}.reached")).exists() {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                let (out, err) = self.output();
+                panic!(
+                    "scenario {} ended ({s}) before step {step}:\n{out}\n{err}",
+                    self.scenario
+                );
+            }
+            assert!(Instant::now() < deadline, "step {step} never reached");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Lets the scenario go on past `step`.
+    pub(crate) fn go(&self, step: &str) {
+        std::fs::write(self.steps.join(format!("{step}.go")), b"").unwrap();
+    }
+
+    pub(crate) fn output(&mut self) -> (String, String) {
+        match self.out.take() {
+            Some((out, err)) => (out.join().unwrap(), err.join().unwrap()),
+            None => Default::default(),
+        }
+    }
+
+    /// Fails the test (with the driver's output) unless the scenario exits cleanly within
+    /// `limit`.
+    pub(crate) fn finish(mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let (out, err) = self.output();
+        let scenario = &self.scenario;
+        match status {
+            Some(s) if s.success() => {}
+            Some(s) => panic!("scenario {scenario} failed ({s}):\n{out}\n{err}"),
+            None => panic!("scenario {scenario} did not end within {limit:?}:\n{out}\n{err}"),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            // A stopped process dies of SIGKILL too.
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::env::var_os("RAYA_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
