@@ -44,6 +44,11 @@ pub(crate) fn create<A: ActorClass>(
             "actor names must not be empty".into(),
         ));
     }
+    if options.namespace.as_deref() == Some("") {
+        return Err(Error::InvalidArgument(
+            "an actor's namespace must not be empty".into(),
+        ));
+    }
     let id = core.ids.actor_id();
     let namespace = options
         .namespace

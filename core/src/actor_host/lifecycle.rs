@@ -223,7 +223,7 @@ impl<A: ActorClass> ActorHost<A> {
                 self.id, self.opts.class
             ),
         );
-        self.abandon_running(&err, ctx);
+        self.rerun_running(&err, ctx);
         tracing::info!(actor = %self.id, class = self.opts.class, restarts = self.restarts, %reason, "restarting actor");
         self.report_state(ActorState::Restarting, None);
         self.construct(ctx);
@@ -315,6 +315,15 @@ impl<A: ActorClass> Handler<Constructed> for ActorHost<A> {
                 }
                 self.report_state(ActorState::Alive, None);
                 self.pump(ctx);
+            }
+            Err(e) if first && e.kind == TaskErrorKind::Panic && self.can_restart() => {
+                // A panicking constructor is a crash, the first one too: constructed again
+                // (an `Err` it returns is the actor refusing to start, as in Ray: not retried).
+                self.restarts += 1;
+                self.bump_generation();
+                tracing::info!(actor = %self.id, class = self.opts.class, restarts = self.restarts, error = %e.message, "constructor panicked: constructing again");
+                self.report_state(ActorState::Restarting, None);
+                self.construct(ctx);
             }
             Err(e) if first => {
                 // The constructor's own error is what `ready()` and every call report.

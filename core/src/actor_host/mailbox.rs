@@ -105,6 +105,31 @@ impl<A: ActorClass> ActorHost<A> {
         self.slots.clear();
     }
 
+    /// The actor restarts while calls run: an `async` call is stopped and runs again on the
+    /// new instance when `max_task_retries` allows (else it fails with `err`); a synchronous
+    /// call cannot be stopped on its thread, so it finishes there, and the calls of its batch
+    /// not started yet come back to the queue (`BatchDone`).
+    pub(super) fn rerun_running(&mut self, err: &TaskError, ctx: &mut Context<Self>) {
+        let retries = self.opts.max_task_retries;
+        let mut again = Vec::new();
+        for (_, r) in self.running.drain() {
+            let Some(h) = r.spawn else { continue };
+            ctx.cancel_future(h);
+            r.cancel.store(true, Ordering::Relaxed);
+            match r.retry {
+                Some(mut call) if retries < 0 || i64::from(call.attempt) < retries => {
+                    call.attempt += 1;
+                    again.push(call);
+                }
+                _ => finish_call(&self.env, self.id, r.meta, Err(err.clone())),
+            }
+        }
+        for call in again.into_iter().rev() {
+            self.queue.push_front(call);
+        }
+        self.slots.clear();
+    }
+
     fn first_pending_arg(&self, call: &ActorCall<A>) -> Option<ObjectId> {
         call.args.iter().find_map(|a| match a {
             TaskArg::Ref(r) if self.env.store.status(r.id()) == ObjectStatus::Pending => {
@@ -235,11 +260,18 @@ impl<A: ActorClass> ActorHost<A> {
         };
         let me = ctx.address();
         let generation = self.generation;
+        let current = Arc::clone(&self.shared_generation);
         self.env.threads.execute(move || {
             let mut done = Vec::with_capacity(calls.len());
             let mut crashed = None;
+            let mut restarted = None;
             let mut it = calls.into_iter();
             for (call, cancel) in it.by_ref() {
+                if current.load(Ordering::SeqCst) != generation {
+                    // The actor restarted (or died): the rest is the host's to run or fail.
+                    restarted = Some(call);
+                    break;
+                }
                 if cancel.load(Ordering::Relaxed) {
                     done.push(call.task_id);
                     continue;
@@ -253,7 +285,7 @@ impl<A: ActorClass> ActorHost<A> {
                     }
                 }
             }
-            let rest = it.map(|(c, _)| c).collect();
+            let rest = restarted.into_iter().chain(it.map(|(c, _)| c)).collect();
             me.do_send(BatchDone {
                 generation,
                 done,

@@ -15,12 +15,17 @@
 //!
 //! ```text
 //!   Placing ──Construct──▶ Starting ──constructed──▶ Alive ◀──constructed── Restarting
-//!      │                      │                        │                        ▲
-//!      │ Placed elsewhere     │ constructor failed     │ crash, or kill with    │
-//!      ▼                      │                        │ restarts left ─────────┘
-//!   Remote (forwards)         ▼                        ▼
-//!                            Dead ◀── kill, crash past max_restarts, last handle dropped
+//!      │                    │    ▲ │                   │                        ▲
+//!      │ Placed elsewhere   │    │ │ constructor       │ crash, or kill with    │
+//!      ▼                    └────┘ │ returned Err      │ restarts left ─────────┘
+//!   Remote (forwards)  constructor │                   ▼
+//!                      panicked,   ▼
+//!                      restarts   Dead ◀── kill, crash past max_restarts, last handle dropped
+//!                      left
 //! ```
+//!
+//! A restart keeps the queued calls for the new instance; `async` calls that were running run
+//! again there when `max_task_retries` allows, synchronous ones finish on their thread.
 //!
 //! Every state change is reported to the GCS actor table; a dead actor's calls fail with
 //! `ActorDied`, and its host stops once its handles are gone.

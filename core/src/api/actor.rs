@@ -261,9 +261,12 @@ pub struct ActorOptions {
     pub namespace: Option<String>,
     /// Owned (default) or detached.
     pub lifetime: Lifetime,
-    /// Restarts after a crash (a panicking method) or a `kill` that allows restarts; -1 unlimited.
+    /// Restarts after a crash (a panicking method or constructor, the first construction
+    /// included) or a `kill` that allows restarts; -1 unlimited. Default 0. A constructor that
+    /// returns `Err` refuses to start: not retried.
     pub max_restarts: i64,
-    /// Retries of a call whose actor crashed while running it; -1 unlimited.
+    /// Retries of a call the actor was running when it crashed or restarted; -1 unlimited.
+    /// Default 0. Calls queued behind the crash are not retries: they run on the new instance.
     pub max_task_retries: i64,
     /// Calls running at once: `&self` methods on threads, `async` methods on the event loop.
     /// Default 1, or 1000 for actors with `async` methods.

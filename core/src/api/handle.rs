@@ -272,8 +272,9 @@ pub fn create_actor<A: ActorClass>(
 
 /// The live actor of type `A` named `name` in the job's namespace.
 ///
-/// Fails with [`Error::ActorNotFound`] when there is none, and [`Error::TypeMismatch`] when the
-/// actor has another type.
+/// Fails with [`Error::ActorNotFound`] when there is none, [`Error::TypeMismatch`] when the
+/// actor has another type, and [`Error::InvalidArgument`] for an empty name (as Ray refuses
+/// one).
 pub fn get_actor<A: ActorClass>(name: &str) -> Result<ActorHandle<A>> {
     let ns = crate::runtime::current()?.namespace.clone();
     get_actor_in::<A>(name, &ns)
@@ -296,6 +297,11 @@ pub async fn get_actor_in_async<A: ActorClass>(
     name: &str,
     namespace: &str,
 ) -> Result<ActorHandle<A>> {
+    if name.is_empty() || namespace.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "an actor is looked up by a name and a namespace that are not empty (got name \"{name}\", namespace \"{namespace}\")"
+        )));
+    }
     let core = crate::runtime::current()?;
     let info = core
         .gcs

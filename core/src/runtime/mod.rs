@@ -171,6 +171,11 @@ pub fn init(config: Config) -> Result<()> {
 }
 
 fn start(config: Config) -> Result<RunningNode> {
+    if config.namespace.as_deref() == Some("") {
+        return Err(Error::InvalidArgument(
+            "the job's namespace must not be empty (leave it unset for one of its own)".into(),
+        ));
+    }
     if config.delivery_timeout.is_zero() || config.object_lease < config.delivery_timeout {
         // A result announced just before its maker is asked about it may take the whole
         // delivery bound to arrive: the lease must outlast it.
