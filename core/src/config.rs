@@ -72,6 +72,11 @@ pub struct Config {
     pub address: Option<String>,
     /// Run the cluster's GCS and global scheduler in this node and accept nodes on `port`.
     pub head: bool,
+    /// Whether this node serves the cluster until it is stopped (a worker node: `raya start`,
+    /// or a binary started with `RAYA_ROLE=worker`) rather than being a driver, a program that
+    /// leaves when it ends. Detached actors are never placed on a driver. Default: `false`,
+    /// but a head and a `RAYA_ROLE=worker` node always serve.
+    pub serves: bool,
     /// The host a cluster node listens on (default `0.0.0.0`, every interface).
     pub host: String,
     /// The port a cluster node listens on (default 0: any free port; `raya start --head` uses
@@ -114,6 +119,7 @@ impl Default for Config {
             max_lineage_bytes: 1 << 30,
             address: None,
             head: false,
+            serves: false,
             host: "0.0.0.0".into(),
             port: 0,
             mdns: true,
@@ -198,6 +204,17 @@ impl Config {
         self.head = true;
         self.port = port;
         self
+    }
+    /// Makes this node one that serves the cluster until stopped rather than a driver (see
+    /// [`Config::serves`]).
+    pub fn serves(mut self, on: bool) -> Self {
+        self.serves = on;
+        self
+    }
+    /// Whether this node is a driver: it neither runs the GCS nor serves the cluster (see
+    /// [`Config::serves`]).
+    pub fn is_driver(&self) -> bool {
+        !self.head && !self.serves && std::env::var("RAYA_ROLE").as_deref() != Ok("worker")
     }
     /// Sets the host a cluster node listens on.
     pub fn host(mut self, host: impl Into<String>) -> Self {

@@ -106,6 +106,9 @@ pub struct CreationOptions {
     pub max_restarts: i64,
     /// Retries of a call interrupted by a crash (-1: unlimited).
     pub max_task_retries: i64,
+    /// Whether the actor is detached: it belongs to the cluster, not to its creator, and is
+    /// never placed on a driver.
+    pub detached: bool,
 }
 
 /// Everything needed to run a task anywhere in the cluster.
@@ -199,6 +202,11 @@ impl TaskSpec {
             function: self.function.name.to_string(),
             node,
         }
+    }
+
+    /// Whether the task creates a detached actor.
+    pub fn creates_detached_actor(&self) -> bool {
+        matches!(&self.kind, TaskKind::ActorCreation { options, .. } if options.detached)
     }
 
     /// Whether a failed attempt may be retried.

@@ -32,6 +32,9 @@ pub struct NodeInfo {
     pub state: NodeState,
     /// Whether the node runs the GCS.
     pub is_head: bool,
+    /// Whether the node is a driver: a program that leaves when it ends (no detached actor is
+    /// placed there).
+    pub is_driver: bool,
     /// Host name of the machine.
     pub hostname: String,
     /// Addresses other nodes reach it on.

@@ -40,6 +40,7 @@ fn node_info(node: NodeId) -> NodeInfo {
         node_id: node,
         state: NodeState::Alive,
         is_head: true,
+        is_driver: false,
         hostname: "test".into(),
         addresses: vec![],
         resources_total: ResourceSet::cpus(2.0).unwrap(),

@@ -72,6 +72,7 @@ pub(crate) fn parse_resource(s: &str) -> Result<(String, f64), String> {
 
 fn config(a: &StartArgs) -> raya::Config {
     let mut c = raya::Config::default()
+        .serves(true)
         .host(a.host.clone())
         .mdns(!a.no_mdns);
     if a.head {

@@ -78,6 +78,26 @@ impl Marks {
     }
 }
 
+/// A running total.
+#[raya::actor]
+struct Keeper {
+    total: u64,
+}
+
+#[raya::actor]
+impl Keeper {
+    fn new() -> Self {
+        Keeper { total: 0 }
+    }
+    fn add(&mut self, n: u64) -> u64 {
+        self.total += n;
+        self.total
+    }
+    fn node(&self) -> String {
+        raya::runtime_context().unwrap().node_id.to_string()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The scenarios, run by a driver process.
 
@@ -199,9 +219,42 @@ fn work_lost_with_a_node_runs_again() {
     eprintln!("every result back {recovered:?} after the kill");
 }
 
+/// Creates a detached named actor and an actor of its own holding `w1`'s only `o`, then waits
+/// to be killed.
+fn leaves_a_detached_actor_behind() {
+    let keeper = Keeper::options()
+        .name("keeper")
+        .namespace("ft")
+        .detached()
+        .remote()
+        .unwrap();
+    let owned = Keeper::options().resource("o", 1.0).remote().unwrap();
+    assert_eq!(raya::get(&keeper.add(5)).unwrap(), 5);
+    assert_eq!(raya::get(&owned.add(1)).unwrap(), 1);
+    let me = raya::runtime_context().unwrap().node_id.to_string();
+    assert_ne!(
+        raya::get(&keeper.node()).unwrap(),
+        me,
+        "a detached actor was placed on the driver that will leave"
+    );
+    support::step("created");
+}
+
+/// After the first driver was killed: its detached actor is found by name and keeps its state;
+/// the actor it owned is gone and gave back its resources.
+fn finds_the_detached_actor() {
+    let keeper = raya::get_actor_in::<Keeper>("keeper", "ft").expect("the detached actor is found");
+    assert_eq!(raya::get(&keeper.add(1)).unwrap(), 6);
+    let freed = node_id::options().resource("o", 1.0).remote();
+    raya::get_timeout(&freed, Duration::from_secs(60))
+        .expect("the killed driver's actor gave its resources back");
+}
+
 fn run_scenario(name: &str) {
     match name {
         "work_lost_with_a_node_runs_again" => work_lost_with_a_node_runs_again(),
+        "leaves_a_detached_actor_behind" => leaves_a_detached_actor_behind(),
+        "finds_the_detached_actor" => finds_the_detached_actor(),
         other => panic!("no scenario {other:?}"),
     }
 }
@@ -255,4 +308,15 @@ fn tasks_and_results_lost_with_a_killed_node_are_made_again() {
         1,
         Duration::from_secs(180),
     );
+}
+
+#[test]
+fn a_killed_drivers_detached_actor_stays_and_its_own_actors_go() {
+    let mut c = Cluster::with_head_args("driver-dies", 1, &["--node-timeout-ms", "2000"]);
+    c.named_worker("w1", 1, "o");
+    c.wait_alive(2);
+    let mut first = c.start_driver("leaves_a_detached_actor_behind", 1);
+    first.reached("created");
+    first.kill();
+    c.drive("finds_the_detached_actor", 1, Duration::from_secs(120));
 }

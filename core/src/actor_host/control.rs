@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use actix::Message;
-use raya_common::{TaskError, TaskId};
+use raya_common::{NodeId, TaskError, TaskId};
 use raya_scheduler::TaskSpec;
 
 use super::call::ActorCall;
@@ -27,6 +27,8 @@ pub(crate) enum HostControl {
     /// The creation object is ready: when the constructor did not run here, the actor lives on
     /// another node and this host forwards to it from now on.
     Placed,
+    /// The node that created this (not detached) actor is gone: the actor goes with it.
+    CreatorGone(NodeId),
 }
 
 /// A constructor run of incarnation `generation` ended.

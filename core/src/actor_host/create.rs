@@ -91,8 +91,13 @@ pub(crate) fn create<A: ActorClass>(
         lifetime: lifetime.clone(),
     };
     let host = start_host_actor::<A>(env, id, opts);
-    env.directory
-        .insert(id, host.clone(), detached.then(|| ready.clone()));
+    env.directory.insert(
+        id,
+        host.clone(),
+        detached.then(|| ready.clone()),
+        core.node,
+        detached,
+    );
     let on_free = host.clone().recipient::<HostControl>();
     core.store.on_free(
         cobj,
@@ -130,6 +135,7 @@ pub(crate) fn create<A: ActorClass>(
                 max_concurrency,
                 max_restarts: options.max_restarts,
                 max_task_retries: options.max_task_retries,
+                detached,
             },
         },
     })?;
@@ -202,6 +208,7 @@ pub fn start_host<A: ActorClass>(start: HostStart) {
         lifetime,
     };
     let host = start_host_actor::<A>(&env, actor, opts);
-    env.directory.insert(actor, host.clone(), None);
+    env.directory
+        .insert(actor, host.clone(), None, spec.origin, options.detached);
     host.do_send(HostControl::Construct(spec));
 }

@@ -5,7 +5,7 @@ use std::any::Any;
 use std::sync::Mutex;
 
 use actix::{Addr, Recipient};
-use raya_common::{ActorId, FastHashMap};
+use raya_common::{ActorId, FastHashMap, NodeId};
 use raya_store::RawRef;
 
 use super::wire::WireActorCall;
@@ -18,6 +18,10 @@ struct Entry {
     calls: Recipient<WireActorCall>,
     /// A detached actor's own reference to its creation object, so it outlives its handles.
     keep_alive: Option<RawRef>,
+    /// The node that created the actor, and whether the actor is detached (else it goes with
+    /// its creator).
+    creator: NodeId,
+    detached: bool,
 }
 
 /// Hosts of the actors living on this node.
@@ -44,6 +48,8 @@ impl ActorDirectory {
         id: ActorId,
         host: Addr<ActorHost<A>>,
         keep_alive: Option<RawRef>,
+        creator: NodeId,
+        detached: bool,
     ) {
         let control = host.clone().recipient();
         let calls = host.clone().recipient();
@@ -54,8 +60,19 @@ impl ActorDirectory {
                 control,
                 calls,
                 keep_alive,
+                creator,
+                detached,
             },
         );
+    }
+
+    /// The actors hosted here that node `creator` created and did not detach (they go with it).
+    pub(crate) fn owned_by(&self, creator: NodeId) -> Vec<ActorId> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.creator == creator && !e.detached)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Forgets an actor whose host stopped.

@@ -279,6 +279,26 @@ impl<A: ActorClass> ActorHost<A> {
         }
     }
 
+    /// `CreatorGone`: the node that created this actor (not detached) died or left: the actor
+    /// dies with it, and what it held goes back.
+    pub(super) fn creator_gone(&mut self, creator: raya_common::NodeId, ctx: &mut Context<Self>) {
+        let cause = TaskError::new(
+            TaskErrorKind::ActorDied,
+            format!("its creator, node {creator}, is gone (the actor was not detached)"),
+        );
+        tracing::info!(actor = %self.id, class = self.opts.class, %creator, "the actor's creator is gone: the actor dies with it");
+        if self.lifecycle.before_creation() {
+            self.abort_creation(cause, ctx);
+        } else {
+            self.die(cause, ctx);
+        }
+        // Nobody is left to drop its handles.
+        self.handles_dropped = true;
+        if matches!(self.lifecycle, Lifecycle::Dead(_)) {
+            ctx.stop();
+        }
+    }
+
     /// `CreationFailed`: the actor could not be placed (the creation object holds why).
     pub(super) fn creation_failed(&mut self, error: TaskError, ctx: &mut Context<Self>) {
         if self.lifecycle.before_creation() {

@@ -144,6 +144,7 @@ impl<A: ActorClass> Handler<HostControl> for ActorHost<A> {
             HostControl::Cancel { task_id, force } => self.cancel(task_id, force, ctx),
             HostControl::HandlesDropped => self.last_handle_dropped(ctx),
             HostControl::CreationFailed(e) => self.creation_failed((*e).clone(), ctx),
+            HostControl::CreatorGone(node) => self.creator_gone(node, ctx),
         }
     }
 }

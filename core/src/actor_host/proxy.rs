@@ -33,7 +33,10 @@ pub(super) fn forward_control<A: ActorClass>(
             sender.do_send(WireControl::HandlesDropped);
             ctx.stop();
         }
-        HostControl::Construct(_) | HostControl::CreationFailed(_) | HostControl::Placed => {}
+        HostControl::Construct(_)
+        | HostControl::CreationFailed(_)
+        | HostControl::Placed
+        | HostControl::CreatorGone(_) => {}
     }
 }
 

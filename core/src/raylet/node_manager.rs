@@ -40,6 +40,8 @@ pub(crate) struct NodeManager {
     pub(crate) node: NodeId,
     pub(crate) job: JobId,
     pub(crate) is_head: bool,
+    /// Whether the node is a driver (see `Config::serves`).
+    pub(crate) is_driver: bool,
     /// The node's network, when it is part of a cluster.
     pub(crate) net: Option<Network>,
     pub(crate) gcs: GcsHandle,
@@ -79,6 +81,7 @@ impl NodeManager {
             node_id: self.node,
             state: NodeState::Alive,
             is_head: self.is_head,
+            is_driver: self.is_driver,
             hostname: hostname(),
             addresses: self
                 .net
@@ -221,6 +224,12 @@ impl Handler<GcsEvent> for NodeManager {
                 tracing::info!(%node, "node left the cluster");
             } else {
                 tracing::warn!(%node, %reason, "node died");
+            }
+            // The actors it created here and did not detach go with it.
+            for actor in self.host_env.directory.owned_by(node) {
+                self.host_env
+                    .directory
+                    .control(actor, crate::actor_host::HostControl::CreatorGone(node));
             }
             // Call senders first: a batch failing below then finds its sender knows why.
             self.host_env.remote.node_died(node);

@@ -222,6 +222,7 @@ pub(super) async fn setup(
                 .object_lease
                 .max(config.delivery_timeout * (raya_scheduler::global::MAX_PLACEMENTS as u32 + 1)),
             max_lineage_bytes: config.max_lineage_bytes,
+            is_driver: net.is_some() && config.is_driver(),
         },
         LocalSchedulerParts {
             store: Arc::clone(&store),
@@ -292,6 +293,7 @@ pub(super) async fn setup(
         node,
         job: job.job_id,
         is_head,
+        is_driver: config.is_driver(),
         net: net.clone(),
         gcs: gcs.clone(),
         events,

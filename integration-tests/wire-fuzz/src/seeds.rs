@@ -92,6 +92,7 @@ fn info() -> NodeInfo {
         node_id: node(),
         state: NodeState::Alive,
         is_head: false,
+        is_driver: false,
         hostname: "seed".into(),
         addresses: vec!["/ip4/10.0.0.2/tcp/7000".into()],
         resources_total: ResourceSet::cpus(4.0).expect("CPUs"),

@@ -226,9 +226,12 @@ impl GlobalScheduler {
             linking,
             local_bytes,
         } = view;
+        // A detached actor must outlive the program that created it: never on a driver.
+        let detached = spec.creates_detached_actor();
         let alive: Vec<NodeView> = nodes
             .into_iter()
             .filter(|n| n.state == NodeState::Alive && !tried.contains(&n.node_id))
+            .filter(|n| !(detached && n.is_driver))
             .filter(|n| linking.as_ref().is_none_or(|l| l.contains(&n.node_id)))
             .map(|n| (n.node_id, n.resources_total, n.resources_available))
             .collect();

@@ -97,6 +97,9 @@ pub struct LocalSchedulerConfig {
     /// By-value argument bytes the lineage of tasks handed over keeps, at most (see
     /// `lineage`).
     pub max_lineage_bytes: u64,
+    /// Whether the node is a cluster's driver: a detached actor created here is placed on a
+    /// node that serves the cluster (it must outlive the program).
+    pub is_driver: bool,
 }
 
 /// What the scheduler works with: the node's store, how to start workers, where actor
@@ -301,6 +304,9 @@ impl LocalScheduler {
         if let Some(c) = &self.cluster
             && !(c.links)(&spec.function.name)
         {
+            return true;
+        }
+        if self.cfg.is_driver && spec.creates_detached_actor() {
             return true;
         }
         match &spec.strategy {

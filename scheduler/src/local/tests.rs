@@ -85,6 +85,7 @@ impl Fixture {
             event_flush_interval: Duration::from_secs(60),
             placement_lease: Duration::from_secs(60),
             max_lineage_bytes: 1 << 30,
+            is_driver: false,
         };
         let sched = LocalScheduler::new(
             cfg,

@@ -331,6 +331,12 @@ impl Driver {
         }
     }
 
+    /// Kills the driver (`kill -9`) and waits for it to go.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Lets the scenario go on past `step`.
     pub(crate) fn go(&self, step: &str) {
         std::fs::write(self.steps.join(format!("{step}.go")), b"").unwrap();
