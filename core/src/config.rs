@@ -77,6 +77,11 @@ pub struct Config {
     /// leaves when it ends. Detached actors are never placed on a driver. Default: `false`,
     /// but a head and a `RAYA_ROLE=worker` node always serve.
     pub serves: bool,
+    /// What a node that serves the cluster does when it learns the head declared it dead (it
+    /// stalled or was cut off for longer than the node timeout, and the cluster moved its work
+    /// elsewhere): rejoin as a new node (default) or stop. A driver always exits then (code 1):
+    /// its objects and actors are gone from the cluster.
+    pub fenced: Fenced,
     /// The host a cluster node listens on (default `0.0.0.0`, every interface).
     pub host: String,
     /// The port a cluster node listens on (default 0: any free port; `raya start --head` uses
@@ -120,6 +125,7 @@ impl Default for Config {
             address: None,
             head: false,
             serves: false,
+            fenced: Fenced::Rejoin,
             host: "0.0.0.0".into(),
             port: 0,
             mdns: true,
@@ -209,6 +215,11 @@ impl Config {
     /// [`Config::serves`]).
     pub fn serves(mut self, on: bool) -> Self {
         self.serves = on;
+        self
+    }
+    /// Sets what a serving node does once declared dead (see [`Config::fenced`]).
+    pub fn fenced(mut self, then: Fenced) -> Self {
+        self.fenced = then;
         self
     }
     /// Whether this node is a driver: it neither runs the GCS nor serves the cluster (see
@@ -322,4 +333,16 @@ pub(crate) fn total_memory() -> u64 {
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
         .map_or(8 << 30, |kb| kb * 1024)
+}
+
+/// What a node that serves the cluster does when it learns it was declared dead
+/// ([`Config::fenced`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fenced {
+    /// Drop everything it held and join again as a new node (a new identity and a fresh
+    /// session directory), so nothing it answered for before can be mistaken for the cluster's.
+    #[default]
+    Rejoin,
+    /// Drop everything and stop: `raya::serve` returns an error (a worker binary exits 1).
+    Stop,
 }

@@ -100,7 +100,7 @@ pub use api::object::{
     get_arc, get_async, get_timeout, get_timeout_async, put, put_arc, try_put, wait, wait_async,
 };
 pub use api::task::{FunctionCall, TaskBuilder, TaskOptions};
-pub use config::Config;
+pub use config::{Config, Fenced};
 pub use error::{Error, Result};
 pub use execution::Args;
 pub use raya_cluster::gcs::actors::{ActorInfo, ActorState};

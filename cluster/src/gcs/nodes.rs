@@ -99,6 +99,14 @@ pub struct UnregisterNode {
 #[rtype(result = "Result<Vec<NodeInfo>, GcsError>")]
 pub struct GetAllNodes;
 
+/// One node's record (a node checks its own: was it declared dead while it could not reach
+/// the head?).
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<Option<NodeInfo>, GcsError>")]
+pub struct GetNode(pub NodeId);
+
 /// Subscribes a local recipient to node changes. Not a wire message: remote nodes learn changes
 /// by gossip.
 #[derive(Message)]
@@ -134,6 +142,7 @@ gcs_requests! {
     UnregisterNode => () as "gcs/UnregisterNode",
         where |m, from| from.is(m.node, "a node leaving");
     GetAllNodes => Vec<NodeInfo> as "gcs/GetAllNodes", access = Read;
+    GetNode => Option<NodeInfo> as "gcs/GetNode", access = Read;
 }
 
 /// Bytes of a node's hostname, at most (the longest a DNS name can be).
@@ -371,6 +380,13 @@ impl Handler<UnregisterNode> for NodeTable {
     type Result = Result<(), GcsError>;
     fn handle(&mut self, m: UnregisterNode, _: &mut Context<Self>) -> Self::Result {
         self.mark_dead(m.node, m.reason)
+    }
+}
+
+impl Handler<GetNode> for NodeTable {
+    type Result = Result<Option<NodeInfo>, GcsError>;
+    fn handle(&mut self, GetNode(node): GetNode, _: &mut Context<Self>) -> Self::Result {
+        Ok(self.nodes.get(&node).cloned())
     }
 }
 

@@ -250,11 +250,44 @@ fn finds_the_detached_actor() {
         .expect("the killed driver's actor gave its resources back");
 }
 
+/// Work placed on `w1` while the test stalls it past the node timeout: every result comes back
+/// right, made again on `w2`.
+fn work_moves_off_a_stalled_node() {
+    let victim = raya::get(&node_id::options().resource("v", 1.0).remote()).unwrap();
+    let on_victim = SchedulingStrategy::NodeAffinity {
+        node: victim.parse().unwrap(),
+        soft: true,
+    };
+    let marks = Marks::remote();
+    let work: Vec<ObjectRef<Vec<u8>>> = (0..4)
+        .map(|i| {
+            made::options()
+                .resource("x", 0.01)
+                .scheduling_strategy(on_victim.clone())
+                .remote(marks.clone(), 2000 + i, 1024, 3000)
+        })
+        .collect();
+    wait_for_marks(&marks, [2000]);
+    support::step("running");
+    for (i, r) in work.iter().enumerate() {
+        let got = raya::get_timeout(r, Duration::from_secs(60)).expect("the work moved");
+        assert!(got == pattern(2000 + i as u64, 1024), "result {i} is wrong");
+    }
+    let seen = raya::get(&marks.seen()).unwrap();
+    for i in 2000..2004 {
+        assert!(
+            seen.contains(&(i, "w2".to_string())),
+            "{i} was not made again on w2: {seen:?}"
+        );
+    }
+}
+
 fn run_scenario(name: &str) {
     match name {
         "work_lost_with_a_node_runs_again" => work_lost_with_a_node_runs_again(),
         "leaves_a_detached_actor_behind" => leaves_a_detached_actor_behind(),
         "finds_the_detached_actor" => finds_the_detached_actor(),
+        "work_moves_off_a_stalled_node" => work_moves_off_a_stalled_node(),
         other => panic!("no scenario {other:?}"),
     }
 }
@@ -319,4 +352,32 @@ fn a_killed_drivers_detached_actor_stays_and_its_own_actors_go() {
     first.reached("created");
     first.kill();
     c.drive("finds_the_detached_actor", 1, Duration::from_secs(120));
+}
+
+#[test]
+fn a_node_declared_dead_is_fenced_and_rejoins_as_a_new_node() {
+    let mut c = Cluster::with_head_args("fenced", 1, &["--node-timeout-ms", "2000"]);
+    c.named_worker("w1", 2, "x,v");
+    c.named_worker("w2", 2, "x");
+    c.wait_alive(3);
+    let mut driver = c.start_driver("work_moves_off_a_stalled_node", 1);
+    driver.reached("running");
+    // Stalled past the node timeout: the head declares it dead and the work moves.
+    c.signal("w1", "STOP");
+    c.wait_for("DEAD", 1);
+    c.signal("w1", "CONT");
+    driver.go("running");
+    driver.finish(Duration::from_secs(120));
+    // The stalled node learnt it was declared dead and joined again as a new node: the head,
+    // w2 and the new w1 are alive (the driver left), the old w1 stays dead, and its process
+    // never exited.
+    c.wait_alive(3);
+    assert!(
+        c.running("w1"),
+        "the fenced node exited instead of rejoining"
+    );
+    assert!(
+        c.nodes_in("DEAD") >= 2,
+        "the old incarnation of w1 is not dead"
+    );
 }

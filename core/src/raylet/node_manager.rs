@@ -21,7 +21,7 @@ use actix::prelude::*;
 use raya_cluster::GcsHandle;
 use raya_cluster::gcs::functions::{FunctionInfo, FunctionKind, RegisterFunctions};
 use raya_cluster::gcs::jobs::FinishJob;
-use raya_cluster::gcs::nodes::{NodeInfo, NodeState, RegisterNode, UnregisterNode};
+use raya_cluster::gcs::nodes::{GetNode, NodeInfo, NodeState, RegisterNode, UnregisterNode};
 use raya_cluster::gcs::task_events::MAX_EVENTS_A_REQUEST;
 use raya_cluster::gcs::task_events::{AddTaskEvents, TaskEventBuffer};
 use raya_cluster::gcs::{GcsError, GcsEvent};
@@ -51,7 +51,29 @@ pub(crate) struct NodeManager {
     pub(crate) host_env: Arc<HostEnv>,
     /// The node's object manager, when it is part of a cluster.
     pub(crate) objects: Option<Addr<ObjectManager>>,
+    /// Its liveness as the head sees it (see [`Fencing`]).
+    pub(crate) fencing: Fencing,
 }
+
+/// What a node knows of its own liveness in the head's node table: once registered, it checks
+/// its record once a second (`gcs/GetNode`), and a record saying this incarnation was declared
+/// dead — the node stalled or was cut off for longer than the node timeout, and the cluster
+/// moved its work elsewhere — fences it: it must not go on answering for objects and actors the
+/// cluster gave up on (see `runtime::fence`).
+#[derive(Debug, Default)]
+pub(crate) struct Fencing {
+    /// When this incarnation registered (its record's start time), once it did.
+    joined_at: Option<u64>,
+    /// Leaving on purpose: its own death notice is no fencing.
+    leaving: bool,
+    /// A check is in flight.
+    checking: bool,
+    /// Fenced already.
+    fenced: bool,
+}
+
+/// How often a node checks that the head still counts it alive.
+const LIVENESS_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for NodeManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -72,7 +94,42 @@ impl NodeManager {
             net.router().serve::<ControlActor, _>(addr.clone());
             self.gcs.subscribe(addr.clone().recipient());
         }
+        let mut ctx = ctx;
+        if self.net.is_some() && !self.is_head {
+            ctx.run_interval(LIVENESS_CHECK, |this, ctx| this.check_alive(ctx));
+        }
         ctx.run(self)
+    }
+
+    /// Asks the head whether it still counts this incarnation alive (see [`Fencing`]).
+    fn check_alive(&mut self, ctx: &mut Context<Self>) {
+        let f = &mut self.fencing;
+        let Some(start) = f.joined_at else { return };
+        if f.leaving || f.fenced || f.checking {
+            return;
+        }
+        f.checking = true;
+        let (gcs, node) = (self.gcs.clone(), self.node);
+        let asked = async move { gcs.request(GetNode(node)).await };
+        ctx.spawn(asked.into_actor(self).map(move |res, this, _| {
+            this.fencing.checking = false;
+            if let Ok(Some(info)) = res
+                && info.state == NodeState::Dead
+                && info.start_time_ms == start
+            {
+                let reason = info.death_reason.unwrap_or_else(|| "declared dead".into());
+                this.fence(reason);
+            }
+        }));
+    }
+
+    /// This incarnation was declared dead: fenced (once).
+    fn fence(&mut self, reason: String) {
+        if self.fencing.fenced || self.fencing.leaving {
+            return;
+        }
+        self.fencing.fenced = true;
+        crate::runtime::fence(reason);
     }
 
     fn info(&self, total: ResourceSet) -> NodeInfo {
@@ -133,6 +190,7 @@ impl Handler<JoinCluster> for NodeManager {
         let gcs = self.gcs.clone();
         let node = self.node;
         let info = self.info(m.total);
+        self.fencing.joined_at = Some(info.start_time_ms);
         let functions = REMOTE_FUNCTIONS
             .iter()
             .map(|f| FunctionInfo {
@@ -155,6 +213,7 @@ impl Handler<JoinCluster> for NodeManager {
 impl Handler<LeaveCluster> for NodeManager {
     type Result = ResponseFuture<()>;
     fn handle(&mut self, _: LeaveCluster, _: &mut Context<Self>) -> Self::Result {
+        self.fencing.leaving = true;
         let gcs = self.gcs.clone();
         // The last records, bounded like every flush: shutting down must stay quick.
         let (events, _) = self.events.drain_at_most(MAX_EVENTS_A_REQUEST);
@@ -217,6 +276,14 @@ impl Handler<ControlActor> for NodeManager {
 impl Handler<GcsEvent> for NodeManager {
     type Result = ();
     fn handle(&mut self, ev: GcsEvent, _: &mut Context<Self>) {
+        if let GcsEvent::NodeDead { node, reason } = &ev
+            && *node == self.node
+            && !self.is_head
+        {
+            // Its own death notice: fenced, unless it is leaving.
+            self.fence(reason.clone());
+            return;
+        }
         if let GcsEvent::NodeDead { node, reason } = ev
             && node != self.node
         {

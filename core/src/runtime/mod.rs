@@ -51,6 +51,8 @@ struct RunningNode {
     /// This node's entry in [`crate::nodes_dir`].
     pid_file: Option<PathBuf>,
     session: Session,
+    /// What it was started with (a fenced node starts again from it).
+    config: Config,
 }
 
 static NODE: RwLock<Option<RunningNode>> = RwLock::new(None);
@@ -121,6 +123,23 @@ pub fn is_initialized() -> bool {
 /// raya::shutdown();
 /// ```
 pub fn init(config: Config) -> Result<()> {
+    start_node(config)?;
+    if std::env::var("RAYA_ROLE").is_ok_and(|r| r == "worker") {
+        // The user's binary started as a worker node: serve the cluster, never return to `main`.
+        let code = match serve::serve() {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!(error = %e, "worker node failed");
+                1
+            }
+        };
+        std::process::exit(code);
+    }
+    Ok(())
+}
+
+/// Starts this process's node (what `init` does, short of serving as a worker).
+fn start_node(config: Config) -> Result<()> {
     let _life = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
     if is_initialized() {
         return Err(Error::AlreadyInitialized);
@@ -155,19 +174,66 @@ pub fn init(config: Config) -> Result<()> {
         }
     }
     *NODE.write().unwrap_or_else(|p| p.into_inner()) = Some(node);
-    drop(_life);
-    if std::env::var("RAYA_ROLE").is_ok_and(|r| r == "worker") {
-        // The user's binary started as a worker node: serve the cluster, never return to `main`.
-        let code = match serve::serve() {
-            Ok(()) => 0,
-            Err(e) => {
-                tracing::error!(error = %e, "worker node failed");
-                1
-            }
-        };
-        std::process::exit(code);
-    }
     Ok(())
+}
+
+/// Why this node was fenced, once it learnt it was declared dead (taken by `serve`).
+static FENCED: Mutex<Option<String>> = Mutex::new(None);
+
+/// Wakes `serve` when the node is fenced.
+static FENCE: std::sync::LazyLock<tokio::sync::Notify> =
+    std::sync::LazyLock::new(tokio::sync::Notify::new);
+
+/// The node learnt that the head declared it dead (`reason`): what it answered for has moved
+/// elsewhere, so it must not go on as it is. A serving node is woken in `serve`, which drops
+/// everything and rejoins as a new node or stops ([`Config::fenced`]); a driver exits (code 1),
+/// since its objects and actors are gone from the cluster.
+pub(crate) fn fence(reason: String) {
+    let driver = NODE
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .is_some_and(|n| n.config.is_driver());
+    if driver {
+        tracing::error!(%reason, "this driver was declared dead by the cluster, which failed its objects and actors: exiting");
+        std::process::exit(1);
+    }
+    tracing::warn!(%reason, "this node was declared dead by the cluster: dropping what it held");
+    *FENCED.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    FENCE.notify_one();
+}
+
+/// What the running node does once fenced ([`Config::fenced`]).
+pub(crate) fn fenced_policy() -> crate::config::Fenced {
+    NODE.read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|n| n.config.fenced)
+        .unwrap_or_default()
+}
+
+/// Waits until the node is fenced; the reason.
+pub(crate) async fn fenced() -> String {
+    loop {
+        FENCE.notified().await;
+        if let Some(r) = FENCED.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return r;
+        }
+    }
+}
+
+/// Starts the node again after it was fenced: a new identity and a fresh session directory.
+pub(crate) fn rejoin() -> Result<()> {
+    let config = NODE
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|n| n.config.clone())
+        .ok_or(Error::NotInitialized)?;
+    shutdown();
+    let mut config = config;
+    config.session_dir = None;
+    start_node(config)
 }
 
 fn start(config: Config) -> Result<RunningNode> {
@@ -209,12 +275,13 @@ fn start(config: Config) -> Result<RunningNode> {
     };
     let net = mode.net().cloned();
     let dir = session.dir.clone();
+    let config_for_setup = config.clone();
     let (tx, rx) = std::sync::mpsc::channel::<Result<Started>>();
     let control = std::thread::Builder::new()
         .name("raya-control".into())
         .spawn(move || {
             let system = System::new();
-            let started = system.block_on(setup(config, dir, node, total, mode));
+            let started = system.block_on(setup(config_for_setup, dir, node, total, mode));
             let ok = started.is_ok();
             let _ = tx.send(started);
             if ok {
@@ -253,6 +320,7 @@ fn start(config: Config) -> Result<RunningNode> {
         net,
         cluster_key,
         session,
+        config,
     })
 }
 

@@ -299,6 +299,7 @@ pub(super) async fn setup(
         events,
         host_env: Arc::clone(&host_env),
         objects,
+        fencing: Default::default(),
     }
     .launch(node_manager_ctx);
     let core = Arc::new(CoreWorker {

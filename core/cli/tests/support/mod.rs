@@ -194,6 +194,55 @@ impl Cluster {
         self.start_head(&port);
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the process called `name`.
+    pub(crate) fn signal(&self, name: &str, signal: &str) {
+        let (_, pid) = self
+            .pids
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no process {name}"));
+        let ok = Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{signal} {name} ({pid})");
+    }
+
+    /// Whether the process called `name` is still running.
+    pub(crate) fn running(&mut self, name: &str) -> bool {
+        let Some((_, pid)) = self.pids.iter().find(|(n, _)| n == name) else {
+            return false;
+        };
+        let pid = *pid;
+        self.children
+            .iter_mut()
+            .find(|c| c.id() == pid)
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Lines of `raya status` starting with `state` (`ALIVE`, `DEAD`).
+    pub(crate) fn nodes_in(&self, state: &str) -> usize {
+        let out = Command::new(env!("CARGO_BIN_EXE_raya"))
+            .env("TMPDIR", &self.tmp)
+            .args(["status", "--address", &self.head])
+            .output()
+            .expect("raya status");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with(state))
+            .count()
+    }
+
+    /// Waits until `raya status` shows at least `n` nodes in `state`, at most 60 s.
+    pub(crate) fn wait_for(&self, state: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.nodes_in(state) < n {
+            assert!(Instant::now() < deadline, "{n} nodes never showed {state}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Waits until `raya status` shows `n` alive nodes (the head included).
     pub(crate) fn wait_alive(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
