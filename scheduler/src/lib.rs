@@ -23,9 +23,10 @@ pub mod wire_checks;
 pub use global::{GlobalRoute, GlobalScheduler, RegisterLocalScheduler, ScheduleTask};
 pub use local::{
     CancelFlags, CancelTask, ClusterHooks, CreateActor, Dispatched, GetSchedulerState,
-    LocalScheduler, LocalSchedulerConfig, LocalSchedulerParts, PlaceTask, ReleaseResources,
-    SchedulerState, SubmitTask, TaskDone, TaskGoing, TaskOutcome, TaskPlaced, TaskUnschedulable,
-    WorkerBlocked, WorkerCommand, WorkerFactory, WorkerStopped, WorkerUnblocked, record_event,
+    HeadRestarted, LocalScheduler, LocalSchedulerConfig, LocalSchedulerParts, PlaceTask,
+    ReleaseResources, SchedulerState, SubmitTask, TaskDone, TaskGoing, TaskOutcome, TaskPlaced,
+    TaskUnschedulable, WorkerBlocked, WorkerCommand, WorkerFactory, WorkerStopped, WorkerUnblocked,
+    record_event,
 };
 pub use task_spec::{
     CreationOptions, FunctionDescriptor, MAX_RETURNS_FROM_WIRE, SchedulingStrategy, TaskArg,

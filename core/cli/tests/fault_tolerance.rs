@@ -282,12 +282,67 @@ fn work_moves_off_a_stalled_node() {
     }
 }
 
+/// The head is killed mid-job and restarted on its session directory: while it is down, the
+/// actor on `w1` keeps answering and a task that needs the head to be placed waits; once it is
+/// back, everything completes with the right values.
+fn the_job_outlives_the_head() {
+    let marks = Marks::remote();
+    let keeper = Keeper::options().resource("v", 0.5).remote().unwrap();
+    assert_eq!(raya::get(&keeper.add(1)).unwrap(), 1);
+    let before: Vec<ObjectRef<Vec<u8>>> = (0..4)
+        .map(|i| {
+            made::options()
+                .resource("x", 0.01)
+                .remote(marks.clone(), 100 + i, 1024, 1500)
+        })
+        .collect();
+    wait_for_marks(&marks, [100]);
+    support::step("head-killed");
+    // The head is down: calls between live nodes go on.
+    assert_eq!(
+        raya::get_timeout(&keeper.add(1), Duration::from_secs(30)).unwrap(),
+        2
+    );
+    // A task that needs the head to be placed waits for it.
+    let during = made::options()
+        .resource("x", 0.01)
+        .remote(marks.clone(), 200, 1024, 0);
+    assert!(
+        raya::get_timeout(&during, Duration::from_millis(500))
+            .unwrap_err()
+            .is_timeout()
+    );
+    support::step("head-down-checked");
+    assert!(raya::get_timeout(&during, Duration::from_secs(90)).unwrap() == pattern(200, 1024));
+    for (i, r) in before.iter().enumerate() {
+        let got = raya::get_timeout(r, Duration::from_secs(60)).unwrap();
+        assert!(got == pattern(100 + i as u64, 1024), "result {i} is wrong");
+    }
+    assert_eq!(
+        raya::get(&keeper.add(1)).unwrap(),
+        3,
+        "the actor kept its state"
+    );
+    let after: Vec<ObjectRef<Vec<u8>>> = (0..8)
+        .map(|i| {
+            made::options()
+                .resource("x", 0.01)
+                .remote(marks.clone(), 300 + i, 1024, 0)
+        })
+        .collect();
+    for (i, r) in after.iter().enumerate() {
+        let got = raya::get_timeout(r, Duration::from_secs(60)).unwrap();
+        assert!(got == pattern(300 + i as u64, 1024), "result {i} is wrong");
+    }
+}
+
 fn run_scenario(name: &str) {
     match name {
         "work_lost_with_a_node_runs_again" => work_lost_with_a_node_runs_again(),
         "leaves_a_detached_actor_behind" => leaves_a_detached_actor_behind(),
         "finds_the_detached_actor" => finds_the_detached_actor(),
         "work_moves_off_a_stalled_node" => work_moves_off_a_stalled_node(),
+        "the_job_outlives_the_head" => the_job_outlives_the_head(),
         other => panic!("no scenario {other:?}"),
     }
 }
@@ -330,9 +385,20 @@ fn driver_entry() {
 // ---------------------------------------------------------------------------------------------
 // The tests.
 
+/// The head's node timeout in these tests: short, so deaths are detected quickly.
+const NODE_TIMEOUT_MS: &str = "3000";
+
+/// The tests of this file take turns: each runs a cluster whose deaths are detected within a
+/// few seconds, and two at once on a small machine would delay heartbeats past that.
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn tasks_and_results_lost_with_a_killed_node_are_made_again() {
-    let mut c = Cluster::with_head_args("lost-work", 1, &["--node-timeout-ms", "2000"]);
+    let _turn = turn();
+    let mut c = Cluster::with_head_args("lost-work", 1, &["--node-timeout-ms", NODE_TIMEOUT_MS]);
     c.named_worker("w1", 2, "x,v");
     c.named_worker("w2", 2, "x");
     c.wait_alive(3);
@@ -345,7 +411,8 @@ fn tasks_and_results_lost_with_a_killed_node_are_made_again() {
 
 #[test]
 fn a_killed_drivers_detached_actor_stays_and_its_own_actors_go() {
-    let mut c = Cluster::with_head_args("driver-dies", 1, &["--node-timeout-ms", "2000"]);
+    let _turn = turn();
+    let mut c = Cluster::with_head_args("driver-dies", 1, &["--node-timeout-ms", NODE_TIMEOUT_MS]);
     c.named_worker("w1", 1, "o");
     c.wait_alive(2);
     let mut first = c.start_driver("leaves_a_detached_actor_behind", 1);
@@ -356,7 +423,8 @@ fn a_killed_drivers_detached_actor_stays_and_its_own_actors_go() {
 
 #[test]
 fn a_node_declared_dead_is_fenced_and_rejoins_as_a_new_node() {
-    let mut c = Cluster::with_head_args("fenced", 1, &["--node-timeout-ms", "2000"]);
+    let _turn = turn();
+    let mut c = Cluster::with_head_args("fenced", 1, &["--node-timeout-ms", NODE_TIMEOUT_MS]);
     c.named_worker("w1", 2, "x,v");
     c.named_worker("w2", 2, "x");
     c.wait_alive(3);
@@ -380,4 +448,33 @@ fn a_node_declared_dead_is_fenced_and_rejoins_as_a_new_node() {
         c.nodes_in("DEAD") >= 2,
         "the old incarnation of w1 is not dead"
     );
+}
+
+#[test]
+fn a_job_outlives_its_head_killed_and_restarted_on_its_directory() {
+    let _turn = turn();
+    let mut c = Cluster::with_head_args("head-dies", 1, &["--node-timeout-ms", NODE_TIMEOUT_MS]);
+    c.named_worker("w1", 2, "x,v");
+    c.named_worker("w2", 2, "x");
+    c.wait_alive(3);
+    let port = c.head.rsplit(':').next().expect("host:port").to_string();
+    let mut driver = c.start_driver("the_job_outlives_the_head", 1);
+    driver.reached("head-killed");
+    c.kill("head");
+    driver.go("head-killed");
+    driver.reached("head-down-checked");
+    let restarted = Instant::now();
+    c.start_head(&port);
+    // Every node (the driver too) is back in the restarted head's table.
+    c.wait_alive(4);
+    eprintln!(
+        "every node rejoined {:?} after the head restarted",
+        restarted.elapsed()
+    );
+    driver.go("head-down-checked");
+    driver.finish(Duration::from_secs(180));
+    // Node-death detection resumed: a node killed now is declared dead (the driver, which left,
+    // is the first dead node).
+    c.kill("w2");
+    c.wait_for("DEAD", 2);
 }

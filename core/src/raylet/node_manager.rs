@@ -27,7 +27,7 @@ use raya_cluster::gcs::task_events::{AddTaskEvents, TaskEventBuffer};
 use raya_cluster::gcs::{GcsError, GcsEvent};
 use raya_cluster::transport::{Network, Received, sockets_reachable_first};
 use raya_common::{JobId, NodeId, ResourceSet, TaskId};
-use raya_scheduler::{CreateActor, TaskDone, TaskKind, TaskOutcome};
+use raya_scheduler::{CreateActor, HeadRestarted, TaskDone, TaskKind, TaskOutcome};
 use raya_store::{NodeGone, ObjectManager};
 
 use crate::actor_host::env::HostEnv;
@@ -303,8 +303,18 @@ impl Handler<GcsEvent> for NodeManager {
             if let Some(o) = &self.objects {
                 o.do_send(NodeGone(node));
             }
-            // What waits to be delivered there fails now rather than at the delivery bound.
-            if let Some(net) = &self.net {
+            let head = self
+                .net
+                .as_ref()
+                .and_then(|n| n.head())
+                .is_some_and(|h| h == node.peer_id());
+            if head {
+                // The head restarted under its identity: what waits to be delivered to it goes
+                // to the new incarnation (its tables are durable), and what its previous one
+                // took and never placed is handed over again.
+                self.host_env.scheduler.do_send(HeadRestarted);
+            } else if let Some(net) = &self.net {
+                // What waits to be delivered there fails now rather than at the delivery bound.
                 net.peer_dead(node.peer_id(), format!("declared dead: {reason}"));
             }
         }

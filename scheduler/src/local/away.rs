@@ -24,7 +24,7 @@ use raya_common::{NodeId, TaskError, TaskErrorKind, TaskId};
 use raya_store::ObjectsExpected;
 
 use super::lineage::Away;
-use super::{CancelTask, LocalScheduler, TaskGoing, TaskPlaced};
+use super::{CancelTask, HeadRestarted, LocalScheduler, TaskGoing, TaskPlaced};
 use crate::global::ScheduleTask;
 use crate::task_spec::TaskSpec;
 
@@ -95,7 +95,12 @@ impl LocalScheduler {
             from: self.cfg.node,
         });
         ctx.spawn(taken.into_actor(self).map(move |taken, this, _| {
-            let Err(reason) = taken else { return };
+            let Err(reason) = taken else {
+                if let Some(a) = this.away.get_mut(&task) {
+                    a.taken = true;
+                }
+                return;
+            };
             if let Some(a) = this.away.remove(task) {
                 tracing::warn!(%task, %reason, "task not handed over");
                 this.fail_task(&a.spec, TaskError::new(TaskErrorKind::Unreachable, reason));
@@ -251,6 +256,9 @@ impl Handler<TaskGoing> for LocalScheduler {
     type Result = ();
     fn handle(&mut self, m: TaskGoing, _: &mut Context<Self>) {
         if m.node != self.cfg.node {
+            if let Some(a) = self.away.get_mut(&m.task_id) {
+                a.going = Some(m.node);
+            }
             self.tell_maker(m.task_id, m.node, false);
         }
     }
@@ -275,6 +283,41 @@ impl Handler<TaskPlaced> for LocalScheduler {
         if let Some(force) = cancel {
             self.cancel_at(m.node, m.task_id, force);
             self.away.remove(m.task_id);
+        }
+    }
+}
+
+impl Handler<HeadRestarted> for LocalScheduler {
+    type Result = ();
+    /// The tasks the head's previous incarnation took and never reported placed: handed to the
+    /// new one. A task it said it was sending somewhere may have reached that node: sent again
+    /// only as a retry its `max_retries` allows, else failed as unreachable. Tasks still in the
+    /// link to the head reach the new incarnation by themselves.
+    fn handle(&mut self, _: HeadRestarted, ctx: &mut Context<Self>) {
+        let lost: Vec<TaskId> = self
+            .away
+            .iter()
+            .filter(|(_, a)| a.taken && a.at.is_none() && a.cancel.is_none())
+            .map(|(t, _)| *t)
+            .collect();
+        for task in lost {
+            let Some(a) = self.away.remove(task) else {
+                continue;
+            };
+            let mut spec = a.spec;
+            if let Some(node) = a.going {
+                if !spec.may_retry(false) {
+                    let reason = format!(
+                        "the head restarted while sending it to node {node}: it may or may not \
+                         have run there, and max_retries does not allow running it again"
+                    );
+                    self.fail_task(&spec, TaskError::new(TaskErrorKind::Unreachable, reason));
+                    continue;
+                }
+                spec.attempt += 1;
+            }
+            tracing::info!(%task, attempt = spec.attempt, "handing a task to the restarted head");
+            self.send_to_global(spec, ctx);
         }
     }
 }

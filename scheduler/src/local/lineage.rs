@@ -34,6 +34,10 @@ pub(super) struct Away {
     pub(super) evicted: bool,
     /// The node whose death made it run again (said when it then cannot be placed).
     pub(super) lost_with: Option<NodeId>,
+    /// The head acknowledged taking it (it is no longer in the link to the head).
+    pub(super) taken: bool,
+    /// Where the head said it was sending it, before it confirmed the node had it.
+    pub(super) going: Option<NodeId>,
 }
 
 impl Away {
@@ -55,6 +59,8 @@ impl Away {
             bytes,
             evicted: false,
             lost_with: None,
+            taken: false,
+            going: None,
         }
     }
 }

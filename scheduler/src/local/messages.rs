@@ -58,6 +58,13 @@ pub struct TaskGoing {
     pub node: NodeId,
 }
 
+/// The head restarted (a new incarnation registered under its identity): the tasks its previous
+/// incarnation took and had not placed are handed to it again. Local wiring only, from the node
+/// manager.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct HeadRestarted;
+
 raya_cluster::wire_message!(
     PlaceTask => "local_scheduler/PlaceTask" where |_, from| from.is_head(),
     TaskGoing => "local_scheduler/TaskGoing" as archive where |_, from| from.is_head(),

@@ -46,9 +46,9 @@ pub mod worker_pool;
 
 pub use cancel::CancelFlags;
 pub use messages::{
-    CancelTask, CreateActor, Dispatched, GetSchedulerState, PlaceTask, ReleaseResources,
-    SchedulerState, SubmitTask, TaskDone, TaskGoing, TaskOutcome, TaskPlaced, TaskUnschedulable,
-    WorkerBlocked, WorkerCommand, WorkerStopped, WorkerUnblocked,
+    CancelTask, CreateActor, Dispatched, GetSchedulerState, HeadRestarted, PlaceTask,
+    ReleaseResources, SchedulerState, SubmitTask, TaskDone, TaskGoing, TaskOutcome, TaskPlaced,
+    TaskUnschedulable, WorkerBlocked, WorkerCommand, WorkerStopped, WorkerUnblocked,
 };
 pub(crate) use records::infeasible_reason;
 pub use records::record_event;
