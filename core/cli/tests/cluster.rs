@@ -2,10 +2,14 @@
 //! `raya stop`, and node death. Every process a test starts is killed when the test ends,
 //! pass or fail, and each test keeps its node registry in its own temporary directory.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::Netns;
 
 /// Processes of one test cluster, killed on drop.
 struct Cluster {
@@ -345,81 +349,6 @@ fn a_head_makes_its_cluster_key_and_only_nodes_holding_it_join() {
         count(s, "ALIVE") == 2
     });
     drop(head2);
-}
-
-/// Network namespaces for one test, joined by a bridge; removed on drop.
-struct Netns {
-    names: Vec<String>,
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("the `ip` command");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Netns {
-    /// Namespaces `<tag>0` .. `<tag>{n-1}` with addresses 10.77.<k>.1.. on a bridge in `<tag>br`.
-    fn new(tag: &str, n: usize) -> Netns {
-        // Built up as a guard: whatever was made is removed if a step fails.
-        let mut me = Netns { names: Vec::new() };
-        let br = format!("{tag}br");
-        ip(&["netns", "add", &br]);
-        me.names.push(br.clone());
-        ip(&["-n", &br, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", &br, "link", "set", "br0", "up"]);
-        for i in 0..n {
-            let ns = format!("{tag}{i}");
-            ip(&["netns", "add", &ns]);
-            me.names.push(ns.clone());
-            let (inner, outer) = (format!("v{i}"), format!("p{i}"));
-            ip(&[
-                "-n", &ns, "link", "add", &inner, "type", "veth", "peer", "name", &outer, "netns",
-                &br,
-            ]);
-            ip(&["-n", &br, "link", "set", &outer, "master", "br0"]);
-            ip(&["-n", &br, "link", "set", &outer, "up"]);
-            let addr = format!("10.77.0.{}/24", i + 1);
-            ip(&["-n", &ns, "addr", "add", &addr, "dev", &inner]);
-            ip(&["-n", &ns, "link", "set", &inner, "up"]);
-            ip(&["-n", &ns, "link", "set", "lo", "up"]);
-            // Multicast (mDNS) needs a route out of the interface.
-            ip(&["-n", &ns, "route", "add", "default", "dev", &inner]);
-        }
-        // Let the links come up (carrier, bridge ports) before anything looks at them.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for i in 0..n {
-            let ns = format!("{tag}{i}");
-            loop {
-                let out = Command::new("ip")
-                    .args(["-n", &ns, "-o", "link", "show", &format!("v{i}")])
-                    .output()
-                    .unwrap();
-                if String::from_utf8_lossy(&out.stdout).contains("state UP") {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "link v{i} in {ns} never came up");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        me
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for n in &self.names {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
 }
 
 #[test]

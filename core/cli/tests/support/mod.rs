@@ -59,7 +59,7 @@ pub(crate) fn init_logs() {
 pub(crate) fn node_config(cpus: usize) -> raya::Config {
     let mut config = raya::Config::default()
         .num_cpus(cpus)
-        .host("127.0.0.1")
+        .host(std::env::var("TEST_HOST").unwrap_or_else(|_| "127.0.0.1".into()))
         .mdns(false)
         .object_store_memory(env_u64("TEST_STORE_BYTES").unwrap_or(2 << 30));
     if let Some(ms) = env_u64("TEST_DELIVERY_MS") {
@@ -96,6 +96,12 @@ pub(crate) struct Cluster {
     pub(crate) env: Vec<(String, String)>,
     /// What the head was started with: its CPUs and extra `raya start` arguments.
     pub(crate) head_args: (usize, Vec<String>),
+    /// Hosts of their own (network namespaces), when the test asked for them: the head on
+    /// host 0, each worker and driver on the next.
+    pub(crate) netns: Option<Netns>,
+    /// The host of each process by name, and the host the next one goes to.
+    pub(crate) hosts: Vec<(String, usize)>,
+    pub(crate) next_host: usize,
 }
 
 impl Cluster {
@@ -106,6 +112,18 @@ impl Cluster {
 
     /// [`Cluster::with_head`], with more arguments for `raya start`.
     pub(crate) fn with_head_args(name: &str, head_cpus: usize, extra: &[&str]) -> Cluster {
+        Cluster::start(name, head_cpus, extra, None)
+    }
+
+    /// [`Cluster::with_head_args`] on `hosts` hosts of their own (network namespaces on one
+    /// bridge, 10.77.0.1.. : see [`Netns`]): the head on the first, every worker and driver
+    /// started later on the next. Needs root (`ip netns`).
+    pub(crate) fn in_netns(name: &str, head_cpus: usize, extra: &[&str], hosts: usize) -> Cluster {
+        let tag = format!("rf{}", std::process::id() % 100_000);
+        Cluster::start(name, head_cpus, extra, Some(Netns::new(&tag, hosts)))
+    }
+
+    fn start(name: &str, head_cpus: usize, extra: &[&str], netns: Option<Netns>) -> Cluster {
         let tmp = std::env::temp_dir().join(format!(
             "raya-topology-{name}-{}-{}",
             std::process::id(),
@@ -122,26 +140,73 @@ impl Cluster {
             pids: Vec::new(),
             env: Vec::new(),
             head_args: (head_cpus, extra.iter().map(|a| a.to_string()).collect()),
+            netns,
+            hosts: vec![("head".into(), 0)],
+            next_host: 1,
         };
         c.start_head("0");
         c
+    }
+
+    /// The address of host `host` (loopback without namespaces).
+    fn address_of(&self, host: usize) -> String {
+        match &self.netns {
+            Some(_) => Netns::address(host),
+            None => "127.0.0.1".into(),
+        }
+    }
+
+    /// `program`, to run on host `host` (in its namespace, if the cluster has them).
+    fn on_host(&self, host: usize, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns.host(host)]).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        cmd.env("TEST_HOST", self.address_of(host));
+        cmd
+    }
+
+    /// The host the next worker or driver goes to (namespaces only; all share loopback else).
+    fn take_host(&mut self, name: &str) -> usize {
+        let host = if self.netns.is_some() {
+            self.next_host
+        } else {
+            0
+        };
+        if self.netns.is_some() {
+            self.next_host += 1;
+        }
+        self.hosts.retain(|(n, _)| n != name);
+        self.hosts.push((name.into(), host));
+        host
+    }
+
+    /// Cuts the host of process `name` off the network (`cut`), or connects it again.
+    pub(crate) fn partition(&self, name: &str, cut: bool) {
+        let (_, host) = self
+            .hosts
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no process {name}"));
+        self.netns
+            .as_ref()
+            .expect("a partition needs hosts of their own (Cluster::in_netns)")
+            .link(*host, !cut);
     }
 
     /// Starts the head on `port` (its state in the test's directory) and waits until it says
     /// where it listens.
     pub(crate) fn start_head(&mut self, port: &str) {
         let session = self.tmp.join("head-session");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_raya"));
+        let host = self.address_of(0);
+        let mut cmd = self.on_host(0, env!("CARGO_BIN_EXE_raya"));
         cmd.env("TMPDIR", &self.tmp)
             .env_remove("RAYA_ADDRESS")
-            .args([
-                "start",
-                "--head",
-                "--block",
-                "--no-mdns",
-                "--host",
-                "127.0.0.1",
-            ])
+            .args(["start", "--head", "--block", "--no-mdns", "--host", &host])
             .args(["--port", port, "--num-cpus", &self.head_args.0.to_string()])
             .arg("--session-dir")
             .arg(&session)
@@ -223,7 +288,8 @@ impl Cluster {
 
     /// Lines of `raya status` starting with `state` (`ALIVE`, `DEAD`).
     pub(crate) fn nodes_in(&self, state: &str) -> usize {
-        let out = Command::new(env!("CARGO_BIN_EXE_raya"))
+        let out = self
+            .on_host(0, env!("CARGO_BIN_EXE_raya"))
             .env("TMPDIR", &self.tmp)
             .args(["status", "--address", &self.head])
             .output()
@@ -247,7 +313,8 @@ impl Cluster {
     pub(crate) fn wait_alive(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let out = Command::new(env!("CARGO_BIN_EXE_raya"))
+            let out = self
+                .on_host(0, env!("CARGO_BIN_EXE_raya"))
                 .env("TMPDIR", &self.tmp)
                 .args(["status", "--address", &self.head])
                 .output()
@@ -265,8 +332,10 @@ impl Cluster {
         }
     }
 
-    pub(crate) fn node_process(&self, entry: &str) -> Command {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
+    /// This test binary started again as process `name`, running `entry`, on its host.
+    pub(crate) fn node_process(&mut self, name: &str, entry: &str) -> Command {
+        let host = self.take_host(name);
+        let mut cmd = self.on_host(host, std::env::current_exe().unwrap());
         cmd.args([entry, "--exact", "--ignored", "--nocapture"])
             .env("TMPDIR", &self.tmp)
             .env("RAYA_ADDRESS", &self.head)
@@ -301,7 +370,7 @@ impl Cluster {
     /// A worker node called `name` with `cpus` CPUs and one unit of each custom resource in
     /// the comma-separated `resources`.
     pub(crate) fn named_worker(&mut self, name: &str, cpus: usize, resources: &str) {
-        let mut cmd = self.node_process("worker_entry");
+        let mut cmd = self.node_process(name, "worker_entry");
         cmd.env("RAYA_ROLE", "worker")
             .env("TEST_NODE_NAME", name)
             .env("TEST_NODE_CPUS", cpus.to_string())
@@ -321,7 +390,7 @@ impl Cluster {
 
     /// Starts `scenario` in a driver with `cpus` CPUs, for the test to act while it runs.
     pub(crate) fn start_driver(&mut self, scenario: &str, cpus: usize) -> Driver {
-        let mut cmd = self.node_process("driver_entry");
+        let mut cmd = self.node_process("driver", "driver_entry");
         let pids: Vec<String> = self.pids.iter().map(|(n, p)| format!("{n}={p}")).collect();
         cmd.env("TEST_SCENARIO", scenario)
             .env("TEST_NODE_CPUS", cpus.to_string())
@@ -439,6 +508,105 @@ impl Drop for Cluster {
         }
         if std::env::var_os("RAYA_KEEP_TEST_DIRS").is_none() {
             let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hosts of their own: network namespaces.
+
+/// Network namespaces for one test, joined by a bridge; removed on drop.
+pub(crate) struct Netns {
+    pub(crate) names: Vec<String>,
+    /// The namespace holding the bridge.
+    bridge: String,
+}
+
+pub(crate) fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("the `ip` command");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    /// Namespaces `<tag>0` .. `<tag>{n-1}` with addresses 10.77.<k>.1.. on a bridge in `<tag>br`.
+    pub(crate) fn new(tag: &str, n: usize) -> Netns {
+        // Built up as a guard: whatever was made is removed if a step fails.
+        let br = format!("{tag}br");
+        let mut me = Netns {
+            names: Vec::new(),
+            bridge: br.clone(),
+        };
+        ip(&["netns", "add", &br]);
+        me.names.push(br.clone());
+        ip(&["-n", &br, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &br, "link", "set", "br0", "up"]);
+        for i in 0..n {
+            let ns = format!("{tag}{i}");
+            ip(&["netns", "add", &ns]);
+            me.names.push(ns.clone());
+            let (inner, outer) = (format!("v{i}"), format!("p{i}"));
+            ip(&[
+                "-n", &ns, "link", "add", &inner, "type", "veth", "peer", "name", &outer, "netns",
+                &br,
+            ]);
+            ip(&["-n", &br, "link", "set", &outer, "master", "br0"]);
+            ip(&["-n", &br, "link", "set", &outer, "up"]);
+            let addr = format!("10.77.0.{}/24", i + 1);
+            ip(&["-n", &ns, "addr", "add", &addr, "dev", &inner]);
+            ip(&["-n", &ns, "link", "set", &inner, "up"]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            // Multicast (mDNS) needs a route out of the interface.
+            ip(&["-n", &ns, "route", "add", "default", "dev", &inner]);
+        }
+        // Let the links come up (carrier, bridge ports) before anything looks at them.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for i in 0..n {
+            let ns = format!("{tag}{i}");
+            loop {
+                let out = Command::new("ip")
+                    .args(["-n", &ns, "-o", "link", "show", &format!("v{i}")])
+                    .output()
+                    .unwrap();
+                if String::from_utf8_lossy(&out.stdout).contains("state UP") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "link v{i} in {ns} never came up");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        me
+    }
+
+    /// The namespace of host `i` (`names[i + 1]`: the bridge's comes first).
+    pub(crate) fn host(&self, i: usize) -> &str {
+        &self.names[i + 1]
+    }
+
+    /// Host `i`'s address.
+    pub(crate) fn address(i: usize) -> String {
+        format!("10.77.0.{}", i + 1)
+    }
+
+    /// Cuts host `i` off the bridge (`up: false`) or connects it again: a partition.
+    pub(crate) fn link(&self, i: usize, up: bool) {
+        let state = if up { "up" } else { "down" };
+        ip(&["-n", &self.bridge, "link", "set", &format!("p{i}"), state]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
         }
     }
 }
