@@ -12,7 +12,7 @@ use raya_cluster::transport::{NetConfig, Network, Role, Router};
 use raya_common::{NodeId, ObjectId, TaskErrorKind, TaskId};
 use raya_store::object_manager::{ObjectReady, ReadyData};
 use raya_store::{
-    Lookup, Loss, NodeGone, ObjectManager, ObjectsExpected, Recover, RecoverWith, Status,
+    Lookup, Loss, NodeBack, NodeGone, ObjectManager, ObjectsExpected, Recover, RecoverWith, Status,
     StoreConfig, StoreCore,
 };
 use tokio::sync::mpsc;
@@ -215,6 +215,38 @@ fn objects_lost_with_a_dead_node_are_made_again_or_fail_with_the_reason() {
         let asked = next(&mut rx).await;
         assert_eq!(asked.lost, vec![(late, Loss::Making)]);
         assert_eq!(owner.store.status(late), Status::Pending);
+
+        // The node registers again under its identity (a restarted head): work placed there
+        // now is expected from it, not lost at once; it is lost only when it dies again.
+        owner.objects.send(NodeBack(maker.id())).await.unwrap();
+        let again = object_of(&owner, 6);
+        let _again = owner.store.add_ref(again);
+        owner
+            .objects
+            .send(ObjectsExpected {
+                ids: vec![again],
+                at: maker.id(),
+            })
+            .await
+            .unwrap();
+        let announced = ObjectReady {
+            id: again,
+            from: maker.id(),
+            data: ReadyData::Inline(
+                raya_store::WireValue::encode(&raya_common::Value::new(7i64)).unwrap(),
+            ),
+        };
+        let taken = maker
+            .net
+            .send_ordered(owner.net.local_peer_id(), announced)
+            .await
+            .unwrap();
+        assert!(taken, "the restarted node's result is taken");
+        assert_eq!(owner.store.status(again), Status::Ready);
+        assert!(
+            rx.try_recv().is_err(),
+            "work on a node back was counted lost"
+        );
     });
     let _ = std::fs::remove_dir_all(&dir);
 }

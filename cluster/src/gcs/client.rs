@@ -135,7 +135,23 @@ impl GcsClient {
                         Ok(Ok(nodes)) => {
                             // Tell subscribers what the gap hid.
                             for n in nodes {
-                                let was = this.nodes.get(&n.node_id).map(|o| o.state);
+                                let old = this.nodes.get(&n.node_id);
+                                let was = old.map(|o| o.state);
+                                if old.is_some_and(|o| {
+                                    o.state == NodeState::Alive
+                                        && n.state == NodeState::Alive
+                                        && o.start_time_ms != n.start_time_ms
+                                }) {
+                                    // Restarted under its identity within the gap: the old
+                                    // incarnation died.
+                                    this.apply(GcsEvent::NodeDead {
+                                        node: n.node_id,
+                                        reason: "node restarted".into(),
+                                    });
+                                    this.apply(GcsEvent::NodeAlive(n.clone()));
+                                    this.nodes.insert(n.node_id, n);
+                                    continue;
+                                }
                                 let ev = match (was, n.state) {
                                     (Some(NodeState::Alive) | None, NodeState::Dead) => {
                                         GcsEvent::NodeDead {

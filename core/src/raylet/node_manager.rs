@@ -28,7 +28,7 @@ use raya_cluster::gcs::{GcsError, GcsEvent};
 use raya_cluster::transport::{Network, Received, sockets_reachable_first};
 use raya_common::{JobId, NodeId, ResourceSet, TaskId};
 use raya_scheduler::{CreateActor, HeadRestarted, TaskDone, TaskKind, TaskOutcome};
-use raya_store::{NodeGone, ObjectManager};
+use raya_store::{NodeBack, NodeGone, ObjectManager};
 
 use crate::actor_host::env::HostEnv;
 use crate::actor_host::wire::{ControlActor, DeliverCalls, deliver, unconfirmed_relays};
@@ -70,6 +70,8 @@ pub(crate) struct Fencing {
     checking: bool,
     /// Fenced already.
     fenced: bool,
+    /// When the head this node knows registered (a different one means it restarted).
+    head_started: Option<u64>,
 }
 
 /// How often a node checks that the head still counts it alive.
@@ -110,17 +112,40 @@ impl NodeManager {
         }
         f.checking = true;
         let (gcs, node) = (self.gcs.clone(), self.node);
-        let asked = async move { gcs.request(GetNode(node)).await };
-        ctx.spawn(asked.into_actor(self).map(move |res, this, _| {
-            this.fencing.checking = false;
-            if let Ok(Some(info)) = res
-                && info.state == NodeState::Dead
-                && info.start_time_ms == start
+        // The head's own start time too, until known (to tell its restarts).
+        let head = match self.fencing.head_started {
+            None => self
+                .net
+                .as_ref()
+                .and_then(|n| n.head())
+                .map(NodeId::from_peer_id),
+            Some(_) => None,
+        };
+        let asked = async move {
+            if let Some(h) = head
+                && let Ok(Some(info)) = gcs.request(GetNode(h)).await
             {
-                let reason = info.death_reason.unwrap_or_else(|| "declared dead".into());
-                this.fence(reason);
+                return (Some(info.start_time_ms), gcs.request(GetNode(node)).await);
             }
-        }));
+            (None, gcs.request(GetNode(node)).await)
+        };
+        ctx.spawn(
+            asked
+                .into_actor(self)
+                .map(move |(head_started, res), this, _| {
+                    this.fencing.checking = false;
+                    if this.fencing.head_started.is_none() {
+                        this.fencing.head_started = head_started;
+                    }
+                    if let Ok(Some(info)) = res
+                        && info.state == NodeState::Dead
+                        && info.start_time_ms == start
+                    {
+                        let reason = info.death_reason.unwrap_or_else(|| "declared dead".into());
+                        this.fence(reason);
+                    }
+                }),
+        );
     }
 
     /// This incarnation was declared dead: fenced (once).
@@ -275,13 +300,29 @@ impl Handler<ControlActor> for NodeManager {
 
 impl Handler<GcsEvent> for NodeManager {
     type Result = ();
-    fn handle(&mut self, ev: GcsEvent, _: &mut Context<Self>) {
-        if let GcsEvent::NodeDead { node, reason } = &ev
+    fn handle(&mut self, ev: GcsEvent, ctx: &mut Context<Self>) {
+        if let GcsEvent::NodeAlive(info) = &ev
+            && info.node_id != self.node
+        {
+            if let Some(o) = &self.objects {
+                o.do_send(NodeBack(info.node_id));
+            }
+            if info.is_head {
+                // A head registering with another start time than the one known: it restarted
+                // (heard once per incarnation, however many notices say so).
+                let known = self.fencing.head_started.replace(info.start_time_ms);
+                if known.is_some_and(|t| t != info.start_time_ms) {
+                    self.host_env.scheduler.do_send(HeadRestarted);
+                }
+            }
+        }
+        if let GcsEvent::NodeDead { node, .. } = &ev
             && *node == self.node
             && !self.is_head
         {
-            // Its own death notice: fenced, unless it is leaving.
-            self.fence(reason.clone());
+            // A death notice under its identity: this incarnation's (fenced), or that of one
+            // before it; its record at the head tells which.
+            self.check_alive(ctx);
             return;
         }
         if let GcsEvent::NodeDead { node, reason } = ev
@@ -310,9 +351,8 @@ impl Handler<GcsEvent> for NodeManager {
                 .is_some_and(|h| h == node.peer_id());
             if head {
                 // The head restarted under its identity: what waits to be delivered to it goes
-                // to the new incarnation (its tables are durable), and what its previous one
-                // took and never placed is handed over again.
-                self.host_env.scheduler.do_send(HeadRestarted);
+                // to the new incarnation (its tables are durable); what its previous one took
+                // and never placed is handed over again when the new one registers (above).
             } else if let Some(net) = &self.net {
                 // What waits to be delivered there fails now rather than at the delivery bound.
                 net.peer_dead(node.peer_id(), format!("declared dead: {reason}"));

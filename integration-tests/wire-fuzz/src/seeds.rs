@@ -215,6 +215,7 @@ pub fn bodies() -> Vec<(&'static str, Vec<u8>)> {
         }),
         body(&PlaceTask(spec())),
         body(&TaskPlaced {
+            attempt: 0,
             task_id: TaskId(id(7)),
             node: node(),
         }),

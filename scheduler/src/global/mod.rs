@@ -247,8 +247,9 @@ impl GlobalScheduler {
             Some((node, place)) => {
                 self.note_placement(&spec, node);
                 self.report_going(task, from, node);
+                let attempt = spec.attempt;
                 place.do_send(PlaceTask(spec));
-                self.report_placed(task, from, node);
+                self.report_placed(task, from, node, attempt);
             }
             None if !tried.is_empty() => {
                 let reason = format!(
@@ -277,10 +278,14 @@ impl GlobalScheduler {
         }
     }
 
-    /// Tells `from` that its task went to `node`.
-    fn report_placed(&mut self, task_id: TaskId, from: NodeId, node: NodeId) {
+    /// Tells `from` that its task went to `node`, as attempt `attempt`.
+    fn report_placed(&mut self, task_id: TaskId, from: NodeId, node: NodeId, attempt: u32) {
         match self.local(from) {
-            Some(l) => l.placed.do_send(TaskPlaced { task_id, node }),
+            Some(l) => l.placed.do_send(TaskPlaced {
+                task_id,
+                node,
+                attempt,
+            }),
             None => tracing::error!(%from, "no route back to the node that handed over a task"),
         }
     }
@@ -315,7 +320,7 @@ impl GlobalScheduler {
         let placed = net.send_ordered(node.peer_id(), PlaceTask(spec));
         ctx.spawn(placed.into_actor(self).map(move |res, this, ctx| {
             let Err(e) = res else {
-                this.report_placed(task, from, node);
+                this.report_placed(task, from, node, kept.attempt);
                 return;
             };
             tracing::warn!(%task, %node, error = %e, "placement not delivered");

@@ -277,6 +277,8 @@ impl Handler<TaskPlaced> for LocalScheduler {
             return;
         }
         let cancel = a.cancel;
+        // Retries the head counted (placements that may have run elsewhere) count here too.
+        a.spec.attempt = a.spec.attempt.max(m.attempt);
         self.away.placed(m.task_id, m.node);
         tracing::debug!(task = %m.task_id, node = %m.node, "task placed");
         self.tell_maker(m.task_id, m.node, true);
@@ -290,9 +292,9 @@ impl Handler<TaskPlaced> for LocalScheduler {
 impl Handler<HeadRestarted> for LocalScheduler {
     type Result = ();
     /// The tasks the head's previous incarnation took and never reported placed: handed to the
-    /// new one. A task it said it was sending somewhere may have reached that node: sent again
-    /// only as a retry its `max_retries` allows, else failed as unreachable. Tasks still in the
-    /// link to the head reach the new incarnation by themselves.
+    /// new one as a retry (the old head may have sent them to a node before it died) when
+    /// `max_retries` allows, else failed as unreachable. Tasks still in the link to the head
+    /// reach the new incarnation by themselves.
     fn handle(&mut self, _: HeadRestarted, ctx: &mut Context<Self>) {
         let lost: Vec<TaskId> = self
             .away
@@ -304,18 +306,22 @@ impl Handler<HeadRestarted> for LocalScheduler {
             let Some(a) = self.away.remove(task) else {
                 continue;
             };
+            // The old head may have sent it to a node before it died (its word of where may
+            // not have arrived, on another link): running it again is a retry.
             let mut spec = a.spec;
-            if let Some(node) = a.going {
-                if !spec.may_retry(false) {
-                    let reason = format!(
-                        "the head restarted while sending it to node {node}: it may or may not \
-                         have run there, and max_retries does not allow running it again"
-                    );
-                    self.fail_task(&spec, TaskError::new(TaskErrorKind::Unreachable, reason));
-                    continue;
-                }
-                spec.attempt += 1;
+            if !spec.may_retry(false) {
+                let to = a
+                    .going
+                    .map(|n| format!(" (it was sending it to node {n})"))
+                    .unwrap_or_default();
+                let reason = format!(
+                    "the head restarted after taking it{to}: it may or may not have run, and \
+                     max_retries does not allow running it again"
+                );
+                self.fail_task(&spec, TaskError::new(TaskErrorKind::Unreachable, reason));
+                continue;
             }
+            spec.attempt += 1;
             tracing::info!(%task, attempt = spec.attempt, "handing a task to the restarted head");
             self.send_to_global(spec, ctx);
         }

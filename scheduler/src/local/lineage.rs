@@ -38,6 +38,8 @@ pub(super) struct Away {
     pub(super) taken: bool,
     /// Where the head said it was sending it, before it confirmed the node had it.
     pub(super) going: Option<NodeId>,
+    /// Which insertion this is (an entry of [`Lineage`]'s order names one).
+    seq: u64,
 }
 
 impl Away {
@@ -61,6 +63,7 @@ impl Away {
             lost_with: None,
             taken: false,
             going: None,
+            seq: 0,
         }
     }
 }
@@ -68,9 +71,11 @@ impl Away {
 /// The tasks handed over, with the bound on the bytes they keep (see the module docs).
 pub(super) struct Lineage {
     tasks: FastHashMap<TaskId, Away>,
-    /// Tasks in the order they were handed over (ids of tasks gone are skipped, and dropped
-    /// when they make up most of it).
-    order: VecDeque<TaskId>,
+    /// Placed tasks in the order they were placed, by insertion (entries of tasks gone or
+    /// handed over again are skipped, and dropped when they make up most of it).
+    order: VecDeque<(TaskId, u64)>,
+    /// Insertions so far.
+    seq: u64,
     bytes: u64,
     /// By-value argument bytes kept, at most.
     pub(super) max_bytes: u64,
@@ -82,22 +87,20 @@ impl Lineage {
         Lineage {
             tasks: FastHashMap::default(),
             order: VecDeque::new(),
+            seq: 0,
             bytes: 0,
             max_bytes,
         }
     }
 
     /// Keeps `away`, replacing an earlier attempt of the same task.
-    pub(super) fn insert(&mut self, away: Away) {
+    pub(super) fn insert(&mut self, mut away: Away) {
         let task = away.spec.task_id;
         self.remove(task);
+        self.seq += 1;
+        away.seq = self.seq;
         self.bytes += away.bytes;
         self.tasks.insert(task, away);
-        self.order.push_back(task);
-        if self.order.len() > 2 * self.tasks.len() + 1024 {
-            let tasks = &self.tasks;
-            self.order.retain(|t| tasks.contains_key(t));
-        }
         self.evict();
     }
 
@@ -124,7 +127,15 @@ impl Lineage {
     /// bound needs it).
     pub(super) fn placed(&mut self, task: TaskId, node: NodeId) {
         if let Some(a) = self.tasks.get_mut(&task) {
+            if a.at.is_none() {
+                self.order.push_back((task, a.seq));
+            }
             a.at = Some(node);
+            if self.order.len() > 2 * self.tasks.len() + 1024 {
+                let tasks = &self.tasks;
+                self.order
+                    .retain(|(t, seq)| tasks.get(t).is_some_and(|a| a.seq == *seq));
+            }
             self.evict();
         }
     }
@@ -144,19 +155,14 @@ impl Lineage {
     /// Lets the oldest placed tasks go of their arguments until the kept bytes are within the
     /// bound. Tasks not placed yet keep theirs (the head may still have to place them again).
     fn evict(&mut self) {
-        let mut skipped = 0;
-        while self.bytes > self.max_bytes && skipped < self.order.len() {
-            let Some(task) = self.order.pop_front() else {
+        while self.bytes > self.max_bytes {
+            let Some((task, seq)) = self.order.pop_front() else {
                 break;
             };
             let Some(a) = self.tasks.get_mut(&task) else {
                 continue;
             };
-            if a.at.is_none() || a.evicted {
-                if !a.evicted {
-                    self.order.push_back(task);
-                    skipped += 1;
-                }
+            if a.seq != seq || a.evicted {
                 continue;
             }
             a.spec.args.clear();

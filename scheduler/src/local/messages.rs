@@ -42,6 +42,9 @@ pub struct TaskPlaced {
     pub task_id: TaskId,
     /// The node that runs it.
     pub node: NodeId,
+    /// The attempt that node runs (the head counts one more for each placement that may have
+    /// run on a node that did not acknowledge it).
+    pub attempt: u32,
 }
 
 /// The global scheduler is sending a task this node handed over to node `node` (sent before

@@ -141,6 +141,12 @@ pub struct MakerGoing {
 #[rtype(result = "()")]
 pub struct NodeGone(pub NodeId);
 
+/// A node registered again under an identity that died (a restarted head, or a node restarted
+/// on its session directory): work placed there from now on is not lost with the old one.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct NodeBack(pub NodeId);
+
 /// How an object owned here was lost with a node that died.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Loss {

@@ -42,8 +42,8 @@ pub fn wire_checks() -> Vec<raya_cluster::transport::WireCheck> {
 
 pub use messages::{
     Borrow, ExpectReturns, ExpectedFrom, FreeObject, LocateObject, Located, Loss, MAX_HANDED_OVER,
-    MAX_INLINE, MAX_OBJECT, MakerGoing, NodeGone, ObjectReady, ObjectsExpected, ReadyData, Recover,
-    RecoverWith,
+    MAX_INLINE, MAX_OBJECT, MakerGoing, NodeBack, NodeGone, ObjectReady, ObjectsExpected,
+    ReadyData, Recover, RecoverWith,
 };
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -735,6 +735,13 @@ impl ObjectManager {
             Arc::new(TaskError::new(TaskErrorKind::NodeDied, message)),
         );
         self.answer_parked(id);
+    }
+}
+
+impl Handler<NodeBack> for ObjectManager {
+    type Result = ();
+    fn handle(&mut self, NodeBack(node): NodeBack, _: &mut Context<Self>) {
+        self.dead.retain(|n| *n != node);
     }
 }
 

@@ -144,9 +144,12 @@ pub(super) async fn locate_and_pull(
                 ));
             }
             Located::Pending => {
-                // The owner answers, and the object is still being made (perhaps again).
+                // The owner answers, and the object is still being made (perhaps again). It
+                // parks the question until then; an owner that answers at once is asked again
+                // only after a pause.
                 deadline = tokio::time::Instant::now() + lease;
                 pause = Duration::from_millis(50);
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
