@@ -214,3 +214,26 @@ impl TaskSpec {
         self.attempt < self.max_retries && (!application_error || self.retry_exceptions)
     }
 }
+
+/// A one-CPU task of `test::f` with id `task`, for the crate's tests.
+#[cfg(test)]
+pub(crate) fn test_spec(task: TaskId) -> TaskSpec {
+    TaskSpec {
+        task_id: task,
+        job: JobId(1),
+        parent: TaskId::driver(JobId(1), 1),
+        origin: NodeId::random(),
+        function: FunctionDescriptor {
+            name: "test::f".into(),
+            local_index: None,
+        },
+        args: Vec::new(),
+        num_returns: 1,
+        resources: ResourceSet::cpus(1.0).unwrap(),
+        strategy: SchedulingStrategy::Default,
+        max_retries: 0,
+        retry_exceptions: false,
+        attempt: 0,
+        kind: TaskKind::Normal,
+    }
+}

@@ -4,66 +4,19 @@
 //! fail naming the node; objects the owner borrows from the dead node fail as `OwnerDied`; and
 //! work reported placed on the node after its death counts as lost with it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use raya_cluster::transport::{NetConfig, Network, Role, Router};
-use raya_common::{NodeId, ObjectId, TaskErrorKind, TaskId};
+use raya_cluster::transport::Role;
+use raya_common::{ObjectId, TaskErrorKind};
 use raya_store::object_manager::{ObjectReady, ReadyData};
 use raya_store::{
-    Lookup, Loss, NodeBack, NodeGone, ObjectManager, ObjectsExpected, Recover, RecoverWith, Status,
-    StoreConfig, StoreCore,
+    Lookup, Loss, NodeBack, NodeGone, ObjectsExpected, Recover, RecoverWith, Status, StoreCore,
 };
 use tokio::sync::mpsc;
 
-struct TestNode {
-    net: Network,
-    store: Arc<StoreCore>,
-    objects: Addr<ObjectManager>,
-}
-
-impl TestNode {
-    fn id(&self) -> NodeId {
-        NodeId::from_peer_id(self.net.local_peer_id())
-    }
-}
-
-fn start(role: Role, bootstrap: Vec<libp2p::Multiaddr>, dir: &std::path::Path) -> TestNode {
-    let mut c = NetConfig::new(role);
-    c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    c.bootstrap = bootstrap;
-    let net = Network::start(
-        libp2p::identity::Keypair::generate_ed25519(),
-        c,
-        Router::new(),
-    )
-    .unwrap();
-    let node = NodeId::from_peer_id(net.local_peer_id());
-    let store = StoreCore::new(StoreConfig {
-        node,
-        memory_budget: 64 << 20,
-        spilling: false,
-        spill_dir: dir.join(node.to_string()),
-    });
-    let objects = ObjectManager::start(
-        Arc::clone(&store),
-        net.clone(),
-        &actix_rt::Arbiter::current(),
-        Duration::from_secs(30),
-    );
-    TestNode {
-        net,
-        store,
-        objects,
-    }
-}
-
-/// Return 0 of task `seq` made by node `maker`.
-fn object_of(maker: &TestNode, seq: u64) -> ObjectId {
-    let task = TaskId(((1u128) << 96) | ((maker.id().tag() as u128) << 64) | seq as u128);
-    ObjectId::for_return(task, 0)
-}
+mod common;
+use common::{object_of, settled, start};
 
 /// Stands in for the local scheduler: passes on every `Recover`, and answers that it does not
 /// know the ids in `unknown`.
@@ -95,21 +48,6 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<Recover>) -> Recover {
         .await
         .expect("a Recover in time")
         .expect("the lineage actor is alive")
-}
-
-/// Waits (bounded) until `id` is no longer pending in `store`.
-async fn settled(store: &Arc<StoreCore>, id: ObjectId) {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store.on_ready(
-        id,
-        Box::new(move || {
-            let _ = tx.send(());
-        }),
-    );
-    tokio::time::timeout(Duration::from_secs(30), rx)
-        .await
-        .expect("the object settled in time")
-        .ok();
 }
 
 fn failure(store: &StoreCore, id: ObjectId) -> raya_common::TaskError {

@@ -6,70 +6,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use raya_cluster::transport::{NetConfig, Network, Role, Router, Target};
-use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind, TaskId, Value};
+use raya_cluster::transport::{Role, Target};
+use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind, Value};
 use raya_store::object_manager::{
     Borrow, EarlyResults, ExpectReturns, ExpectedFrom, ObjectReady, ReadyData,
 };
 use raya_store::wire_value::WireValue;
-use raya_store::{Lookup, ObjectManager, ObjectsExpected, Status, StoreConfig, StoreCore};
+use raya_store::{Lookup, ObjectsExpected, Status, StoreCore};
 
-/// A node of the test: its network, store and object manager.
-struct TestNode {
-    net: Network,
-    store: Arc<StoreCore>,
-    objects: actix::Addr<ObjectManager>,
-}
-
-impl TestNode {
-    fn id(&self) -> NodeId {
-        NodeId::from_peer_id(self.net.local_peer_id())
-    }
-}
-
-fn start(role: Role, bootstrap: Vec<libp2p::Multiaddr>, dir: &std::path::Path) -> TestNode {
-    start_with_lease(role, bootstrap, dir, Duration::from_secs(30))
-}
-
-fn start_with_lease(
-    role: Role,
-    bootstrap: Vec<libp2p::Multiaddr>,
-    dir: &std::path::Path,
-    lease: Duration,
-) -> TestNode {
-    let mut c = NetConfig::new(role);
-    c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    c.bootstrap = bootstrap;
-    let net = Network::start(
-        libp2p::identity::Keypair::generate_ed25519(),
-        c,
-        Router::new(),
-    )
-    .unwrap();
-    let node = NodeId::from_peer_id(net.local_peer_id());
-    let store = StoreCore::new(StoreConfig {
-        node,
-        memory_budget: 64 << 20,
-        spilling: false,
-        spill_dir: dir.join(node.to_string()),
-    });
-    let objects = ObjectManager::start(
-        Arc::clone(&store),
-        net.clone(),
-        &actix_rt::Arbiter::current(),
-        lease,
-    );
-    TestNode {
-        net,
-        store,
-        objects,
-    }
-}
+mod common;
+use common::{TestNode, object_of, settled, start, start_with_lease};
 
 /// An object `owner` owns (a return of a task it made), pending in its store while `_ref` lives.
 fn pending_object(owner: &TestNode, seq: u64) -> (ObjectId, raya_store::RawRef) {
-    let task = TaskId(((1u128) << 96) | ((owner.id().tag() as u128) << 64) | seq as u128);
-    let id = ObjectId::for_return(task, 0);
+    let id = object_of(owner, seq);
     let r = owner.store.add_ref(id);
     assert_eq!(owner.store.status(id), Status::Pending);
     (id, r)
@@ -77,21 +27,6 @@ fn pending_object(owner: &TestNode, seq: u64) -> (ObjectId, raya_store::RawRef) 
 
 fn inline(v: i64) -> ReadyData {
     ReadyData::Inline(WireValue::encode(&Value::new(v)).unwrap())
-}
-
-/// Waits (bounded) until `id` is no longer pending in `store`.
-async fn settled(store: &Arc<StoreCore>, id: ObjectId) {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store.on_ready(
-        id,
-        Box::new(move || {
-            let _ = tx.send(());
-        }),
-    );
-    tokio::time::timeout(Duration::from_secs(30), rx)
-        .await
-        .expect("the object settled in time")
-        .ok();
 }
 
 fn value_of(store: &StoreCore, id: ObjectId) -> i64 {

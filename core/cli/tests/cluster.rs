@@ -4,12 +4,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::Netns;
+use support::{Netns, lines_of, test_dir};
 
 /// Processes of one test cluster, killed on drop.
 struct Cluster {
@@ -19,15 +18,7 @@ struct Cluster {
 
 impl Cluster {
     fn new(name: &str) -> Cluster {
-        let tmp = std::env::temp_dir().join(format!(
-            "raya-cluster-test-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&tmp).unwrap();
+        let tmp = test_dir("raya-cluster-test", name);
         Cluster {
             tmp,
             children: Vec::new(),
@@ -60,12 +51,7 @@ impl Cluster {
         let stdout = child.stdout.take().unwrap();
         let index = self.children.len();
         self.children.push(child);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let rx = lines_of(stdout);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -377,13 +363,7 @@ fn nodes_on_one_lan_find_the_head_by_mdns() {
         let mut child = cmd.spawn().unwrap();
         let out = child.stdout.take().unwrap();
         c.children.push(child);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        rx
+        lines_of(out)
     };
     // The cluster key, copied to both machines; a stranger on the LAN has another.
     let key = "5a".repeat(32);

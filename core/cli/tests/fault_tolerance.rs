@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use raya::prelude::*;
 use raya::{SchedulingStrategy, TaskErrorKind};
-use support::{Cluster, env_usize, init_logs, node_config, signal};
+use support::{Cluster, env_usize, signal};
 
 // ---------------------------------------------------------------------------------------------
 // The user's code: what worker nodes and drivers link.
@@ -360,32 +360,14 @@ fn run_scenario(name: &str) {
 #[test]
 #[ignore = "entry point of the worker nodes the tests start"]
 fn worker_entry() {
-    if std::env::var("RAYA_ROLE").as_deref() != Ok("worker") {
-        return;
-    }
-    init_logs();
-    let cpus = env_usize("TEST_NODE_CPUS", 1);
-    let mut config = node_config(cpus);
-    if let Ok(list) = std::env::var("TEST_NODE_RESOURCES") {
-        for r in list.split(',').filter(|r| !r.is_empty()) {
-            config = config.resource(r, 1.0);
-        }
-    }
-    raya::init(config).expect("worker node failed to start");
+    support::serve_as_worker();
 }
 
 /// A driver: joins `RAYA_ADDRESS`, runs `TEST_SCENARIO`, leaves.
 #[test]
 #[ignore = "entry point of the drivers the tests start"]
 fn driver_entry() {
-    let Ok(scenario) = std::env::var("TEST_SCENARIO") else {
-        return;
-    };
-    init_logs();
-    let cpus = env_usize("TEST_NODE_CPUS", 1);
-    raya::init(node_config(cpus)).expect("the driver joins the cluster");
-    run_scenario(&scenario);
-    raya::shutdown();
+    support::drive_scenario(run_scenario);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,13 +383,53 @@ fn turn() -> std::sync::MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-#[test]
-fn tasks_and_results_lost_with_a_killed_node_are_made_again() {
-    let _turn = turn();
-    let mut c = Cluster::with_head_args("lost-work", 1, &["--node-timeout-ms", NODE_TIMEOUT_MS]);
+/// A head from `raya start --head` with this file's node timeout, on loopback or, with `hosts`,
+/// on hosts of its own (network namespaces).
+fn head(name: &str, hosts: Option<usize>) -> Cluster {
+    let extra = ["--node-timeout-ms", NODE_TIMEOUT_MS];
+    match hosts {
+        Some(n) => Cluster::in_netns(name, 1, &extra, n),
+        None => Cluster::with_head_args(name, 1, &extra),
+    }
+}
+
+/// Adds the two workers most scenarios use: `w1` (resources `x` and `v`, the victim) and `w2`
+/// (`x`), and waits until the head counts them.
+fn two_workers(mut c: Cluster) -> Cluster {
     c.named_worker("w1", 2, "x,v");
     c.named_worker("w2", 2, "x");
     c.wait_alive(3);
+    c
+}
+
+/// Work runs on `w1` while `cut` takes it away (`true`) past the node timeout and brings it
+/// back (`false`): the work completes elsewhere, and `w1`, which learns it was declared dead,
+/// joins again as a new node instead of going on as it was.
+fn a_node_taken_away_is_fenced(mut c: Cluster, cut: impl Fn(&Cluster, bool)) {
+    let mut driver = c.start_driver("work_moves_off_a_stalled_node", 1);
+    driver.reached("running");
+    cut(&c, true);
+    c.wait_for("DEAD", 1);
+    cut(&c, false);
+    driver.go("running");
+    driver.finish(Duration::from_secs(120));
+    // The head, w2 and the new w1 are alive (the driver left), the old w1 stays dead, and its
+    // process never exited.
+    c.wait_alive(3);
+    assert!(
+        c.running("w1"),
+        "the fenced node exited instead of rejoining"
+    );
+    assert!(
+        c.nodes_in("DEAD") >= 2,
+        "the old incarnation of w1 is not dead"
+    );
+}
+
+#[test]
+fn tasks_and_results_lost_with_a_killed_node_are_made_again() {
+    let _turn = turn();
+    let mut c = two_workers(head("lost-work", None));
     c.drive(
         "work_lost_with_a_node_runs_again",
         1,
@@ -422,7 +444,7 @@ fn tasks_and_results_lost_with_a_killed_node_are_made_again() {
 #[test]
 fn a_killed_drivers_detached_actor_stays_and_its_own_actors_go() {
     let _turn = turn();
-    let mut c = Cluster::with_head_args("driver-dies", 1, &["--node-timeout-ms", NODE_TIMEOUT_MS]);
+    let mut c = head("driver-dies", None);
     c.named_worker("w1", 1, "o");
     c.wait_alive(2);
     let mut first = c.start_driver("leaves_a_detached_actor_behind", 1);
@@ -434,39 +456,16 @@ fn a_killed_drivers_detached_actor_stays_and_its_own_actors_go() {
 #[test]
 fn a_node_declared_dead_is_fenced_and_rejoins_as_a_new_node() {
     let _turn = turn();
-    let mut c = Cluster::with_head_args("fenced", 1, &["--node-timeout-ms", NODE_TIMEOUT_MS]);
-    c.named_worker("w1", 2, "x,v");
-    c.named_worker("w2", 2, "x");
-    c.wait_alive(3);
-    let mut driver = c.start_driver("work_moves_off_a_stalled_node", 1);
-    driver.reached("running");
-    // Stalled past the node timeout: the head declares it dead and the work moves.
-    c.signal("w1", "STOP");
-    c.wait_for("DEAD", 1);
-    c.signal("w1", "CONT");
-    driver.go("running");
-    driver.finish(Duration::from_secs(120));
-    // The stalled node learnt it was declared dead and joined again as a new node: the head,
-    // w2 and the new w1 are alive (the driver left), the old w1 stays dead, and its process
-    // never exited.
-    c.wait_alive(3);
-    assert!(
-        c.running("w1"),
-        "the fenced node exited instead of rejoining"
-    );
-    assert!(
-        c.nodes_in("DEAD") >= 2,
-        "the old incarnation of w1 is not dead"
-    );
+    // Stalled (SIGSTOP) past the node timeout, then let go on.
+    a_node_taken_away_is_fenced(two_workers(head("fenced", None)), |c, away| {
+        c.signal("w1", if away { "STOP" } else { "CONT" })
+    });
 }
 
 #[test]
 fn a_job_outlives_its_head_killed_and_restarted_on_its_directory() {
     let _turn = turn();
-    let mut c = Cluster::with_head_args("head-dies", 1, &["--node-timeout-ms", NODE_TIMEOUT_MS]);
-    c.named_worker("w1", 2, "x,v");
-    c.named_worker("w2", 2, "x");
-    c.wait_alive(3);
+    let mut c = two_workers(head("head-dies", None));
     let port = c.head.rsplit(':').next().expect("host:port").to_string();
     let mut driver = c.start_driver("the_job_outlives_the_head", 1);
     driver.reached("head-killed");
@@ -475,10 +474,10 @@ fn a_job_outlives_its_head_killed_and_restarted_on_its_directory() {
     driver.reached("head-down-checked");
     let restarted = Instant::now();
     c.start_head(&port);
-    // Every node (the driver too) is back in the restarted head's table.
+    // Every node (the driver too) is in the restarted head's reloaded table.
     c.wait_alive(4);
     eprintln!(
-        "every node rejoined {:?} after the head restarted",
+        "the restarted head counted every node alive {:?} after it started",
         restarted.elapsed()
     );
     driver.go("head-down-checked");
@@ -492,28 +491,9 @@ fn a_job_outlives_its_head_killed_and_restarted_on_its_directory() {
 #[test]
 fn a_partitioned_node_is_fenced_when_the_partition_heals() {
     let _turn = turn();
-    // Head, two workers and the driver each on a host of their own (network namespaces).
-    let extra = ["--node-timeout-ms", NODE_TIMEOUT_MS];
-    let mut c = Cluster::in_netns("partition", 1, &extra, 4);
-    c.named_worker("w1", 2, "x,v");
-    c.named_worker("w2", 2, "x");
-    c.wait_alive(3);
-    let mut driver = c.start_driver("work_moves_off_a_stalled_node", 1);
-    driver.reached("running");
-    // Cut off past the node timeout: the head declares it dead and the work moves.
-    c.partition("w1", true);
-    c.wait_for("DEAD", 1);
-    c.partition("w1", false);
-    driver.go("running");
-    driver.finish(Duration::from_secs(120));
-    // Back on the network, it learnt it was declared dead and joined again as a new node.
-    c.wait_alive(3);
-    assert!(
-        c.running("w1"),
-        "the fenced node exited instead of rejoining"
-    );
-    assert!(
-        c.nodes_in("DEAD") >= 2,
-        "the old incarnation of w1 is not dead"
-    );
+    // Head, two workers and the driver each on a host of their own (network namespaces); w1's
+    // link is taken down past the node timeout, then up again.
+    a_node_taken_away_is_fenced(two_workers(head("partition", Some(4))), |c, away| {
+        c.partition("w1", away)
+    });
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use raya::prelude::*;
-use support::{Cluster, env_u64, env_usize, init_logs, node_config, signal, step};
+use support::{Cluster, env_u64, signal, step};
 
 // ---------------------------------------------------------------------------------------------
 // The user's code: what worker nodes and drivers link.
@@ -717,32 +717,14 @@ fn queued_actor_calls_outlive_the_lease() {
 #[test]
 #[ignore = "entry point of the worker nodes the tests start"]
 fn worker_entry() {
-    if std::env::var("RAYA_ROLE").as_deref() != Ok("worker") {
-        return;
-    }
-    init_logs();
-    let cpus = env_usize("TEST_NODE_CPUS", 1);
-    let mut config = node_config(cpus);
-    if let Ok(list) = std::env::var("TEST_NODE_RESOURCES") {
-        for r in list.split(',').filter(|r| !r.is_empty()) {
-            config = config.resource(r, 1.0);
-        }
-    }
-    raya::init(config).expect("worker node failed to start");
+    support::serve_as_worker();
 }
 
 /// A driver: joins `RAYA_ADDRESS`, runs `TEST_SCENARIO`, leaves.
 #[test]
 #[ignore = "entry point of the drivers the tests start"]
 fn driver_entry() {
-    let Ok(scenario) = std::env::var("TEST_SCENARIO") else {
-        return;
-    };
-    init_logs();
-    let cpus = env_usize("TEST_NODE_CPUS", 1);
-    raya::init(node_config(cpus)).expect("the driver joins the cluster");
-    run_scenario(&scenario);
-    raya::shutdown();
+    support::drive_scenario(run_scenario);
 }
 
 // ---------------------------------------------------------------------------------------------

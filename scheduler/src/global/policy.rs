@@ -50,30 +50,12 @@ pub(super) fn pick(
 
 #[cfg(test)]
 mod tests {
-    use raya_common::{JobId, ResourceSet, TaskId};
+    use raya_common::{ResourceSet, TaskId};
 
     use super::*;
-    use crate::task_spec::{FunctionDescriptor, TaskKind};
 
     fn spec() -> TaskSpec {
-        TaskSpec {
-            task_id: TaskId(7),
-            job: JobId(1),
-            parent: TaskId::driver(JobId(1), 1),
-            origin: NodeId::random(),
-            function: FunctionDescriptor {
-                name: "test::f".into(),
-                local_index: None,
-            },
-            args: Vec::new(),
-            num_returns: 1,
-            resources: ResourceSet::cpus(1.0).unwrap(),
-            strategy: SchedulingStrategy::Default,
-            max_retries: 0,
-            retry_exceptions: false,
-            attempt: 0,
-            kind: TaskKind::Normal,
-        }
+        crate::task_spec::test_spec(TaskId(7))
     }
 
     #[test]

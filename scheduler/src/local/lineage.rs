@@ -178,32 +178,18 @@ impl Lineage {
 mod tests {
     use std::sync::Arc;
 
-    use raya_common::{JobId, ResourceSet, Value};
+    use raya_common::Value;
 
     use super::*;
-    use crate::task_spec::{FunctionDescriptor, SchedulingStrategy, TaskKind};
 
     fn spec(seq: u128, bytes: usize) -> TaskSpec {
         TaskSpec {
-            task_id: TaskId(seq),
-            job: JobId(1),
-            parent: TaskId::driver(JobId(1), 1),
-            origin: NodeId::random(),
-            function: FunctionDescriptor {
-                name: "test::f".into(),
-                local_index: None,
-            },
             args: vec![TaskArg::Value(Value::Bytes(
                 Arc::new(vec![0u8; bytes]),
                 None,
             ))],
-            num_returns: 1,
-            resources: ResourceSet::cpus(1.0).unwrap(),
-            strategy: SchedulingStrategy::Default,
             max_retries: 3,
-            retry_exceptions: false,
-            attempt: 0,
-            kind: TaskKind::Normal,
+            ..crate::task_spec::test_spec(TaskId(seq))
         }
     }
 

@@ -82,6 +82,69 @@ pub(crate) fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// What a binary's `worker_entry` runs: when started as a worker (`RAYA_ROLE=worker`), a node
+/// with `TEST_NODE_CPUS` CPUs and one unit of each resource in `TEST_NODE_RESOURCES`, serving
+/// the cluster until the process is killed.
+pub(crate) fn serve_as_worker() {
+    if std::env::var("RAYA_ROLE").as_deref() != Ok("worker") {
+        return;
+    }
+    init_logs();
+    let cpus = env_usize("TEST_NODE_CPUS", 1);
+    let mut config = node_config(cpus);
+    if let Ok(list) = std::env::var("TEST_NODE_RESOURCES") {
+        for r in list.split(',').filter(|r| !r.is_empty()) {
+            config = config.resource(r, 1.0);
+        }
+    }
+    raya::init(config).expect("worker node failed to start");
+}
+
+/// What a binary's `driver_entry` runs: when started as a driver (`TEST_SCENARIO` set), joins
+/// `RAYA_ADDRESS`, runs the scenario with `run`, and leaves.
+pub(crate) fn drive_scenario(run: fn(&str)) {
+    let Ok(scenario) = std::env::var("TEST_SCENARIO") else {
+        return;
+    };
+    init_logs();
+    let cpus = env_usize("TEST_NODE_CPUS", 1);
+    raya::init(node_config(cpus)).expect("the driver joins the cluster");
+    run(&scenario);
+    raya::shutdown();
+}
+
+/// A new directory of its own for test `name` (under the system's temporary directory).
+pub(crate) fn test_dir(prefix: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Lines of a `raya status` text starting with `state`.
+fn count_in(status: &str, state: &str) -> usize {
+    status.lines().filter(|l| l.starts_with(state)).count()
+}
+
+/// The lines a child process writes to `out`, as they come (read on a thread of their own).
+pub(crate) fn lines_of(
+    out: impl std::io::Read + Send + 'static,
+) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
 // ---------------------------------------------------------------------------------------------
 // The harness.
 
@@ -124,15 +187,7 @@ impl Cluster {
     }
 
     fn start(name: &str, head_cpus: usize, extra: &[&str], netns: Option<Netns>) -> Cluster {
-        let tmp = std::env::temp_dir().join(format!(
-            "raya-topology-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&tmp).unwrap();
+        let tmp = test_dir("raya-topology", name);
         let mut c = Cluster {
             tmp,
             head: String::new(),
@@ -219,12 +274,7 @@ impl Cluster {
         self.pids.retain(|(n, _)| n != "head");
         self.pids.push(("head".into(), child.id()));
         self.children.push(child);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let rx = lines_of(stdout);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -286,18 +336,20 @@ impl Cluster {
             .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
-    /// Lines of `raya status` starting with `state` (`ALIVE`, `DEAD`).
-    pub(crate) fn nodes_in(&self, state: &str) -> usize {
+    /// What `raya status` prints about the cluster.
+    pub(crate) fn status(&self) -> String {
         let out = self
             .on_host(0, env!("CARGO_BIN_EXE_raya"))
             .env("TMPDIR", &self.tmp)
             .args(["status", "--address", &self.head])
             .output()
             .expect("raya status");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.starts_with(state))
-            .count()
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Lines of `raya status` starting with `state` (`ALIVE`, `DEAD`).
+    pub(crate) fn nodes_in(&self, state: &str) -> usize {
+        count_in(&self.status(), state)
     }
 
     /// Waits until `raya status` shows at least `n` nodes in `state`, at most 60 s.
@@ -313,15 +365,8 @@ impl Cluster {
     pub(crate) fn wait_alive(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let out = self
-                .on_host(0, env!("CARGO_BIN_EXE_raya"))
-                .env("TMPDIR", &self.tmp)
-                .args(["status", "--address", &self.head])
-                .output()
-                .expect("raya status");
-            let text = String::from_utf8_lossy(&out.stdout);
-            let alive = text.lines().filter(|l| l.starts_with("ALIVE")).count();
-            if alive >= n {
+            let text = self.status();
+            if count_in(&text, "ALIVE") >= n {
                 return;
             }
             assert!(
