@@ -91,3 +91,34 @@ pub(crate) fn wake_at(at: Instant, waker: Waker) -> Timeout {
     t.cv.notify_one();
     Timeout(id)
 }
+
+/// Waits `d`, on whatever runtime polls it (woken by the timer thread).
+pub(crate) fn sleep(d: std::time::Duration) -> Sleep {
+    Sleep {
+        at: Instant::now() + d,
+        timer: None,
+    }
+}
+
+/// The future of [`sleep`].
+pub(crate) struct Sleep {
+    at: Instant,
+    /// The wake-up asked for at the last poll (dropping it cancels it).
+    timer: Option<Timeout>,
+}
+
+impl std::future::Future for Sleep {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if Instant::now() >= self.at {
+            self.timer = None;
+            return std::task::Poll::Ready(());
+        }
+        let at = self.at;
+        self.timer = Some(wake_at(at, cx.waker().clone()));
+        std::task::Poll::Pending
+    }
+}

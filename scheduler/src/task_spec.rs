@@ -109,6 +109,9 @@ pub struct CreationOptions {
     /// Whether the actor is detached: it belongs to the cluster, not to its creator, and is
     /// never placed on a driver.
     pub detached: bool,
+    /// The actor's restarts, this creation included: 0 for the first creation, more when the
+    /// head places the actor again because its node died (the new host counts on from there).
+    pub restarts: u64,
 }
 
 /// Everything needed to run a task anywhere in the cluster.
@@ -207,6 +210,15 @@ impl TaskSpec {
     /// Whether the task creates a detached actor.
     pub fn creates_detached_actor(&self) -> bool {
         matches!(&self.kind, TaskKind::ActorCreation { options, .. } if options.detached)
+    }
+
+    /// The actor this task places again after its node died (a restart's creation task), if
+    /// it is one.
+    pub fn restarted_actor(&self) -> Option<raya_common::ActorId> {
+        match &self.kind {
+            TaskKind::ActorCreation { actor, options, .. } if options.restarts > 0 => Some(*actor),
+            _ => None,
+        }
     }
 
     /// Whether a failed attempt may be retried.

@@ -212,6 +212,10 @@ pub struct GcsConfig {
     /// Bytes the key-value table holds at most (namespaces, keys and values); a put past it
     /// fails. [`kv::DEFAULT_MAX_BYTES`] unless set otherwise.
     pub max_kv_bytes: usize,
+    /// The node this GCS runs on (the head): the only node recorded as the head, and the only
+    /// one whose record is not timed out by heartbeats (it is alive while its GCS runs, however
+    /// busy its other threads are). `None` in tests of the tables alone.
+    pub head: Option<raya_common::NodeId>,
 }
 
 /// Addresses of the running GCS table actors.
@@ -253,7 +257,8 @@ impl GcsTables {
             .open()
             .map_err(|e| GcsError::Storage(format!("{}: {e}", config.dir.display())))?;
         let members = nodes::Members::default();
-        let node_state = nodes::NodeTable::load(&db, config.node_timeout, members.clone())?;
+        let node_state =
+            nodes::NodeTable::load(&db, config.node_timeout, members.clone(), config.head)?;
         let job_state = jobs::JobTable::load(&db)?;
         let placements = actors::Placements::default();
         let actor_state = actors::ActorTable::load(&db, placements.clone())?;

@@ -202,6 +202,8 @@ pub struct NodeTable {
     timeout: Duration,
     subscribers: Vec<Recipient<GcsEvent>>,
     members: Members,
+    /// The node running this GCS (see `GcsConfig::head`).
+    head: Option<NodeId>,
 }
 
 impl NodeTable {
@@ -209,6 +211,7 @@ impl NodeTable {
         db: &sled::Db,
         timeout: Duration,
         members: Members,
+        head: Option<NodeId>,
     ) -> Result<Self, GcsError> {
         let mut nodes = Persisted::open(db, "nodes")?;
         // Records reloaded as alive get a fresh heartbeat clock, with a grace of two more
@@ -231,6 +234,7 @@ impl NodeTable {
             timeout,
             subscribers: Vec::new(),
             members,
+            head,
         })
     }
 
@@ -288,6 +292,9 @@ impl NodeTable {
             .nodes
             .values()
             .filter(|n| n.state == NodeState::Alive && n.last_heartbeat_ms < deadline)
+            // The head is alive while its GCS runs: a busy control thread delaying its own
+            // heartbeats does not make it dead to itself.
+            .filter(|n| Some(n.node_id) != self.head)
             .map(|n| n.node_id)
             .collect();
         for node in late {
@@ -335,6 +342,11 @@ impl Handler<RegisterNode> for NodeTable {
             // The same identity restarted: its previous incarnation (and its actors and
             // objects) is gone.
             self.mark_dead(info.node_id, "node restarted".into())?;
+        }
+        if self.head.is_some_and(|h| h != info.node_id) {
+            // Only the node running this GCS is the head: a member saying otherwise would
+            // pass for a restarted head to every node.
+            info.is_head = false;
         }
         info.state = NodeState::Alive;
         info.last_heartbeat_ms = now_ms();

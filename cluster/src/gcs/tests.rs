@@ -28,6 +28,7 @@ fn config(dir: &std::path::Path) -> GcsConfig {
         node_timeout: Duration::from_millis(400),
         max_task_events: 3,
         max_kv_bytes: 1 << 20,
+        head: None,
     }
 }
 
@@ -865,6 +866,42 @@ fn what_the_tables_keep_is_bounded() {
         );
         node.shutdown();
         head.shutdown();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_head_is_alive_while_its_gcs_runs_and_no_member_passes_for_it() {
+    let dir = temp_dir("head-alive");
+    run(|| async {
+        let (head, other) = (NodeId::random(), NodeId::random());
+        let config = GcsConfig {
+            head: Some(head),
+            ..config(&dir)
+        };
+        let t = GcsTables::start(&config, &actix_rt::Arbiter::current()).unwrap();
+        let gcs = GcsHandle::start(t, &actix_rt::Arbiter::current());
+        // Both register as the head and send no heartbeat.
+        gcs.request(RegisterNode(node_info(head))).await.unwrap();
+        gcs.request(RegisterNode(node_info(other))).await.unwrap();
+        let other_now = gcs.request(GetNode(other)).await.unwrap().unwrap();
+        assert!(!other_now.is_head, "a member registered as the head");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let o = gcs.request(GetNode(other)).await.unwrap().unwrap();
+            if o.state == NodeState::Dead {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the silent node never died"
+            );
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The other node timed out; the head, just as silent, did not.
+        let h = gcs.request(GetNode(head)).await.unwrap().unwrap();
+        assert_eq!(h.state, NodeState::Alive);
+        assert!(h.is_head);
     });
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -103,6 +103,7 @@ mod tests {
                     node_timeout: std::time::Duration::from_secs(5),
                     max_task_events: 10,
                     max_kv_bytes: crate::gcs::kv::DEFAULT_MAX_BYTES,
+                    head: None,
                 },
                 &actix_rt::Arbiter::current(),
             )

@@ -1,8 +1,8 @@
 //! Fault tolerance on real processes (loopback, mDNS off): a head from `raya start --head`,
 //! worker nodes and a driver that is not the head, each its own process; a node is killed with
-//! `kill -9` while it runs the driver's tasks and holds their results, and the driver's job
-//! still finishes with every result right (Ray's task retries on node death, object
-//! reconstruction and owner death).
+//! `kill -9` while it runs the driver's tasks and actors and holds their results, and the
+//! driver's job still finishes with every result right (Ray's task retries on node death,
+//! object reconstruction, owner death and actor restarts on another node).
 
 mod support;
 
@@ -92,6 +92,36 @@ impl Keeper {
     fn add(&mut self, n: u64) -> u64 {
         self.total += n;
         self.total
+    }
+    fn node(&self) -> String {
+        raya::runtime_context().unwrap().node_id.to_string()
+    }
+}
+
+/// A counter whose calls can take a while, so one is running when its node dies.
+#[raya::actor]
+struct Counter {
+    n: u64,
+}
+
+#[raya::actor]
+impl Counter {
+    fn new() -> Self {
+        Counter { n: 0 }
+    }
+    fn add(&mut self, k: u64) -> u64 {
+        self.n += k;
+        self.n
+    }
+    /// Marks `seed` in `marks`, sleeps `ms`, then adds `k`.
+    fn slow_add(&mut self, k: u64, ms: u64, marks: ActorHandle<Marks>, seed: u64) -> u64 {
+        raya::get(&marks.mark(seed, here())).unwrap();
+        std::thread::sleep(Duration::from_millis(ms));
+        self.n += k;
+        self.n
+    }
+    fn total(&self) -> u64 {
+        self.n
     }
     fn node(&self) -> String {
         raya::runtime_context().unwrap().node_id.to_string()
@@ -342,6 +372,182 @@ fn the_job_outlives_the_head() {
     }
 }
 
+/// The node with resource `v` (the victim), and a soft affinity to it.
+fn victim() -> (String, SchedulingStrategy) {
+    let victim = raya::get(&node_id::options().resource("v", 1.0).remote()).unwrap();
+    let on_victim = SchedulingStrategy::NodeAffinity {
+        node: victim.parse().unwrap(),
+        soft: true,
+    };
+    (victim, on_victim)
+}
+
+/// Creates the detached actor `lasting` on the victim, counts it to 5, then waits to be
+/// killed.
+fn leaves_a_detached_actor_on_the_victim() {
+    let (victim, on_victim) = victim();
+    let lasting = Counter::options()
+        .name("lasting")
+        .namespace("ft")
+        .detached()
+        .max_restarts(-1)
+        .resource("a", 0.1)
+        .scheduling_strategy(on_victim)
+        .remote()
+        .unwrap();
+    assert_eq!(raya::get(&lasting.add(5)).unwrap(), 5);
+    assert_eq!(raya::get(&lasting.node()).unwrap(), victim);
+    support::step("created");
+}
+
+/// Asserts that `results` of calls to one counter after its restart are each of 1..=n once
+/// and that the counter ends at n: every call ran on the new instance, none twice.
+fn counted_once_each(results: &[u64], total: u64, what: &str) {
+    let mut sorted = results.to_vec();
+    sorted.sort_unstable();
+    let expected: Vec<u64> = (1..=results.len() as u64).collect();
+    assert_eq!(
+        sorted, expected,
+        "{what}: the calls after the restart saw {results:?}"
+    );
+    assert_eq!(
+        total,
+        results.len() as u64,
+        "{what}: a call ran twice or not at all"
+    );
+}
+
+/// Actors on the victim when it is killed: those that may restart come back on the other
+/// node, constructed again; the call each was running and those queued behind run there
+/// (`max_task_retries = -1`), a named one is found under its name, a detached one whose
+/// creator is gone is restarted too; a call running on an actor whose `max_task_retries` is 0
+/// fails naming the node, and an actor that may not restart is dead, naming it.
+fn actors_move_off_a_killed_node() {
+    let (victim, on_victim) = victim();
+    let restartable = || {
+        Counter::options()
+            .max_restarts(-1)
+            .max_task_retries(-1)
+            .resource("a", 0.1)
+            .scheduling_strategy(on_victim.clone())
+    };
+    let n = env_usize("TEST_ACTORS", 3);
+    let mut counters: Vec<ActorHandle<Counter>> =
+        (0..n).map(|_| restartable().remote().unwrap()).collect();
+    counters.push(
+        restartable()
+            .name("counter")
+            .namespace("ft")
+            .remote()
+            .unwrap(),
+    );
+    let fragile = Counter::options()
+        .resource("a", 0.1)
+        .scheduling_strategy(on_victim.clone())
+        .remote()
+        .unwrap();
+    let once = Counter::options()
+        .max_restarts(-1)
+        .resource("a", 0.1)
+        .scheduling_strategy(on_victim.clone())
+        .remote()
+        .unwrap();
+    for c in counters.iter().chain([&fragile, &once]) {
+        assert_eq!(
+            raya::get(&c.node()).unwrap(),
+            victim,
+            "not placed on the victim"
+        );
+    }
+    for c in &counters {
+        let before: Vec<u64> = (0..5).map(|_| raya::get(&c.add(1)).unwrap()).collect();
+        assert_eq!(before, vec![1, 2, 3, 4, 5]);
+    }
+    // The driver's own node keeps the marks (a hard affinity: it must not die with the victim).
+    let me = raya::runtime_context().unwrap().node_id;
+    let marks = Marks::options()
+        .scheduling_strategy(SchedulingStrategy::NodeAffinity {
+            node: me,
+            soft: false,
+        })
+        .remote()
+        .unwrap();
+    let running: Vec<ObjectRef<u64>> = counters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c.slow_add(1, 3000, marks.clone(), i as u64))
+        .collect();
+    let interrupted = once.slow_add(1, 30_000, marks.clone(), 999);
+    wait_for_marks(&marks, (0..counters.len() as u64).chain([999]));
+    let killed = Instant::now();
+    signal("w1", "KILL");
+    // Queued while the actors are away.
+    let queued: Vec<Vec<ObjectRef<u64>>> = counters
+        .iter()
+        .map(|c| (0..5).map(|_| c.add(1)).collect())
+        .collect();
+    for (i, c) in counters.iter().enumerate() {
+        let mut after = vec![
+            raya::get_timeout(&running[i], Duration::from_secs(90))
+                .expect("the running call runs again on the restarted actor"),
+        ];
+        for r in &queued[i] {
+            after.push(raya::get_timeout(r, Duration::from_secs(90)).expect("a queued call runs"));
+        }
+        let total = raya::get(&c.total()).unwrap();
+        counted_once_each(&after, total, &format!("counter {i}"));
+        assert_ne!(
+            raya::get(&c.node()).unwrap(),
+            victim,
+            "counter {i} did not move"
+        );
+    }
+    let recovered = killed.elapsed();
+    match raya::get_timeout(&interrupted, Duration::from_secs(90)) {
+        Err(e) => {
+            assert_eq!(e.task_error_kind(), Some(TaskErrorKind::ActorDied), "{e}");
+            assert!(
+                e.to_string().contains(&victim),
+                "the error names no node: {e}"
+            );
+        }
+        Ok(_) => panic!("a call with max_task_retries = 0 ran again"),
+    }
+    assert_eq!(
+        raya::get_timeout(&once.add(1), Duration::from_secs(90)).unwrap(),
+        1,
+        "the restarted actor is not a new instance"
+    );
+    match raya::get_timeout(&fragile.add(1), Duration::from_secs(90)) {
+        Err(e) => {
+            assert_eq!(e.task_error_kind(), Some(TaskErrorKind::ActorDied), "{e}");
+            assert!(
+                e.to_string().contains(&victim),
+                "the error names no node: {e}"
+            );
+        }
+        Ok(_) => panic!("an actor with max_restarts = 0 came back"),
+    }
+    let named = raya::get_actor_in::<Counter>("counter", "ft").expect("found again by name");
+    assert_ne!(raya::get(&named.node()).unwrap(), victim);
+    assert_eq!(raya::get(&named.add(1)).unwrap(), 7);
+    let lasting = raya::get_actor_in::<Counter>("lasting", "ft")
+        .expect("the detached actor whose creator is gone was restarted");
+    assert_eq!(
+        raya::get_timeout(&lasting.add(1), Duration::from_secs(90)).unwrap(),
+        1,
+        "the detached actor was not constructed again"
+    );
+    assert_ne!(raya::get(&lasting.node()).unwrap(), victim);
+    let dir = std::path::PathBuf::from(std::env::var("TEST_STEPS").expect("TEST_STEPS"));
+    let summary = format!(
+        "{} restartable actors (one running a 3 s call, 5 calls queued behind it) back on \
+         another node, every call answered, {recovered:?} after the kill\n",
+        counters.len()
+    );
+    std::fs::write(dir.join("actor-recovery.txt"), summary).unwrap();
+}
+
 fn run_scenario(name: &str) {
     match name {
         "work_lost_with_a_node_runs_again" => work_lost_with_a_node_runs_again(),
@@ -349,6 +555,8 @@ fn run_scenario(name: &str) {
         "finds_the_detached_actor" => finds_the_detached_actor(),
         "work_moves_off_a_stalled_node" => work_moves_off_a_stalled_node(),
         "the_job_outlives_the_head" => the_job_outlives_the_head(),
+        "leaves_a_detached_actor_on_the_victim" => leaves_a_detached_actor_on_the_victim(),
+        "actors_move_off_a_killed_node" => actors_move_off_a_killed_node(),
         other => panic!("no scenario {other:?}"),
     }
 }
@@ -438,6 +646,25 @@ fn tasks_and_results_lost_with_a_killed_node_are_made_again() {
     eprint!(
         "{}",
         std::fs::read_to_string(c.tmp.join("recovery.txt")).unwrap()
+    );
+}
+
+#[test]
+fn actors_on_a_killed_node_restart_on_another() {
+    let _turn = turn();
+    let mut c = head("actors-move", None);
+    c.named_worker("w1", 2, "v,a");
+    c.named_worker("w2", 2, "a");
+    c.wait_alive(3);
+    // A driver leaves a detached actor on w1 and is killed: its actor belongs to the cluster.
+    let mut first = c.start_driver("leaves_a_detached_actor_on_the_victim", 1);
+    first.reached("created");
+    first.kill();
+    c.wait_for("DEAD", 1);
+    c.drive("actors_move_off_a_killed_node", 1, Duration::from_secs(240));
+    eprint!(
+        "{}",
+        std::fs::read_to_string(c.tmp.join("actor-recovery.txt")).unwrap()
     );
 }
 

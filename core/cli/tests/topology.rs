@@ -65,11 +65,14 @@ fn slow_bytes(ms: u64, len: u64) -> Vec<u8> {
     vec![7; len as usize]
 }
 
-/// Adds `mark` to `tally` (so the caller sees it started), then sleeps `ms`.
+/// Adds `mark` to `tally` (so the caller sees it started) and, once that call answered (the
+/// task no longer blocked in `get`), `mark + 1`; then sleeps `ms`.
 #[raya::remote]
 fn mark_then_sleep(tally: ActorHandle<Tally>, mark: u64, ms: u64) -> u64 {
     raya::get(&tally.add(mark)).unwrap();
+    let past_get = tally.add(mark + 1);
     std::thread::sleep(Duration::from_millis(ms));
+    drop(past_get);
     ms
 }
 
@@ -364,7 +367,7 @@ fn an_unreachable_maker_fails_its_objects_after_the_lease() {
     let r = mark_then_sleep::options()
         .resource("a", 1.0)
         .remote(tally.clone(), 0, 8_000);
-    wait_for_mark(&tally, 0);
+    wait_for_mark(&tally, 1);
     signal("a", "STOP");
     let got = raya::get_timeout(&r, Duration::from_secs(60));
     signal("a", "CONT");
@@ -403,7 +406,7 @@ fn cancel_tasks_on_another_node() {
         .remote(tally.clone(), 0, 10_000);
     let dependent = sleep_ms::remote(&running);
     // Running, and past its `get` (during which it lent the node's `a` to other tasks).
-    wait_for_mark(&tally, 0);
+    wait_for_mark(&tally, 1);
     let queued = add_to::options()
         .resource("a", 1.0)
         .remote(tally.clone(), 99);
@@ -422,7 +425,7 @@ fn cancel_tasks_on_another_node() {
     // A task behind both on the node's one unit of `a`: when it has run, the queued one would
     // have run before it.
     node_with("a");
-    assert_eq!(raya::get(&tally.items()).unwrap(), vec![0]);
+    assert_eq!(raya::get(&tally.items()).unwrap(), vec![0, 1]);
     drop((tally, running, queued, dependent));
     no_objects_left(&["a", "b"]);
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use actix::prelude::*;
-use raya_cluster::gcs::actors::{ActorInfo, ActorState, RegisterActor};
+use raya_cluster::gcs::actors::{
+    ActorInfo, ActorState, KeepActorCreation, MAX_CREATION_BYTES, RegisterActor,
+};
 use raya_common::{ActorId, FastHashMap, TaskId};
 use raya_scheduler::{CreationOptions, FunctionDescriptor, TaskArg, TaskKind, TaskSpec};
 use raya_store::Lookup;
@@ -90,7 +92,14 @@ pub(crate) fn create<A: ActorClass>(
         max_pending: env.max_pending_calls,
         lifetime: lifetime.clone(),
     };
-    let host = start_host_actor::<A>(env, id, opts);
+    // The host of an actor that may restart keeps the constructor's arguments (and the
+    // objects they name) while the actor may be constructed again, here or on another node.
+    let kept_args = if options.max_restarts != 0 {
+        ctor_args.clone()
+    } else {
+        Vec::new()
+    };
+    let host = start_host_actor::<A>(env, id, opts, kept_args);
     env.directory.insert(
         id,
         host.clone(),
@@ -112,7 +121,7 @@ pub(crate) fn create<A: ActorClass>(
             _ => on_fail.do_send(HostControl::Placed),
         }),
     );
-    core.tasks.submit(TaskSpec {
+    let spec = TaskSpec {
         task_id: TaskId(id.0),
         job: core.job,
         parent: core.current_task(),
@@ -121,7 +130,7 @@ pub(crate) fn create<A: ActorClass>(
             name: A::CLASS_NAME.into(),
             local_index: None,
         },
-        args: ctor_args,
+        args: ctor_args.clone(),
         num_returns: 1,
         resources: placement,
         strategy: options.scheduling_strategy,
@@ -136,9 +145,14 @@ pub(crate) fn create<A: ActorClass>(
                 max_restarts: options.max_restarts,
                 max_task_retries: options.max_task_retries,
                 detached,
+                restarts: 0,
             },
         },
-    })?;
+    };
+    if options.max_restarts != 0 && core.clustered() {
+        keep_creation(core, &spec);
+    }
+    core.tasks.submit(spec)?;
     Ok(ActorHandle::from_ref(HandleRef::new(
         Arc::clone(core),
         HandleTarget {
@@ -151,11 +165,38 @@ pub(crate) fn create<A: ActorClass>(
     )))
 }
 
+/// Keeps the creation task `spec` of an actor that may restart in the GCS, so the head can
+/// place it again if the actor's node dies. An actor whose task cannot be kept (too large, or
+/// past what the head keeps) still runs, and restarts only where it is. Objects passed to the
+/// constructor by reference are kept alive by the creator: an actor restarted after its
+/// creator is gone cannot read them.
+fn keep_creation(core: &Arc<CoreWorker>, spec: &TaskSpec) {
+    let TaskKind::ActorCreation { actor, .. } = &spec.kind else {
+        return;
+    };
+    let encoded = raya_cluster::transport::encode_body(spec);
+    match encoded {
+        Ok(bytes) if bytes.len() <= MAX_CREATION_BYTES => core.gcs.notify(KeepActorCreation {
+            actor: *actor,
+            creator: core.node,
+            spec: bytes,
+        }),
+        Ok(bytes) => tracing::warn!(
+            %actor,
+            bytes = bytes.len(),
+            "the actor's creation task is too large to keep: it restarts only on its own node \
+             (pass large constructor arguments as ObjectRefs)"
+        ),
+        Err(e) => tracing::warn!(%actor, error = %e, "the actor's creation task cannot be kept"),
+    }
+}
+
 /// Starts the host actor of actor `id` on one of the node's actor event loops.
 fn start_host_actor<A: ActorClass>(
     env: &Arc<HostEnv>,
     id: ActorId,
     opts: HostOptions,
+    ctor_args: Vec<TaskArg>,
 ) -> Addr<ActorHost<A>> {
     let host_env = Arc::clone(env);
     ActorHost::<A>::start_in_arbiter(&env.loops.next(), move |_| ActorHost {
@@ -172,8 +213,9 @@ fn start_host_actor<A: ActorClass>(
         generation: 0,
         shared_generation: Arc::new(AtomicU64::new(0)),
         restarts: 0,
-        ctor_args: Vec::new(),
+        ctor_args,
         handles_dropped: false,
+        placed_restart: false,
     })
 }
 
@@ -207,7 +249,7 @@ pub fn start_host<A: ActorClass>(start: HostStart) {
         max_pending: env.max_pending_calls,
         lifetime,
     };
-    let host = start_host_actor::<A>(&env, actor, opts);
+    let host = start_host_actor::<A>(&env, actor, opts, Vec::new());
     env.directory
         .insert(actor, host.clone(), None, spec.origin, options.detached);
     host.do_send(HostControl::Construct(spec));

@@ -14,7 +14,7 @@ use super::ActorHost;
 use super::call::ActorCall;
 use super::control::Constructed;
 use crate::api::actor::{ActorClass, Context as MethodContext, creation_object};
-use crate::core_worker::call_sender::CallSender;
+use crate::core_worker::call_sender::{CallSender, MovedHere};
 use crate::execution::args::Args;
 use crate::execution::context::{self, ExecCtx};
 use crate::execution::panic::{catch, panic_message};
@@ -29,7 +29,8 @@ pub(super) enum Lifecycle {
     /// Constructed: calls run. The actor holds its lifetime resources.
     Alive,
     /// The constructor runs again after a crash or a kill with restarts left; calls queue. The
-    /// lifetime resources stay held.
+    /// lifetime resources stay held (or, placed here again after the actor's node died, the
+    /// placement's resources until the constructor reports).
     Restarting,
     /// Constructed on another node: calls and controls are forwarded there.
     Remote(Addr<CallSender>),
@@ -87,12 +88,42 @@ impl<A: ActorClass> ActorHost<A> {
     }
 
     /// `Construct`: the scheduler placed the actor here.
+    /// A creation task that places the actor again after its node died (its restart count
+    /// above 0) finds the host placing (started for it) or forwarding (the creator's) and
+    /// constructs it as a restart.
     pub(super) fn start_construction(&mut self, spec: TaskSpec, ctx: &mut Context<Self>) {
-        if matches!(self.lifecycle, Lifecycle::Placing) {
+        let restarts = match &spec.kind {
+            raya_scheduler::TaskKind::ActorCreation { options, .. } => options.restarts,
+            _ => 0,
+        };
+        let placing = matches!(self.lifecycle, Lifecycle::Placing);
+        if placing && restarts == 0 {
             self.ctor_args = spec.args;
             self.lifecycle = Lifecycle::Starting;
             self.construct(ctx);
+        } else if restarts > 0 && (placing || matches!(self.lifecycle, Lifecycle::Remote(_))) {
+            tracing::info!(actor = %self.id, class = self.opts.class, restarts, "constructing the actor here: its node died");
+            self.ctor_args = spec.args;
+            self.restarts = restarts;
+            self.placed_restart = true;
+            self.bump_generation();
+            let was = std::mem::replace(&mut self.lifecycle, Lifecycle::Restarting);
+            if let Lifecycle::Remote(sender) = was {
+                // The creator's host: what it forwarded and the sender still holds comes back
+                // here first.
+                sender.do_send(MovedHere);
+            }
+            self.construct(ctx);
         } else {
+            if restarts > 0 && self.lifecycle.constructed() {
+                // Placed here again (a placement the head could not confirm, sent once more):
+                // the actor is here already; the GCS hears so again.
+                let state = match self.lifecycle {
+                    Lifecycle::Alive => ActorState::Alive,
+                    _ => ActorState::Restarting,
+                };
+                self.report_state(state, None);
+            }
             self.env.scheduler.do_send(TaskDone {
                 worker: None,
                 task_id: spec.task_id,
@@ -200,7 +231,15 @@ impl<A: ActorClass> ActorHost<A> {
         }
         self.abandon_running(&died, ctx);
         self.clear_state();
-        if was.constructed() {
+        if std::mem::take(&mut self.placed_restart) {
+            // Placed here again and not constructed yet: the placement goes back, and the
+            // lifetime resources were never taken.
+            self.env.scheduler.do_send(TaskDone {
+                worker: None,
+                task_id: self.creation_task(),
+                outcome: TaskOutcome::Failed,
+            });
+        } else if was.constructed() {
             self.env
                 .scheduler
                 .do_send(ReleaseResources(self.opts.lifetime.clone()));
@@ -314,6 +353,17 @@ impl<A: ActorClass> Handler<Constructed> for ActorHost<A> {
             return;
         }
         let first = matches!(self.lifecycle, Lifecycle::Starting);
+        if std::mem::take(&mut self.placed_restart) {
+            // The placement's resources become the actor's lifetime resources, whatever the
+            // constructor did (a failure is a crash of the restarted actor).
+            self.env.scheduler.do_send(TaskDone {
+                worker: None,
+                task_id: self.creation_task(),
+                outcome: TaskOutcome::ActorCreated {
+                    keep: self.opts.lifetime.clone(),
+                },
+            });
+        }
         match m.result {
             Ok(()) => {
                 self.lifecycle = Lifecycle::Alive;

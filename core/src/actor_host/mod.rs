@@ -27,6 +27,12 @@
 //! A restart keeps the queued calls for the new instance; `async` calls that were running run
 //! again there when `max_task_retries` allows, synchronous ones finish on their thread.
 //!
+//! When the actor's node dies, the head places its creation task again (with the restart
+//! count) and the host started there (or the creator's own forwarding host, when it lands on
+//! its creator) goes straight to `Restarting`; the callers' [`CallSender`]s find it there.
+//!
+//! [`CallSender`]: crate::core_worker::call_sender::CallSender
+//!
 //! Every state change is reported to the GCS actor table; a dead actor's calls fail with
 //! `ActorDied`, and its host stops once its handles are gone.
 
@@ -96,6 +102,9 @@ pub(crate) struct ActorHost<A: ActorClass> {
     ctor_args: Vec<TaskArg>,
     /// Every handle was dropped: the actor dies once idle, and the host stops once it is dead.
     handles_dropped: bool,
+    /// The head placed the actor here again after its node died, and the constructor has not
+    /// reported yet: the placement still holds its resources.
+    placed_restart: bool,
     /// Queued calls of other nodes whose results this node already keeps for their owner (kept
     /// when queued, so the owner's lease on this node sees them being made while they wait).
     kept_early: std::cell::RefCell<std::collections::HashSet<TaskId>>,
@@ -133,7 +142,9 @@ impl<A: ActorClass> Actor for ActorHost<A> {
 impl<A: ActorClass> Handler<HostControl> for ActorHost<A> {
     type Result = ();
     fn handle(&mut self, m: HostControl, ctx: &mut Context<Self>) {
-        if let Lifecycle::Remote(sender) = &self.lifecycle {
+        if let Lifecycle::Remote(sender) = &self.lifecycle
+            && !matches!(m, HostControl::Construct(_))
+        {
             proxy::forward_control(sender, m, ctx);
             return;
         }

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use raya_cluster::gcs::actors::GetNamedActor;
+use raya_cluster::gcs::actors::{ActorState, GetNamedActor};
 use raya_common::{ActorAddress, ActorId, NodeId, TaskError, TaskErrorKind, Value};
 use raya_scheduler::TaskArg;
 use raya_store::RawRef;
@@ -19,7 +19,7 @@ use super::args::IntoArg;
 use super::object::ObjectRef;
 use crate::actor_host::{ActorHost, HostControl};
 use crate::core_worker::CoreWorker;
-use crate::core_worker::call_sender::CallSender;
+use crate::core_worker::call_sender::{CallSender, RELOCATE_WAIT};
 use crate::error::{Error, Result};
 use crate::execution::context::check_may_block;
 
@@ -274,7 +274,8 @@ pub fn create_actor<A: ActorClass>(
 ///
 /// Fails with [`Error::ActorNotFound`] when there is none, [`Error::TypeMismatch`] when the
 /// actor has another type, and [`Error::InvalidArgument`] for an empty name (as Ray refuses
-/// one).
+/// one). An actor being restarted on another node after its node died is waited for until it
+/// is alive there (at most 300 s).
 pub fn get_actor<A: ActorClass>(name: &str) -> Result<ActorHandle<A>> {
     let ns = crate::runtime::current()?.namespace.clone();
     get_actor_in::<A>(name, &ns)
@@ -314,7 +315,31 @@ pub async fn get_actor_in_async<A: ActorClass>(
         name: name.to_string(),
         namespace: namespace.to_string(),
     };
-    let info = info.ok_or_else(not_found)?;
+    let mut info = info.ok_or_else(not_found)?;
+    // Restarting after its node died, on no node yet: found once it is alive again.
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(50);
+    while info.node.is_none() && info.state == ActorState::Restarting {
+        if started.elapsed() > RELOCATE_WAIT {
+            return Err(Error::ActorNotFound {
+                name: format!(
+                    "{name} (restarting, not alive again within {} s)",
+                    RELOCATE_WAIT.as_secs()
+                ),
+                namespace: namespace.to_string(),
+            });
+        }
+        crate::timer::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(1));
+        info = core
+            .gcs
+            .request(GetNamedActor {
+                name: name.to_string(),
+                namespace: namespace.to_string(),
+            })
+            .await?
+            .ok_or_else(not_found)?;
+    }
     if info.class_name != A::CLASS_NAME {
         return Err(Error::TypeMismatch {
             expected: A::CLASS_NAME.to_string(),

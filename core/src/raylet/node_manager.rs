@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use raya_cluster::GcsHandle;
+use raya_cluster::gcs::actors::{ActorState, UpdateActor};
 use raya_cluster::gcs::functions::{FunctionInfo, FunctionKind, RegisterFunctions};
 use raya_cluster::gcs::jobs::FinishJob;
 use raya_cluster::gcs::nodes::{GetNode, NodeInfo, NodeState, RegisterNode, UnregisterNode};
@@ -384,6 +385,19 @@ impl Handler<CreateActor> for NodeManager {
                 }
                 None => {
                     tracing::error!(class = %spec.function.name, "placed an actor whose type this binary does not link");
+                    if spec.restarted_actor().is_some() {
+                        // Nobody else hears of it: the head would wait for the actor forever.
+                        self.gcs.notify(UpdateActor {
+                            actor_id: actor,
+                            state: ActorState::Dead,
+                            node: Some(self.node),
+                            num_restarts: 0,
+                            death_cause: Some(format!(
+                                "restarted on node {}, which does not link {}",
+                                self.node, spec.function.name
+                            )),
+                        });
+                    }
                 }
             }
         }

@@ -37,13 +37,14 @@ use crate::actor_host::env::{ActorLoops, HostEnv};
 use crate::actor_host::thread_pool::ActorThreadPool;
 use crate::config::Config;
 use crate::core_worker::CoreWorker;
-use crate::core_worker::call_sender::RemoteActors;
+use crate::core_worker::call_sender::{LostCalls, RemoteActors};
 use crate::core_worker::task_submitter::TaskSubmitter;
 use crate::error::{Error, Result};
 use crate::execution::context;
 use crate::raylet::node_manager::{JoinCluster, NodeManager};
 use crate::raylet::worker::{ThreadWorkerFactory, WorkerEnv};
 use crate::registry::{ACTOR_CLASSES, REMOTE_FUNCTIONS};
+use raya_cluster::gcs::actors::SetActorRestarter;
 
 /// What a started node hands back to the runtime, for its shutdown.
 pub(super) struct Started {
@@ -63,6 +64,7 @@ async fn start_gcs(
     config: &Config,
     dir: &std::path::Path,
     mode: &Mode,
+    node: NodeId,
 ) -> Result<(Option<Arbiter>, Option<GcsTables>, GcsHandle)> {
     match mode {
         Mode::Embedded | Mode::Head(_) => {
@@ -73,6 +75,7 @@ async fn start_gcs(
                     node_timeout: config.node_timeout,
                     max_task_events: config.max_task_events,
                     max_kv_bytes: raya_cluster::gcs::kv::DEFAULT_MAX_BYTES,
+                    head: Some(node),
                 },
                 &gcs_arbiter.handle(),
             )?;
@@ -145,7 +148,7 @@ pub(super) async fn setup(
     mode: Mode,
 ) -> Result<Started> {
     let net = mode.net().cloned();
-    let (gcs_arbiter, tables, gcs) = start_gcs(&config, &dir, &mode).await?;
+    let (gcs_arbiter, tables, gcs) = start_gcs(&config, &dir, &mode, node).await?;
 
     let store = StoreCore::new(StoreConfig {
         node,
@@ -195,11 +198,14 @@ pub(super) async fn setup(
         actor_arbiters.iter().map(|a| a.handle()).collect(),
     ));
     let threads = ActorThreadPool::new(config.max_actor_threads, config.idle_thread_timeout);
+    let directory = Arc::new(ActorDirectory::default());
     let remote = Arc::new(RemoteActors::new(
         Arc::clone(&store),
         net.clone(),
         objects.clone(),
         Arc::clone(&loops),
+        gcs.clone(),
+        Arc::clone(&directory),
     ));
 
     let events = TaskEventBuffer::new(config.max_task_events);
@@ -261,8 +267,18 @@ pub(super) async fn setup(
     }
     .launch();
     if let Some(o) = &objects {
-        // Objects a dead node lost are made again from the lineage the scheduler keeps.
+        // Objects a dead node lost are made again from the lineage the scheduler keeps; actor
+        // calls are sent again by their senders.
         o.do_send(raya_store::RecoverWith(scheduler.clone().recipient()));
+        let lost_calls = LostCalls {
+            remote: Arc::clone(&remote),
+        }
+        .start();
+        o.do_send(raya_store::RecoverWith(lost_calls.recipient()));
+    }
+    if let (Some(t), Some(g)) = (&tables, &global) {
+        // Actors whose node dies are placed again by the head.
+        t.actors.do_send(SetActorRestarter(g.clone().recipient()));
     }
     if let Some(global) = &global {
         global.do_send(RegisterLocalScheduler {
@@ -283,8 +299,8 @@ pub(super) async fn setup(
         loops,
         gcs: gcs.clone(),
         scheduler: scheduler.clone(),
-        directory: Arc::new(ActorDirectory::default()),
-        remote,
+        directory,
+        remote: Arc::clone(&remote),
         max_pending_calls: config.max_pending_calls,
         objects: objects.clone(),
     });

@@ -114,6 +114,7 @@ fn live_gcs() -> &'static LiveGcs {
                     node_timeout: std::time::Duration::from_secs(3600),
                     max_task_events: 10_000,
                     max_kv_bytes: 64 << 20,
+                    head: None,
                 };
                 let tables = raya_cluster::GcsTables::start(&config, &actix_rt::Arbiter::current())
                     .expect("GCS tables");

@@ -10,9 +10,13 @@
 //! ([`TaskPlaced`]). A placement that cannot be delivered (the node died or stopped answering)
 //! is tried again on another node, up to [`MAX_PLACEMENTS`] nodes; a task no node can run goes
 //! back as [`TaskUnschedulable`], infeasible, and one no node could be given as unreachable.
+//! At most a batch of placements is on the way to one node at once; the rest wait their turn
+//! at the head (`window`), so a burst does not wait past the link's delivery bound.
 
 mod policy;
+mod restart;
 mod route;
+mod window;
 
 pub use route::{GlobalRoute, Taken};
 
@@ -94,6 +98,8 @@ pub struct GlobalScheduler {
     locals: HashMap<NodeId, Local>,
     /// Where actor creations went, for the actor table (on the head).
     placements: Option<Placements>,
+    /// Placements sent to each node and not answered yet, and those waiting their turn.
+    window: window::Window,
 }
 
 impl std::fmt::Debug for GlobalScheduler {
@@ -113,6 +119,7 @@ impl GlobalScheduler {
             net,
             locals: HashMap::new(),
             placements: None,
+            window: window::Window::default(),
         }
     }
 
@@ -246,17 +253,21 @@ impl GlobalScheduler {
         match picked.and_then(|n| self.local(n).map(|l| (n, l.place.clone()))) {
             Some((node, place)) => {
                 self.note_placement(&spec, node);
-                self.report_going(task, from, node);
-                let attempt = spec.attempt;
+                let (attempt, restart) = (spec.attempt, spec.restarted_actor().is_some());
+                if !restart {
+                    self.report_going(task, from, node);
+                }
                 place.do_send(PlaceTask(spec));
-                self.report_placed(task, from, node, attempt);
+                if !restart {
+                    self.report_placed(task, from, node, attempt);
+                }
             }
             None if !tried.is_empty() => {
                 let reason = format!(
                     "no node could be given the task: {} did not take it, and no other node can run it",
                     list(&tried)
                 );
-                self.unschedulable(spec, from, reason, TaskErrorKind::Unreachable);
+                self.cannot_place(spec, from, reason, TaskErrorKind::Unreachable);
             }
             None => {
                 let totals: Vec<_> = alive.iter().map(|(n, t, _)| (*n, t.clone())).collect();
@@ -265,7 +276,7 @@ impl GlobalScheduler {
                     reason = format!("no alive node links `{}`", spec.function.name);
                 }
                 tracing::warn!(task = %spec.task_id, %reason, "task is infeasible");
-                self.unschedulable(spec, from, reason, TaskErrorKind::Infeasible);
+                self.cannot_place(spec, from, reason, TaskErrorKind::Infeasible);
             }
         }
     }
@@ -310,17 +321,71 @@ impl GlobalScheduler {
         from: NodeId,
         node: NodeId,
         net: Network,
-        mut tried: Vec<NodeId>,
+        tried: Vec<NodeId>,
         ctx: &mut Context<Self>,
     ) {
+        let held = window::Held {
+            spec: Box::new(spec),
+            from,
+            tried,
+        };
+        match self.window.admit(node, held) {
+            Ok(Some(held)) => self.send_placement(held, node, net, ctx),
+            Ok(None) => {}
+            Err(held) => {
+                let reason = format!(
+                    "the head holds {} placements waiting for their nodes, the most it holds",
+                    window::MAX_HELD
+                );
+                self.cannot_place(*held.spec, held.from, reason, TaskErrorKind::Unreachable);
+            }
+        }
+    }
+
+    /// Sends a placement admitted to `node`'s window; its answer lets the next one waiting
+    /// for the node go.
+    fn send_placement(
+        &mut self,
+        held: window::Held,
+        node: NodeId,
+        net: Network,
+        ctx: &mut Context<Self>,
+    ) {
+        let window::Held {
+            spec,
+            from,
+            mut tried,
+        } = held;
+        let spec = *spec;
         let task = spec.task_id;
         let mut kept = spec.clone();
+        let restart = spec.restarted_actor().is_some();
         self.note_placement(&spec, node);
-        self.report_going(task, from, node);
+        if !restart {
+            self.report_going(task, from, node);
+        }
         let placed = net.send_ordered(node.peer_id(), PlaceTask(spec));
+        let next_net = net.clone();
         ctx.spawn(placed.into_actor(self).map(move |res, this, ctx| {
+            if matches!(
+                res,
+                Err(NetError::NotSent { .. } | NetError::Unreachable { .. })
+            ) {
+                // The node is gone or cannot be reached: what waits for it is placed
+                // elsewhere, as first tries (none of it was sent).
+                for held in this.window.drain(node) {
+                    let mut tried = held.tried;
+                    tried.push(node);
+                    this.schedule(*held.spec, held.from, tried, ctx);
+                }
+            }
+            if let Some(next) = this.window.answered(node) {
+                this.send_placement(next, node, next_net, ctx);
+            }
             let Err(e) = res else {
-                this.report_placed(task, from, node, kept.attempt);
+                if !restart {
+                    this.report_placed(task, from, node, kept.attempt);
+                }
                 return;
             };
             tracing::warn!(%task, %node, error = %e, "placement not delivered");
@@ -328,7 +393,7 @@ impl GlobalScheduler {
             if matches!(e, NetError::TooLarge { .. } | NetError::Encode(_)) {
                 // No node could be sent it.
                 let reason = format!("the task cannot be sent to another node: {e}");
-                this.unschedulable(kept, from, reason, TaskErrorKind::System);
+                this.cannot_place(kept, from, reason, TaskErrorKind::System);
                 return;
             }
             let never_sent = matches!(e, NetError::NotSent { .. });
@@ -339,19 +404,21 @@ impl GlobalScheduler {
             }
             // The node may have got the task and run it before the link gave up: placing it
             // again is a retry, allowed only as far as its `max_retries`.
-            if !never_sent && !kept.may_retry(false) {
+            // An actor's restart is placed again anyway: the node that may have it reports
+            // the actor only if the head's latest placement names it.
+            if !never_sent && !kept.may_retry(false) && !restart {
                 let reason = format!(
                     "{} did not acknowledge the task ({e}); it may or may not have run there, \
                      and max_retries does not allow running it again",
                     list(&tried)
                 );
-                this.unschedulable(kept, from, reason, TaskErrorKind::Unreachable);
+                this.cannot_place(kept, from, reason, TaskErrorKind::Unreachable);
             } else if tried.len() < MAX_PLACEMENTS {
                 kept.attempt += 1;
                 this.schedule(kept, from, tried, ctx);
             } else {
                 let reason = format!("{} could not be given the task (last: {e})", list(&tried));
-                this.unschedulable(kept, from, reason, TaskErrorKind::Unreachable);
+                this.cannot_place(kept, from, reason, TaskErrorKind::Unreachable);
             }
         }));
     }
@@ -393,7 +460,15 @@ impl Handler<ScheduleTask> for GlobalScheduler {
         ScheduleTask { spec, from }: ScheduleTask,
         _: &mut Context<Self>,
     ) -> Self::Result {
-        if let Err(e) = spec.check_from_wire() {
+        let refused = spec
+            .check_from_wire()
+            .and_then(|()| match spec.restarted_actor() {
+                Some(_) => {
+                    Err("only the head places an actor again after its node died".to_string())
+                }
+                None => Ok(()),
+            });
+        if let Err(e) = refused {
             tracing::warn!(task = %spec.task_id, %from, error = %e, "scheduling refused");
             let mut first = spec;
             first.num_returns = first.num_returns.min(1);

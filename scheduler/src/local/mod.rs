@@ -594,9 +594,11 @@ impl Handler<PlaceTask> for LocalScheduler {
             spec.num_returns = spec.num_returns.min(1);
         }
         if spec.origin != self.cfg.node
+            && spec.restarted_actor().is_none()
             && let Some(c) = &self.cluster
         {
-            // Run for another node: its results are announced to their owner.
+            // Run for another node: its results are announced to their owner (an actor's
+            // restart makes none: its creator has the creation object already).
             c.returns.do_send(raya_store::ExpectReturns {
                 refs: spec.return_ids().map(|id| self.store.add_ref(id)).collect(),
                 owner: spec.origin,

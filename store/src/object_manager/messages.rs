@@ -168,8 +168,9 @@ pub struct Recover {
     pub lost: Vec<(ObjectId, Loss)>,
 }
 
-/// Tells the object manager where lost objects go to be made again ([`Recover`]). Local
-/// wiring only; without it, lost objects fail at once.
+/// Tells the object manager where lost objects go to be made again ([`Recover`]): each
+/// recipient told, in the order told, gets what those before it did not take. Local wiring
+/// only; without any, lost objects fail at once.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct RecoverWith(pub Recipient<Recover>);

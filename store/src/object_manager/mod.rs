@@ -151,8 +151,8 @@ pub struct ObjectManager {
     leases: lease::Leases,
     /// Results that arrived before this node's record of who makes them.
     early: early::Early,
-    /// Where objects lost with a dead node go to be made again.
-    recover: Option<Recipient<Recover>>,
+    /// Where objects lost with a dead node go to be made again, in turn.
+    recover: Vec<Recipient<Recover>>,
     /// Nodes lately declared dead, oldest first.
     dead: VecDeque<NodeId>,
     /// Borrowers not in the node table when they first borrowed, and since when.
@@ -192,7 +192,7 @@ impl ObjectManager {
             pulling: HashSet::new(),
             leases: lease::Leases::default(),
             early: early::Early::default(),
-            recover: None,
+            recover: Vec::new(),
             dead: VecDeque::new(),
             strangers: HashMap::new(),
         });
@@ -672,6 +672,10 @@ impl Handler<NodeGone> for ObjectManager {
     }
 }
 
+/// Recipients of lost objects a node chains, at most (the local scheduler, the actor call
+/// senders).
+const MAX_RECOVERERS: usize = 4;
+
 /// Nodes declared dead that a node remembers, at most (a placement on one reported after its
 /// death counts as lost with it).
 const MAX_DEAD_REMEMBERED: usize = 1024;
@@ -694,31 +698,32 @@ impl ObjectManager {
         if lost.is_empty() {
             return;
         }
-        let Some(recover) = self.recover.clone() else {
-            for (id, loss) in lost {
-                self.fail_lost(id, loss, dead);
-            }
-            return;
-        };
-        let asked = Recover {
-            node: dead,
-            lost: lost.clone(),
-        };
+        // Each in turn takes what it can make again and answers with the rest.
+        let chain = self.recover.clone();
         ctx.spawn(
-            recover
-                .send(asked)
-                .into_actor(self)
-                .map(move |res, this, _| {
-                    let unknown: HashSet<ObjectId> = match res {
-                        Ok(ids) => ids.into_iter().collect(),
-                        Err(_) => lost.iter().map(|(id, _)| *id).collect(),
-                    };
-                    for (id, loss) in lost {
-                        if unknown.contains(&id) {
-                            this.fail_lost(id, loss, dead);
-                        }
+            async move {
+                let mut left = lost;
+                for r in chain {
+                    if left.is_empty() {
+                        break;
                     }
-                }),
+                    let asked = Recover {
+                        node: dead,
+                        lost: left.clone(),
+                    };
+                    if let Ok(ids) = r.send(asked).await {
+                        let unknown: HashSet<ObjectId> = ids.into_iter().collect();
+                        left.retain(|(id, _)| unknown.contains(id));
+                    }
+                }
+                left
+            }
+            .into_actor(self)
+            .map(move |left, this, _| {
+                for (id, loss) in left {
+                    this.fail_lost(id, loss, dead);
+                }
+            }),
         );
     }
 }
@@ -748,7 +753,9 @@ impl Handler<NodeBack> for ObjectManager {
 impl Handler<RecoverWith> for ObjectManager {
     type Result = ();
     fn handle(&mut self, RecoverWith(r): RecoverWith, _: &mut Context<Self>) {
-        self.recover = Some(r);
+        if self.recover.len() < MAX_RECOVERERS {
+            self.recover.push(r);
+        }
     }
 }
 

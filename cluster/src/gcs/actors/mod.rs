@@ -1,4 +1,11 @@
-//! The actor table: every actor's state, node and restarts, and the names of named actors.
+//! The actor table: every actor's state, node and restarts, the names of named actors, and
+//! the creation tasks of actors that may restart on another node ([`restarts`]).
+
+mod restarts;
+
+pub use restarts::{
+    KeepActorCreation, MAX_CREATION_BYTES, MAX_KEPT_CREATION_BYTES, RestartActor, SetActorRestarter,
+};
 
 use std::collections::HashMap;
 
@@ -130,6 +137,12 @@ gcs_requests! {
     GetActor => Option<ActorInfo> as "gcs/GetActor", access = Read;
     GetNamedActor => Option<ActorInfo> as "gcs/GetNamedActor", access = Read;
     ListActors => Vec<ActorInfo> as "gcs/ListActors", access = Read;
+    KeepActorCreation => () as "gcs/KeepActorCreation",
+        where |m, from| {
+            from.made(m.actor.node_tag(), "the actor whose creation is kept")?;
+            from.is(m.creator, "an actor's creator")?;
+            m.check_size()
+        };
 }
 
 /// Where the head placed the creation of each actor it placed lately: the only node, besides
@@ -189,6 +202,11 @@ pub struct ActorTable {
     names: HashMap<(String, String), ActorId>,
     /// Where the head placed actors: the only node an actor's record moves to.
     placements: Placements,
+    /// The creation tasks of actors that may restart on another node, and their total size.
+    creations: Persisted<ActorId, restarts::Creation>,
+    creation_bytes: usize,
+    /// Where the creation tasks of actors to restart go (the head's global scheduler).
+    restarter: Option<Recipient<RestartActor>>,
 }
 
 impl ActorTable {
@@ -203,10 +221,16 @@ impl ActorTable {
                     .map(|n| ((a.namespace.clone(), n), a.actor_id))
             })
             .collect();
+        let creations: Persisted<ActorId, restarts::Creation> =
+            Persisted::open(db, "actor_creations")?;
+        let creation_bytes = creations.values().map(|c| c.spec.len()).sum();
         Ok(ActorTable {
             actors,
             names,
             placements,
+            creations,
+            creation_bytes,
+            restarter: None,
         })
     }
 
@@ -220,7 +244,9 @@ impl ActorTable {
                 self.names.remove(&key);
             }
         }
-        self.actors.insert(info.actor_id, info)?;
+        let id = info.actor_id;
+        self.actors.insert(id, info)?;
+        self.forget_creation(id);
         Ok(())
     }
 }
@@ -279,7 +305,7 @@ impl Handler<UpdateActor> for ActorTable {
                 m.actor_id
             )));
         }
-        info.num_restarts = m.num_restarts;
+        info.num_restarts = info.num_restarts.max(m.num_restarts);
         if m.node.is_some() {
             if info.node != m.node {
                 self.placements.settled(m.actor_id);
@@ -329,18 +355,7 @@ impl Handler<GcsEvent> for ActorTable {
     type Result = ();
     fn handle(&mut self, ev: GcsEvent, _: &mut Context<Self>) {
         if let GcsEvent::NodeDead { node, reason } = ev {
-            let on_node: Vec<ActorInfo> = self
-                .actors
-                .values()
-                .filter(|a| a.node == Some(node) && a.state != ActorState::Dead)
-                .cloned()
-                .collect();
-            for a in on_node {
-                let id = a.actor_id;
-                if let Err(e) = self.set_dead(a, format!("its node {node} died: {reason}")) {
-                    tracing::warn!(actor = %id, error = %e, "could not record actor death");
-                }
-            }
+            self.node_died(node, &reason);
         }
     }
 }

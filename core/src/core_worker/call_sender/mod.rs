@@ -12,17 +12,30 @@
 //! A batch the link could not deliver within its bound may or may not have run there. Its
 //! calls are sent again when the actor's `max_task_retries` allows, and otherwise fail as
 //! unreachable; either way later calls are sent as usual, so one stall does not make a live
-//! actor dead for its callers. Only the node's death does. [`RemoteActors`] keeps the senders
+//! actor dead for its callers.
+//!
+//! When the actor's node dies, the sender looks for the actor in the GCS until it is alive on
+//! another node (the head restarts it there when `max_restarts` allows), dead, or a bound
+//! passed ([`relocate`]): calls wait meanwhile, then go to the new node (or, when it landed on
+//! this node, to its host here). Calls the dead node had taken and not finished are sent
+//! again when `max_task_retries` allows and fail with `ActorDied` naming the node otherwise:
+//! the object manager reports them lost ([`LostCalls`]). [`RemoteActors`] keeps the senders
 //! of a node, one per actor.
+
+mod relocate;
+
+pub(crate) use relocate::{LostCalls, MovedHere, RELOCATE_WAIT};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
+use raya_cluster::GcsHandle;
 use raya_cluster::transport::{NetError, Network};
-use raya_common::{ActorId, NodeId, ObjectId, TaskError, TaskErrorKind, TaskId};
+use raya_common::{ActorId, FastHashSet, NodeId, ObjectId, TaskError, TaskErrorKind, TaskId};
 use raya_store::{ObjectManager, ObjectsExpected, Status, StoreCore};
 
+use crate::actor_host::directory::ActorDirectory;
 use crate::actor_host::env::ActorLoops;
 use crate::actor_host::wire::{ControlActor, DeliverCalls, WireActorCall, WireControl};
 
@@ -59,6 +72,8 @@ pub(crate) struct RemoteActors {
     net: Option<Network>,
     objects: Option<Addr<ObjectManager>>,
     loops: Arc<ActorLoops>,
+    gcs: GcsHandle,
+    directory: Arc<ActorDirectory>,
     senders: Mutex<HashMap<ActorId, Addr<CallSender>>>,
 }
 
@@ -76,6 +91,8 @@ impl RemoteActors {
         net: Option<Network>,
         objects: Option<Addr<ObjectManager>>,
         loops: Arc<ActorLoops>,
+        gcs: GcsHandle,
+        directory: Arc<ActorDirectory>,
     ) -> Self {
         RemoteActors {
             node: store.node(),
@@ -83,6 +100,8 @@ impl RemoteActors {
             net,
             objects,
             loops,
+            gcs,
+            directory,
             senders: Mutex::new(HashMap::new()),
         }
     }
@@ -107,24 +126,33 @@ impl RemoteActors {
         {
             return s.clone();
         }
-        let (me, store, net, objects) = (
+        let (me, store, net, objects, gcs, directory) = (
             self.node,
             Arc::clone(&self.store),
             self.net.clone(),
             self.objects.clone(),
+            self.gcs.clone(),
+            Arc::clone(&self.directory),
         );
         let s = CallSender::start_in_arbiter(&self.loops.next(), move |_| CallSender {
             me,
             store,
             net,
             objects,
+            gcs,
+            directory,
             actor,
             node,
             max_task_retries,
             queue: VecDeque::new(),
-            in_flight: false,
+            in_flight: None,
             batch_limit: MAX_BATCH,
             dead: None,
+            relocating: None,
+            rounds: 0,
+            last_error: String::new(),
+            delivered: VecDeque::new(),
+            delivered_bytes: 0,
         });
         senders.insert(actor, s.clone());
         s
@@ -150,16 +178,20 @@ impl RemoteActors {
 
     /// Tells every sender that `node` died.
     pub(crate) fn node_died(&self, node: NodeId) {
-        let senders: Vec<Addr<CallSender>> = self
-            .senders
+        for s in self.all() {
+            s.do_send(PeerDied(node));
+        }
+    }
+
+    /// Every sender running.
+    fn all(&self) -> Vec<Addr<CallSender>> {
+        self.senders
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
+            .filter(|s| s.connected())
             .cloned()
-            .collect();
-        for s in senders {
-            s.do_send(PeerDied(node));
-        }
+            .collect()
     }
 }
 
@@ -180,18 +212,55 @@ pub(crate) struct CallSender {
     net: Option<Network>,
     /// Told which node makes the results of the calls delivered.
     objects: Option<Addr<ObjectManager>>,
+    /// Where the actor is looked for when its node dies.
+    gcs: GcsHandle,
+    /// The hosts of this node, for an actor that came to live here.
+    directory: Arc<ActorDirectory>,
     actor: ActorId,
+    /// The node the actor lives on, as this sender knows it (this node, once it moved here).
     node: NodeId,
     /// Times a batch that may not have arrived is sent again (-1: always).
     max_task_retries: i64,
     queue: VecDeque<Outgoing>,
-    in_flight: bool,
+    /// The calls of the batch in flight, and those of them reported lost meanwhile.
+    in_flight: Option<InFlight>,
     /// Calls in the next batch, at most: halved while a batch is too large to send, back to
     /// [`MAX_BATCH`] once one is delivered.
     batch_limit: usize,
-    /// Set once the actor's node is known dead: later calls fail at once.
+    /// Set once the actor is known dead (or not found again after its node died): later calls
+    /// fail at once.
     dead: Option<TaskError>,
+    /// Set while the actor is looked for after its node died: calls queue.
+    relocating: Option<relocate::Search>,
+    /// Searches begun, and the last error the GCS gave one.
+    rounds: u64,
+    last_error: String,
+    /// This node's calls the actor's node took whose results are not made yet, with the node
+    /// they were sent to, oldest first (at most [`MAX_TRACKED`]): sent again if that node dies.
+    delivered: VecDeque<(WireActorCall, NodeId)>,
+    /// About how many bytes `delivered` holds (at most [`MAX_TRACKED_BYTES`]).
+    delivered_bytes: usize,
 }
+
+/// The batch in flight.
+struct InFlight {
+    /// The node it went to.
+    to: NodeId,
+    calls: FastHashSet<TaskId>,
+    /// Reported lost (the node died) while in flight: handled once the batch's answer comes.
+    lost: FastHashSet<TaskId>,
+}
+
+/// This node's delivered calls a sender keeps for sending again, at most (the oldest are let
+/// go: if the node dies, their results fail as lost with it).
+const MAX_TRACKED: usize = 1 << 16;
+
+/// About how many bytes of arguments those calls hold, at most.
+const MAX_TRACKED_BYTES: usize = 64 << 20;
+
+/// Calls a sender holds for an actor being looked for after its node died, at most: later
+/// calls fail at once.
+const MAX_QUEUED: usize = 1 << 17;
 
 impl Actor for CallSender {
     type Context = Context<Self>;
@@ -238,8 +307,15 @@ impl CallSender {
             self.fail_queued();
             return;
         };
+        if self.relocating.is_some() || self.dead.is_some() {
+            return;
+        }
+        if self.node == self.me {
+            self.deliver_here();
+            return;
+        }
         let peer = self.node.peer_id();
-        while !self.in_flight {
+        while self.in_flight.is_none() {
             match self.queue.pop_front() {
                 None => return,
                 Some(Outgoing::Control(control)) => {
@@ -275,7 +351,11 @@ impl CallSender {
 
     /// Sends one batch of calls on the ordered link and handles the answer.
     fn send_batch(&mut self, net: &Network, batch: Vec<WireActorCall>, ctx: &mut Context<Self>) {
-        self.in_flight = true;
+        self.in_flight = Some(InFlight {
+            to: self.node,
+            calls: batch.iter().map(|c| c.task_id).collect(),
+            lost: FastHashSet::default(),
+        });
         // The object manager learns where this node's results are made before they can be
         // announced (it takes a result only from the node it expects it from), and its lease
         // follows that node from now on.
@@ -292,21 +372,36 @@ impl CallSender {
         }
         let kept = batch.clone();
         let sent = net.send_ordered(self.node.peer_id(), DeliverCalls(batch));
+        let to = self.node;
         ctx.spawn(sent.into_actor(self).map(move |res, this, ctx| {
-            this.in_flight = false;
+            let lost = this.in_flight.take().map(|f| f.lost).unwrap_or_default();
             match res {
                 Ok(undelivered) => {
                     this.batch_limit = MAX_BATCH;
-                    this.delivered(kept, &undelivered)
+                    let (gone, taken): (Vec<_>, Vec<_>) =
+                        kept.into_iter().partition(|c| lost.contains(&c.task_id));
+                    this.delivered(taken, &undelivered);
+                    // Taken by a node that died before making the results.
+                    this.calls_lost(gone, to, true);
                 }
                 Err(e @ (NetError::TooLarge { .. } | NetError::Encode(_))) => {
                     this.not_sendable(kept, e)
                 }
-                Err(e) => this.not_delivered(kept, e.to_string()),
+                Err(NetError::NotSent { .. }) => {
+                    // It never left (the node died, or a handle names a node the actor left):
+                    // nothing ran; it goes where the GCS says the actor is.
+                    for c in kept.into_iter().rev() {
+                        this.queue.push_front(Outgoing::Call(c));
+                    }
+                    this.relocate(None, ctx);
+                }
+                Err(_) if this.relocating.is_some() || !lost.is_empty() => {
+                    // The node died with the batch: it may have run there.
+                    this.calls_lost(kept, to, false)
+                }
+                Err(e) => this.not_delivered(kept, e.to_string(), ctx),
             }
-            if this.dead.is_none() {
-                this.flush(ctx);
-            }
+            this.flush(ctx);
         }));
     }
 
@@ -323,6 +418,7 @@ impl CallSender {
             ),
         ));
         let mut handed_over: HashMap<NodeId, Vec<ObjectId>> = HashMap::new();
+        let remote = self.node != self.me;
         for c in batch {
             if undelivered.contains(&c.task_id) {
                 self.fail_results(c.task_id, c.num_returns, c.owner, &gone);
@@ -331,6 +427,9 @@ impl CallSender {
                     .entry(c.owner)
                     .or_default()
                     .extend((0..c.num_returns).map(|i| ObjectId::for_return(c.task_id, i)));
+            } else if remote && c.num_returns > 0 {
+                let to = self.node;
+                self.track(c, to);
             }
         }
         let Some(net) = &self.net else { return };
@@ -372,11 +471,16 @@ impl CallSender {
     }
 
     /// The link gave up on the batch: it may or may not have run. It is sent again when the
-    /// actor's retries allow, else its calls fail.
-    fn not_delivered(&mut self, batch: Vec<WireActorCall>, reason: String) {
-        if self.dead.is_some() {
-            // The node died meanwhile: `PeerDied` failed what was queued; fail these too.
-            let err = Arc::new(self.dead.clone().expect("checked"));
+    /// actor's retries allow, after asking the GCS where the actor lives (a handle may name a
+    /// node the actor left), else its calls fail.
+    fn not_delivered(
+        &mut self,
+        batch: Vec<WireActorCall>,
+        reason: String,
+        ctx: &mut Context<Self>,
+    ) {
+        if let Some(e) = &self.dead {
+            let err = Arc::new(e.clone());
             for c in &batch {
                 self.fail_results(c.task_id, c.num_returns, c.owner, &err);
             }
@@ -389,6 +493,7 @@ impl CallSender {
                 c.attempt = c.attempt.saturating_add(1);
                 self.queue.push_front(Outgoing::Call(c));
             }
+            self.relocate(None, ctx);
             return;
         }
         let err = Arc::new(TaskError::new(
@@ -442,6 +547,18 @@ impl Handler<WireActorCall> for CallSender {
             self.fail_results(call.task_id, call.num_returns, call.owner, &err);
             return;
         }
+        if self.relocating.is_some() && self.queue.len() >= MAX_QUEUED {
+            let err = Arc::new(TaskError::new(
+                TaskErrorKind::System,
+                format!(
+                    "{MAX_QUEUED} calls already wait for actor {}, whose node died and which is \
+                     being looked for: this one is refused",
+                    self.actor
+                ),
+            ));
+            self.fail_results(call.task_id, call.num_returns, call.owner, &err);
+            return;
+        }
         self.queue.push_back(Outgoing::Call(call));
         self.flush(ctx);
     }
@@ -465,13 +582,9 @@ impl Handler<WireControl> for CallSender {
 
 impl Handler<PeerDied> for CallSender {
     type Result = ();
-    fn handle(&mut self, PeerDied(node): PeerDied, _: &mut Context<Self>) {
-        if node == self.node && self.dead.is_none() {
-            self.dead = Some(TaskError::new(
-                TaskErrorKind::NodeDied,
-                format!("actor {} lived on node {node}, which died", self.actor),
-            ));
-            self.fail_queued();
+    fn handle(&mut self, PeerDied(node): PeerDied, ctx: &mut Context<Self>) {
+        if node == self.node {
+            self.relocate(Some(node), ctx);
         }
     }
 }

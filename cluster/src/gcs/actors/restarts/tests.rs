@@ -1,0 +1,170 @@
+//! The actor table's side of restarts: what it keeps, whom it restarts when a node dies, and
+//! what it restarts again after a reload.
+
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+use raya_common::{ActorId, JobId, NodeId, ResourceSet};
+
+use super::super::{ActorInfo, ActorState, ActorTable, GetActor, Placements, RegisterActor};
+use super::{KeepActorCreation, MAX_CREATION_BYTES, RestartActor, SetActorRestarter};
+use crate::gcs::{GcsError, GcsEvent};
+
+/// Collects the restarts the table asks for.
+struct Restarts(Arc<Mutex<Vec<RestartActor>>>);
+
+impl Actor for Restarts {
+    type Context = Context<Self>;
+}
+
+impl Handler<RestartActor> for Restarts {
+    type Result = ();
+    fn handle(&mut self, m: RestartActor, _: &mut Context<Self>) {
+        self.0.lock().unwrap().push(m);
+    }
+}
+
+fn actor(id: u128, node: NodeId, max_restarts: i64, detached: bool) -> ActorInfo {
+    ActorInfo {
+        actor_id: ActorId(id),
+        class_name: "C".into(),
+        name: Some(format!("a{id}")),
+        namespace: "ns".into(),
+        job: JobId(1),
+        node: Some(node),
+        state: ActorState::Alive,
+        detached,
+        max_restarts,
+        max_task_retries: 0,
+        num_restarts: 0,
+        death_cause: None,
+        resources: ResourceSet::new(),
+        start_time_ms: 0,
+        end_time_ms: None,
+    }
+}
+
+fn keep(id: u128, creator: NodeId) -> KeepActorCreation {
+    KeepActorCreation {
+        actor: ActorId(id),
+        creator,
+        spec: vec![id as u8; 16],
+    }
+}
+
+/// Waits until `asked` holds `n` restarts (the table sends them through a mailbox).
+async fn restarts_asked(asked: &Mutex<Vec<RestartActor>>, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while asked.lock().unwrap().len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "restart {n} never asked for"
+        );
+        actix_rt::task::yield_now().await;
+    }
+    assert_eq!(
+        asked.lock().unwrap().len(),
+        n,
+        "more restarts than expected"
+    );
+}
+
+async fn state(t: &Addr<ActorTable>, id: u128) -> (ActorState, Option<NodeId>, u64) {
+    let a = t
+        .send(GetActor(ActorId(id)))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    (a.state, a.node, a.num_restarts)
+}
+
+#[test]
+fn a_dead_nodes_actors_restart_elsewhere_when_they_may_and_die_otherwise() {
+    let dir = std::env::temp_dir().join(format!("raya-restarts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = sled::Config::new().path(&dir).open().unwrap();
+    actix_rt::System::new().block_on(async {
+        let placements = Placements::default();
+        let table = ActorTable::load(&db, placements.clone()).unwrap().start();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let restarter = Restarts(Arc::clone(&asked)).start();
+        table.do_send(SetActorRestarter(restarter.clone().recipient()));
+        let (n1, n2, n3, n4) = (
+            NodeId::random(),
+            NodeId::random(),
+            NodeId::random(),
+            NodeId::random(),
+        );
+        // 1 may restart (created by n2); 2 may not; 3 is n1's own, on n3; 4 is n1's too but
+        // detached.
+        for a in [
+            actor(1, n1, -1, false),
+            actor(2, n1, 0, false),
+            actor(3, n3, -1, false),
+            actor(4, n3, -1, true),
+        ] {
+            table.send(RegisterActor(a)).await.unwrap().unwrap();
+        }
+        table.send(keep(1, n2)).await.unwrap().unwrap();
+        table.send(keep(3, n1)).await.unwrap().unwrap();
+        table.send(keep(4, n1)).await.unwrap().unwrap();
+        // Nothing is kept for an actor that may not restart, nor past the size bound.
+        let refused = table.send(keep(2, n2)).await.unwrap();
+        assert!(matches!(refused, Err(GcsError::Invalid(_))), "{refused:?}");
+        let mut big = keep(1, n2);
+        big.spec = vec![0; MAX_CREATION_BYTES + 1];
+        assert!(matches!(
+            table.send(big).await.unwrap(),
+            Err(GcsError::Invalid(_))
+        ));
+
+        table.do_send(GcsEvent::NodeDead {
+            node: n1,
+            reason: "killed".into(),
+        });
+        assert_eq!(state(&table, 1).await, (ActorState::Restarting, None, 1));
+        assert_eq!(state(&table, 2).await.0, ActorState::Dead);
+        assert_eq!(
+            state(&table, 3).await.0,
+            ActorState::Dead,
+            "its creator died"
+        );
+        assert_eq!(state(&table, 4).await.0, ActorState::Alive, "detached");
+        restarts_asked(&asked, 1).await;
+        {
+            let asked = asked.lock().unwrap();
+            assert_eq!(asked.len(), 1);
+            assert_eq!(
+                (asked[0].actor, asked[0].num_restarts, asked[0].creator),
+                (ActorId(1), 1, n2)
+            );
+            assert_eq!(asked[0].spec, vec![1u8; 16]);
+        }
+
+        // Placed on n4, which dies before reporting it: placed again.
+        placements.record(ActorId(1), n4);
+        table.do_send(GcsEvent::NodeDead {
+            node: n4,
+            reason: "killed".into(),
+        });
+        assert_eq!(state(&table, 1).await, (ActorState::Restarting, None, 2));
+        restarts_asked(&asked, 2).await;
+
+        // A head restarted on its directory places what was restarting.
+        let reloaded = ActorTable::load(&db, Placements::default())
+            .unwrap()
+            .start();
+        let again = Arc::new(Mutex::new(Vec::new()));
+        reloaded.do_send(SetActorRestarter(
+            Restarts(Arc::clone(&again)).start().recipient(),
+        ));
+        assert_eq!(state(&reloaded, 1).await, (ActorState::Restarting, None, 2));
+        restarts_asked(&again, 1).await;
+        let again = again.lock().unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].actor, again[0].num_restarts), (ActorId(1), 2));
+    });
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
