@@ -55,7 +55,7 @@ fn node_info(node: NodeId) -> NodeInfo {
     }
 }
 
-fn actor_info(id: u128, name: Option<&str>, node: NodeId) -> ActorInfo {
+pub(crate) fn actor_info(id: u128, name: Option<&str>, node: NodeId) -> ActorInfo {
     ActorInfo {
         actor_id: ActorId(id),
         class_name: "C".into(),

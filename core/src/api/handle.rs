@@ -304,18 +304,17 @@ pub async fn get_actor_in_async<A: ActorClass>(
         )));
     }
     let core = crate::runtime::current()?;
-    let info = core
-        .gcs
-        .request(GetNamedActor {
-            name: name.to_string(),
-            namespace: namespace.to_string(),
-        })
-        .await?;
     let not_found = || Error::ActorNotFound {
         name: name.to_string(),
         namespace: namespace.to_string(),
     };
-    let mut info = info.ok_or_else(not_found)?;
+    let lookup = || {
+        core.gcs.request(GetNamedActor {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+        })
+    };
+    let mut info = lookup().await?.ok_or_else(not_found)?;
     // Restarting after its node died, on no node yet: found once it is alive again.
     let started = std::time::Instant::now();
     let mut pause = std::time::Duration::from_millis(50);
@@ -331,14 +330,7 @@ pub async fn get_actor_in_async<A: ActorClass>(
         }
         crate::timer::sleep(pause).await;
         pause = (pause * 2).min(std::time::Duration::from_secs(1));
-        info = core
-            .gcs
-            .request(GetNamedActor {
-                name: name.to_string(),
-                namespace: namespace.to_string(),
-            })
-            .await?
-            .ok_or_else(not_found)?;
+        info = lookup().await?.ok_or_else(not_found)?;
     }
     if info.class_name != A::CLASS_NAME {
         return Err(Error::TypeMismatch {

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
-use raya_common::{ActorId, JobId, NodeId, ResourceSet};
+use raya_common::{ActorId, NodeId};
 
 use super::super::{ActorInfo, ActorState, ActorTable, GetActor, Placements, RegisterActor};
 use super::{KeepActorCreation, MAX_CREATION_BYTES, RestartActor, SetActorRestarter};
@@ -25,23 +25,10 @@ impl Handler<RestartActor> for Restarts {
 }
 
 fn actor(id: u128, node: NodeId, max_restarts: i64, detached: bool) -> ActorInfo {
-    ActorInfo {
-        actor_id: ActorId(id),
-        class_name: "C".into(),
-        name: Some(format!("a{id}")),
-        namespace: "ns".into(),
-        job: JobId(1),
-        node: Some(node),
-        state: ActorState::Alive,
-        detached,
-        max_restarts,
-        max_task_retries: 0,
-        num_restarts: 0,
-        death_cause: None,
-        resources: ResourceSet::new(),
-        start_time_ms: 0,
-        end_time_ms: None,
-    }
+    let mut a = crate::gcs::tests::actor_info(id, Some(&format!("a{id}")), node);
+    a.max_restarts = max_restarts;
+    a.detached = detached;
+    a
 }
 
 fn keep(id: u128, creator: NodeId) -> KeepActorCreation {
