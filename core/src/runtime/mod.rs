@@ -57,6 +57,18 @@ struct RunningNode {
 
 static NODE: RwLock<Option<RunningNode>> = RwLock::new(None);
 
+/// The core worker of the node being started or running. Published by `setup` before the node
+/// joins its cluster, since from then on other nodes may place tasks here whose code asks for
+/// its runtime (`runtime_context`, `put`, nested tasks) while `start_node` is still finishing;
+/// withdrawn when the node stops or fails to start.
+static CORE: RwLock<Option<Arc<CoreWorker>>> = RwLock::new(None);
+
+/// Makes `core` (or nothing) the core worker tasks of this process reach, with its store.
+pub(super) fn publish_core(core: Option<Arc<CoreWorker>>) {
+    raya_store::set_current_store(core.as_ref().map(|c| Arc::clone(&c.store)));
+    *CORE.write().unwrap_or_else(|p| p.into_inner()) = core;
+}
+
 /// A node started by a test of this crate: tests take turns (a process runs one node at a time)
 /// and the node stops when the test ends, even when it fails.
 #[cfg(test)]
@@ -82,10 +94,9 @@ static LIFECYCLE: Mutex<()> = Mutex::new(());
 
 /// The core worker of the running node, or [`Error::NotInitialized`].
 pub(crate) fn current() -> Result<Arc<CoreWorker>> {
-    NODE.read()
+    CORE.read()
         .unwrap_or_else(|p| p.into_inner())
-        .as_ref()
-        .map(|n| Arc::clone(&n.core))
+        .clone()
         .ok_or(Error::NotInitialized)
 }
 
@@ -146,7 +157,6 @@ fn start_node(config: Config) -> Result<()> {
     }
     registry()?;
     let mut node = start(config)?;
-    raya_store::set_current_store(Some(Arc::clone(&node.core.store)));
     tracing::info!(node = %node.core.node, job = %node.core.job, session = %node.session.dir.display(), "Raya started");
     if let Some(net) = &node.net {
         let addr = transport::sockets_reachable_first(&net.listen_addrs())
@@ -298,6 +308,7 @@ fn start(config: Config) -> Result<RunningNode> {
     let started = match started {
         Ok(s) => s,
         Err(e) => {
+            publish_core(None);
             let _ = control.join();
             if let Some(n) = &net {
                 n.shutdown();
@@ -332,7 +343,7 @@ pub fn shutdown() {
     let Some(mut node) = NODE.write().unwrap_or_else(|p| p.into_inner()).take() else {
         return;
     };
-    raya_store::set_current_store(None);
+    publish_core(None);
     let goodbye = node.node_manager.send(LeaveCluster);
     let (tx, rx) = std::sync::mpsc::channel();
     node.system.arbiter().spawn(async move {

@@ -330,6 +330,8 @@ pub(super) async fn setup(
         host_env,
     });
 
+    // Once joined, tasks may arrive before `start_node` returns: they find the node here.
+    super::publish_core(Some(Arc::clone(&core)));
     node_manager
         .send(JoinCluster { total })
         .await
