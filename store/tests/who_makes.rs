@@ -128,8 +128,24 @@ fn only_the_maker_an_owner_expects_completes_its_objects() {
 
         // 2. The maker's result arrives before the owner's record of where the work went (the
         //    head reports a placement only once the node took the task): it waits for the
-        //    record and is taken then; another member's, waiting alike, is refused.
+        //    record and is taken then; another member's, waiting alike and arriving after it,
+        //    is refused (taking the maker's first must not make the forgery look answered).
         let (b, _b) = pending_object(&owner, 2);
+        let waiting_for = |n: usize| {
+            let objects = owner.objects.clone();
+            async move {
+                let waiting = async {
+                    while objects.send(EarlyResults).await.unwrap() < n {
+                        tokio::task::yield_now().await;
+                    }
+                };
+                tokio::time::timeout(Duration::from_secs(30), waiting)
+                    .await
+                    .expect("the results wait for the record");
+            }
+        };
+        make(&maker, owner.id(), b, 7);
+        waiting_for(1).await;
         let early_forgery = {
             let net = other.net.clone();
             let from = other.id();
@@ -145,16 +161,8 @@ fn only_the_maker_an_owner_expects_completes_its_objects() {
                 .await
             })
         };
-        make(&maker, owner.id(), b, 7);
         // Both wait at the owner until its record arrives.
-        let waiting = async {
-            while owner.objects.send(EarlyResults).await.unwrap() < 2 {
-                tokio::task::yield_now().await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(30), waiting)
-            .await
-            .expect("both results wait for the record");
+        waiting_for(2).await;
         owner.objects.do_send(ObjectsExpected {
             ids: vec![b],
             at: maker.id(),

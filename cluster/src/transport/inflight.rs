@@ -11,6 +11,10 @@
 //! and the message is not held up meanwhile (what the receiver does with the references — drop
 //! them, send them on — is counted after its own borrow: a node's borrows travel in order, and
 //! a message it sends on keeps them alive in turn).
+//!
+//! The frames of one ordered batch are handled one after another, but their registrations are
+//! waited for together, once the last frame is handled ([`in_batch`]): a batch of a thousand
+//! messages naming new objects costs one round trip to their owners, not a thousand in a row.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -83,6 +87,36 @@ pub async fn settled(pending: Vec<Settle>) {
     for p in pending {
         p.await;
     }
+}
+
+tokio::task_local! {
+    /// The registrations of the frames of the batch being handled ([`in_batch`]).
+    static BATCH: RefCell<Vec<Settle>>;
+}
+
+/// Runs `handle` (which handles the frames of one batch in order), then waits for the
+/// registrations its frames handed over with [`to_batch`]: the batch's answers, which let the
+/// sender drop its references, still wait for every borrow they started.
+pub(crate) async fn in_batch<R>(handle: impl Future<Output = R>) -> R {
+    BATCH
+        .scope(RefCell::new(Vec::new()), async {
+            let r = handle.await;
+            let pending = BATCH.with(|b| std::mem::take(&mut *b.borrow_mut()));
+            settled(pending).await;
+            r
+        })
+        .await
+}
+
+/// Hands `pending` to the batch being handled on this task, if any (then nothing is left to
+/// wait for here); otherwise gives it back.
+pub(crate) fn to_batch(pending: Vec<Settle>) -> Vec<Settle> {
+    if pending.is_empty() {
+        return pending;
+    }
+    let mut left = Some(pending);
+    let _ = BATCH.try_with(|b| b.borrow_mut().extend(left.take().unwrap_or_default()));
+    left.unwrap_or_default()
 }
 
 #[cfg(test)]

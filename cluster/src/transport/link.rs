@@ -8,6 +8,9 @@
 //! acknowledged by then fails, whether it was in the batch that kept failing or waited behind
 //! it, and whoever waits on it sees the error. A message that can never be sent (over the frame
 //! limit) or that a full link cannot take (too many messages or bytes queued) fails at once.
+//! A peer declared dead ([`super::Network::peer_dead`]) fails its link's batch and queue at
+//! once, the batch even while it waits for the far node's answer, and every message queued
+//! for it afterwards.
 //!
 //! A batch sent again may reach the far node twice (the first copy was slow, not lost). The far
 //! node keeps, per sender link, the number of the last batch it handled and its replies: a copy
@@ -172,6 +175,29 @@ pub(crate) struct Links {
     /// batch's own bytes).
     max_frame: usize,
     senders: Mutex<HashMap<(PeerId, Lane), LinkTx>>,
+    /// Peers declared dead, and why: a message queued for one later fails at once (a node
+    /// declared dead never comes back under the same id; it rejoins as a new node).
+    dead: Mutex<Tombstones>,
+}
+
+/// Peers declared dead, the latest [`MAX_SENDERS`] of them.
+#[derive(Default)]
+struct Tombstones {
+    why: HashMap<PeerId, String>,
+    order: VecDeque<PeerId>,
+}
+
+impl Tombstones {
+    fn bury(&mut self, peer: PeerId, reason: String) {
+        if self.why.insert(peer, reason).is_none() {
+            self.order.push_back(peer);
+        }
+        while self.order.len() > MAX_SENDERS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.why.remove(&oldest);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Links {
@@ -189,6 +215,7 @@ impl Links {
             bound,
             max_frame: max_request.saturating_sub(BATCH_OVERHEAD),
             senders: Mutex::new(HashMap::new()),
+            dead: Mutex::default(),
         }
     }
 
@@ -212,6 +239,17 @@ impl Links {
                 max: self.max_frame,
             };
             refuse(ack, name, peer, e);
+            return;
+        }
+        let dead = self
+            .dead
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .why
+            .get(&peer)
+            .cloned();
+        if let Some(reason) = dead {
+            refuse(ack, name, peer, NetError::NotSent { peer, reason });
             return;
         }
         let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
@@ -280,8 +318,21 @@ impl Links {
         }
     }
 
-    /// Fails everything queued for `peer` at once, with `reason`: the peer is dead.
+    /// `peer` is alive again (registered anew under its identity): messages to it are sent.
+    pub(crate) fn peer_alive(&self, peer: PeerId) {
+        let mut dead = self.dead.lock().unwrap_or_else(|p| p.into_inner());
+        if dead.why.remove(&peer).is_some() {
+            dead.order.retain(|p| *p != peer);
+        }
+    }
+
+    /// Fails everything queued for `peer` at once, with `reason`: the peer is dead. What is
+    /// queued for it later fails at once too.
     pub(crate) fn peer_dead(&self, peer: PeerId, reason: String) {
+        self.dead
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .bury(peer, reason.clone());
         let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
         for lane in [Lane::Main, Lane::Refs] {
             if let Some(link) = senders.remove(&(peer, lane)) {
@@ -478,16 +529,14 @@ impl Link {
         let mut pause = Duration::from_millis(50);
         loop {
             // An attempt never outlasts the bound (a stalled peer keeps a request unanswered
-            // for the network's whole request timeout).
+            // for the network's whole request timeout), nor the peer's life: one declared dead
+            // while its batch is unanswered fails the batch at once.
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let attempt = match tokio::time::timeout(
-                left,
-                self.net.ask_frame(self.peer, frame.clone()),
-            )
-            .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(NetError::Timeout { peer: self.peer }),
+            let ask = tokio::time::timeout(left, self.net.ask_frame(self.peer, frame.clone()));
+            let attempt = match until_dead(&mut self.queue, self.peer, rx, ask).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(NetError::Timeout { peer: self.peer }),
+                Err(dead) => return dead,
             };
             let error = match attempt {
                 Ok(bytes) => {
@@ -511,23 +560,36 @@ impl Link {
             tracing::debug!(peer = %self.peer, seq = self.seq, error = %error, "batch not delivered: retrying");
             // Wait before the next try, but stop at once when the peer is declared dead.
             let sleep = tokio::time::sleep(pause);
-            tokio::pin!(sleep);
-            loop {
-                tokio::select! {
-                    _ = &mut sleep => break,
-                    input = rx.recv() => match input {
-                        Some(LinkInput::Message(q)) => self.queue.push_back(q),
-                        Some(LinkInput::PeerDead(reason)) => return Delivery::PeerDead(reason),
-                        None => {
-                            return Delivery::Failed(NetError::NotSent {
-                                peer: self.peer,
-                                reason: "the network is stopped".into(),
-                            });
-                        }
-                    },
-                }
+            if let Err(dead) = until_dead(&mut self.queue, self.peer, rx, sleep).await {
+                return dead;
             }
             pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// Waits for `work` while taking the link's input: messages join `queue`; the peer declared
+/// dead (or the network stopped) ends the wait with what the batch comes to.
+async fn until_dead<F: std::future::Future>(
+    queue: &mut VecDeque<Queued>,
+    peer: PeerId,
+    rx: &mut mpsc::UnboundedReceiver<LinkInput>,
+    work: F,
+) -> Result<F::Output, Delivery> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return Ok(out),
+            input = rx.recv() => match input {
+                Some(LinkInput::Message(q)) => queue.push_back(q),
+                Some(LinkInput::PeerDead(reason)) => return Err(Delivery::PeerDead(reason)),
+                None => {
+                    return Err(Delivery::Failed(NetError::NotSent {
+                        peer,
+                        reason: "the network is stopped".into(),
+                    }));
+                }
+            },
         }
     }
 }

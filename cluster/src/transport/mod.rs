@@ -176,7 +176,8 @@ pub struct NetConfig {
     /// Capacity of the command queue into the swarm.
     pub command_queue: usize,
     /// Request-response streams per connection (libp2p's limit; requests to one peer are held
-    /// to 256 in flight below it, the rest queue).
+    /// to 256 in flight below it, the rest queue; the batches of ordered links, at most two per
+    /// peer, take none of those).
     pub max_streams: usize,
     /// How long a message sent with [`Network::send_ordered`] is retried before it fails.
     pub delivery_timeout: Duration,

@@ -318,10 +318,16 @@ impl Network {
     }
 
     /// Fails at once what is queued for `peer` on its ordered links (the peer was declared
-    /// dead); later messages start new links.
+    /// dead), and what is queued for it later, until [`Network::peer_alive`] says it is back.
     pub fn peer_dead(&self, peer: PeerId, reason: impl Into<String>) {
         self.links.peer_dead(peer, reason.into());
         self.router.delivered().forget(peer);
+    }
+
+    /// `peer` registered with the cluster again (the same identity restarted): ordered
+    /// messages to it are sent again.
+    pub fn peer_alive(&self, peer: PeerId) {
+        self.links.peer_alive(peer);
     }
 
     /// Publishes `data` on gossip topic `topic`.

@@ -330,7 +330,15 @@ impl Router {
     /// ([`MAX_BATCH_REPLY`] bytes): a frame whose reply would pass the bound is still handled, in
     /// order, but answered with a refusal instead of its reply (a batch of a thousand reads of
     /// the largest values would otherwise be held in memory at once).
+    ///
+    /// A frame is handled once the one before it was, not once the borrows of the references
+    /// it named were counted: those are waited for together, before the batch is answered
+    /// ([`super::inflight::in_batch`]).
     pub(crate) async fn dispatch_in_order(&self, from: Caller, frames: Vec<Frame>) -> Vec<Reply> {
+        super::inflight::in_batch(self.dispatch_each(from, frames)).await
+    }
+
+    async fn dispatch_each(&self, from: Caller, frames: Vec<Frame>) -> Vec<Reply> {
         let batch = route_id::<super::link::Sequenced>();
         let mut replies = Vec::with_capacity(frames.len());
         let mut bytes = 0usize;
@@ -486,6 +494,9 @@ impl Router {
                     // handled, and it is answered only once they are counted (see
                     // `super::inflight`): the sender keeps its own until the answer.
                     let (msg, pending) = super::inflight::settling(|| M::decode(&body));
+                    // In an ordered batch, the batch waits for them once all its frames are
+                    // handled.
+                    let pending = super::inflight::to_batch(pending);
                     let msg = msg?;
                     if let Err(reason) = msg.check_from(&from) {
                         // The references it named are dropped with it, once counted.

@@ -20,6 +20,8 @@ use libp2p::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::codec::{self, Frame, RPC_PROTOCOL, Reply};
+use super::link::Sequenced;
+use super::router::route_id;
 use super::{NetConfig, NetError, NetEvent, Role, Router, WireIdentity};
 
 /// The protocols every node runs.
@@ -199,9 +201,14 @@ pub(super) struct EventLoop {
     shared: Arc<Shared>,
     router: Router,
     cmd_tx: mpsc::Sender<Command>,
-    pending: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<Reply, NetError>>)>,
+    /// Requests in flight: to whom, where the reply goes, and whether it holds one of the
+    /// peer's [`MAX_IN_FLIGHT`] slots.
+    pending: HashMap<OutboundRequestId, (PeerId, ReplyTx, bool)>,
     /// Requests in flight per peer, and those waiting for a free slot: yamux refuses streams
-    /// past its limit, so requests to one peer are bounded here.
+    /// past its limit, so requests to one peer are bounded here. The batches of ordered links
+    /// take no slot: a link has one batch in flight at most, and a peer two links, and were
+    /// they queued behind requests the far node holds (a locate parked until an object is
+    /// made), the borrow registrations that object's making waits for would wait too.
     in_flight: HashMap<PeerId, usize>,
     waiting: HashMap<PeerId, std::collections::VecDeque<(Frame, ReplyTx)>>,
     identified: HashSet<PeerId>,
@@ -359,7 +366,7 @@ impl EventLoop {
                 _ = redial.tick() => self.redial(),
             }
         }
-        for (_, (_, tx)) in self.pending.drain() {
+        for (_, (_, tx, _)) in self.pending.drain() {
             let _ = tx.send(Err(NetError::Stopped));
         }
         for (_, q) in self.waiting.drain() {
@@ -390,11 +397,16 @@ impl EventLoop {
                     });
                     return;
                 }
+                if frame.route == route_id::<Sequenced>() {
+                    let id = self.swarm.behaviour_mut().rpc.send_request(&peer, frame);
+                    self.pending.insert(id, (peer, reply, false));
+                    return;
+                }
                 let n = self.in_flight.entry(peer).or_default();
                 if *n < MAX_IN_FLIGHT {
                     *n += 1;
                     let id = self.swarm.behaviour_mut().rpc.send_request(&peer, frame);
-                    self.pending.insert(id, (peer, reply));
+                    self.pending.insert(id, (peer, reply, true));
                 } else {
                     let q = self.waiting.entry(peer).or_default();
                     if q.len() >= MAX_WAITING {
@@ -514,6 +526,14 @@ impl EventLoop {
                     self.shared.publish(NetEvent::PeerGone { peer: peer_id });
                 }
             }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, left = num_established, ?cause, "a connection closed");
+            }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(peer = ?peer_id, error = %error, "could not connect");
             }
@@ -612,7 +632,7 @@ impl EventLoop {
         match next {
             Some((frame, reply)) => {
                 let id = self.swarm.behaviour_mut().rpc.send_request(&peer, frame);
-                self.pending.insert(id, (peer, reply));
+                self.pending.insert(id, (peer, reply, true));
             }
             None => {
                 self.waiting.remove(&peer);
@@ -653,9 +673,11 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
-                    if let Some((p, tx)) = self.pending.remove(&request_id) {
+                    if let Some((p, tx, slot)) = self.pending.remove(&request_id) {
                         let _ = tx.send(Ok(response));
-                        self.request_done(p);
+                        if slot {
+                            self.request_done(p);
+                        }
                     } else {
                         tracing::trace!(%peer, "reply to a forgotten request");
                     }
@@ -674,9 +696,11 @@ impl EventLoop {
                         reason: other.to_string(),
                     },
                 };
-                if let Some((p, tx)) = self.pending.remove(&request_id) {
+                if let Some((p, tx, slot)) = self.pending.remove(&request_id) {
                     let _ = tx.send(Err(err));
-                    self.request_done(p);
+                    if slot {
+                        self.request_done(p);
+                    }
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {

@@ -417,6 +417,92 @@ impl Handler<Naming> for Recorder {
     }
 }
 
+/// Opens when the test below lets the borrows of its batch be counted.
+static GATE: std::sync::LazyLock<tokio::sync::watch::Sender<bool>> =
+    std::sync::LazyLock::new(|| tokio::sync::watch::Sender::new(false));
+
+/// A message whose decoding starts a borrow registration that is counted only once [`GATE`]
+/// opens, as one naming an object of a slow owner.
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "usize")]
+#[serde(from = "GatedWire")]
+struct Gated(u64);
+
+#[derive(Serialize, Deserialize)]
+struct GatedWire(u64);
+
+impl From<GatedWire> for Gated {
+    fn from(w: GatedWire) -> Gated {
+        let mut open = GATE.subscribe();
+        let counted: inflight::Settle = Box::pin(async move {
+            let _ = open.wait_for(|o| *o).await;
+        });
+        assert!(
+            inflight::settle_later(counted).is_none(),
+            "decoded by a router"
+        );
+        Gated(w.0)
+    }
+}
+
+crate::wire_message!(Gated => "test/Gated");
+
+impl Handler<Gated> for Recorder {
+    type Result = usize;
+    fn handle(&mut self, m: Gated, _: &mut Context<Self>) -> usize {
+        self.0.push(m.0);
+        self.0.len()
+    }
+}
+
+#[test]
+fn a_batchs_frames_are_handled_in_order_while_their_borrows_are_counted_and_answered_after() {
+    run(async {
+        let router = Router::new();
+        let recorder = Recorder(Vec::new()).start();
+        router.serve::<Gated, _>(recorder.clone());
+        let frames: Vec<Frame> = (0..8)
+            .map(|i| Frame {
+                route: router::route_id::<Gated>(),
+                target: Target::System,
+                body: router::encode_body(&GatedWire(i)).unwrap(),
+            })
+            .collect();
+        let from = Caller {
+            peer: libp2p::PeerId::random(),
+            head: false,
+            tag_taken: false,
+        };
+        let r = router.clone();
+        let batch = actix_rt::spawn(async move { r.dispatch_in_order(from, frames).await });
+        // Every frame is handled, in order, although no borrow is counted yet (handled one
+        // borrow at a time, a batch of a thousand would take a thousand round trips).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let handled = recorder.send(Recorded).await.unwrap();
+            if handled.len() == 8 {
+                assert_eq!(handled, (0..8).collect::<Vec<u64>>());
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {handled:?} handled while the borrows wait"
+            );
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The sender keeps its references until the batch is answered: not before every
+        // borrow is counted.
+        assert!(
+            !batch.is_finished(),
+            "answered before its borrows were counted"
+        );
+        GATE.send_replace(true);
+        let replies = batch.await.unwrap();
+        assert_eq!(replies.len(), 8);
+        assert!(replies.iter().all(|r| r.is_ok()), "{replies:?}");
+    });
+}
+
 #[test]
 fn two_nodes_sending_each_other_references_at_once_both_get_through() {
     run(async {
@@ -926,6 +1012,158 @@ fn the_replies_of_one_ordered_batch_are_bounded_together() {
             );
         }
         assert_eq!(head.router().refused(), 2);
+        for n in [node, head] {
+            n.shutdown();
+        }
+    });
+}
+
+/// A message its handler never answers, as a node stalled before it is declared dead.
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "usize")]
+struct Stall;
+
+crate::wire_message!(Stall => "test/Stall");
+
+struct Staller(std::sync::mpsc::Sender<()>);
+impl Actor for Staller {
+    type Context = Context<Self>;
+}
+impl Handler<Stall> for Staller {
+    type Result = ResponseFuture<usize>;
+    fn handle(&mut self, _: Stall, _: &mut Context<Self>) -> Self::Result {
+        let _ = self.0.send(());
+        Box::pin(std::future::pending())
+    }
+}
+
+#[test]
+fn a_batch_on_its_way_to_a_peer_declared_dead_fails_at_once() {
+    run(async {
+        let (entered, handling) = std::sync::mpsc::channel();
+        let router = Router::new();
+        router.serve::<Stall, _>(Staller(entered).start());
+        // Neither side's request bound nor the delivery bound ends the wait within the test.
+        let patient = |role| {
+            let mut c = loopback(role);
+            c.request_timeout = Duration::from_secs(3600);
+            c.delivery_timeout = Duration::from_secs(3600);
+            c
+        };
+        let head =
+            Network::start(Keypair::generate_ed25519(), patient(Role::Head), router).unwrap();
+        let mut c = patient(Role::Node);
+        c.bootstrap = head.listen_addrs();
+        let node = Network::start(Keypair::generate_ed25519(), c, Router::new()).unwrap();
+        let to = node.wait_for_head(Duration::from_secs(10)).await.unwrap();
+        let reply = actix_rt::spawn({
+            let node = node.clone();
+            async move { node.send_ordered(to, Stall).await }
+        });
+        // The batch is on the far node, unanswered, when its node is declared dead.
+        actix_rt::task::spawn_blocking(move || handling.recv().unwrap())
+            .await
+            .unwrap();
+        node.peer_dead(to, "declared dead by the test");
+        let outcome = tokio::time::timeout(Duration::from_secs(60), reply)
+            .await
+            .expect("the send still waits on a peer declared dead")
+            .unwrap();
+        match outcome {
+            Err(NetError::Unreachable { peer, reason }) => {
+                assert_eq!(peer, to);
+                assert!(reason.contains("declared dead by the test"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        for n in [node, head] {
+            n.shutdown();
+        }
+    });
+}
+
+#[test]
+fn an_ordered_message_to_a_peer_declared_dead_before_fails_at_once() {
+    run(async {
+        let mut c = loopback(Role::Node);
+        c.delivery_timeout = Duration::from_secs(3600);
+        let node = Network::start(Keypair::generate_ed25519(), c, Router::new()).unwrap();
+        let dead = libp2p::PeerId::random();
+        node.peer_dead(dead, "declared dead by the test");
+        // Sent after the death: no link would ever reach it, and nobody fails it later.
+        for lane in [Lane::Main, Lane::Refs] {
+            let sent = node.send_ordered_on(lane, dead, Record(1));
+            let outcome = tokio::time::timeout(Duration::from_secs(60), sent)
+                .await
+                .expect("the send waits on a peer declared dead");
+            match outcome {
+                Err(NetError::NotSent { peer, reason }) => {
+                    assert_eq!(peer, dead);
+                    assert!(reason.contains("declared dead by the test"), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // Registered again (the same identity restarted), or another peer: retried, not
+        // refused.
+        node.peer_alive(dead);
+        for peer in [dead, libp2p::PeerId::random()] {
+            let mut pending = std::pin::pin!(node.send_ordered(peer, Record(2)));
+            assert!(
+                tokio::time::timeout(Duration::from_millis(200), &mut pending)
+                    .await
+                    .is_err(),
+                "a live peer's message is retried, not refused"
+            );
+        }
+        node.shutdown();
+    });
+}
+
+#[test]
+fn an_ordered_batch_is_not_queued_behind_requests_the_far_node_holds() {
+    run(async {
+        let (entered, held) = std::sync::mpsc::channel();
+        let router = Router::new();
+        router.serve::<Stall, _>(Staller(entered).start());
+        router.serve::<Record, _>(Recorder(Vec::new()).start());
+        let patient = |role| {
+            let mut c = loopback(role);
+            c.request_timeout = Duration::from_secs(3600);
+            c.delivery_timeout = Duration::from_secs(3600);
+            c
+        };
+        let head =
+            Network::start(Keypair::generate_ed25519(), patient(Role::Head), router).unwrap();
+        let mut c = patient(Role::Node);
+        c.bootstrap = head.listen_addrs();
+        let node = Network::start(Keypair::generate_ed25519(), c, Router::new()).unwrap();
+        let to = node.wait_for_head(Duration::from_secs(10)).await.unwrap();
+        // As many requests as the node has in flight to one peer, each held by the far node
+        // (as locates parked until their object is made) ...
+        let asks: Vec<_> = (0..256)
+            .map(|_| {
+                let node = node.clone();
+                actix_rt::spawn(async move { node.ask(to, Target::System, Stall).await })
+            })
+            .collect();
+        actix_rt::task::spawn_blocking(move || {
+            for _ in 0..256 {
+                held.recv().unwrap();
+            }
+        })
+        .await
+        .unwrap();
+        // ... and an ordered message (a borrow registration that object's making waits for)
+        // still gets through.
+        let n = tokio::time::timeout(Duration::from_secs(60), node.send_ordered(to, Record(1)))
+            .await
+            .expect("the ordered message waits behind the held requests")
+            .unwrap();
+        assert_eq!(n, 1);
+        for a in asks {
+            a.abort();
+        }
         for n in [node, head] {
             n.shutdown();
         }

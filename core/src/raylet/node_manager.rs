@@ -308,6 +308,11 @@ impl Handler<GcsEvent> for NodeManager {
             if let Some(o) = &self.objects {
                 o.do_send(NodeBack(info.node_id));
             }
+            if let Some(net) = &self.net {
+                // Registered again under its identity (restarted on its key): it may be sent
+                // to again.
+                net.peer_alive(info.node_id.peer_id());
+            }
             if info.is_head {
                 // A head registering with another start time than the one known: it restarted
                 // (heard once per incarnation, however many notices say so).

@@ -117,9 +117,18 @@ impl Early {
 
 impl ObjectManager {
     /// The record of `id`'s maker arrived: the result waiting from that maker is taken, any
-    /// other refused.
+    /// other refused. Every held result is judged against the record as it arrived: the others
+    /// are answered before the maker's is taken, so a forgery held beside the real result is
+    /// refused whichever came first (once the object is made it would look like one that
+    /// needs nothing more).
     pub(super) fn settle_early(&mut self, id: ObjectId, ctx: &mut Context<Self>) {
-        for w in self.early.take(id) {
+        let maker = self.expected.get(&id).copied();
+        let (makers, others): (Vec<_>, Vec<_>) = self
+            .early
+            .take(id)
+            .into_iter()
+            .partition(|w| Some(w.msg.from) == maker);
+        for w in others.into_iter().chain(makers) {
             let taken = self.take_ready(w.msg, ctx);
             let _ = w.answer.send(taken);
         }

@@ -177,6 +177,7 @@ pub(super) async fn pull_object(
     let deadline = tokio::time::Instant::now() + lease;
     let mut pause = Duration::from_millis(50);
     loop {
+        let started = tokio::time::Instant::now();
         let reason = match pull_once(net, core, id, from).await {
             Ok(()) => return Ok(()),
             Err(Failure::Final(e)) => return Err(e),
@@ -188,7 +189,7 @@ pub(super) async fn pull_object(
                 format!("could not fetch it from node {from} (for {lease:?}): {reason}"),
             ));
         }
-        tracing::debug!(object = %id, %from, %reason, "pull failed: trying again");
+        tracing::debug!(object = %id, %from, %reason, took = ?started.elapsed(), "pull failed: trying again");
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(2));
     }
@@ -324,12 +325,14 @@ pub(super) fn serve_pulls(core: Arc<StoreCore>, net: &Network) {
                     Ok(Ok(t)) => t,
                     Ok(Err(_)) => return,
                     Err(_) => {
+                        tracing::debug!(%peer, "no turn for a pull: telling the puller to come back");
                         let _ = refuse_busy(&mut stream).await;
                         return;
                     }
                 };
+                let started = tokio::time::Instant::now();
                 if let Err(e) = send_object(&core, &mut stream).await {
-                    tracing::debug!(%peer, error = %e, "object transfer failed");
+                    tracing::debug!(%peer, error = %e, took = ?started.elapsed(), "object transfer failed");
                 }
             });
         }

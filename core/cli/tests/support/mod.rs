@@ -529,6 +529,9 @@ impl Driver {
         };
         let (out, err) = self.output();
         let scenario = &self.scenario;
+        if std::env::var_os("RAYA_KEEP_TEST_DIRS").is_some() {
+            let _ = std::fs::write(self.steps.join("driver.log"), &err);
+        }
         match status {
             Some(s) if s.success() => {}
             Some(s) => panic!("scenario {scenario} failed ({s}):\n{out}\n{err}"),
