@@ -1037,6 +1037,23 @@ impl Handler<Stall> for Staller {
     }
 }
 
+/// A head serving `router` and a node joined to it (with the head's peer id), neither of
+/// whose request or delivery bounds ends a wait within a test.
+async fn patient_pair(router: Router) -> (Network, Network, libp2p::PeerId) {
+    let patient = |role| {
+        let mut c = loopback(role);
+        c.request_timeout = Duration::from_secs(3600);
+        c.delivery_timeout = Duration::from_secs(3600);
+        c
+    };
+    let head = Network::start(Keypair::generate_ed25519(), patient(Role::Head), router).unwrap();
+    let mut c = patient(Role::Node);
+    c.bootstrap = head.listen_addrs();
+    let node = Network::start(Keypair::generate_ed25519(), c, Router::new()).unwrap();
+    let to = node.wait_for_head(Duration::from_secs(10)).await.unwrap();
+    (head, node, to)
+}
+
 #[test]
 fn a_batch_on_its_way_to_a_peer_declared_dead_fails_at_once() {
     run(async {
@@ -1044,18 +1061,7 @@ fn a_batch_on_its_way_to_a_peer_declared_dead_fails_at_once() {
         let router = Router::new();
         router.serve::<Stall, _>(Staller(entered).start());
         // Neither side's request bound nor the delivery bound ends the wait within the test.
-        let patient = |role| {
-            let mut c = loopback(role);
-            c.request_timeout = Duration::from_secs(3600);
-            c.delivery_timeout = Duration::from_secs(3600);
-            c
-        };
-        let head =
-            Network::start(Keypair::generate_ed25519(), patient(Role::Head), router).unwrap();
-        let mut c = patient(Role::Node);
-        c.bootstrap = head.listen_addrs();
-        let node = Network::start(Keypair::generate_ed25519(), c, Router::new()).unwrap();
-        let to = node.wait_for_head(Duration::from_secs(10)).await.unwrap();
+        let (head, node, to) = patient_pair(router).await;
         let reply = actix_rt::spawn({
             let node = node.clone();
             async move { node.send_ordered(to, Stall).await }
@@ -1127,18 +1133,7 @@ fn an_ordered_batch_is_not_queued_behind_requests_the_far_node_holds() {
         let router = Router::new();
         router.serve::<Stall, _>(Staller(entered).start());
         router.serve::<Record, _>(Recorder(Vec::new()).start());
-        let patient = |role| {
-            let mut c = loopback(role);
-            c.request_timeout = Duration::from_secs(3600);
-            c.delivery_timeout = Duration::from_secs(3600);
-            c
-        };
-        let head =
-            Network::start(Keypair::generate_ed25519(), patient(Role::Head), router).unwrap();
-        let mut c = patient(Role::Node);
-        c.bootstrap = head.listen_addrs();
-        let node = Network::start(Keypair::generate_ed25519(), c, Router::new()).unwrap();
-        let to = node.wait_for_head(Duration::from_secs(10)).await.unwrap();
+        let (head, node, to) = patient_pair(router).await;
         // As many requests as the node has in flight to one peer, each held by the far node
         // (as locates parked until their object is made) ...
         let asks: Vec<_> = (0..256)
