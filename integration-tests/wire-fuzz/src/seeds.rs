@@ -24,8 +24,8 @@ use raya_scheduler::{
     TaskGoing, TaskPlaced, TaskSpec, TaskUnschedulable,
 };
 use raya_store::object_manager::{
-    Borrow, ExpectedFrom, FreeObject, LocateObject, ObjectReady, ObjectsExpected, ReadyData,
-    StillMaking,
+    Borrow, ExpectedFrom, FreeObject, LocateObject, Located, ObjectLocated, ObjectReady,
+    ObjectsExpected, ReadyData, StillMaking,
 };
 
 use crate::targets::{checks, ensure_store, peers};
@@ -252,6 +252,14 @@ pub fn bodies() -> Vec<(&'static str, Vec<u8>)> {
             at: node(),
         }),
         body(&LocateObject(oid)),
+        body(&ObjectLocated {
+            id: oid,
+            located: Located::Value(vec![1, 2, 3]),
+        }),
+        body(&ObjectLocated {
+            id: oid,
+            located: Located::At(node()),
+        }),
         body(&ExpectedFrom {
             ids: vec![oid],
             from: node(),

@@ -21,7 +21,8 @@ use raya_cluster::transport::Received;
 use raya_common::ObjectId;
 use tokio::sync::oneshot;
 
-use super::{FreeObject, LocateResolved, ObjectManager, ObjectReady, ReadyData, complete_or_fail};
+use super::locate::LocateResolved;
+use super::{FreeObject, ObjectManager, ObjectReady, ReadyData, complete_or_fail};
 use crate::object_store::Status;
 
 /// How long a result waits here for the owner's record of its maker, at most.
@@ -183,7 +184,7 @@ impl ObjectManager {
                 }
             }
         }
-        self.answer_parked(m.id);
+        self.tell_subscribers(m.id);
         true
     }
 }

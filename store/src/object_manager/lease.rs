@@ -194,7 +194,7 @@ impl Handler<Answered> for ObjectManager {
                 self.leases.doubted.remove(&id);
                 tracing::warn!(object = %id, %maker, error = %error.message, "object lease ran out");
                 self.core.fail(id, Arc::new(error));
-                self.answer_parked(id);
+                self.tell_subscribers(id);
             }
         }
     }

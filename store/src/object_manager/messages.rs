@@ -86,6 +86,9 @@ pub struct ExpectedFrom {
 pub enum Located {
     /// On this node.
     At(NodeId),
+    /// Ready on the owner, and small (at most [`MAX_INLINE`] bytes encoded) with no other
+    /// object named in it: its encoded bytes, so the asker needs no pull.
+    Value(Vec<u8>),
     /// It failed with this error.
     Failed(TaskError),
     /// Not ready yet; ask again.

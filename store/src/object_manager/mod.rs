@@ -4,9 +4,11 @@
 //!   them, and tells the owner when each is ready ([`ObjectReady`]): small results travel in that
 //!   message, large ones stay where they are and are pulled when someone needs them.
 //! - A node that needs an object it does not have (a `get`, a `wait`, a task argument) asks the
-//!   owner where it is ([`LocateObject`], answered when the object is ready) and pulls it from
-//!   there over a stream in chunks (`/raya/object/1`, [`raya_cluster::transport::OBJECT_PROTOCOL`]), so a multi-GiB object never sits in one
-//!   message and a transfer does not hold up the node's other traffic.
+//!   owner where it is ([`LocateObject`], answered when the object is ready). A small object
+//!   that names no other comes back in the answer itself ([`Located::Value`], as Ray's owners
+//!   answer with small objects); any other is pulled from where it is over a stream in chunks
+//!   (`/raya/object/1`, [`raya_cluster::transport::OBJECT_PROTOCOL`]), so a multi-GiB object
+//!   never sits in one message and a transfer does not hold up the node's other traffic.
 //! - Reference counting spans nodes: a node holding references to an object owned elsewhere is
 //!   a borrower the owner counts ([`Borrow`]); when the last reference anywhere is gone the owner
 //!   frees the object and tells every node holding a copy ([`FreeObject`]).
@@ -18,11 +20,13 @@
 
 mod early;
 mod lease;
+mod locate;
 mod messages;
 mod transfer;
 
 pub use early::{EARLY_WAIT, EarlyResults};
 pub use lease::StillMaking;
+pub use locate::{ASK_AGAIN, MAX_PER_OBJECT, MAX_SUBSCRIBED, ObjectLocated, Subscriptions};
 
 /// The object manager's wire checks, by wire name (see
 /// [`raya_cluster::transport::checks`]).
@@ -32,6 +36,7 @@ pub fn wire_checks() -> Vec<raya_cluster::transport::WireCheck> {
         (ObjectReady::NAME, check_body::<ObjectReady>),
         (ObjectsExpected::NAME, check_body::<ObjectsExpected>),
         (LocateObject::NAME, check_body::<LocateObject>),
+        (ObjectLocated::NAME, check_body::<ObjectLocated>),
         (ExpectedFrom::NAME, check_body::<ExpectedFrom>),
         (FreeObject::NAME, check_body::<FreeObject>),
         (Borrow::NAME, check_body::<Borrow>),
@@ -53,7 +58,6 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use raya_cluster::transport::{Lane, Network, Received};
 use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind};
-use tokio::sync::oneshot;
 
 use crate::object_store::{Resident, Status, StoreCore, StoreHooks};
 use crate::raw_ref::RawRef;
@@ -71,11 +75,6 @@ struct ObjectWanted(ObjectId, Option<NodeId>);
 #[derive(Message)]
 #[rtype(result = "()")]
 struct ResultReady(ObjectId, NodeId, Option<Instant>);
-
-/// An object that locate requests were parked on is no longer pending.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct LocateResolved(ObjectId);
 
 /// A pull of `.0` ended; `.1`: the node pulled from, for an object owned here.
 #[derive(Message)]
@@ -139,10 +138,12 @@ pub struct ObjectManager {
     watched_free: HashSet<ObjectId>,
     /// Borrowers' references, held for them.
     borrowers: HashMap<(ObjectId, NodeId), RawRef>,
-    /// Locate requests waiting for an object to be ready.
-    parked: HashMap<ObjectId, Vec<oneshot::Sender<Located>>>,
-    /// Objects whose readiness this manager watches (for parked locates).
+    /// Nodes waiting for word of pending objects owned here.
+    subscribers: locate::Subscribers,
+    /// Objects whose readiness this manager watches (for their subscribers).
     watching: HashSet<ObjectId>,
+    /// This node's locates waiting for their owners' word.
+    watches: locate::Watches,
     /// Pulls in flight.
     pulling: HashSet<ObjectId>,
     /// How long an object's owner, maker or holder may stay unreachable before it fails.
@@ -187,8 +188,9 @@ impl ObjectManager {
             going: HashSet::new(),
             watched_free: HashSet::new(),
             borrowers: HashMap::new(),
-            parked: HashMap::new(),
+            subscribers: locate::Subscribers::default(),
             watching: HashSet::new(),
+            watches: locate::Watches::default(),
             pulling: HashSet::new(),
             leases: lease::Leases::default(),
             early: early::Early::default(),
@@ -204,7 +206,8 @@ impl ObjectManager {
         let router = net.router();
         router.serve_received::<ObjectReady, _>(addr.clone());
         router.serve_received::<ObjectsExpected, _>(addr.clone());
-        router.serve::<LocateObject, _>(addr.clone());
+        router.serve_received::<LocateObject, _>(addr.clone());
+        router.serve_received::<ObjectLocated, _>(addr.clone());
         router.serve::<ExpectedFrom, _>(addr.clone());
         router.serve::<FreeObject, _>(addr.clone());
         router.serve::<Borrow, _>(addr.clone());
@@ -250,32 +253,6 @@ impl ObjectManager {
             let result = pull_object(&net, &core, id, from, lease).await;
             me.do_send(PullDone(id, Some(from), result));
         });
-    }
-
-    fn located(&self, id: ObjectId) -> Located {
-        // The status only: reading the object would load a spilled one from disk.
-        match self.core.status(id) {
-            Status::Ready => Located::At(self.me),
-            Status::Failed => match self.core.failure(id) {
-                Some(e) => Located::Failed((*e).clone()),
-                None => Located::Pending,
-            },
-            Status::Missing => Located::Unknown,
-            Status::Pending => match self.copies.get(&id).and_then(|c| c.iter().next()) {
-                Some(n) => Located::At(*n),
-                None => Located::Pending,
-            },
-        }
-    }
-
-    fn answer_parked(&mut self, id: ObjectId) {
-        let answer = self.located(id);
-        if matches!(answer, Located::Pending) {
-            return;
-        }
-        for tx in self.parked.remove(&id).unwrap_or_default() {
-            let _ = tx.send(answer.clone());
-        }
     }
 }
 
@@ -493,8 +470,9 @@ impl Handler<ObjectWanted> for ObjectManager {
                     ctx.address(),
                     self.lease,
                 );
+                let watches = self.watches.clone();
                 self.net.spawn(async move {
-                    let result = locate_and_pull(&net, &core, id, owner, lease).await;
+                    let result = locate_and_pull(&net, &watches, &core, id, owner, lease).await;
                     me.do_send(PullDone(id, None, result));
                 });
             }
@@ -523,42 +501,7 @@ impl Handler<PullDone> for ObjectManager {
             tracing::warn!(object = %id, error = %e, "object could not be fetched");
             self.core.fail(id, Arc::new(e));
         }
-        self.answer_parked(id);
-    }
-}
-
-impl Handler<LocateObject> for ObjectManager {
-    type Result = ResponseFuture<Located>;
-    fn handle(&mut self, LocateObject(id): LocateObject, ctx: &mut Context<Self>) -> Self::Result {
-        let now = self.located(id);
-        if !matches!(now, Located::Pending) {
-            return Box::pin(async move { now });
-        }
-        let (tx, rx) = oneshot::channel();
-        self.parked.entry(id).or_default().push(tx);
-        if self.watching.insert(id) {
-            let me = ctx.address();
-            self.core
-                .on_ready(id, Box::new(move || me.do_send(LocateResolved(id))));
-        }
-        Box::pin(async move {
-            // Answer before the request times out; the asker asks again.
-            match actix_rt::time::timeout(Duration::from_secs(15), rx).await {
-                Ok(Ok(l)) => l,
-                _ => Located::Pending,
-            }
-        })
-    }
-}
-
-impl Handler<LocateResolved> for ObjectManager {
-    type Result = ();
-    fn handle(&mut self, LocateResolved(id): LocateResolved, _: &mut Context<Self>) {
-        self.watching.remove(&id);
-        self.answer_parked(id);
-        if let Some(list) = self.parked.get_mut(&id) {
-            list.retain(|tx| !tx.is_closed());
-        }
+        self.tell_subscribers(id);
     }
 }
 
@@ -577,6 +520,8 @@ impl Handler<FreeObject> for ObjectManager {
             }
         }
         self.held.remove(&id);
+        // Whoever still waits for word of it hears it is gone.
+        self.tell_subscribers(id);
     }
 }
 
@@ -639,6 +584,7 @@ impl Handler<NodeGone> for ObjectManager {
     type Result = ();
     fn handle(&mut self, NodeGone(dead): NodeGone, ctx: &mut Context<Self>) {
         self.note_dead(dead);
+        self.subscribers.forget(dead);
         let mut lost = Vec::new();
         let going = &self.going;
         self.expected.retain(|id, n| {
@@ -739,7 +685,7 @@ impl ObjectManager {
             id,
             Arc::new(TaskError::new(TaskErrorKind::NodeDied, message)),
         );
-        self.answer_parked(id);
+        self.tell_subscribers(id);
     }
 }
 

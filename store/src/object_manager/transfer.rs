@@ -1,5 +1,6 @@
 //! Object transfer: locating an object at its owner and pulling it over a stream
-//! ([`OBJECT_PROTOCOL`]) in chunks, and serving the pulls of other nodes.
+//! ([`OBJECT_PROTOCOL`]) in chunks, and serving the pulls of other nodes. A small object
+//! naming no other needs no pull: the owner's answer carries it.
 //!
 //! A pull is a request (the object's id), a header (its length and the references it names, or
 //! why it cannot be sent, or "busy"), the bytes, and the puller's acknowledgement. The puller
@@ -18,11 +19,12 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use raya_cluster::transport::codec::{read_frame, write_frame};
 use raya_cluster::transport::inflight::{settled, settling};
 use raya_cluster::transport::{NetError, Network, OBJECT_PROTOCOL, Target};
-use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind};
+use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind, Value};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use super::messages::{LocateObject, Located, MAX_OBJECT};
+use super::locate::{ASK_AGAIN, Watches};
+use super::messages::{LocateObject, Located, MAX_INLINE, MAX_OBJECT};
 use crate::object_store::{Lookup, Status, StoreCore};
 use crate::raw_ref::{RawRef, collect_refs};
 use crate::wire_value::{contained, keeping};
@@ -83,13 +85,13 @@ enum Failure {
     Final(TaskError),
 }
 
-/// Asks `owner` where object `id` is and pulls it from there. While the owner is unreachable
-/// it is asked again, up to `lease`; a holder that cannot be pulled from for a quarter of the
-/// lease (it died, and the owner is making the object again or knows another copy) sends the
-/// puller back to the owner, up to `lease` after the owner last said the object is still being
-/// made.
+/// Fetches object `id` from its owner: asks where it is (waiting for the owner's word while it
+/// is pending, asking again after [`ASK_AGAIN`] if none came), then stores the value the answer
+/// carries or pulls it from the node named. Fails when the owner stays unreachable, or the
+/// object cannot be fetched, for `lease`.
 pub(super) async fn locate_and_pull(
     net: &Network,
+    watches: &Watches,
     core: &Arc<StoreCore>,
     id: ObjectId,
     owner: NodeId,
@@ -101,13 +103,15 @@ pub(super) async fn locate_and_pull(
         if core.status(id) != Status::Pending {
             return Ok(());
         }
-        let answer = match net
+        // Registered before the question: the owner's word may come before its answer.
+        let mut watch = watches.watch(id, owner);
+        let mut answer = match net
             .ask(owner.peer_id(), Target::System, LocateObject(id))
             .await
         {
             Ok(a) => a,
             Err(e) if transient(&e) && tokio::time::Instant::now() + pause < deadline => {
-                tokio::time::sleep(pause).await;
+                tokio::time::sleep(jittered(pause)).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
                 continue;
             }
@@ -120,6 +124,17 @@ pub(super) async fn locate_and_pull(
                 ));
             }
         };
+        if matches!(answer, Located::Pending) {
+            // The owner answers, and the object is still being made (perhaps again): it tells
+            // this node when it is not.
+            deadline = tokio::time::Instant::now() + lease;
+            pause = Duration::from_millis(50);
+            match watch.word(ASK_AGAIN).await {
+                Some(word) => answer = word,
+                None => continue,
+            }
+        }
+        drop(watch);
         match answer {
             Located::At(node) => {
                 let holder_budget = (lease / 4).max(Duration::from_millis(100));
@@ -127,12 +142,13 @@ pub(super) async fn locate_and_pull(
                     Ok(()) => return Ok(()),
                     Err(e) if tokio::time::Instant::now() + pause < deadline => {
                         tracing::debug!(object = %id, %node, error = %e, "pull failed: asking the owner again");
-                        tokio::time::sleep(pause).await;
+                        tokio::time::sleep(jittered(pause)).await;
                         pause = (pause * 2).min(Duration::from_secs(2));
                     }
                     Err(e) => return Err(e),
                 }
             }
+            Located::Value(bytes) => return store_inline(core, id, owner, bytes).await,
             Located::Failed(e) => {
                 core.fail(id, Arc::new(e));
                 return Ok(());
@@ -143,16 +159,36 @@ pub(super) async fn locate_and_pull(
                     format!("its owner, node {owner}, no longer has it"),
                 ));
             }
-            Located::Pending => {
-                // The owner answers, and the object is still being made (perhaps again). It
-                // parks the question until then; an owner that answers at once is asked again
-                // only after a pause.
-                deadline = tokio::time::Instant::now() + lease;
-                pause = Duration::from_millis(50);
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            Located::Pending => {}
         }
     }
+}
+
+/// Stores the value an owner sent in its answer (at most [`MAX_INLINE`] bytes: a larger one is
+/// refused as lost, the owner is not to be trusted past the bound).
+async fn store_inline(
+    core: &Arc<StoreCore>,
+    id: ObjectId,
+    owner: NodeId,
+    bytes: Vec<u8>,
+) -> Result<(), TaskError> {
+    if bytes.len() > MAX_INLINE {
+        return Err(TaskError::new(
+            TaskErrorKind::ObjectLost,
+            format!(
+                "its owner, node {owner}, answered with {} bytes inline, more than {MAX_INLINE}",
+                bytes.len()
+            ),
+        ));
+    }
+    // Storing may spill other objects to disk: not on the network's threads.
+    let store = Arc::clone(core);
+    let stored = tokio::task::spawn_blocking(move || store.complete(id, Value::from_bytes(bytes)))
+        .await
+        .map_err(|e| TaskError::new(TaskErrorKind::System, e.to_string()))?;
+    stored
+        .map(|_| ())
+        .map_err(|e| TaskError::new(TaskErrorKind::StoreFull, e.to_string()))
 }
 
 fn transient(e: &NetError) -> bool {
@@ -190,9 +226,16 @@ pub(super) async fn pull_object(
             ));
         }
         tracing::debug!(object = %id, %from, %reason, took = ?started.elapsed(), "pull failed: trying again");
-        tokio::time::sleep(pause).await;
+        tokio::time::sleep(jittered(pause)).await;
         pause = (pause * 2).min(Duration::from_secs(2));
     }
+}
+
+/// `pause`, between half and one and a half of it at random: pullers that failed together
+/// (a holder that dropped a burst of streams it could not take in time) do not all come back
+/// together.
+fn jittered(pause: Duration) -> Duration {
+    pause.mul_f64(rand::random_range(0.5..1.5))
 }
 
 /// `op`, failing as transient when it takes longer than the stream timeout.
