@@ -61,6 +61,11 @@ async fn subscriptions(owner: &TestNode, n: usize) {
     );
 }
 
+/// `v` as a result that came from another node holds it: encoded.
+fn arrived(v: Value) -> Value {
+    Value::from_bytes(v.encode().unwrap().to_vec())
+}
+
 /// Makes return `seq` of `owner` with `value`, ready in its store while the reference lives.
 fn ready(owner: &TestNode, seq: u64, value: Value) -> (raya_common::ObjectId, raya_store::RawRef) {
     let id = object_of(owner, seq);
@@ -83,7 +88,7 @@ fn a_small_object_travels_in_its_owners_answer() {
     actix_rt::System::new().block_on(async {
         let owner = start(Role::Head, vec![], &dir);
         let asker = start(Role::Node, owner.net.listen_addrs(), &dir);
-        let (id, _r) = ready(&owner, 1, Value::new(41i64));
+        let (id, _r) = ready(&owner, 1, arrived(Value::new(41i64)));
         match locate(&asker, &owner, id).await {
             Located::Value(bytes) => {
                 assert_eq!(Value::from_bytes(bytes).clone_as::<i64>().unwrap(), 41);
@@ -105,11 +110,13 @@ fn a_large_object_or_one_naming_others_is_located_to_be_pulled() {
     actix_rt::System::new().block_on(async {
         let owner = start(Role::Head, vec![], &dir);
         let asker = start(Role::Node, owner.net.listen_addrs(), &dir);
-        let (large, _l) = ready(&owner, 1, Value::new(vec![7u8; MAX_INLINE + 1]));
-        let (inner, inner_ref) = ready(&owner, 2, Value::new(1i64));
+        let (large, _l) = ready(&owner, 1, arrived(Value::new(vec![7u8; MAX_INLINE + 1])));
+        let (inner, inner_ref) = ready(&owner, 2, arrived(Value::new(1i64)));
         let nested = keeping(Value::new(5i64).encode().unwrap().to_vec(), vec![inner_ref]);
         let (outer, _o) = ready(&owner, 3, nested);
-        for id in [large, outer] {
+        // A live value (made on the owner) is encoded only by a pull, off the owner's threads.
+        let (live, _v) = ready(&owner, 4, Value::new(2i64));
+        for id in [large, outer, live] {
             match locate(&asker, &owner, id).await {
                 Located::At(n) => assert_eq!(n, owner.id()),
                 other => panic!("object {id} should be pulled from its owner, got {other:?}"),
@@ -144,6 +151,7 @@ fn a_node_waiting_for_hundreds_of_objects_at_one_owner_hears_of_a_ready_one_at_o
             .collect();
         subscriptions(&owner, 300).await;
         let (ready_id, _r) = ready(&owner, 1000, Value::new(7i64));
+        // (Live on the owner: pulled, over a stream, beside the 300 waits.)
         let (_f, arrived) = fetch(&asker, &owner, ready_id);
         tokio::time::timeout(std::time::Duration::from_secs(30), arrived)
             .await

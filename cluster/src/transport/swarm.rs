@@ -207,8 +207,9 @@ pub(super) struct EventLoop {
     /// Requests in flight per peer, and those waiting for a free slot: yamux refuses streams
     /// past its limit, so requests to one peer are bounded here. The batches of ordered links
     /// take no slot: a link has one batch in flight at most, and a peer two links, and were
-    /// they queued behind requests the far node holds (a locate parked until an object is
-    /// made), the borrow registrations that object's making waits for would wait too.
+    /// they queued behind requests the far node holds (a request whose handler waits for
+    /// something, as an early result waits for its owner's record), the borrow registrations
+    /// that something waits for would wait too.
     in_flight: HashMap<PeerId, usize>,
     waiting: HashMap<PeerId, std::collections::VecDeque<(Frame, ReplyTx)>>,
     identified: HashSet<PeerId>,

@@ -1135,7 +1135,7 @@ fn an_ordered_batch_is_not_queued_behind_requests_the_far_node_holds() {
         router.serve::<Record, _>(Recorder(Vec::new()).start());
         let (head, node, to) = patient_pair(router).await;
         // As many requests as the node has in flight to one peer, each held by the far node
-        // (as locates parked until their object is made) ...
+        // (as a handler that waits for something holds its request) ...
         let asks: Vec<_> = (0..256)
             .map(|_| {
                 let node = node.clone();

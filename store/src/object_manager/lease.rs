@@ -84,6 +84,7 @@ impl ObjectManager {
     pub(super) fn start_leases(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(check_interval(self.lease), |this, ctx| {
             this.forget_strangers();
+            this.expire_subscriptions();
             this.check_makers(ctx)
         });
     }

@@ -14,12 +14,19 @@
 //! [`ASK_AGAIN`] if no word came (an owner past its subscriber bounds answers `Pending` without
 //! noting the asker).
 //!
-//! Bounded: an owner notes at most [`MAX_PER_OBJECT`] nodes per object and [`MAX_SUBSCRIBED`]
-//! in all; a node declared dead is forgotten with its subscriptions.
+//! Bounded: an owner notes at most [`MAX_PER_OBJECT`] nodes per object, [`MAX_PER_NODE`]
+//! objects per node and [`MAX_SUBSCRIBED`] in all, and only for objects it owns. A subscription
+//! lasts [`SUBSCRIPTION_LIFE`] unless the asker asks again (a waiting asker does, every
+//! [`ASK_AGAIN`]), so one nobody waits on any more (the asker gave up, the object was freed
+//! while pending) goes by itself; a node declared dead is forgotten with its subscriptions.
+//!
+//! Only values already held as bytes travel in an answer: encoding a live value could take
+//! long (its size is not always known before) and would run on this actor's thread, for any
+//! member that asks; a live value is pulled, and encoded off the network's threads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use raya_cluster::transport::Received;
@@ -29,13 +36,19 @@ use tokio::sync::oneshot;
 
 use super::{LocateObject, Located, MAX_INLINE, ObjectManager};
 use crate::object_store::{Resident, Status};
-use crate::wire_value::WireValue;
+use raya_common::Value;
 
 /// Nodes an owner notes per pending object, at most.
 pub const MAX_PER_OBJECT: usize = 1024;
 
 /// Subscriptions an owner holds in all, at most.
 pub const MAX_SUBSCRIBED: usize = 1 << 18;
+
+/// Subscriptions an owner holds for one node, at most.
+pub const MAX_PER_NODE: usize = MAX_SUBSCRIBED / 16;
+
+/// How long a subscription lasts unless its node asks again.
+pub const SUBSCRIPTION_LIFE: Duration = Duration::from_secs(30);
 
 /// How long an asker waits for the owner's word on a pending object before it asks again.
 pub const ASK_AGAIN: Duration = Duration::from_secs(15);
@@ -54,7 +67,16 @@ pub struct ObjectLocated {
     pub located: Located,
 }
 
-raya_cluster::wire_message!(ObjectLocated => "object_manager/ObjectLocated" as archive);
+raya_cluster::wire_message!(
+    ObjectLocated => "object_manager/ObjectLocated" as archive where |m, _| match &m.located {
+        Located::Pending => Err("word that an object is still pending".into()),
+        Located::Value(b) if b.len() > MAX_INLINE => Err(format!(
+            "{} bytes of an object in word of it, more than {MAX_INLINE}",
+            b.len()
+        )),
+        _ => Ok(()),
+    }
+);
 
 /// Asks the object manager how many subscriptions to its pending objects it holds (what a
 /// dashboard or a test watches).
@@ -62,27 +84,31 @@ raya_cluster::wire_message!(ObjectLocated => "object_manager/ObjectLocated" as a
 #[rtype(result = "usize")]
 pub struct Subscriptions;
 
-/// The nodes waiting for word of this node's pending objects.
+/// The nodes waiting for word of this node's pending objects, and since when they last asked.
 #[derive(Default)]
 pub(super) struct Subscribers {
-    by_object: HashMap<ObjectId, Vec<NodeId>>,
+    by_object: HashMap<ObjectId, Vec<(NodeId, Instant)>>,
+    per_node: HashMap<NodeId, usize>,
     count: usize,
 }
 
 impl Subscribers {
-    /// Notes that `node` waits for `id`; whether it is noted (within the bounds).
-    fn add(&mut self, id: ObjectId, node: NodeId) -> bool {
-        let list = self.by_object.entry(id).or_default();
-        if list.contains(&node) {
+    /// Notes that `node` waits for `id` (renewing it if noted already); whether it is noted
+    /// (within the bounds).
+    fn add(&mut self, id: ObjectId, node: NodeId, now: Instant) -> bool {
+        if let Some(list) = self.by_object.get_mut(&id)
+            && let Some(seen) = list.iter_mut().find(|(n, _)| *n == node)
+        {
+            seen.1 = now;
             return true;
         }
-        if list.len() >= MAX_PER_OBJECT || self.count >= MAX_SUBSCRIBED {
-            if list.is_empty() {
-                self.by_object.remove(&id);
-            }
+        let mine = self.per_node.get(&node).copied().unwrap_or(0);
+        let here = self.by_object.get(&id).map_or(0, Vec::len);
+        if here >= MAX_PER_OBJECT || mine >= MAX_PER_NODE || self.count >= MAX_SUBSCRIBED {
             return false;
         }
-        list.push(node);
+        self.by_object.entry(id).or_default().push((node, now));
+        *self.per_node.entry(node).or_default() += 1;
         self.count += 1;
         true
     }
@@ -90,8 +116,20 @@ impl Subscribers {
     /// Takes the nodes waiting for `id`.
     fn take(&mut self, id: ObjectId) -> Vec<NodeId> {
         let list = self.by_object.remove(&id).unwrap_or_default();
-        self.count -= list.len();
-        list
+        for (n, _) in &list {
+            self.uncount(*n);
+        }
+        list.into_iter().map(|(n, _)| n).collect()
+    }
+
+    fn uncount(&mut self, node: NodeId) {
+        self.count -= 1;
+        if let Some(c) = self.per_node.get_mut(&node) {
+            *c -= 1;
+            if *c == 0 {
+                self.per_node.remove(&node);
+            }
+        }
     }
 
     /// Whether anyone waits for `id`.
@@ -99,16 +137,32 @@ impl Subscribers {
         self.by_object.contains_key(&id)
     }
 
-    /// Forgets `node` (declared dead).
-    pub(super) fn forget(&mut self, node: NodeId) {
-        let mut dropped = 0;
-        self.by_object.retain(|_, list| {
-            let before = list.len();
-            list.retain(|n| *n != node);
-            dropped += before - list.len();
+    /// Drops the subscriptions `keep` refuses.
+    fn retain(&mut self, mut keep: impl FnMut(&ObjectId, NodeId, Instant) -> bool) {
+        let mut gone = Vec::new();
+        self.by_object.retain(|id, list| {
+            list.retain(|(n, since)| {
+                let kept = keep(id, *n, *since);
+                if !kept {
+                    gone.push(*n);
+                }
+                kept
+            });
             !list.is_empty()
         });
-        self.count -= dropped;
+        for n in gone {
+            self.uncount(n);
+        }
+    }
+
+    /// Forgets `node` (declared dead).
+    pub(super) fn forget(&mut self, node: NodeId) {
+        self.retain(|_, n, _| n != node);
+    }
+
+    /// Drops the subscriptions not renewed within [`SUBSCRIPTION_LIFE`].
+    fn expire(&mut self, now: Instant) {
+        self.retain(|_, _, since| now.duration_since(since) < SUBSCRIPTION_LIFE);
     }
 }
 
@@ -231,17 +285,25 @@ impl ObjectManager {
         }
     }
 
-    /// The answer carrying ready object `id` itself, when it is in memory, small, and names
-    /// no other object (the borrows of those are settled by a pull, before it is acknowledged).
+    /// The answer carrying ready object `id` itself, when it is held as bytes (no encoding on
+    /// this thread), at most [`MAX_INLINE`] of them, naming no other object (the borrows of
+    /// those are settled by a pull, before it is acknowledged).
     fn inline(&self, id: ObjectId) -> Option<Located> {
-        let Resident::Memory(v) = self.core.resident(id) else {
-            return None;
-        };
-        if v.size() > MAX_INLINE {
-            return None;
+        match self.core.resident(id) {
+            Resident::Memory(Value::Bytes(b, None)) if b.len() <= MAX_INLINE => {
+                Some(Located::Value(b.to_vec()))
+            }
+            _ => None,
         }
-        let (bytes, refs) = WireValue::encode(&v).ok()?.into_parts();
-        (refs.is_empty() && bytes.len() <= MAX_INLINE).then_some(Located::Value(bytes))
+    }
+
+    /// Drops the subscriptions nobody renewed, and the watches of objects nobody waits for
+    /// that are no longer pending (a pending object freed never fires its watch).
+    pub(super) fn expire_subscriptions(&mut self) {
+        self.subscribers.expire(Instant::now());
+        let (core, subscribers) = (&self.core, &self.subscribers);
+        self.watching
+            .retain(|id| subscribers.waited(*id) || core.status(*id) == Status::Pending);
     }
 
     /// Tells the nodes waiting for `id` where it is, once it is no longer pending.
@@ -279,7 +341,11 @@ impl Handler<Received<LocateObject>> for ObjectManager {
     fn handle(&mut self, r: Received<LocateObject>, ctx: &mut Context<Self>) -> Self::Result {
         let id = r.msg.0;
         let now = self.located(id);
-        if matches!(now, Located::Pending) && self.subscribers.add(id, r.from.node()) {
+        // Only the owner sends word (a borrower asked would only be made to fetch it).
+        if matches!(now, Located::Pending)
+            && self.core.owned_here(id)
+            && self.subscribers.add(id, r.from.node(), Instant::now())
+        {
             self.watch_for_subscribers(id, ctx);
         }
         MessageResult(now)
@@ -333,26 +399,27 @@ mod tests {
         ObjectId::for_return(TaskId(i), 0)
     }
 
+    /// A node id of its own for `i`.
+    fn many(i: usize) -> NodeId {
+        let mut b = [7u8; 32];
+        b[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        let key = libp2p::identity::Keypair::ed25519_from_bytes(b).unwrap();
+        NodeId::from_peer_id(key.public().to_peer_id())
+    }
+
     #[test]
     fn an_owner_notes_each_node_once_and_no_more_than_the_bound_per_object() {
         let mut s = Subscribers::default();
-        let id = object(1);
-        assert!(s.add(id, node(1)));
-        assert!(s.add(id, node(1)), "asking again keeps the subscription");
+        let (id, now) = (object(1), Instant::now());
+        assert!(s.add(id, node(1), now));
+        assert!(
+            s.add(id, node(1), now),
+            "asking again keeps the subscription"
+        );
         assert_eq!(s.count, 1);
-        let keys: Vec<NodeId> = (0..MAX_PER_OBJECT)
-            .map(|i| {
-                let mut b = [7u8; 32];
-                b[..8].copy_from_slice(&(i as u64).to_le_bytes());
-                NodeId::from_peer_id(
-                    libp2p::identity::Keypair::ed25519_from_bytes(b)
-                        .unwrap()
-                        .public()
-                        .to_peer_id(),
-                )
-            })
-            .collect();
-        let noted = keys.iter().filter(|n| s.add(id, **n)).count();
+        let noted = (0..MAX_PER_OBJECT)
+            .filter(|i| s.add(id, many(*i), now))
+            .count();
         assert_eq!(
             noted,
             MAX_PER_OBJECT - 1,
@@ -361,17 +428,51 @@ mod tests {
         assert_eq!(s.count, MAX_PER_OBJECT);
         assert_eq!(s.take(id).len(), MAX_PER_OBJECT);
         assert_eq!(s.count, 0);
+        assert!(s.per_node.is_empty());
         assert!(!s.waited(id));
+    }
+
+    #[test]
+    fn one_node_holds_no_more_than_its_share_of_an_owners_subscriptions() {
+        let mut s = Subscribers::default();
+        let now = Instant::now();
+        let noted = (0..MAX_PER_NODE as u128 + 10)
+            .filter(|i| s.add(object(*i), node(1), now))
+            .count();
+        assert_eq!(noted, MAX_PER_NODE);
+        assert!(
+            s.add(object(0), node(2), now),
+            "another node is still noted"
+        );
+    }
+
+    #[test]
+    fn a_subscription_not_renewed_within_its_life_goes() {
+        let mut s = Subscribers::default();
+        let start = Instant::now();
+        assert!(s.add(object(1), node(1), start));
+        assert!(s.add(object(2), node(1), start));
+        // The asker still waiting for object 2 asks again.
+        let later = start + SUBSCRIPTION_LIFE / 2;
+        assert!(s.add(object(2), node(1), later));
+        s.expire(start + SUBSCRIPTION_LIFE);
+        assert!(!s.waited(object(1)));
+        assert!(s.waited(object(2)));
+        assert_eq!((s.count, s.per_node[&node(1)]), (1, 1));
+        s.expire(later + SUBSCRIPTION_LIFE);
+        assert_eq!(s.count, 0);
+        assert!(s.per_node.is_empty() && s.by_object.is_empty());
     }
 
     #[test]
     fn a_dead_node_is_forgotten_with_all_its_subscriptions() {
         let mut s = Subscribers::default();
+        let now = Instant::now();
         for i in 0..10 {
-            assert!(s.add(object(i), node(1)));
-            assert!(s.add(object(i), node(2)));
+            assert!(s.add(object(i), node(1), now));
+            assert!(s.add(object(i), node(2), now));
         }
-        assert!(s.add(object(99), node(1)));
+        assert!(s.add(object(99), node(1), now));
         s.forget(node(1));
         assert_eq!(s.count, 10);
         assert!(

@@ -79,26 +79,29 @@ pub struct ExpectedFrom {
     pub from: NodeId,
 }
 
-/// Where an object can be pulled from, as its owner knows.
+/// What an object's owner knows of it: its value, where to pull it from, its failure, or that
+/// it is still pending.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Located {
     /// On this node.
     At(NodeId),
-    /// Ready on the owner, and small (at most [`MAX_INLINE`] bytes encoded) with no other
-    /// object named in it: its encoded bytes, so the asker needs no pull.
+    /// Ready on the owner, held there as bytes, at most [`MAX_INLINE`] of them, with no other
+    /// object named in it: those bytes, so the asker needs no pull.
     Value(Vec<u8>),
     /// It failed with this error.
     Failed(TaskError),
-    /// Not ready yet; ask again.
+    /// Not ready yet: the owner sends word when it is (`ObjectLocated`), unless it holds too
+    /// many such waits; the asker asks again after a while without word.
     Pending,
     /// The owner no longer has it (freed, or never made).
     Unknown,
 }
 
-/// Asks an object's owner where the object is. Answered when the object is ready, or
-/// [`Located::Pending`] after a while.
+/// Asks an object's owner where the object is. Answered at once, never held at the owner;
+/// for a pending object the owner notes the asker and sends word later (see the `locate`
+/// module of the object manager).
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
 #[derive(Debug, Clone, Message, Serialize, Deserialize)]

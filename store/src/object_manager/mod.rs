@@ -4,9 +4,10 @@
 //!   them, and tells the owner when each is ready ([`ObjectReady`]): small results travel in that
 //!   message, large ones stay where they are and are pulled when someone needs them.
 //! - A node that needs an object it does not have (a `get`, a `wait`, a task argument) asks the
-//!   owner where it is ([`LocateObject`], answered when the object is ready). A small object
-//!   that names no other comes back in the answer itself ([`Located::Value`], as Ray's owners
-//!   answer with small objects); any other is pulled from where it is over a stream in chunks
+//!   owner where it is ([`LocateObject`], answered at once; for a pending object the owner
+//!   sends word when it is made, [`ObjectLocated`]). A small object held as bytes that names no
+//!   other comes back in the answer itself ([`Located::Value`], as Ray's owners answer with
+//!   small objects); any other is pulled from where it is over a stream in chunks
 //!   (`/raya/object/1`, [`raya_cluster::transport::OBJECT_PROTOCOL`]), so a multi-GiB object
 //!   never sits in one message and a transfer does not hold up the node's other traffic.
 //! - Reference counting spans nodes: a node holding references to an object owned elsewhere is
@@ -26,7 +27,10 @@ mod transfer;
 
 pub use early::{EARLY_WAIT, EarlyResults};
 pub use lease::StillMaking;
-pub use locate::{ASK_AGAIN, MAX_PER_OBJECT, MAX_SUBSCRIBED, ObjectLocated, Subscriptions};
+pub use locate::{
+    ASK_AGAIN, MAX_PER_NODE, MAX_PER_OBJECT, MAX_SUBSCRIBED, ObjectLocated, SUBSCRIPTION_LIFE,
+    Subscriptions,
+};
 
 /// The object manager's wire checks, by wire name (see
 /// [`raya_cluster::transport::checks`]).

@@ -476,6 +476,14 @@ impl StoreCore {
         true
     }
 
+    /// Whether `id` is in this store and owned by this node (not a borrowed object).
+    pub fn owned_here(&self, id: ObjectId) -> bool {
+        self.shard(&id)
+            .entries
+            .get(&id)
+            .is_some_and(|e| e.owner.is_none())
+    }
+
     /// The objects still pending here that node `owner` owns (references this node borrows
     /// from it), for failing them when that node dies.
     pub fn pending_owned_by(&self, owner: NodeId) -> Vec<ObjectId> {
