@@ -174,10 +174,18 @@ pub(crate) struct Links {
     /// The largest frame body a batch can carry (the network's request limit, less the
     /// batch's own bytes).
     max_frame: usize,
-    senders: Mutex<HashMap<(PeerId, Lane), LinkTx>>,
+    /// The links, and the peers declared dead, under one lock: a message checked against the
+    /// tombstones is queued before a death can be recorded, so none starts a link to a peer
+    /// just declared dead.
+    table: Mutex<LinkTable>,
+}
+
+#[derive(Default)]
+struct LinkTable {
+    senders: HashMap<(PeerId, Lane), LinkTx>,
     /// Peers declared dead, and why: a message queued for one later fails at once (a node
     /// declared dead never comes back under the same id; it rejoins as a new node).
-    dead: Mutex<Tombstones>,
+    dead: Tombstones,
 }
 
 /// Peers declared dead, the latest [`MAX_SENDERS`] of them.
@@ -214,8 +222,7 @@ impl Links {
         Links {
             bound,
             max_frame: max_request.saturating_sub(BATCH_OVERHEAD),
-            senders: Mutex::new(HashMap::new()),
-            dead: Mutex::default(),
+            table: Mutex::default(),
         }
     }
 
@@ -241,19 +248,14 @@ impl Links {
             refuse(ack, name, peer, e);
             return;
         }
-        let dead = self
-            .dead
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .why
-            .get(&peer)
-            .cloned();
-        if let Some(reason) = dead {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(reason) = table.dead.why.get(&peer).cloned() {
+            drop(table);
             refuse(ack, name, peer, NetError::NotSent { peer, reason });
             return;
         }
-        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
-        let link = senders
+        let link = table
+            .senders
             .entry((peer, lane))
             .or_insert_with(|| self.start(net, peer, lane));
         if link.tx.is_closed() {
@@ -291,7 +293,7 @@ impl Links {
             }
         };
         // What is dropped here may free an object and send a borrow's end: not under the lock.
-        drop(senders);
+        drop(table);
         if let Some((ack, kept, reason)) = refused {
             refuse(ack, name, peer, NetError::NotSent { peer, reason });
             drop(kept);
@@ -320,22 +322,19 @@ impl Links {
 
     /// `peer` is alive again (registered anew under its identity): messages to it are sent.
     pub(crate) fn peer_alive(&self, peer: PeerId) {
-        let mut dead = self.dead.lock().unwrap_or_else(|p| p.into_inner());
-        if dead.why.remove(&peer).is_some() {
-            dead.order.retain(|p| *p != peer);
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if table.dead.why.remove(&peer).is_some() {
+            table.dead.order.retain(|p| *p != peer);
         }
     }
 
     /// Fails everything queued for `peer` at once, with `reason`: the peer is dead. What is
     /// queued for it later fails at once too.
     pub(crate) fn peer_dead(&self, peer: PeerId, reason: String) {
-        self.dead
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .bury(peer, reason.clone());
-        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table.dead.bury(peer, reason.clone());
         for lane in [Lane::Main, Lane::Refs] {
-            if let Some(link) = senders.remove(&(peer, lane)) {
+            if let Some(link) = table.senders.remove(&(peer, lane)) {
                 let _ = link.tx.send(LinkInput::PeerDead(reason.clone()));
             }
         }
