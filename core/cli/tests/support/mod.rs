@@ -614,23 +614,25 @@ impl Netns {
             // Multicast (mDNS) needs a route out of the interface.
             ip(&["-n", &ns, "route", "add", "default", "dev", &inner]);
         }
-        // Let the links come up (carrier, bridge ports) before anything looks at them.
+        // Let the links come up before anything looks at them: each host's end has carrier and
+        // each bridge port forwards.
         let deadline = Instant::now() + Duration::from_secs(10);
+        let shows = |ns: &str, dev: &str, what: &str| {
+            let out = Command::new("ip")
+                .args(["-n", ns, "-d", "-o", "link", "show", dev])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).contains(what)
+        };
         for i in 0..n {
             let ns = format!("{tag}{i}");
-            loop {
-                let out = Command::new("ip")
-                    .args(["-n", &ns, "-o", "link", "show", &format!("v{i}")])
-                    .output()
-                    .unwrap();
-                if String::from_utf8_lossy(&out.stdout).contains("state UP") {
-                    break;
-                }
+            while !(shows(&ns, &format!("v{i}"), "state UP")
+                && shows(&br, &format!("p{i}"), "bridge_slave state forwarding"))
+            {
                 assert!(Instant::now() < deadline, "link v{i} in {ns} never came up");
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        std::thread::sleep(Duration::from_millis(500));
         me
     }
 
