@@ -102,12 +102,37 @@ impl Keeper {
 #[raya::actor]
 struct Counter {
     n: u64,
+    /// The [`SlowTell`]s this instance finished.
+    tells: u64,
 }
 
-#[raya::actor]
+/// An actix-native message sent with `tell`: marks `seed` where it runs, then takes `ms`.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct SlowTell {
+    marks: ActorHandle<Marks>,
+    seed: u64,
+    ms: u64,
+}
+
+impl raya::Message for SlowTell {
+    type Result = ();
+}
+
+impl raya::Handler<SlowTell> for Counter {
+    fn handle(&mut self, m: SlowTell, _: &mut raya::Context<Self>) {
+        raya::get(&m.marks.mark(m.seed, here())).unwrap();
+        std::thread::sleep(Duration::from_millis(m.ms));
+        self.tells += 1;
+    }
+}
+
+#[raya::actor(handles(SlowTell))]
 impl Counter {
     fn new() -> Self {
-        Counter { n: 0 }
+        Counter { n: 0, tells: 0 }
+    }
+    fn tells(&self) -> u64 {
+        self.tells
     }
     fn add(&mut self, k: u64) -> u64 {
         self.n += k;
@@ -419,7 +444,7 @@ fn counted_once_each(results: &[u64], total: u64, what: &str) {
 
 /// Actors on the victim when it is killed: those that may restart come back on the other
 /// node, constructed again; the call each was running and those queued behind run there
-/// (`max_task_retries = -1`), a named one is found under its name, a detached one whose
+/// (`max_task_retries = -1`), a call sent with `tell` too, a named one is found under its name, a detached one whose
 /// creator is gone is restarted too; a call running on an actor whose `max_task_retries` is 0
 /// fails naming the node, and an actor that may not restart is dead, naming it.
 fn actors_move_off_a_killed_node() {
@@ -478,7 +503,15 @@ fn actors_move_off_a_killed_node() {
         .map(|(i, c)| c.slow_add(1, 3000, marks.clone(), i as u64))
         .collect();
     let interrupted = once.slow_add(1, 30_000, marks.clone(), 999);
-    wait_for_marks(&marks, (0..counters.len() as u64).chain([999]));
+    // A call sent with `tell`, running when the node dies: it runs again too.
+    let teller = restartable().remote().unwrap();
+    assert_eq!(raya::get(&teller.node()).unwrap(), victim);
+    teller.tell(SlowTell {
+        marks: marks.clone(),
+        seed: 500,
+        ms: 3000,
+    });
+    wait_for_marks(&marks, (0..counters.len() as u64).chain([999, 500]));
     let killed = Instant::now();
     signal("w1", "KILL");
     // Queued while the actors are away.
@@ -503,6 +536,17 @@ fn actors_move_off_a_killed_node() {
         );
     }
     let recovered = killed.elapsed();
+    assert_eq!(
+        raya::get_timeout(&teller.tells(), Duration::from_secs(90)).unwrap(),
+        1,
+        "the told call running when the node died did not run again on the restarted actor"
+    );
+    assert!(
+        raya::get(&marks.seen())
+            .unwrap()
+            .contains(&(500, "w2".to_string())),
+        "the told call did not run again on w2"
+    );
     match raya::get_timeout(&interrupted, Duration::from_secs(90)) {
         Err(e) => {
             assert_eq!(e.task_error_kind(), Some(TaskErrorKind::ActorDied), "{e}");

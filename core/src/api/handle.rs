@@ -114,9 +114,20 @@ impl<A: ActorClass> HandleRef<A> {
         ObjectRef::from_raw(r)
     }
 
-    /// Calls `method` without keeping its reply.
+    /// Calls `method` without keeping its reply. A call the actor's `max_task_retries` lets
+    /// run again is followed like any other, through a result this node keeps until it
+    /// settles (then lets go): that result is how a call lost with the actor's node is known,
+    /// and sent again to the restarted actor. A call that may not run again needs none.
     pub fn call_no_reply(&self, method: Method<A>, args: Vec<TaskArg>) {
-        self.inner.core.call_actor(&self.inner, method, args, 0);
+        if self.inner.max_task_retries == 0 {
+            self.inner.core.call_actor(&self.inner, method, args, 0);
+            return;
+        }
+        let store = &self.inner.core.store;
+        for r in self.inner.core.call_actor(&self.inner, method, args, 1) {
+            let id = r.id();
+            store.on_ready(id, Box::new(move || drop(r)));
+        }
     }
 }
 
@@ -203,7 +214,9 @@ impl<A: ActorClass> ActorHandle<A> {
         async move { reply.await }
     }
 
-    /// Sends `msg` without waiting for or keeping the reply.
+    /// Sends `msg` without waiting for or keeping the reply. Like any call, one the actor's
+    /// node took and lost when it died is sent again to the restarted actor when the actor's
+    /// `max_task_retries` allows (at least once).
     pub fn tell<M>(&self, msg: M)
     where
         M: Message,
