@@ -113,15 +113,13 @@ impl NodeManager {
         }
         f.checking = true;
         let (gcs, node) = (self.gcs.clone(), self.node);
-        // The head's own start time too, until known (to tell its restarts).
-        let head = match self.fencing.head_started {
-            None => self
-                .net
-                .as_ref()
-                .and_then(|n| n.head())
-                .map(NodeId::from_peer_id),
-            Some(_) => None,
-        };
+        // The head's own start time too, to tell its restarts (the head's notice of its own
+        // registration may have gone out before this node was back in touch to hear it).
+        let head = self
+            .net
+            .as_ref()
+            .and_then(|n| n.head())
+            .map(NodeId::from_peer_id);
         let asked = async move {
             if let Some(h) = head
                 && let Ok(Some(info)) = gcs.request(GetNode(h)).await
@@ -135,8 +133,8 @@ impl NodeManager {
                 .into_actor(self)
                 .map(move |(head_started, res), this, _| {
                     this.fencing.checking = false;
-                    if this.fencing.head_started.is_none() {
-                        this.fencing.head_started = head_started;
+                    if let Some(t) = head_started {
+                        this.head_seen(t);
                     }
                     if let Ok(Some(info)) = res
                         && info.state == NodeState::Dead
@@ -147,6 +145,17 @@ impl NodeManager {
                     }
                 }),
         );
+    }
+
+    /// The head's registration says it started at `start_time_ms`: one other than the start
+    /// known means it restarted, and the local scheduler hands the new incarnation what the
+    /// old one took and never placed (once per incarnation, whichever way this node heard).
+    fn head_seen(&mut self, start_time_ms: u64) {
+        let known = self.fencing.head_started.replace(start_time_ms);
+        if known.is_some_and(|t| t != start_time_ms) {
+            tracing::info!("the head restarted: handing it what its last incarnation never placed");
+            self.host_env.scheduler.do_send(HeadRestarted);
+        }
     }
 
     /// This incarnation was declared dead: fenced (once).
@@ -211,7 +220,7 @@ fn hostname() -> String {
 }
 
 impl Handler<JoinCluster> for NodeManager {
-    type Result = ResponseFuture<Result<(), GcsError>>;
+    type Result = ResponseActFuture<Self, Result<(), GcsError>>;
     fn handle(&mut self, m: JoinCluster, _: &mut Context<Self>) -> Self::Result {
         let gcs = self.gcs.clone();
         let node = self.node;
@@ -228,11 +237,33 @@ impl Handler<JoinCluster> for NodeManager {
                 kind: FunctionKind::ActorClass,
             }))
             .collect();
-        Box::pin(async move {
+        let head = match &self.net {
+            Some(n) if !self.is_head => n.head().map(NodeId::from_peer_id),
+            _ => None,
+        };
+        let joined = async move {
             // Functions first: once the node is alive, schedulers may send it work.
             gcs.request(RegisterFunctions { node, functions }).await?;
-            gcs.request(RegisterNode(info)).await
-        })
+            gcs.request(RegisterNode(info)).await?;
+            // The head's start time, known before this node hands it any task: a restart of
+            // the head is told by it, and the tasks the old head took then handed to the new
+            // one (a restart before this node knew would leave them waiting out their lease).
+            let head_started = match head {
+                Some(h) => match gcs.request(GetNode(h)).await {
+                    Ok(Some(h)) => Some(h.start_time_ms),
+                    _ => None,
+                },
+                None => None,
+            };
+            Ok(head_started)
+        };
+        Box::pin(joined.into_actor(self).map(|res, this, _| {
+            let head_started = res?;
+            if this.fencing.head_started.is_none() {
+                this.fencing.head_started = head_started;
+            }
+            Ok(())
+        }))
     }
 }
 
@@ -314,12 +345,7 @@ impl Handler<GcsEvent> for NodeManager {
                 net.peer_alive(info.node_id.peer_id());
             }
             if info.is_head {
-                // A head registering with another start time than the one known: it restarted
-                // (heard once per incarnation, however many notices say so).
-                let known = self.fencing.head_started.replace(info.start_time_ms);
-                if known.is_some_and(|t| t != info.start_time_ms) {
-                    self.host_env.scheduler.do_send(HeadRestarted);
-                }
+                self.head_seen(info.start_time_ms);
             }
         }
         if let GcsEvent::NodeDead { node, .. } = &ev
