@@ -75,7 +75,9 @@ pub struct Config {
     /// Whether this node serves the cluster until it is stopped (a worker node: `raya start`,
     /// or a binary started with `RAYA_ROLE=worker`) rather than being a driver, a program that
     /// leaves when it ends. Detached actors are never placed on a driver. Default: `false`,
-    /// but a head and a `RAYA_ROLE=worker` node always serve.
+    /// but a head and a `RAYA_ROLE=worker` node always serve. A serving node declared dead by
+    /// the cluster acts as [`Config::fenced`] says whether or not the program waits in
+    /// [`crate::serve`].
     pub serves: bool,
     /// What a node that serves the cluster does when it learns the head declared it dead (it
     /// stalled or was cut off for longer than the node timeout, and the cluster moved its work

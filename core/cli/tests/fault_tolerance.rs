@@ -734,6 +734,19 @@ fn a_node_declared_dead_is_fenced_and_rejoins_as_a_new_node() {
 }
 
 #[test]
+fn a_node_serving_without_raya_serve_is_fenced_and_rejoins_too() {
+    let _turn = turn();
+    // w1 is a program's own node (`Config::serves`) that never calls `raya::serve`.
+    let mut c = head("fenced-embedded", None);
+    c.embedded_worker("w1", 2, "x,v");
+    c.named_worker("w2", 2, "x");
+    c.wait_alive(3);
+    a_node_taken_away_is_fenced(c, |c, away| {
+        c.signal("w1", if away { "STOP" } else { "CONT" })
+    });
+}
+
+#[test]
 fn a_job_outlives_its_head_killed_and_restarted_on_its_directory() {
     let _turn = turn();
     let mut c = two_workers(head("head-dies", None));

@@ -194,10 +194,30 @@ static FENCED: Mutex<Option<String>> = Mutex::new(None);
 static FENCE: std::sync::LazyLock<tokio::sync::Notify> =
     std::sync::LazyLock::new(tokio::sync::Notify::new);
 
+/// Whether `serve` waits for this node to be fenced (else `fence` acts itself).
+static SERVING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks that `serve` waits for the fence while the guard lives.
+pub(crate) struct Serving;
+
+impl Serving {
+    pub(crate) fn start() -> Serving {
+        SERVING.store(true, std::sync::atomic::Ordering::SeqCst);
+        Serving
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        SERVING.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The node learnt that the head declared it dead (`reason`): what it answered for has moved
 /// elsewhere, so it must not go on as it is. A serving node is woken in `serve`, which drops
-/// everything and rejoins as a new node or stops ([`Config::fenced`]); a driver exits (code 1),
-/// since its objects and actors are gone from the cluster.
+/// everything and rejoins as a new node or stops ([`Config::fenced`]); one that serves without
+/// `serve` (`Config::serves` in a program of its own) does the same on a thread of its own; a
+/// driver exits (code 1), since its objects and actors are gone from the cluster.
 pub(crate) fn fence(reason: String) {
     let driver = NODE
         .read()
@@ -209,6 +229,27 @@ pub(crate) fn fence(reason: String) {
         std::process::exit(1);
     }
     tracing::warn!(%reason, "this node was declared dead by the cluster: dropping what it held");
+    if !SERVING.load(std::sync::atomic::Ordering::SeqCst) {
+        // Nobody waits in `serve`: not on this (the node's own) thread, which shutting the
+        // node down stops.
+        let spawned = std::thread::Builder::new()
+            .name("raya-fenced".into())
+            .spawn(move || match fenced_policy() {
+                crate::config::Fenced::Stop => {
+                    shutdown();
+                    tracing::error!(%reason, "this node was declared dead by the cluster and stopped");
+                }
+                crate::config::Fenced::Rejoin => match rejoin() {
+                    Ok(()) => tracing::info!("rejoined the cluster as a new node"),
+                    Err(e) => tracing::error!(error = %e, "this node was declared dead and could not join again"),
+                },
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "this node was declared dead and cannot stop: exiting");
+            std::process::exit(1);
+        }
+        return;
+    }
     *FENCED.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
     FENCE.notify_one();
 }

@@ -32,6 +32,7 @@ pub fn serve() -> Result<()> {
             ))
         })
         .map_err(|e| Error::Node(format!("cannot wait for signals: {e}")))?;
+    let _serving = crate::runtime::Serving::start();
     loop {
         let woken = rt.block_on(async {
             tokio::select! {

@@ -85,19 +85,28 @@ pub(crate) fn env_usize(name: &str, default: usize) -> usize {
 /// What a binary's `worker_entry` runs: when started as a worker (`RAYA_ROLE=worker`), a node
 /// with `TEST_NODE_CPUS` CPUs and one unit of each resource in `TEST_NODE_RESOURCES`, serving
 /// the cluster until the process is killed.
+///
+/// With `TEST_NODE_SERVES` set instead of `RAYA_ROLE=worker`, the node is a program's own that
+/// serves the cluster (`Config::serves`) without calling `raya::serve`: the program parks its
+/// thread until it is killed.
 pub(crate) fn serve_as_worker() {
-    if std::env::var("RAYA_ROLE").as_deref() != Ok("worker") {
+    let embedded = std::env::var_os("TEST_NODE_SERVES").is_some();
+    if std::env::var("RAYA_ROLE").as_deref() != Ok("worker") && !embedded {
         return;
     }
     init_logs();
     let cpus = env_usize("TEST_NODE_CPUS", 1);
-    let mut config = node_config(cpus);
+    let mut config = node_config(cpus).serves(embedded);
     if let Ok(list) = std::env::var("TEST_NODE_RESOURCES") {
         for r in list.split(',').filter(|r| !r.is_empty()) {
             config = config.resource(r, 1.0);
         }
     }
     raya::init(config).expect("worker node failed to start");
+    // Killed by the test: nothing to wait for but that.
+    loop {
+        std::thread::park();
+    }
 }
 
 /// What a binary's `driver_entry` runs: when started as a driver (`TEST_SCENARIO` set), joins
@@ -415,9 +424,23 @@ impl Cluster {
     /// A worker node called `name` with `cpus` CPUs and one unit of each custom resource in
     /// the comma-separated `resources`.
     pub(crate) fn named_worker(&mut self, name: &str, cpus: usize, resources: &str) {
+        self.worker_process(name, cpus, resources, true);
+    }
+
+    /// [`Cluster::named_worker`], in a program that serves the cluster without calling
+    /// `raya::serve` (`TEST_NODE_SERVES`).
+    pub(crate) fn embedded_worker(&mut self, name: &str, cpus: usize, resources: &str) {
+        self.worker_process(name, cpus, resources, false);
+    }
+
+    fn worker_process(&mut self, name: &str, cpus: usize, resources: &str, serve: bool) {
         let mut cmd = self.node_process(name, "worker_entry");
-        cmd.env("RAYA_ROLE", "worker")
-            .env("TEST_NODE_NAME", name)
+        if serve {
+            cmd.env("RAYA_ROLE", "worker");
+        } else {
+            cmd.env("TEST_NODE_SERVES", "1");
+        }
+        cmd.env("TEST_NODE_NAME", name)
             .env("TEST_NODE_CPUS", cpus.to_string())
             .env("TEST_NODE_RESOURCES", resources)
             .stdout(Stdio::null())
