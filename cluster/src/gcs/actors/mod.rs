@@ -4,7 +4,8 @@
 mod restarts;
 
 pub use restarts::{
-    KeepActorCreation, MAX_CREATION_BYTES, MAX_KEPT_CREATION_BYTES, RestartActor, SetActorRestarter,
+    KeepActorCreation, MAX_CREATION_BYTES, MAX_KEPT_CREATION_BYTES, MAX_KEPT_PER_CREATOR,
+    RestartActor, SetActorRestarter,
 };
 
 use std::collections::HashMap;
@@ -205,6 +206,8 @@ pub struct ActorTable {
     /// The creation tasks of actors that may restart on another node, and their total size.
     creations: Persisted<ActorId, restarts::Creation>,
     creation_bytes: usize,
+    /// The size of the kept creation tasks, per creator.
+    creation_bytes_by: HashMap<NodeId, usize>,
     /// Where the creation tasks of actors to restart go (the head's global scheduler).
     restarter: Option<Recipient<RestartActor>>,
 }
@@ -224,12 +227,17 @@ impl ActorTable {
         let creations: Persisted<ActorId, restarts::Creation> =
             Persisted::open(db, "actor_creations")?;
         let creation_bytes = creations.values().map(|c| c.spec.len()).sum();
+        let mut creation_bytes_by: HashMap<NodeId, usize> = HashMap::new();
+        for c in creations.values() {
+            *creation_bytes_by.entry(c.creator).or_default() += c.spec.len();
+        }
         Ok(ActorTable {
             actors,
             names,
             placements,
             creations,
             creation_bytes,
+            creation_bytes_by,
             restarter: None,
         })
     }

@@ -10,8 +10,9 @@
 //! `Dead`, and so do the actors a dead node created and did not detach. A creation task is
 //! kept once per actor, and only for actors that may restart.
 //!
-//! The kept tasks are bounded ([`MAX_CREATION_BYTES`] each, [`MAX_KEPT_CREATION_BYTES`] in
-//! all) and let go when their actor dies; they are on disk, so a head restarted on its
+//! The kept tasks are bounded ([`MAX_CREATION_BYTES`] each, [`MAX_KEPT_PER_CREATOR`] for one
+//! creator, so one cannot take what the others need, and [`MAX_KEPT_CREATION_BYTES`] in all)
+//! and let go when their actor dies; they are on disk, so a head restarted on its
 //! directory restarts what was `Restarting` when it stopped.
 
 use actix::prelude::*;
@@ -27,6 +28,9 @@ pub const MAX_CREATION_BYTES: usize = 4 << 20;
 /// The bytes of all kept creation tasks, at most: past it, a new actor cannot be restarted on
 /// another node (its creator logs why).
 pub const MAX_KEPT_CREATION_BYTES: usize = 1 << 30;
+
+/// The bytes of the creation tasks kept for one creator, at most (the same holds past it).
+pub const MAX_KEPT_PER_CREATOR: usize = 64 << 20;
 
 /// Keeps the creation task of actor `actor`, created by node `creator`, so the head can place
 /// it again when the actor's node dies. Sent by the creator after `RegisterActor`, for actors
@@ -107,8 +111,14 @@ impl Handler<KeepActorCreation> for ActorTable {
             // Kept once: an actor's creation task does not change.
             return Ok(());
         }
-        let replaced = self.creations.get(&m.actor).map_or(0, |c| c.spec.len());
-        let kept = self.creation_bytes - replaced + m.spec.len();
+        let kept = self.creation_bytes + m.spec.len();
+        let theirs = self.creation_bytes_by.get(&m.creator).copied().unwrap_or(0) + m.spec.len();
+        if theirs > MAX_KEPT_PER_CREATOR {
+            return Err(GcsError::Invalid(format!(
+                "the head keeps {MAX_KEPT_PER_CREATOR} bytes of creation tasks for one creator at                  most: actor {} of node {} cannot be restarted on another node (pass large                  constructor arguments by reference)",
+                m.actor, m.creator
+            )));
+        }
         if kept > MAX_KEPT_CREATION_BYTES {
             return Err(GcsError::Invalid(format!(
                 "the head keeps {MAX_KEPT_CREATION_BYTES} bytes of creation tasks at most: actor \
@@ -124,6 +134,7 @@ impl Handler<KeepActorCreation> for ActorTable {
             },
         )?;
         self.creation_bytes = kept;
+        self.creation_bytes_by.insert(m.creator, theirs);
         Ok(())
     }
 }
@@ -148,7 +159,15 @@ impl ActorTable {
     /// Lets go of actor `id`'s creation task (it died).
     pub(super) fn forget_creation(&mut self, id: ActorId) {
         match self.creations.remove(&id) {
-            Ok(Some(c)) => self.creation_bytes = self.creation_bytes.saturating_sub(c.spec.len()),
+            Ok(Some(c)) => {
+                self.creation_bytes = self.creation_bytes.saturating_sub(c.spec.len());
+                if let Some(b) = self.creation_bytes_by.get_mut(&c.creator) {
+                    *b = b.saturating_sub(c.spec.len());
+                    if *b == 0 {
+                        self.creation_bytes_by.remove(&c.creator);
+                    }
+                }
+            }
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(actor = %id, error = %e, "could not let go of a creation task")

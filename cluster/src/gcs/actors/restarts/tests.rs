@@ -7,7 +7,9 @@ use actix::prelude::*;
 use raya_common::{ActorId, NodeId};
 
 use super::super::{ActorInfo, ActorState, ActorTable, GetActor, Placements, RegisterActor};
-use super::{KeepActorCreation, MAX_CREATION_BYTES, RestartActor, SetActorRestarter};
+use super::{
+    KeepActorCreation, MAX_CREATION_BYTES, MAX_KEPT_PER_CREATOR, RestartActor, SetActorRestarter,
+};
 use crate::gcs::{GcsError, GcsEvent};
 
 /// Collects the restarts the table asks for.
@@ -153,5 +155,86 @@ fn a_dead_nodes_actors_restart_elsewhere_when_they_may_and_die_otherwise() {
         assert_eq!((again[0].actor, again[0].num_restarts), (ActorId(1), 2));
     });
     drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn one_creator_keeps_no_more_than_its_share_of_creation_tasks() {
+    let dir = std::env::temp_dir().join(format!("raya-restarts-quota-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = sled::Config::new().path(&dir).open().unwrap();
+    let other = NodeId::random();
+    actix_rt::System::new().block_on(async {
+        let table = ActorTable::load(&db, Placements::default())
+            .unwrap()
+            .start();
+        let (greedy, host) = (NodeId::random(), NodeId::random());
+        let fits = MAX_KEPT_PER_CREATOR / MAX_CREATION_BYTES;
+        for id in 1..=fits as u128 + 2 {
+            table
+                .send(RegisterActor(actor(id, host, -1, false)))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let full = |id: u128, creator: NodeId| {
+            let mut k = keep(id, creator);
+            k.spec = vec![1; MAX_CREATION_BYTES];
+            k
+        };
+        for id in 1..=fits as u128 {
+            table.send(full(id, greedy)).await.unwrap().unwrap();
+        }
+        // One more from the same creator is refused, saying why; another creator's is kept.
+        match table.send(full(fits as u128 + 1, greedy)).await.unwrap() {
+            Err(GcsError::Invalid(m)) => assert!(m.contains("for one creator"), "{m}"),
+            other => panic!("a creator past its share was kept: {other:?}"),
+        }
+        table
+            .send(full(fits as u128 + 2, other))
+            .await
+            .unwrap()
+            .unwrap();
+        // Its share comes back as its actors die (with their creator).
+        table.do_send(GcsEvent::NodeDead {
+            node: greedy,
+            reason: "killed".into(),
+        });
+        assert_eq!(
+            state(&table, 1).await.0,
+            ActorState::Dead,
+            "its creator died"
+        );
+        table
+            .send(full(fits as u128 + 1, greedy))
+            .await
+            .unwrap()
+            .unwrap();
+    });
+    drop(db);
+    let db = sled::Config::new().path(&dir).open().unwrap();
+    actix_rt::System::new().block_on(async {
+        // Reloaded from disk, the shares are counted again: `other` keeps one already.
+        let table = ActorTable::load(&db, Placements::default())
+            .unwrap()
+            .start();
+        let host = NodeId::random();
+        let fits = MAX_KEPT_PER_CREATOR / MAX_CREATION_BYTES;
+        for id in 1000..1000 + fits as u128 {
+            table
+                .send(RegisterActor(actor(id, host, -1, false)))
+                .await
+                .unwrap()
+                .unwrap();
+            let mut k = keep(id, other);
+            k.spec = vec![1; MAX_CREATION_BYTES];
+            let kept = table.send(k).await.unwrap();
+            if id < 1000 + fits as u128 - 1 {
+                kept.unwrap();
+            } else {
+                assert!(matches!(kept, Err(GcsError::Invalid(_))), "{kept:?}");
+            }
+        }
+    });
     let _ = std::fs::remove_dir_all(&dir);
 }
