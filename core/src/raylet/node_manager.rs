@@ -151,8 +151,14 @@ impl NodeManager {
     /// known means it restarted, and the local scheduler hands the new incarnation what the
     /// old one took and never placed (once per incarnation, whichever way this node heard).
     fn head_seen(&mut self, start_time_ms: u64) {
-        let known = self.fencing.head_started.replace(start_time_ms);
-        if known.is_some_and(|t| t != start_time_ms) {
+        // Only a later start counts: an answer sent by the old incarnation may arrive after
+        // the new one was heard of.
+        let known = self.fencing.head_started;
+        if known.is_some_and(|t| t >= start_time_ms) {
+            return;
+        }
+        self.fencing.head_started = Some(start_time_ms);
+        if known.is_some() {
             tracing::info!("the head restarted: handing it what its last incarnation never placed");
             self.host_env.scheduler.do_send(HeadRestarted);
         }

@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 /// raya::serve().unwrap(); // until Ctrl-C or `raya stop`
 /// ```
 pub fn serve() -> Result<()> {
+    // First: a fence from here on is this loop's to act on.
+    let _serving = crate::runtime::Serving::start();
     crate::runtime::current()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -32,7 +34,6 @@ pub fn serve() -> Result<()> {
             ))
         })
         .map_err(|e| Error::Node(format!("cannot wait for signals: {e}")))?;
-    let _serving = crate::runtime::Serving::start();
     loop {
         let woken = rt.block_on(async {
             tokio::select! {

@@ -115,7 +115,9 @@ impl Handler<KeepActorCreation> for ActorTable {
         let theirs = self.creation_bytes_by.get(&m.creator).copied().unwrap_or(0) + m.spec.len();
         if theirs > MAX_KEPT_PER_CREATOR {
             return Err(GcsError::Invalid(format!(
-                "the head keeps {MAX_KEPT_PER_CREATOR} bytes of creation tasks for one creator at                  most: actor {} of node {} cannot be restarted on another node (pass large                  constructor arguments by reference)",
+                "the head keeps {MAX_KEPT_PER_CREATOR} bytes of creation tasks for one creator at \
+                 most: actor {} of node {} cannot be restarted on another node (pass large \
+                 constructor arguments by reference)",
                 m.actor, m.creator
             )));
         }
