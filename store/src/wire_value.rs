@@ -47,11 +47,6 @@ impl WireValue {
         self.bytes.is_empty()
     }
 
-    /// The encoded bytes and the references they name.
-    pub fn into_parts(self) -> (Vec<u8>, Vec<RawRef>) {
-        (self.bytes, self.refs)
-    }
-
     /// The value, encoded, holding the references its objects need.
     pub fn into_value(self) -> Value {
         keeping(self.bytes, self.refs)

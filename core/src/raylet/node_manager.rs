@@ -121,12 +121,17 @@ impl NodeManager {
             .and_then(|n| n.head())
             .map(NodeId::from_peer_id);
         let asked = async move {
-            if let Some(h) = head
-                && let Ok(Some(info)) = gcs.request(GetNode(h)).await
-            {
-                return (Some(info.start_time_ms), gcs.request(GetNode(node)).await);
-            }
-            (None, gcs.request(GetNode(node)).await)
+            let head_started = async {
+                match head {
+                    Some(h) => match gcs.request(GetNode(h)).await {
+                        Ok(Some(info)) => Some(info.start_time_ms),
+                        _ => None,
+                    },
+                    None => None,
+                }
+            };
+            // Side by side: the head's record does not hold up this node's own.
+            tokio::join!(head_started, gcs.request(GetNode(node)))
         };
         ctx.spawn(
             asked

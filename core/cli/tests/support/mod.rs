@@ -370,6 +370,21 @@ impl Cluster {
         }
     }
 
+    /// Checks that worker `name`, declared dead, was fenced and joined again as a new node:
+    /// `alive` nodes are alive (the head and the new incarnation included), its old
+    /// incarnation stays dead, and its process never exited.
+    pub(crate) fn assert_rejoined(&mut self, name: &str, alive: usize) {
+        self.wait_alive(alive);
+        assert!(
+            self.running(name),
+            "the fenced node exited instead of rejoining"
+        );
+        assert!(
+            self.nodes_in("DEAD") >= 2,
+            "the old incarnation of {name} is not dead"
+        );
+    }
+
     /// Waits until `raya status` shows `n` alive nodes (the head included).
     pub(crate) fn wait_alive(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
