@@ -16,6 +16,21 @@ fn slow_value(ms: u64, v: u32) -> u32 {
     v
 }
 
+/// Held shut until a test opens it; `gated` waits behind it.
+static GATE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+static GATE_OPENED: std::sync::Condvar = std::sync::Condvar::new();
+static GATED_RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+#[raya::remote]
+fn gated() -> u32 {
+    GATED_RUNNING.fetch_add(1, Ordering::SeqCst);
+    let mut open = GATE.lock().unwrap();
+    while !*open {
+        open = GATE_OPENED.wait(open).unwrap();
+    }
+    1
+}
+
 #[raya::remote]
 fn make_refs(n: u32) -> Vec<ObjectRef<u32>> {
     (0..n).map(|i| raya::put(i).unwrap()).collect()
@@ -363,4 +378,31 @@ fn raya_starts_and_works_from_inside_a_tokio_runtime() {
             assert_eq!(raya::get(&r).unwrap(), 9);
         });
     });
+}
+
+#[test]
+fn a_get_waiting_when_the_node_stops_fails_instead_of_waiting_forever() {
+    let _turn = raya_integration_tests::turn();
+    raya::init(config(1)).unwrap();
+    let r = gated::remote();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(raya::get(&r));
+    });
+    assert!(eventually(Duration::from_secs(30), || GATED_RUNNING
+        .load(Ordering::SeqCst)
+        == 1));
+    raya::shutdown();
+    // A bound on a hang, not on speed: on a stopped node nothing would ever wake the `get`.
+    let got = rx.recv_timeout(Duration::from_secs(60));
+    *GATE.lock().unwrap() = true;
+    GATE_OPENED.notify_all();
+    match got {
+        Ok(Err(Error::Task(e))) => {
+            assert_eq!(e.kind, raya::TaskErrorKind::System, "{e}");
+            assert!(e.message.contains("node stopped"), "{e}");
+        }
+        other => panic!("expected the stopped node's error, got {other:?}"),
+    }
+    waiter.join().unwrap();
 }

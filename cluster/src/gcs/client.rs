@@ -278,13 +278,14 @@ impl Handler<NetEvent> for GcsClient {
     }
 }
 
-/// The reply to a request sent by [`GcsHandle::notify`], awaited by the client actor so that
-/// a failure is logged.
-type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+/// The answer to a request queued for the head ([`GcsHandle::notify`]).
+type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), GcsError>> + Send>>;
 
 /// Awaits a notification's reply, logging a failure.
 struct AwaitReply {
     what: &'static str,
+    /// Sent to the head's own tables: their mailbox gone means the node is stopping.
+    local: bool,
     reply: Pending,
 }
 
@@ -297,12 +298,16 @@ impl Handler<AwaitReply> for GcsClient {
 
     fn handle(
         &mut self,
-        AwaitReply { what, reply }: AwaitReply,
+        AwaitReply { what, local, reply }: AwaitReply,
         _: &mut Context<Self>,
     ) -> Self::Result {
         Box::pin(async move {
-            if let Err(e) = reply.await {
-                tracing::warn!(request = what, error = %e, "GCS request failed");
+            match reply.await {
+                Ok(()) => {}
+                Err(GcsError::Unavailable) if local => {
+                    tracing::debug!(request = what, "GCS gone before a request was delivered")
+                }
+                Err(e) => tracing::warn!(request = what, error = %e, "GCS request failed"),
             }
         })
     }
@@ -456,25 +461,48 @@ impl GcsHandle {
         M: GcsRequest,
         <M::Table as Actor>::Context: actix::dev::ToEnvelope<M::Table, M>,
     {
-        let what = M::NAME;
+        let local = matches!(self.route, Route::Local(_));
+        let reply = self.queue(msg);
+        self.addr.do_send(AwaitReply {
+            what: M::NAME,
+            local,
+            reply,
+        });
+    }
+
+    /// Like [`GcsHandle::notify`] (queued, in order, before this returns), but the caller
+    /// awaits the head's answer: `Ok` once the head handled the request, its refusal or error
+    /// as such, and [`GcsError::Unavailable`] when it could not be delivered (within the
+    /// link's delivery bound), for the caller to send it again or act on. A request the
+    /// cluster gossips (heartbeats, resources) is answered `Ok` once published.
+    pub fn notify_acknowledged<M>(
+        &self,
+        msg: M,
+    ) -> impl std::future::Future<Output = Result<(), GcsError>> + Send + 'static
+    where
+        M: GcsRequest,
+        <M::Table as Actor>::Context: actix::dev::ToEnvelope<M::Table, M>,
+    {
+        self.queue(msg)
+    }
+
+    /// Queues `msg` for the head; the future is its answer.
+    fn queue<M>(&self, msg: M) -> Pending
+    where
+        M: GcsRequest,
+        <M::Table as Actor>::Context: actix::dev::ToEnvelope<M::Table, M>,
+    {
         if self.left.load(Ordering::SeqCst) && matches!(self.route, Route::Remote { .. }) {
-            tracing::debug!(request = what, "not sent: this node left the cluster");
-            return;
+            tracing::debug!(request = M::NAME, "not sent: this node left the cluster");
+            return Box::pin(std::future::ready(Err(GcsError::Unavailable)));
         }
-        let reply: Pending = match &self.route {
+        match &self.route {
             Route::Local(tables) => {
                 let req = M::table(tables).send(msg);
                 Box::pin(async move {
                     match req.await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => {
-                            tracing::debug!(
-                                request = what,
-                                "GCS gone before a request was delivered"
-                            );
-                            Ok(())
-                        }
+                        Ok(r) => r.map(|_| ()),
+                        Err(_) => Err(GcsError::Unavailable),
                     }
                 })
             }
@@ -482,23 +510,26 @@ impl GcsHandle {
                 Some(topic) => {
                     let r = msg
                         .encode()
-                        .map_err(|e| e.to_string())
-                        .and_then(|b| net.publish(topic, b).map_err(|e| e.to_string()));
-                    Box::pin(async move { r })
+                        .map_err(|e| GcsError::Invalid(e.to_string()))
+                        .and_then(|b| {
+                            net.publish(topic, b).map_err(|e| {
+                                tracing::debug!(request = M::NAME, error = %e, "not published");
+                                GcsError::Unavailable
+                            })
+                        });
+                    Box::pin(std::future::ready(r))
                 }
                 None => {
                     let reply = net.send_ordered(*head, msg);
                     Box::pin(async move {
                         match reply.await {
-                            Ok(Ok(_)) => Ok(()),
-                            Ok(Err(e)) => Err(e.to_string()),
-                            Err(e) => Err(format!("not delivered to the head: {e}")),
+                            Ok(r) => r.map(|_| ()),
+                            Err(e) => Err(GcsError::from_network(e)),
                         }
                     })
                 }
             },
-        };
-        self.addr.do_send(AwaitReply { what, reply });
+        }
     }
 
     /// The node table as this client last saw it.

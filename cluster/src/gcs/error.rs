@@ -33,6 +33,10 @@ pub enum GcsError {
     /// table change came from a node that is not a member).
     #[error("the GCS refused the request: {0}")]
     Refused(String),
+    /// A node reported an actor as living on it, and the head records it on another node (or
+    /// placed it on another): the reporting node's instance is not the actor's.
+    #[error("the head records the actor on another node: {0}")]
+    ActorElsewhere(String),
 }
 
 impl GcsError {

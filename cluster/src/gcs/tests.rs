@@ -679,7 +679,10 @@ fn a_member_cannot_take_over_another_nodes_actor() {
         for actor in [id, pending] {
             for state in [ActorState::Alive, ActorState::Dead] {
                 let taken = gcs.request(claim(actor, state)).await;
-                assert!(matches!(taken, Err(GcsError::Invalid(_))), "{taken:?}");
+                assert!(
+                    matches!(taken, Err(GcsError::ActorElsewhere(_))),
+                    "{taken:?}"
+                );
             }
         }
         let info = local.request(GetActor(ActorId(id))).await.unwrap().unwrap();

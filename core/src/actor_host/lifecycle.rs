@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix::prelude::*;
+use raya_cluster::gcs::GcsError;
 use raya_cluster::gcs::actors::{ActorState, UpdateActor};
 use raya_common::{TaskError, TaskErrorKind, TaskFrame, TaskId, Value};
 use raya_scheduler::{CancelTask, ReleaseResources, TaskDone, TaskOutcome, TaskSpec};
@@ -18,6 +19,13 @@ use crate::core_worker::call_sender::{CallSender, MovedHere};
 use crate::execution::args::Args;
 use crate::execution::context::{self, ExecCtx};
 use crate::execution::panic::{catch, panic_message};
+
+/// How many times an actor's state report is sent when the head cannot be reached (each after
+/// the link's own delivery bound ran out).
+const REPORT_ATTEMPTS: u32 = 5;
+
+/// The pause before a state report is sent again.
+const REPORT_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where an actor is in its life (see the diagram in the module docs of the host).
 #[derive(Debug)]
@@ -71,14 +79,85 @@ impl<A: ActorClass> ActorHost<A> {
         self.opts.max_restarts < 0 || self.restarts < self.opts.max_restarts as u64
     }
 
-    fn report_state(&self, state: ActorState, cause: Option<String>) {
-        self.env.gcs.notify(UpdateActor {
+    /// Tells the GCS the actor's state here. A death is told and done (the head records what
+    /// dies with its node either way). A report that the actor lives here (`Alive`,
+    /// `Restarting`) must be acknowledged: one the head could not be reached for is sent again
+    /// while it is still the latest ([`REPORT_ATTEMPTS`]), and one the head refuses, because
+    /// it records the actor on another node, stops the instance here
+    /// ([`Self::placed_elsewhere`]).
+    fn report_state(&mut self, state: ActorState, cause: Option<String>, ctx: &mut Context<Self>) {
+        self.reports += 1;
+        let report = UpdateActor {
             actor_id: self.id,
             state,
             node: Some(self.env.node),
             num_restarts: self.restarts,
             death_cause: cause,
-        });
+        };
+        if state == ActorState::Dead {
+            self.env.gcs.notify(report);
+        } else {
+            self.send_report(report, self.reports, 1, ctx);
+        }
+    }
+
+    fn send_report(&self, report: UpdateActor, seq: u64, attempt: u32, ctx: &mut Context<Self>) {
+        let answer = self.env.gcs.notify_acknowledged(report.clone());
+        let generation = self.generation;
+        ctx.spawn(answer.into_actor(self).map(move |answer, this, ctx| {
+            let latest = this.reports == seq && this.generation == generation;
+            match answer {
+                Ok(()) => {}
+                Err(GcsError::ActorElsewhere(why)) if latest => this.placed_elsewhere(&why, ctx),
+                Err(GcsError::Unavailable) if latest && attempt < REPORT_ATTEMPTS => {
+                    tracing::debug!(actor = %this.id, attempt, "the head did not answer the actor's state report: sending it again");
+                    ctx.run_later(REPORT_PAUSE, move |this, ctx| {
+                        if this.reports == seq && this.generation == generation {
+                            this.send_report(report, seq, attempt + 1, ctx);
+                        }
+                    });
+                }
+                Err(e) if latest => {
+                    tracing::error!(actor = %this.id, state = ?report.state, error = %e, "the GCS did not take the actor's state")
+                }
+                // A later report says more.
+                Err(_) => {}
+            }
+        }));
+    }
+
+    /// The head refused to record the actor here: it records it on another node (it was
+    /// placed again while its placement here went unconfirmed, as when the head restarted in
+    /// between). The instance here stops and gives back what it held, with no death reported
+    /// (the actor lives on elsewhere); its calls go to the node the head records, once found.
+    fn placed_elsewhere(&mut self, why: &str, ctx: &mut Context<Self>) {
+        if !self.lifecycle.constructed() {
+            return;
+        }
+        tracing::warn!(actor = %self.id, class = self.opts.class, reason = %why, "the head records this actor on another node: stopping the instance here");
+        self.bump_generation();
+        let err = TaskError::new(
+            TaskErrorKind::ActorDied,
+            format!(
+                "actor {} ({}) was stopped on this node, the head records it elsewhere: {why}",
+                self.id, self.opts.class
+            ),
+        );
+        self.rerun_running(&err, ctx);
+        self.clear_state();
+        if std::mem::take(&mut self.placed_restart) {
+            self.env.scheduler.do_send(TaskDone {
+                worker: None,
+                task_id: self.creation_task(),
+                outcome: TaskOutcome::Failed,
+            });
+        } else {
+            self.env
+                .scheduler
+                .do_send(ReleaseResources(self.opts.lifetime.clone()));
+        }
+        self.lifecycle = Lifecycle::Placing;
+        self.placed(ctx);
     }
 
     fn bump_generation(&mut self) {
@@ -122,7 +201,7 @@ impl<A: ActorClass> ActorHost<A> {
                     Lifecycle::Alive => ActorState::Alive,
                     _ => ActorState::Restarting,
                 };
-                self.report_state(state, None);
+                self.report_state(state, None, ctx);
             }
             self.env.scheduler.do_send(TaskDone {
                 worker: None,
@@ -244,7 +323,7 @@ impl<A: ActorClass> ActorHost<A> {
                 .scheduler
                 .do_send(ReleaseResources(self.opts.lifetime.clone()));
         }
-        self.report_state(ActorState::Dead, Some(cause.message.clone()));
+        self.report_state(ActorState::Dead, Some(cause.message.clone()), ctx);
         self.env.directory.release_keep_alive(self.id);
         if self.handles_dropped {
             ctx.stop();
@@ -264,7 +343,7 @@ impl<A: ActorClass> ActorHost<A> {
         );
         self.rerun_running(&err, ctx);
         tracing::info!(actor = %self.id, class = self.opts.class, restarts = self.restarts, %reason, "restarting actor");
-        self.report_state(ActorState::Restarting, None);
+        self.report_state(ActorState::Restarting, None, ctx);
         self.construct(ctx);
     }
 
@@ -383,7 +462,7 @@ impl<A: ActorClass> Handler<Constructed> for ActorHost<A> {
                         },
                     });
                 }
-                self.report_state(ActorState::Alive, None);
+                self.report_state(ActorState::Alive, None, ctx);
                 self.pump(ctx);
             }
             Err(e) if first && e.kind == TaskErrorKind::Panic && self.can_restart() => {
@@ -392,7 +471,7 @@ impl<A: ActorClass> Handler<Constructed> for ActorHost<A> {
                 self.restarts += 1;
                 self.bump_generation();
                 tracing::info!(actor = %self.id, class = self.opts.class, restarts = self.restarts, error = %e.message, "constructor panicked: constructing again");
-                self.report_state(ActorState::Restarting, None);
+                self.report_state(ActorState::Restarting, None, ctx);
                 self.construct(ctx);
             }
             Err(e) if first => {

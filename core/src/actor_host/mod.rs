@@ -34,7 +34,11 @@
 //! [`CallSender`]: crate::core_worker::call_sender::CallSender
 //!
 //! Every state change is reported to the GCS actor table; a dead actor's calls fail with
-//! `ActorDied`, and its host stops once its handles are gone.
+//! `ActorDied`, and its host stops once its handles are gone. A report that the actor lives
+//! here waits for the head's answer: sent again while the head cannot be reached, and, when the
+//! head records the actor on another node (placed again there while the placement here went
+//! unconfirmed, as across a head restart), the instance here stops, gives back its resources
+//! and goes back to `Placing`, from where its calls are forwarded to the recorded node.
 
 mod call;
 mod control;
@@ -46,6 +50,9 @@ mod mailbox;
 mod proxy;
 pub(crate) mod thread_pool;
 pub(crate) mod wire;
+
+#[cfg(test)]
+mod tests;
 
 pub(crate) use call::ActorCall;
 pub(crate) use control::HostControl;
@@ -108,6 +115,8 @@ pub(crate) struct ActorHost<A: ActorClass> {
     /// Queued calls of other nodes whose results this node already keeps for their owner (kept
     /// when queued, so the owner's lease on this node sees them being made while they wait).
     kept_early: std::cell::RefCell<std::collections::HashSet<TaskId>>,
+    /// State reports sent to the GCS: a report is sent again only while it is the latest.
+    reports: u64,
 }
 
 impl<A: ActorClass> std::fmt::Debug for ActorHost<A> {

@@ -124,9 +124,21 @@ impl<A: ActorClass> HandleRef<A> {
             return;
         }
         let store = &self.inner.core.store;
+        let actor = self.inner.id;
         for r in self.inner.core.call_actor(&self.inner, method, args, 1) {
             let id = r.id();
-            store.on_ready(id, Box::new(move || drop(r)));
+            store.on_ready(
+                id,
+                Box::new(move || {
+                    // Nobody reads this result: its failure is told here, as an untracked
+                    // tell's is where it ran.
+                    if r.store().status(r.id()) == raya_store::Status::Failed
+                        && let raya_store::Lookup::Failed(e) = r.store().get(r.id())
+                    {
+                        tracing::warn!(%actor, error = %e, "a call sent with tell failed");
+                    }
+                }),
+            );
         }
     }
 }

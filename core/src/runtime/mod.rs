@@ -84,12 +84,24 @@ impl TestNode {
     }
 }
 
+/// The GCS tables of the running head (a test's view of what the head records).
+#[cfg(test)]
+pub(crate) fn test_tables() -> raya_cluster::gcs::GcsTables {
+    NODE.read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .and_then(|n| n.tables.clone())
+        .expect("a running head")
+}
+
 #[cfg(test)]
 impl Drop for TestNode {
     fn drop(&mut self) {
         shutdown();
     }
 }
+
+/// Held while the node starts, stops or rejoins, so those never interleave.
 static LIFECYCLE: Mutex<()> = Mutex::new(());
 
 /// The core worker of the running node, or [`Error::NotInitialized`].
@@ -152,6 +164,11 @@ pub fn init(config: Config) -> Result<()> {
 /// Starts this process's node (what `init` does, short of serving as a worker).
 fn start_node(config: Config) -> Result<()> {
     let _life = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
+    start_locked(config)
+}
+
+/// [`start_node`], for a caller holding [`LIFECYCLE`].
+fn start_locked(config: Config) -> Result<()> {
     if is_initialized() {
         return Err(Error::AlreadyInitialized);
     }
@@ -274,17 +291,27 @@ pub(crate) async fn fenced() -> String {
 }
 
 /// Starts the node again after it was fenced: a new identity and a fresh session directory.
+///
+/// Stopping and starting happen under one hold of the lifecycle lock, so the program's own
+/// threads never see the gap: a call that needs the node meanwhile (a `remote()`, which would
+/// start a node of its own when none runs) waits and gets the rejoined one.
 pub(crate) fn rejoin() -> Result<()> {
-    let config = NODE
+    rejoin_with(|| {})
+}
+
+/// [`rejoin`], running `between` once the old node is stopped and before the new one starts.
+fn rejoin_with(between: impl FnOnce()) -> Result<()> {
+    let _life = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
+    let mut config = NODE
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .as_ref()
         .map(|n| n.config.clone())
         .ok_or(Error::NotInitialized)?;
-    shutdown();
-    let mut config = config;
+    stop_locked();
+    between();
     config.session_dir = None;
-    start_node(config)
+    start_locked(config)
 }
 
 fn start(config: Config) -> Result<RunningNode> {
@@ -378,9 +405,16 @@ fn start(config: Config) -> Result<RunningNode> {
 
 /// Stops Raya in this process: the node unregisters, every worker, actor and object is
 /// dropped, and a temporary session directory is deleted. A no-op when Raya is not running.
-/// `raya::init` may be called again afterwards.
+/// `raya::init` may be called again afterwards. A `get` another thread is waiting in fails
+/// with a [`TaskErrorKind::System`](crate::TaskErrorKind::System) error: the object will not
+/// be made.
 pub fn shutdown() {
     let _life = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
+    stop_locked();
+}
+
+/// [`shutdown`], for a caller holding [`LIFECYCLE`].
+fn stop_locked() {
     let Some(mut node) = NODE.write().unwrap_or_else(|p| p.into_inner()).take() else {
         return;
     };
@@ -416,6 +450,13 @@ pub fn shutdown() {
     if let Some(n) = node.net.take() {
         n.shutdown();
     }
+    // Nothing completes what is still pending now: whoever waits for it (a `get` on another
+    // thread, a call kept until it settles) is told, instead of waiting on a stopped node.
+    let stopped = raya_common::TaskError::new(
+        raya_common::TaskErrorKind::System,
+        "the node stopped (raya::shutdown, or it was fenced) before this object was made",
+    );
+    node.core.store.fail_all_pending(Arc::new(stopped));
     if let Some(f) = node.pid_file.take() {
         let _ = std::fs::remove_file(f);
     }
@@ -500,6 +541,48 @@ mod tests {
             .and_then(|n| n.net.clone())
             .expect("a cluster node");
         net.router().names()
+    }
+
+    #[test]
+    fn a_program_call_during_a_rejoin_gets_the_rejoined_node_not_one_of_its_own() {
+        let node = TestNode::start(Config::default().num_cpus(1).namespace("rejoining"));
+        let old = current().unwrap().node;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut early = None;
+        let rejoined = rejoin_with(|| {
+            // A program thread needs the node while it is away; a node of its own started in
+            // the gap would take the rejoining node's place.
+            std::thread::spawn(move || {
+                let _ = tx.send(current_or_start().map(|c| c.node));
+            });
+            early = rx.recv_timeout(Duration::from_secs(2)).ok();
+        });
+        assert!(
+            early.is_none(),
+            "the program's call went on while the node was away: {early:?}"
+        );
+        rejoined.expect("the node rejoins");
+        let new = current().unwrap().node;
+        assert_ne!(new, old, "a rejoined node has a new identity");
+        let namespace = NODE
+            .read()
+            .unwrap()
+            .as_ref()
+            .and_then(|n| n.config.namespace.clone());
+        assert_eq!(
+            namespace.as_deref(),
+            Some("rejoining"),
+            "the node runs the configuration it had"
+        );
+        let seen = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the program's call returns");
+        assert_eq!(
+            seen.unwrap(),
+            new,
+            "the program's call got the rejoined node"
+        );
+        drop(node);
     }
 
     #[test]

@@ -476,6 +476,34 @@ impl StoreCore {
         true
     }
 
+    /// Fails every object still pending with `error`, waking whoever waits for one, and returns
+    /// how many there were. The node calls it when it stops: nothing will complete them any
+    /// more, and a waiter's callback (which may hold a reference into this store) must not
+    /// outlive the node in a store nobody frees.
+    pub fn fail_all_pending(&self, error: Arc<TaskError>) -> usize {
+        let mut waiters = Vec::new();
+        let mut failed = 0;
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for e in shard.entries.values_mut() {
+                if let State::Pending(_) = e.state {
+                    let State::Pending(w) =
+                        std::mem::replace(&mut e.state, State::Failed(Arc::clone(&error)))
+                    else {
+                        unreachable!("checked above")
+                    };
+                    waiters.extend(w.into_iter().map(|(_, w)| w));
+                    failed += 1;
+                }
+            }
+        }
+        // Outside the shard locks: a callback may drop references, which lock shards again.
+        for w in waiters {
+            w.fire();
+        }
+        failed
+    }
+
     /// Whether `id` is in this store and owned by this node (not a borrowed object).
     pub fn owned_here(&self, id: ObjectId) -> bool {
         self.shard(&id)

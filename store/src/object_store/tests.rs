@@ -369,3 +369,38 @@ fn free_callbacks_run_when_the_last_reference_goes() {
     assert_eq!(fired.load(Ordering::SeqCst), 11);
     assert!(!s.on_free(ObjectId::for_return(TaskId(5), 0), Box::new(|| {})));
 }
+
+#[test]
+fn stopping_fails_every_pending_object_and_lets_a_store_its_callbacks_reference_go() {
+    let dir = std::env::temp_dir().join(format!("raya-store-test-stop-{}", std::process::id()));
+    let s = StoreCore::new(StoreConfig {
+        node: NodeId::random(),
+        memory_budget: 1 << 20,
+        spilling: false,
+        spill_dir: dir.clone(),
+    });
+    let g = ids();
+    let pending = s.add_ref(ObjectId::for_return(g.task_id(), 0));
+    let ready = s.add_ref(ObjectId::for_return(g.task_id(), 0));
+    assert!(s.complete(ready.id(), Value::new(7u32)).unwrap());
+    // A callback that keeps the reference until the object settles (as a tell's hidden result
+    // is kept) holds the store itself.
+    let kept = pending.clone();
+    assert!(s.on_ready(pending.id(), Box::new(move || drop(kept))));
+    let id = pending.id();
+    drop(pending);
+    let weak = Arc::downgrade(&s);
+    let error = Arc::new(TaskError::new(TaskErrorKind::System, "the node stopped"));
+    assert_eq!(s.fail_all_pending(error), 1);
+    assert!(matches!(s.get(ready.id()), Lookup::Ready(v) if v.clone_as::<u32>().unwrap() == 7));
+    // The callback ran and let go of the pending object: nothing but `s` and `ready` hold the
+    // store now.
+    assert!(matches!(s.get(id), Lookup::Missing));
+    drop(ready);
+    drop(s);
+    assert!(
+        weak.upgrade().is_none(),
+        "the stopped store is still referenced"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -224,8 +224,22 @@ impl ActorTable {
                     .map(|n| ((a.namespace.clone(), n), a.actor_id))
             })
             .collect();
-        let creations: Persisted<ActorId, restarts::Creation> =
+        let mut creations: Persisted<ActorId, restarts::Creation> =
             Persisted::open(db, "actor_creations")?;
+        // An actor's death and the removal of its creation task are two writes: a crash
+        // between them leaves a task no restart needs, charged to its creator for good.
+        let stale: Vec<ActorId> = creations
+            .iter()
+            .filter(|(id, _)| actors.get(id).is_none_or(|a| a.state == ActorState::Dead))
+            .map(|(id, _)| *id)
+            .collect();
+        if !stale.is_empty() {
+            tracing::info!(
+                count = stale.len(),
+                "dropping the creation tasks of actors that died"
+            );
+            creations.apply(stale.into_iter().map(|id| (id, None)).collect())?;
+        }
         let creation_bytes = creations.values().map(|c| c.spec.len()).sum();
         let mut creation_bytes_by: HashMap<NodeId, usize> = HashMap::new();
         for c in creations.values() {
@@ -308,7 +322,7 @@ impl Handler<UpdateActor> for ActorTable {
             let at = info
                 .node
                 .map_or_else(|| "no node".to_string(), |n| format!("node {n}"));
-            return Err(GcsError::Invalid(format!(
+            return Err(GcsError::ActorElsewhere(format!(
                 "actor {} lives on {at}, and the head did not place it on {from}",
                 m.actor_id
             )));

@@ -238,3 +238,69 @@ fn one_creator_keeps_no_more_than_its_share_of_creation_tasks() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_creation_task_left_behind_by_a_crash_after_its_actor_died_is_dropped_at_reload() {
+    let dir = std::env::temp_dir().join(format!("raya-restarts-stale-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = sled::Config::new().path(&dir).open().unwrap();
+    let (creator, host) = (NodeId::random(), NodeId::random());
+    let fits = MAX_KEPT_PER_CREATOR / MAX_CREATION_BYTES;
+    let full = |id: u128| {
+        let mut k = keep(id, creator);
+        k.spec = vec![1; MAX_CREATION_BYTES];
+        k
+    };
+    actix_rt::System::new().block_on(async {
+        let table = ActorTable::load(&db, Placements::default())
+            .unwrap()
+            .start();
+        for id in 1..=fits as u128 {
+            table
+                .send(RegisterActor(actor(id, host, -1, false)))
+                .await
+                .unwrap()
+                .unwrap();
+            table.send(full(id)).await.unwrap().unwrap();
+        }
+    });
+    // The head crashed after writing actor 1's death and before letting go of its creation
+    // task: the record says Dead, the task is still on disk.
+    {
+        let mut actors: crate::gcs::persist::Persisted<ActorId, ActorInfo> =
+            crate::gcs::persist::Persisted::open(&db, "actors").unwrap();
+        let mut dead = actors.get(&ActorId(1)).cloned().unwrap();
+        dead.state = ActorState::Dead;
+        actors.insert(ActorId(1), dead).unwrap();
+    }
+    drop(db);
+    let db = sled::Config::new().path(&dir).open().unwrap();
+    actix_rt::System::new().block_on(async {
+        let table = ActorTable::load(&db, Placements::default())
+            .unwrap()
+            .start();
+        // The dead actor's share is the creator's again: one more full task is kept.
+        let id = fits as u128 + 1;
+        table
+            .send(RegisterActor(actor(id, host, -1, false)))
+            .await
+            .unwrap()
+            .unwrap();
+        table.send(full(id)).await.unwrap().unwrap();
+        // And the dead actor is restarted by nobody.
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        table.do_send(SetActorRestarter(
+            Restarts(Arc::clone(&asked)).start().recipient(),
+        ));
+        table.do_send(GcsEvent::NodeDead {
+            node: host,
+            reason: "killed".into(),
+        });
+        restarts_asked(&asked, fits).await;
+        assert!(
+            asked.lock().unwrap().iter().all(|r| r.actor != ActorId(1)),
+            "the dead actor was restarted"
+        );
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
