@@ -679,10 +679,16 @@ fn a_member_cannot_take_over_another_nodes_actor() {
         for actor in [id, pending] {
             for state in [ActorState::Alive, ActorState::Dead] {
                 let taken = gcs.request(claim(actor, state)).await;
-                assert!(
-                    matches!(taken, Err(GcsError::ActorElsewhere(_))),
-                    "{taken:?}"
-                );
+                // Alive on a known node: the member's instance is a stray one. Still being
+                // created at its creator, with no placement known: refused all the same.
+                if actor == id {
+                    assert!(
+                        matches!(taken, Err(GcsError::ActorElsewhere(_))),
+                        "{taken:?}"
+                    );
+                } else {
+                    assert!(matches!(taken, Err(GcsError::Invalid(_))), "{taken:?}");
+                }
             }
         }
         let info = local.request(GetActor(ActorId(id))).await.unwrap().unwrap();

@@ -16,7 +16,7 @@ use super::ActorHost;
 use super::call::{ActorCall, CallEnv, CallMeta, finish_call, record_call, run_sync};
 use super::control::{BatchDone, FrontCallReady};
 use super::lifecycle::{Lifecycle, out_of_scope};
-use super::wire::{WireActorCall, keep_results_for_owner, not_deliverable};
+use super::wire::{WireActorCall, keep_results_for_owner};
 use crate::api::actor::{ActorClass, Context as MethodContext, MethodKind};
 use crate::execution::args::Args;
 use crate::execution::context::{self, ExecCtx, WithCtx};
@@ -392,10 +392,7 @@ impl<A: ActorClass> Handler<ActorCall<A>> for ActorHost<A> {
     fn handle(&mut self, call: ActorCall<A>, ctx: &mut Context<Self>) {
         match &self.lifecycle {
             Lifecycle::Remote(sender) => {
-                match not_deliverable(&call.method) {
-                    None => sender.do_send(call.to_wire(self.address())),
-                    Some(e) => self.fail_call(&call, &e),
-                }
+                self.forward_call(&sender.clone(), call);
                 return;
             }
             Lifecycle::Dead(cause) => {
@@ -488,6 +485,14 @@ impl<A: ActorClass> Handler<BatchDone<A>> for ActorHost<A> {
                 let err = self.died_error(cause);
                 for c in &m.rest {
                     self.fail_call(c, &err);
+                }
+            }
+            Lifecycle::Remote(sender) => {
+                // The instance here stopped while the batch ran (the head records the actor
+                // elsewhere): what it did not start goes where the actor is.
+                let sender = sender.clone();
+                for c in m.rest {
+                    self.forward_call(&sender, c);
                 }
             }
             _ => {

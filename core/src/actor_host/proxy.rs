@@ -5,7 +5,7 @@
 
 use actix::prelude::*;
 use raya_cluster::gcs::actors::GetActor;
-use raya_common::{ActorAddress, NodeId, TaskError, TaskErrorKind};
+use raya_common::{NodeId, TaskError, TaskErrorKind};
 
 use super::ActorHost;
 use super::control::HostControl;
@@ -48,7 +48,7 @@ impl<A: ActorClass> ActorHost<A> {
             return;
         }
         let gcs = self.env.gcs.clone();
-        let (id, me) = (self.id, self.env.node);
+        let (id, me, generation) = (self.id, self.env.node, self.generation);
         ctx.spawn(
             async move {
                 for _ in 0..FIND_ATTEMPTS {
@@ -68,7 +68,13 @@ impl<A: ActorClass> ActorHost<A> {
                 None
             }
             .into_actor(self)
-            .map(|found, this, ctx| match found {
+            .map(move |found, this, ctx| {
+                // Placed here meanwhile (or killed): what was found is out of date.
+                if this.generation != generation || !matches!(this.lifecycle, Lifecycle::Placing)
+                {
+                    return;
+                }
+                match found {
                 Some(node) => this.become_proxy(node, ctx),
                 None if this.lifecycle.before_creation() => this.abort_creation(
                     TaskError::new(
@@ -78,8 +84,17 @@ impl<A: ActorClass> ActorHost<A> {
                     ctx,
                 ),
                 None => {}
+                }
             }),
         );
+    }
+
+    /// Sends `call` on to the actor's node through `sender` (or fails it, when it cannot cross).
+    pub(super) fn forward_call(&self, sender: &Addr<CallSender>, call: super::ActorCall<A>) {
+        match not_deliverable(&call.method) {
+            None => sender.do_send(call.to_wire(self.address())),
+            Some(e) => self.fail_call(&call, &e),
+        }
     }
 
     /// The actor was constructed on `node`: forward everything there from now on.
@@ -88,15 +103,8 @@ impl<A: ActorClass> ActorHost<A> {
             .env
             .remote
             .sender(self.id, node, self.opts.max_task_retries);
-        let to = ActorAddress {
-            node,
-            actor: self.id,
-        };
         for call in std::mem::take(&mut self.queue) {
-            match not_deliverable(&call.method) {
-                None => sender.do_send(call.to_wire(to)),
-                Some(e) => self.fail_call(&call, &e),
-            }
+            self.forward_call(&sender, call);
         }
         tracing::debug!(actor = %self.id, %node, "actor placed on another node");
         if self.handles_dropped {

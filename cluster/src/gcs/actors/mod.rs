@@ -238,7 +238,9 @@ impl ActorTable {
                 count = stale.len(),
                 "dropping the creation tasks of actors that died"
             );
-            creations.apply(stale.into_iter().map(|id| (id, None)).collect())?;
+            if let Err(e) = creations.apply(stale.into_iter().map(|id| (id, None)).collect()) {
+                tracing::warn!(error = %e, "could not drop the creation tasks of dead actors");
+            }
         }
         let creation_bytes = creations.values().map(|c| c.spec.len()).sum();
         let mut creation_bytes_by: HashMap<NodeId, usize> = HashMap::new();
@@ -322,10 +324,22 @@ impl Handler<UpdateActor> for ActorTable {
             let at = info
                 .node
                 .map_or_else(|| "no node".to_string(), |n| format!("node {n}"));
-            return Err(GcsError::ActorElsewhere(format!(
+            let why = format!(
                 "actor {} lives on {at}, and the head did not place it on {from}",
                 m.actor_id
-            )));
+            );
+            // Only a node the head knows hosts the actor makes the reporter's instance a
+            // stray one. A record still at its creator, or restarting nowhere, with no
+            // placement known (a restarted head forgot where it sent it) says nothing of
+            // the kind: refused, and the reporter keeps its instance.
+            let known = self.placements.placed(m.actor_id).is_some()
+                || matches!(info.state, ActorState::Alive | ActorState::Restarting)
+                    && info.node.is_some();
+            return Err(if known {
+                GcsError::ActorElsewhere(why)
+            } else {
+                GcsError::Invalid(why)
+            });
         }
         info.num_restarts = info.num_restarts.max(m.num_restarts);
         if m.node.is_some() {
