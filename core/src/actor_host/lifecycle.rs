@@ -126,9 +126,8 @@ impl<A: ActorClass> ActorHost<A> {
         }));
     }
 
-    /// The head refused to record the actor here: it records it on another node (it was
-    /// placed again while its placement here went unconfirmed, as when the head restarted in
-    /// between). The instance here stops and gives back what it held, with no death reported
+    /// The head refused to record the actor here: it records it on, or placed it on, another
+    /// node it knows (it was placed again there while the placement here went unconfirmed). The instance here stops and gives back what it held, with no death reported
     /// (the actor lives on elsewhere); its calls go to the node the head records, once found.
     fn placed_elsewhere(&mut self, why: &str, ctx: &mut Context<Self>) {
         if !self.lifecycle.constructed() {
@@ -145,17 +144,7 @@ impl<A: ActorClass> ActorHost<A> {
         );
         self.rerun_running(&err, ctx);
         self.clear_state();
-        if std::mem::take(&mut self.placed_restart) {
-            self.env.scheduler.do_send(TaskDone {
-                worker: None,
-                task_id: self.creation_task(),
-                outcome: TaskOutcome::Failed,
-            });
-        } else {
-            self.env
-                .scheduler
-                .do_send(ReleaseResources(self.opts.lifetime.clone()));
-        }
+        self.give_back_held(true);
         self.lifecycle = Lifecycle::Placing;
         self.placed(ctx);
     }
@@ -310,23 +299,28 @@ impl<A: ActorClass> ActorHost<A> {
         }
         self.abandon_running(&died, ctx);
         self.clear_state();
+        self.give_back_held(was.constructed());
+        self.report_state(ActorState::Dead, Some(cause.message.clone()), ctx);
+        self.env.directory.release_keep_alive(self.id);
+        if self.handles_dropped {
+            ctx.stop();
+        }
+    }
+
+    /// Gives back what the instance here held: the placement of a restart placed here and
+    /// not constructed yet (the lifetime resources were never taken), else, when it was
+    /// `constructed`, its lifetime resources.
+    fn give_back_held(&mut self, constructed: bool) {
         if std::mem::take(&mut self.placed_restart) {
-            // Placed here again and not constructed yet: the placement goes back, and the
-            // lifetime resources were never taken.
             self.env.scheduler.do_send(TaskDone {
                 worker: None,
                 task_id: self.creation_task(),
                 outcome: TaskOutcome::Failed,
             });
-        } else if was.constructed() {
+        } else if constructed {
             self.env
                 .scheduler
                 .do_send(ReleaseResources(self.opts.lifetime.clone()));
-        }
-        self.report_state(ActorState::Dead, Some(cause.message.clone()), ctx);
-        self.env.directory.release_keep_alive(self.id);
-        if self.handles_dropped {
-            ctx.stop();
         }
     }
 

@@ -36,8 +36,8 @@
 //! Every state change is reported to the GCS actor table; a dead actor's calls fail with
 //! `ActorDied`, and its host stops once its handles are gone. A report that the actor lives
 //! here waits for the head's answer: sent again while the head cannot be reached, and, when the
-//! head records the actor on another node (placed again there while the placement here went
-//! unconfirmed, as across a head restart), the instance here stops, gives back its resources
+//! head records the actor on another node it knows (placed again there while the placement
+//! here went unconfirmed), the instance here stops, gives back its resources
 //! and goes back to `Placing`, from where its calls are forwarded to the recorded node.
 
 mod call;

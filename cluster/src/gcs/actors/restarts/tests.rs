@@ -41,6 +41,14 @@ fn keep(id: u128, creator: NodeId) -> KeepActorCreation {
     }
 }
 
+/// A creation task of the largest size kept.
+fn full(id: u128, creator: NodeId) -> KeepActorCreation {
+    KeepActorCreation {
+        spec: vec![1; MAX_CREATION_BYTES],
+        ..keep(id, creator)
+    }
+}
+
 /// Waits until `asked` holds `n` restarts (the table sends them through a mailbox).
 async fn restarts_asked(asked: &Mutex<Vec<RestartActor>>, n: usize) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -177,11 +185,6 @@ fn one_creator_keeps_no_more_than_its_share_of_creation_tasks() {
                 .unwrap()
                 .unwrap();
         }
-        let full = |id: u128, creator: NodeId| {
-            let mut k = keep(id, creator);
-            k.spec = vec![1; MAX_CREATION_BYTES];
-            k
-        };
         for id in 1..=fits as u128 {
             table.send(full(id, greedy)).await.unwrap().unwrap();
         }
@@ -226,9 +229,7 @@ fn one_creator_keeps_no_more_than_its_share_of_creation_tasks() {
                 .await
                 .unwrap()
                 .unwrap();
-            let mut k = keep(id, other);
-            k.spec = vec![1; MAX_CREATION_BYTES];
-            let kept = table.send(k).await.unwrap();
+            let kept = table.send(full(id, other)).await.unwrap();
             if id < 1000 + fits as u128 - 1 {
                 kept.unwrap();
             } else {
@@ -246,11 +247,6 @@ fn a_creation_task_left_behind_by_a_crash_after_its_actor_died_is_dropped_at_rel
     let db = sled::Config::new().path(&dir).open().unwrap();
     let (creator, host) = (NodeId::random(), NodeId::random());
     let fits = MAX_KEPT_PER_CREATOR / MAX_CREATION_BYTES;
-    let full = |id: u128| {
-        let mut k = keep(id, creator);
-        k.spec = vec![1; MAX_CREATION_BYTES];
-        k
-    };
     actix_rt::System::new().block_on(async {
         let table = ActorTable::load(&db, Placements::default())
             .unwrap()
@@ -261,7 +257,7 @@ fn a_creation_task_left_behind_by_a_crash_after_its_actor_died_is_dropped_at_rel
                 .await
                 .unwrap()
                 .unwrap();
-            table.send(full(id)).await.unwrap().unwrap();
+            table.send(full(id, creator)).await.unwrap().unwrap();
         }
     });
     // The head crashed after writing actor 1's death and before letting go of its creation
@@ -286,7 +282,7 @@ fn a_creation_task_left_behind_by_a_crash_after_its_actor_died_is_dropped_at_rel
             .await
             .unwrap()
             .unwrap();
-        table.send(full(id)).await.unwrap().unwrap();
+        table.send(full(id, creator)).await.unwrap().unwrap();
         // And the dead actor is restarted by nobody.
         let asked = Arc::new(Mutex::new(Vec::new()));
         table.do_send(SetActorRestarter(
