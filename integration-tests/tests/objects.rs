@@ -392,6 +392,11 @@ fn a_get_waiting_when_the_node_stops_fails_instead_of_waiting_forever() {
     assert!(eventually(Duration::from_secs(30), || GATED_RUNNING
         .load(Ordering::SeqCst)
         == 1));
+    // The waiter thread must be inside its `get` before the node stops; a `get` begun after
+    // that meets no node at all, which is another error.
+    assert!(eventually(Duration::from_secs(30), || {
+        raya::object_store_stats().is_ok_and(|s| s.num_waited_for == 1)
+    }));
     raya::shutdown();
     // A bound on a hang, not on speed: on a stopped node nothing would ever wake the `get`.
     let got = rx.recv_timeout(Duration::from_secs(60));

@@ -88,7 +88,7 @@ impl GcsClient {
         GcsClient::with_backend(Backend::Remote { net, head })
     }
 
-    fn apply(&mut self, ev: GcsEvent) {
+    pub(super) fn apply(&mut self, ev: GcsEvent) {
         if let Some(net) = self.network() {
             // Whatever its state, a node the table knows keeps its id tag.
             net.router().know_node(match &ev {
@@ -106,6 +106,15 @@ impl GcsClient {
                 self.nodes.insert(n.node_id, n);
             }
             GcsEvent::NodeResources(n) => {
+                // A node may first be seen through a resource update (gossip that overtook
+                // the table's reload): its addresses are learned then, not only on NodeAlive.
+                let known = self
+                    .nodes
+                    .get(&n.node_id)
+                    .is_some_and(|o| o.state == NodeState::Alive && o.addresses == n.addresses);
+                if !known {
+                    self.learn_addresses(&n);
+                }
                 self.nodes.insert(n.node_id, n);
             }
             GcsEvent::NodeDead { node, reason } => {

@@ -914,3 +914,37 @@ fn the_head_is_alive_while_its_gcs_runs_and_no_member_passes_for_it() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_node_first_seen_in_a_resource_update_can_be_reached_by_its_peer_id() {
+    // A node that joined later reaches another node by peer id only once its client learned
+    // where it listens. Gossip of a resource change can overtake the node table's reload, so a
+    // node's first sighting may be a `NodeResources` event, not `NodeAlive`.
+    use crate::transport::{NetConfig, Role, Target};
+    let dir = temp_dir("first-sight");
+    run(|| async {
+        let key = libp2p::identity::Keypair::generate_ed25519;
+        let mut c = NetConfig::new(Role::Head);
+        c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+        let tables = GcsTables::start(&config(&dir), &actix_rt::Arbiter::current()).unwrap();
+        let router = Router::new();
+        tables.serve(&router);
+        let other = Network::start(key(), c.clone(), router).unwrap();
+        c.role = Role::Node;
+        let me = Network::start(key(), c, Router::new()).unwrap();
+        let mut client = GcsClient::local(tables.clone(), Some(me.clone()));
+        let mut seen = node_info(NodeId::from_peer_id(other.local_peer_id()));
+        seen.addresses = other.listen_addrs().iter().map(|a| a.to_string()).collect();
+        client.apply(GcsEvent::NodeResources(seen));
+        let nodes = me
+            .ask(other.local_peer_id(), Target::System, GetAllNodes)
+            .await;
+        assert!(
+            matches!(nodes, Ok(Ok(_))),
+            "the node seen first in a resource update could not be reached: {nodes:?}"
+        );
+        me.shutdown();
+        other.shutdown();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -652,18 +652,21 @@ impl StoreCore {
     /// The store's counters.
     pub fn stats(&self) -> StoreStats {
         let num_spilled = self.counters.num_spilled.load(Ordering::Relaxed);
-        let mut num_in_memory = 0;
+        let (mut num_in_memory, mut num_waited_for) = (0, 0);
         for s in self.shards.iter() {
             let s = s.lock().unwrap_or_else(|p| p.into_inner());
-            num_in_memory += s
-                .entries
-                .values()
-                .filter(|e| matches!(e.state, State::Ready(_)))
-                .count() as u64;
+            for e in s.entries.values() {
+                match &e.state {
+                    State::Ready(_) => num_in_memory += 1,
+                    State::Pending(list) if !list.is_empty() => num_waited_for += 1,
+                    _ => {}
+                }
+            }
         }
         StoreStats {
             num_objects: self.count.load(Ordering::Relaxed),
             num_in_memory,
+            num_waited_for,
             bytes_in_memory: self.used.load(Ordering::Relaxed),
             num_spilled,
             bytes_spilled: self.counters.bytes_spilled.load(Ordering::Relaxed),
