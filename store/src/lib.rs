@@ -17,8 +17,8 @@ mod signal;
 pub mod wire_value;
 
 pub use object_manager::{
-    ExpectReturns, ExpectedFrom, Loss, MAX_HANDED_OVER, MakerGoing, NodeBack, NodeGone,
-    ObjectManager, ObjectsExpected, Recover, RecoverWith,
+    ExpectReturns, ExpectedFrom, ForgetReturns, Loss, MAX_HANDED_OVER, MakerGoing, NodeBack,
+    NodeGone, ObjectManager, ObjectsExpected, Recover, RecoverWith,
 };
 pub use object_store::{
     Lookup, ObjectStore, Resident, Status, StoreConfig, StoreCore, StoreError, StoreHooks,

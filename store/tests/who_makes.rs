@@ -9,7 +9,8 @@ use std::time::Duration;
 use raya_cluster::transport::{Role, Target};
 use raya_common::{NodeId, ObjectId, TaskError, TaskErrorKind, Value};
 use raya_store::object_manager::{
-    Borrow, EarlyResults, ExpectReturns, ExpectedFrom, ObjectReady, ReadyData,
+    Borrow, EarlyResults, ExpectReturns, ExpectedFrom, ForgetReturns, ObjectReady, ReadyData,
+    StillMaking,
 };
 use raya_store::wire_value::WireValue;
 use raya_store::{Lookup, ObjectsExpected, Status, StoreCore};
@@ -231,6 +232,49 @@ fn a_node_the_cluster_never_knew_does_not_pin_objects() {
         for n in [owner, member, stranger] {
             n.net.shutdown();
         }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn results_kept_for_work_passed_on_to_another_node_are_let_go() {
+    // A node kept an owner's results for calls queued there, then passed the calls on to the
+    // node the actor went to: once told, it keeps nothing for them and no longer says it
+    // makes them (the owner asks the node it was handed over to).
+    let dir = std::env::temp_dir().join(format!("raya-passed-on-{}", std::process::id()));
+    actix_rt::System::new().block_on(async {
+        let owner = start(Role::Head, vec![], &dir);
+        let kept = start(Role::Node, owner.net.listen_addrs(), &dir);
+        kept.net
+            .wait_for_head(Duration::from_secs(10))
+            .await
+            .expect("connected to the owner");
+        let id = object_of(&owner, 7);
+        let r = kept.store.add_ref(id);
+        kept.objects
+            .send(ExpectReturns {
+                refs: vec![r],
+                owner: owner.id(),
+            })
+            .await
+            .unwrap();
+        let to_kept = kept.net.local_peer_id();
+        let asked = owner
+            .net
+            .ask(to_kept, Target::System, StillMaking(vec![id]))
+            .await;
+        assert_eq!(asked.unwrap(), vec![true]);
+        kept.objects.send(ForgetReturns(vec![id])).await.unwrap();
+        assert_eq!(
+            kept.store.status(id),
+            Status::Missing,
+            "the pending entry is still held"
+        );
+        let asked = owner
+            .net
+            .ask(to_kept, Target::System, StillMaking(vec![id]))
+            .await;
+        assert_eq!(asked.unwrap(), vec![false]);
     });
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -460,6 +460,12 @@ impl GcsHandle {
         self.left.store(true, Ordering::SeqCst);
     }
 
+    /// Whether this node left the cluster ([`GcsHandle::leave`]): nothing it sends the head
+    /// would be taken any more.
+    pub fn has_left(&self) -> bool {
+        self.left.load(Ordering::SeqCst)
+    }
+
     /// Sends a request without waiting; a failure is logged. Callable from any thread.
     ///
     /// The request is queued before this returns (on the ordered link to the head, or in the
@@ -533,7 +539,12 @@ impl GcsHandle {
                     Box::pin(async move {
                         match reply.await {
                             Ok(r) => r.map(|_| ()),
-                            Err(e) => Err(GcsError::from_network(e)),
+                            Err(e) => {
+                                // The caller sees what the head's absence means for it; how
+                                // the network failed is told here.
+                                tracing::debug!(request = M::NAME, error = %e, "not delivered to the head");
+                                Err(GcsError::from_network(e))
+                            }
                         }
                     })
                 }

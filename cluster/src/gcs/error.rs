@@ -37,6 +37,11 @@ pub enum GcsError {
     /// placed it on another): the reporting node's instance is not the actor's.
     #[error("the head records the actor on another node: {0}")]
     ActorElsewhere(String),
+    /// A node reported an actor as living on it (`Alive`, `Restarting`), and the head records
+    /// it dead (killed, or its owner or node died meanwhile): the reporter's instance must
+    /// die too. Carries the recorded cause.
+    #[error("the head records the actor dead: {0}")]
+    ActorDead(String),
 }
 
 impl GcsError {

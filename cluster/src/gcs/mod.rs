@@ -260,7 +260,7 @@ impl GcsTables {
         let node_state =
             nodes::NodeTable::load(&db, config.node_timeout, members.clone(), config.head)?;
         let job_state = jobs::JobTable::load(&db)?;
-        let placements = actors::Placements::default();
+        let placements = actors::Placements::open(&db)?;
         let actor_state = actors::ActorTable::load(&db, placements.clone())?;
         let function_state = functions::FunctionTable::load(&db)?;
         let object_state = objects::ObjectTable::load(&db)?;

@@ -210,6 +210,7 @@ fn start_host_actor<A: ActorClass>(
         slots: Slots::default(),
         front_waits_on: None,
         kept_early: Default::default(),
+        relocated_kill: None,
         reports: 0,
         generation: 0,
         shared_generation: Arc::new(AtomicU64::new(0)),

@@ -42,6 +42,10 @@ pub(super) enum Lifecycle {
     Restarting,
     /// Constructed on another node: calls and controls are forwarded there.
     Remote(Addr<CallSender>),
+    /// The instance here stopped because the head records the actor on another node, which is
+    /// being looked up: calls queue, a kill waits to be forwarded. Nothing here reports the
+    /// actor dead (it lives on elsewhere).
+    Relocating,
     /// Dead for good, with the cause: calls fail.
     Dead(Arc<TaskError>),
 }
@@ -84,7 +88,8 @@ impl<A: ActorClass> ActorHost<A> {
     /// `Restarting`) must be acknowledged: one the head could not be reached for is sent again
     /// while it is still the latest ([`REPORT_ATTEMPTS`]), and one the head refuses, because
     /// it records the actor on another node, stops the instance here
-    /// ([`Self::placed_elsewhere`]).
+    /// ([`Self::placed_elsewhere`]); one it refuses because it records the actor dead makes
+    /// the actor die here too.
     fn report_state(&mut self, state: ActorState, cause: Option<String>, ctx: &mut Context<Self>) {
         self.reports += 1;
         let report = UpdateActor {
@@ -109,6 +114,12 @@ impl<A: ActorClass> ActorHost<A> {
             match answer {
                 Ok(()) => {}
                 Err(GcsError::ActorElsewhere(why)) if latest => this.placed_elsewhere(&why, ctx),
+                Err(GcsError::ActorDead(cause)) if latest => {
+                    tracing::warn!(actor = %this.id, class = this.opts.class, %cause, "the head records this actor dead: stopping the instance here");
+                    this.die(TaskError::new(TaskErrorKind::ActorDied, cause), ctx);
+                }
+                // The node left: the head no longer takes its reports (nor needs them).
+                Err(GcsError::Unavailable) if this.env.gcs.has_left() => {}
                 Err(GcsError::Unavailable) if latest && attempt < REPORT_ATTEMPTS => {
                     tracing::debug!(actor = %this.id, attempt, "the head did not answer the actor's state report: sending it again");
                     ctx.run_later(REPORT_PAUSE, move |this, ctx| {
@@ -127,8 +138,10 @@ impl<A: ActorClass> ActorHost<A> {
     }
 
     /// The head refused to record the actor here: it records it on, or placed it on, another
-    /// node it knows (it was placed again there while the placement here went unconfirmed). The instance here stops and gives back what it held, with no death reported
-    /// (the actor lives on elsewhere); its calls go to the node the head records, once found.
+    /// node it knows (it was placed again there while the placement here went unconfirmed).
+    /// The instance here stops and gives back what it held, with no death reported (the actor
+    /// lives on elsewhere); its calls go to the node the head records, once found
+    /// ([`Lifecycle::Relocating`]).
     fn placed_elsewhere(&mut self, why: &str, ctx: &mut Context<Self>) {
         if !self.lifecycle.constructed() {
             return;
@@ -145,8 +158,8 @@ impl<A: ActorClass> ActorHost<A> {
         self.rerun_running(&err, ctx);
         self.clear_state();
         self.give_back_held(true);
-        self.lifecycle = Lifecycle::Placing;
-        self.placed(ctx);
+        self.lifecycle = Lifecycle::Relocating;
+        self.relocate(0, ctx);
     }
 
     fn bump_generation(&mut self) {
@@ -165,11 +178,14 @@ impl<A: ActorClass> ActorHost<A> {
             _ => 0,
         };
         let placing = matches!(self.lifecycle, Lifecycle::Placing);
+        let relocating = matches!(self.lifecycle, Lifecycle::Relocating);
         if placing && restarts == 0 {
             self.ctor_args = spec.args;
             self.lifecycle = Lifecycle::Starting;
             self.construct(ctx);
-        } else if restarts > 0 && (placing || matches!(self.lifecycle, Lifecycle::Remote(_))) {
+        } else if restarts > 0
+            && (placing || relocating || matches!(self.lifecycle, Lifecycle::Remote(_)))
+        {
             tracing::info!(actor = %self.id, class = self.opts.class, restarts, "constructing the actor here: its node died");
             self.ctor_args = spec.args;
             self.restarts = restarts;
@@ -307,6 +323,24 @@ impl<A: ActorClass> ActorHost<A> {
         }
     }
 
+    /// The actor this host was looking for ([`Lifecycle::Relocating`]) is dead or gone from the
+    /// head's records: its calls here fail. Unlike [`Self::die`] nothing is reported (the node
+    /// it lived on, or the head, recorded its end) and nothing is held here any more.
+    pub(super) fn gone(&mut self, cause: TaskError, ctx: &mut Context<Self>) {
+        tracing::debug!(actor = %self.id, class = self.opts.class, cause = %cause, "the actor this host looked for is gone");
+        let died = self.died_error(&cause);
+        self.lifecycle = Lifecycle::Dead(Arc::new(cause));
+        self.bump_generation();
+        self.relocated_kill = None;
+        for call in std::mem::take(&mut self.queue) {
+            self.fail_call(&call, &died);
+        }
+        self.env.directory.release_keep_alive(self.id);
+        if self.handles_dropped {
+            ctx.stop();
+        }
+    }
+
     /// Gives back what the instance here held: the placement of a restart placed here and
     /// not constructed yet (the lifetime resources were never taken), else, when it was
     /// `constructed`, its lifetime resources.
@@ -374,6 +408,10 @@ impl<A: ActorClass> ActorHost<A> {
                 self.restart("killed with restart allowed", ctx)
             }
             Lifecycle::Placing | Lifecycle::Starting => self.abort_creation(killed(), ctx),
+            // Where the actor is is not known yet: the kill goes there once it is.
+            Lifecycle::Relocating => {
+                self.relocated_kill = Some(self.relocated_kill.unwrap_or(false) || no_restart)
+            }
             _ => self.die(killed(), ctx),
         }
     }
@@ -399,7 +437,10 @@ impl<A: ActorClass> ActorHost<A> {
             format!("its creator, node {creator}, is gone (the actor was not detached)"),
         );
         tracing::info!(actor = %self.id, class = self.opts.class, %creator, "the actor's creator is gone: the actor dies with it");
-        if self.lifecycle.before_creation() {
+        if matches!(self.lifecycle, Lifecycle::Relocating) {
+            // The node the actor lives on hears of the creator's death itself.
+            self.gone(cause, ctx);
+        } else if self.lifecycle.before_creation() {
             self.abort_creation(cause, ctx);
         } else {
             self.die(cause, ctx);

@@ -415,9 +415,9 @@ impl<A: ActorClass> Handler<ActorCall<A>> for ActorHost<A> {
             return;
         }
         // A call queued here will run or fail here: its owner may count on this node making
-        // it from now on. Not while the actor is being placed: the call may be forwarded to
-        // the node it lands on, which keeps the results then.
-        if !matches!(self.lifecycle, Lifecycle::Placing)
+        // it from now on. Not while the actor is being placed or looked for: the call may be
+        // forwarded to the node it is on, which keeps the results then.
+        if !matches!(self.lifecycle, Lifecycle::Placing | Lifecycle::Relocating)
             && call.owner != self.env.node
             && !self.kept_early.borrow().contains(&call.task_id)
         {

@@ -18,7 +18,8 @@
 //!      │                    │    ▲ │                   │                        ▲
 //!      │ Placed elsewhere   │    │ │ constructor       │ crash, or kill with    │
 //!      ▼                    └────┘ │ returned Err      │ restarts left ─────────┘
-//!   Remote (forwards)  constructor │                   ▼
+//!   Remote (forwards) ◀── found ── Relocating ◀── the head records it elsewhere (Alive)
+//!                      constructor │                   ▼
 //!                      panicked,   ▼
 //!                      restarts   Dead ◀── kill, crash past max_restarts, last handle dropped
 //!                      left
@@ -37,8 +38,11 @@
 //! `ActorDied`, and its host stops once its handles are gone. A report that the actor lives
 //! here waits for the head's answer: sent again while the head cannot be reached, and, when the
 //! head records the actor on another node it knows (placed again there while the placement
-//! here went unconfirmed), the instance here stops, gives back its resources
-//! and goes back to `Placing`, from where its calls are forwarded to the recorded node.
+//! here went unconfirmed), the instance here stops, gives back its resources and goes to
+//! `Relocating`: it asks the head where the actor is (again, with a growing pause, while the
+//! head cannot say), queueing calls and a kill meanwhile, then forwards them there (`Remote`).
+//! Nothing it does there reports the actor dead. One the head records dead is told so and
+//! dies here too.
 
 mod call;
 mod control;
@@ -117,6 +121,9 @@ pub(crate) struct ActorHost<A: ActorClass> {
     kept_early: std::cell::RefCell<std::collections::HashSet<TaskId>>,
     /// State reports sent to the GCS: a report is sent again only while it is the latest.
     reports: u64,
+    /// A kill that came while the host looked for the actor's node (`Some(no_restart)`),
+    /// forwarded there once found.
+    relocated_kill: Option<bool>,
 }
 
 impl<A: ActorClass> std::fmt::Debug for ActorHost<A> {

@@ -131,9 +131,12 @@ impl<A: ActorClass> HandleRef<A> {
                 id,
                 Box::new(move || {
                     // Nobody reads this result: its failure is told here, as an untracked
-                    // tell's is where it ran.
+                    // tell's is where it ran (not one cancelled, or failed because this node
+                    // stopped: those say nothing new).
                     if r.store().status(r.id()) == raya_store::Status::Failed
+                        && !r.store().stopped()
                         && let raya_store::Lookup::Failed(e) = r.store().get(r.id())
+                        && !e.is_cancelled()
                     {
                         tracing::warn!(%actor, error = %e, "a call sent with tell failed");
                     }

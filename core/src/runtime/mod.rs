@@ -114,17 +114,58 @@ pub(crate) fn current() -> Result<Arc<CoreWorker>> {
 
 /// The running node, starting one with the default configuration when the caller is a plain
 /// program thread (as Ray starts itself on first use).
+///
+/// Not after the cluster ended this process's node (fenced and stopped, or fenced and unable to
+/// rejoin): a one-node cluster of its own would quietly stand in for the cluster the program
+/// runs in, so the call fails until the program calls [`init`] again.
 pub(crate) fn current_or_start() -> Result<Arc<CoreWorker>> {
     match current() {
         Ok(core) => Ok(core),
         Err(Error::NotInitialized) if crate::execution::context::current().is_none() => {
-            match init(Config::default()) {
-                Ok(()) | Err(Error::AlreadyInitialized) => current(),
-                Err(e) => Err(e),
-            }
+            auto_start()
         }
         Err(e) => Err(e),
     }
+}
+
+/// Why the cluster ended this process's node, when it did; cleared by [`init`].
+static ENDED: Mutex<Option<String>> = Mutex::new(None);
+
+/// Program threads waiting in [`auto_start`] for the lifecycle lock (a test's view).
+#[cfg(test)]
+static AUTO_STARTS_WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// [`current_or_start`]'s start: under the lifecycle lock, so it never runs in a rejoin's gap
+/// nor after the node was ended.
+fn auto_start() -> Result<Arc<CoreWorker>> {
+    #[cfg(test)]
+    AUTO_STARTS_WAITING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let life = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
+    #[cfg(test)]
+    AUTO_STARTS_WAITING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    if let Some(why) = ENDED.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        return Err(Error::Node(format!(
+            "this process's node was {why}; it does not start again by itself: call raya::init"
+        )));
+    }
+    let started = match start_locked(Config::default()) {
+        Ok(()) => true,
+        Err(Error::AlreadyInitialized) => false,
+        Err(e) => return Err(e),
+    };
+    drop(life);
+    if started {
+        serve_if_worker();
+    }
+    current()
+}
+
+/// Stops the node because the cluster declared it dead and it may not rejoin (`why`): later
+/// program calls fail instead of starting a node of their own.
+fn end(why: String) {
+    let _life = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
+    stop_locked();
+    *ENDED.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
 }
 
 /// Whether Raya is running in this process.
@@ -147,6 +188,12 @@ pub fn is_initialized() -> bool {
 /// ```
 pub fn init(config: Config) -> Result<()> {
     start_node(config)?;
+    serve_if_worker();
+    Ok(())
+}
+
+/// When the user's binary was started as a worker node, serves the cluster and never returns.
+fn serve_if_worker() {
     if std::env::var("RAYA_ROLE").is_ok_and(|r| r == "worker") {
         // The user's binary started as a worker node: serve the cluster, never return to `main`.
         let code = match serve::serve() {
@@ -158,13 +205,14 @@ pub fn init(config: Config) -> Result<()> {
         };
         std::process::exit(code);
     }
-    Ok(())
 }
 
 /// Starts this process's node (what `init` does, short of serving as a worker).
 fn start_node(config: Config) -> Result<()> {
     let _life = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
-    start_locked(config)
+    start_locked(config)?;
+    *ENDED.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    Ok(())
 }
 
 /// [`start_node`], for a caller holding [`LIFECYCLE`].
@@ -253,7 +301,7 @@ pub(crate) fn fence(reason: String) {
             .name("raya-fenced".into())
             .spawn(move || match fenced_policy() {
                 crate::config::Fenced::Stop => {
-                    shutdown();
+                    end(format!("declared dead by the cluster ({reason}) and stopped"));
                     tracing::error!(%reason, "this node was declared dead by the cluster and stopped");
                 }
                 crate::config::Fenced::Rejoin => match rejoin() {
@@ -296,11 +344,12 @@ pub(crate) async fn fenced() -> String {
 /// threads never see the gap: a call that needs the node meanwhile (a `remote()`, which would
 /// start a node of its own when none runs) waits and gets the rejoined one.
 pub(crate) fn rejoin() -> Result<()> {
-    rejoin_with(|| {})
+    rejoin_with(|_| {})
 }
 
-/// [`rejoin`], running `between` once the old node is stopped and before the new one starts.
-fn rejoin_with(between: impl FnOnce()) -> Result<()> {
+/// [`rejoin`], running `between` once the old node is stopped and before the new one starts
+/// (with the configuration it will start with).
+fn rejoin_with(between: impl FnOnce(&mut Config)) -> Result<()> {
     let _life = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
     let mut config = NODE
         .read()
@@ -309,9 +358,13 @@ fn rejoin_with(between: impl FnOnce()) -> Result<()> {
         .map(|n| n.config.clone())
         .ok_or(Error::NotInitialized)?;
     stop_locked();
-    between();
+    between(&mut config);
     config.session_dir = None;
-    start_locked(config)
+    start_locked(config).inspect_err(|e| {
+        *ENDED.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
+            "declared dead by the cluster and could not join it again ({e})"
+        ));
+    })
 }
 
 fn start(config: Config) -> Result<RunningNode> {
@@ -548,15 +601,24 @@ mod tests {
         let node = TestNode::start(Config::default().num_cpus(1).namespace("rejoining"));
         let old = current().unwrap().node;
         let (tx, rx) = std::sync::mpsc::channel();
-        let mut early = None;
-        let rejoined = rejoin_with(|| {
+        let (mut early, mut reached) = (None, false);
+        let rejoined = rejoin_with(|_| {
             // A program thread needs the node while it is away; a node of its own started in
-            // the gap would take the rejoining node's place.
+            // the gap would take the rejoining node's place. It reaches the start, which
+            // waits for the lifecycle lock this rejoin holds.
             std::thread::spawn(move || {
                 let _ = tx.send(current_or_start().map(|c| c.node));
             });
-            early = rx.recv_timeout(Duration::from_secs(2)).ok();
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while AUTO_STARTS_WAITING.load(std::sync::atomic::Ordering::SeqCst) == 0
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::yield_now();
+            }
+            reached = AUTO_STARTS_WAITING.load(std::sync::atomic::Ordering::SeqCst) == 1;
+            early = rx.try_recv().ok();
         });
+        assert!(reached, "the program's call never reached the node's start");
         assert!(
             early.is_none(),
             "the program's call went on while the node was away: {early:?}"
@@ -583,6 +645,31 @@ mod tests {
             "the program's call got the rejoined node"
         );
         drop(node);
+    }
+
+    #[test]
+    fn a_node_that_could_not_rejoin_is_not_replaced_by_a_one_node_cluster_of_its_own() {
+        let node = TestNode::start(Config::default().num_cpus(1));
+        // The new node cannot start (as when the head is gone for good).
+        let rejoined = rejoin_with(|c| c.namespace = Some(String::new()));
+        assert!(rejoined.is_err(), "the broken configuration started");
+        assert!(!is_initialized());
+        match current_or_start() {
+            Err(Error::Node(m)) => assert!(m.contains("could not join it again"), "{m}"),
+            other => panic!(
+                "a program call after a failed rejoin got {:?}, not an error",
+                other.map(|c| c.node)
+            ),
+        }
+        assert!(!is_initialized(), "a node of its own started");
+        // The program may start again on purpose.
+        init(Config::default().num_cpus(1)).expect("an explicit init starts again");
+        assert!(current_or_start().is_ok());
+        drop(node);
+        assert!(
+            ENDED.lock().unwrap().is_none(),
+            "an explicit init clears the ended state"
+        );
     }
 
     #[test]

@@ -364,7 +364,19 @@ impl GlobalScheduler {
         if !restart {
             self.report_going(task, from, node);
         }
-        let placed = net.send_ordered(node.peer_id(), PlaceTask(spec));
+        // A restart leaves only once its placement is on disk: a head restarted meanwhile
+        // sends it to the same node again instead of to one that would run a second instance.
+        let durable = match (&self.placements, restart) {
+            (Some(p), true) => Some(p.flushed()),
+            _ => None,
+        };
+        let to = net.clone();
+        let placed = async move {
+            if let Some(flushed) = durable {
+                flushed.await;
+            }
+            to.send_ordered(node.peer_id(), PlaceTask(spec)).await
+        };
         let next_net = net.clone();
         ctx.spawn(placed.into_actor(self).map(move |res, this, ctx| {
             if matches!(

@@ -45,6 +45,9 @@ fn restart_spec(m: &RestartActor) -> Result<TaskSpec, String> {
     }
     options.restarts = m.num_restarts;
     spec.attempt = u32::try_from(m.num_restarts).unwrap_or(u32::MAX);
+    if let Some(node) = m.on {
+        spec.strategy = crate::task_spec::SchedulingStrategy::NodeAffinity { node, soft: true };
+    }
     Ok(spec)
 }
 
@@ -108,10 +111,25 @@ mod tests {
             num_restarts: 2,
             spec: spec.clone(),
             creator,
+            on: None,
         };
         let placed = restart_spec(&m).unwrap();
         assert_eq!(placed.restarted_actor(), Some(actor));
         assert_eq!(placed.attempt, 2);
+        // A restart the head had placed before it stopped goes back to that node first.
+        let there = NodeId::random();
+        let again = restart_spec(&RestartActor {
+            on: Some(there),
+            ..m.clone()
+        })
+        .unwrap();
+        assert_eq!(
+            again.strategy,
+            crate::task_spec::SchedulingStrategy::NodeAffinity {
+                node: there,
+                soft: true
+            }
+        );
 
         let (other, _) = kept(creator, 8);
         let wrong_actor = RestartActor {

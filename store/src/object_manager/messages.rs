@@ -193,6 +193,13 @@ pub struct ExpectReturns {
     pub owner: NodeId,
 }
 
+/// The work whose results this node kept for their owner ([`ExpectReturns`]) was passed on to
+/// another node, and the owner told where they are made now: the references kept here go (the
+/// node that makes them keeps them). Local wiring only.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ForgetReturns(pub Vec<ObjectId>);
+
 /// Refuses more than [`MAX_HANDED_OVER`] objects in one message.
 fn at_most_handed_over(count: usize, what: &str) -> Result<(), String> {
     if count > MAX_HANDED_OVER {

@@ -50,9 +50,9 @@ pub fn wire_checks() -> Vec<raya_cluster::transport::WireCheck> {
 }
 
 pub use messages::{
-    Borrow, ExpectReturns, ExpectedFrom, FreeObject, LocateObject, Located, Loss, MAX_HANDED_OVER,
-    MAX_INLINE, MAX_OBJECT, MakerGoing, NodeBack, NodeGone, ObjectReady, ObjectsExpected,
-    ReadyData, Recover, RecoverWith,
+    Borrow, ExpectReturns, ExpectedFrom, ForgetReturns, FreeObject, LocateObject, Located, Loss,
+    MAX_HANDED_OVER, MAX_INLINE, MAX_OBJECT, MakerGoing, NodeBack, NodeGone, ObjectReady,
+    ObjectsExpected, ReadyData, Recover, RecoverWith,
 };
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -286,6 +286,18 @@ impl Handler<ExpectReturns> for ObjectManager {
                 id,
                 Box::new(move || me.do_send(ResultReady(id, owner, None))),
             );
+        }
+    }
+}
+
+impl Handler<ForgetReturns> for ObjectManager {
+    type Result = ();
+    fn handle(&mut self, ForgetReturns(ids): ForgetReturns, _: &mut Context<Self>) {
+        for id in ids {
+            // Only a result still to be made: one made here after all stays for its owner.
+            if self.core.status(id) == Status::Pending {
+                self.held.remove(&id);
+            }
         }
     }
 }

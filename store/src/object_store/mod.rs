@@ -114,6 +114,8 @@ pub struct StoreCore {
     hooks: std::sync::OnceLock<Box<dyn StoreHooks>>,
     /// Deletes the spill files of freed objects off the thread that freed them.
     unlinker: spill::Unlinker,
+    /// Set when the node stopped ([`StoreCore::fail_all_pending`]).
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for StoreCore {
@@ -143,6 +145,7 @@ impl StoreCore {
             unlinker: spill::Unlinker::default(),
             counters: Counters::default(),
             hooks: std::sync::OnceLock::new(),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -481,6 +484,7 @@ impl StoreCore {
     /// more, and a waiter's callback (which may hold a reference into this store) must not
     /// outlive the node in a store nobody frees.
     pub fn fail_all_pending(&self, error: Arc<TaskError>) -> usize {
+        self.stopped.store(true, Ordering::SeqCst);
         let mut waiters = Vec::new();
         let mut failed = 0;
         for shard in &self.shards {
@@ -502,6 +506,12 @@ impl StoreCore {
             w.fire();
         }
         failed
+    }
+
+    /// Whether the node this store belongs to stopped: what fails from now on fails because
+    /// of that, not of its own accord.
+    pub fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
     }
 
     /// Whether `id` is in this store and owned by this node (not a borrowed object).

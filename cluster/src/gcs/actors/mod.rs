@@ -152,6 +152,12 @@ gcs_requests! {
 /// before it sends the placement, read by the actor table, and let go once the placed node
 /// reported the actor (so it holds the creations in flight). Keeps the latest
 /// [`MAX_PLACEMENTS_KEPT`] placements.
+///
+/// The head's placements are on disk too (the `actor_placements` tree, written through sled's
+/// log, which reaches the disk within the database's flush interval): a head restarted on its
+/// directory still knows where it sent the restarts in flight, so the node that got one is
+/// believed when it reports the actor, and the restart is sent there again rather than to
+/// another node (which would leave two instances).
 #[derive(Debug, Clone, Default)]
 pub struct Placements(std::sync::Arc<std::sync::Mutex<PlacedActors>>);
 
@@ -165,21 +171,72 @@ struct PlacedActors {
     at: HashMap<ActorId, (NodeId, u64)>,
     order: std::collections::VecDeque<(ActorId, u64)>,
     generation: u64,
+    /// Where they are on disk (none in a table that is not persisted, as in tests).
+    tree: Option<sled::Tree>,
+}
+
+impl PlacedActors {
+    fn store(&self, actor: ActorId, node: Option<NodeId>) {
+        let Some(tree) = &self.tree else { return };
+        let written = postcard::to_stdvec(&actor)
+            .map_err(|e| e.to_string())
+            .and_then(|k| match node {
+                Some(n) => postcard::to_stdvec(&n)
+                    .map_err(|e| e.to_string())
+                    .and_then(|v| tree.insert(k, v).map(|_| ()).map_err(|e| e.to_string())),
+                None => tree.remove(k).map(|_| ()).map_err(|e| e.to_string()),
+            });
+        if let Err(e) = written {
+            tracing::warn!(actor = %actor, error = %e, "could not write an actor placement to disk");
+        }
+    }
 }
 
 impl Placements {
+    /// The placements stored in `db` by an earlier run of the head, kept there from now on.
+    pub(crate) fn open(db: &sled::Db) -> Result<Placements, GcsError> {
+        let tree = db
+            .open_tree("actor_placements")
+            .map_err(|e| GcsError::Storage(e.to_string()))?;
+        let placements = Placements::default();
+        {
+            let mut p = placements.0.lock().unwrap_or_else(|e| e.into_inner());
+            for item in tree.iter() {
+                let (k, v) = item.map_err(|e| GcsError::Storage(e.to_string()))?;
+                match (
+                    postcard::from_bytes::<ActorId>(&k),
+                    postcard::from_bytes::<NodeId>(&v),
+                ) {
+                    (Ok(actor), Ok(node)) => p.insert(actor, node),
+                    _ => tracing::warn!("dropping an actor placement that does not decode"),
+                }
+            }
+            p.tree = Some(tree);
+        }
+        Ok(placements)
+    }
+
     /// Records that the head placed `actor`'s creation on `node`.
     pub fn record(&self, actor: ActorId, node: NodeId) {
         let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        p.generation += 1;
-        let g = p.generation;
-        p.at.insert(actor, (node, g));
-        p.order.push_back((actor, g));
-        while p.order.len() > MAX_PLACEMENTS_KEPT {
-            if let Some((old, g)) = p.order.pop_front()
-                && p.at.get(&old).is_some_and(|(_, now)| *now == g)
+        p.store(actor, Some(node));
+        p.insert(actor, node);
+    }
+
+    /// Resolves once every placement recorded so far is on disk (at once for placements kept
+    /// in memory only). The flush runs on sled's threads; a failure is logged.
+    pub fn flushed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let tree = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tree
+            .clone();
+        async move {
+            if let Some(tree) = tree
+                && let Err(e) = tree.flush_async().await
             {
-                p.at.remove(&old);
+                tracing::warn!(error = %e, "could not write the actor placements to disk");
             }
         }
     }
@@ -190,10 +247,31 @@ impl Placements {
         p.at.get(&actor).map(|(n, _)| *n)
     }
 
-    /// Lets go of `actor`'s placement (its node reported it; a later move is a new placement).
+    /// Lets go of `actor`'s placement (its node reported it, or it died; a later move is a new
+    /// placement).
     fn settled(&self, actor: ActorId) {
         let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        p.at.remove(&actor);
+        if p.at.remove(&actor).is_some() {
+            p.store(actor, None);
+        }
+    }
+}
+
+impl PlacedActors {
+    /// Keeps `actor`'s placement on `node` in memory, letting go of the oldest past the bound.
+    fn insert(&mut self, actor: ActorId, node: NodeId) {
+        self.generation += 1;
+        let g = self.generation;
+        self.at.insert(actor, (node, g));
+        self.order.push_back((actor, g));
+        while self.order.len() > MAX_PLACEMENTS_KEPT {
+            if let Some((old, g)) = self.order.pop_front()
+                && self.at.get(&old).is_some_and(|(_, now)| *now == g)
+            {
+                self.at.remove(&old);
+                self.store(old, None);
+            }
+        }
     }
 }
 
@@ -271,6 +349,7 @@ impl ActorTable {
         let id = info.actor_id;
         self.actors.insert(id, info)?;
         self.forget_creation(id);
+        self.placements.settled(id);
         Ok(())
     }
 }
@@ -313,7 +392,13 @@ impl Handler<UpdateActor> for ActorTable {
             return Err(GcsError::NotFound(format!("actor {}", m.actor_id)));
         };
         if info.state == ActorState::Dead {
-            return Ok(());
+            // A death told twice is taken; an instance that says it lives is told it must not.
+            return match m.state {
+                ActorState::Alive | ActorState::Restarting => Err(GcsError::ActorDead(
+                    info.death_cause.unwrap_or_else(|| "killed".into()),
+                )),
+                _ => Ok(()),
+            };
         }
         // The node reporting (the router checked it is the sender) must be the actor's: the
         // one recorded, or the one the head placed its creation on.

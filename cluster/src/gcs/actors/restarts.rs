@@ -13,7 +13,8 @@
 //! The kept tasks are bounded ([`MAX_CREATION_BYTES`] each, [`MAX_KEPT_PER_CREATOR`] for one
 //! creator, so one cannot take what the others need, and [`MAX_KEPT_CREATION_BYTES`] in all)
 //! and let go when their actor dies; they are on disk, so a head restarted on its
-//! directory restarts what was `Restarting` when it stopped.
+//! directory restarts what was `Restarting` when it stopped: on the node it had placed the
+//! restart on, when its placement reached the disk (that node may run the actor already).
 
 use actix::prelude::*;
 use raya_common::{ActorId, NodeId};
@@ -82,6 +83,10 @@ pub struct RestartActor {
     pub spec: Vec<u8>,
     /// The node that created it.
     pub creator: NodeId,
+    /// The node it goes to, when the head placed this restart there before it stopped (the
+    /// placement, on disk, may or may not have arrived): sent again there, so the instance that
+    /// node may already run stays the only one. Another node only when that one cannot take it.
+    pub on: Option<NodeId>,
 }
 
 /// Tells the actor table where restarts go ([`RestartActor`]); the actors left `Restarting`
@@ -152,7 +157,8 @@ impl Handler<SetActorRestarter> for ActorTable {
             .cloned()
             .collect();
         for a in waiting {
-            self.send_restart(&a);
+            let on = self.placements.placed(a.actor_id);
+            self.send_restart_to(&a, on);
         }
     }
 }
@@ -248,12 +254,18 @@ impl ActorTable {
     }
 
     fn send_restart(&self, a: &ActorInfo) {
+        self.send_restart_to(a, None);
+    }
+
+    /// Sends actor `a`'s restart to be placed, on node `on` when given.
+    fn send_restart_to(&self, a: &ActorInfo, on: Option<NodeId>) {
         if let (Some(r), Some(c)) = (&self.restarter, self.creations.get(&a.actor_id)) {
             r.do_send(RestartActor {
                 actor: a.actor_id,
                 num_restarts: a.num_restarts,
                 spec: c.spec.clone(),
                 creator: c.creator,
+                on,
             });
         }
     }

@@ -33,7 +33,7 @@ use actix::prelude::*;
 use raya_cluster::GcsHandle;
 use raya_cluster::transport::{NetError, Network};
 use raya_common::{ActorId, FastHashSet, NodeId, ObjectId, TaskError, TaskErrorKind, TaskId};
-use raya_store::{ObjectManager, ObjectsExpected, Status, StoreCore};
+use raya_store::{ForgetReturns, ObjectManager, ObjectsExpected, Status, StoreCore};
 
 use crate::actor_host::directory::ActorDirectory;
 use crate::actor_host::env::ActorLoops;
@@ -442,6 +442,11 @@ impl CallSender {
                         at: self.node,
                     },
                 );
+            }
+            // Results this node kept for the owner while the calls waited here are made and
+            // kept there now: the references here would hold pending entries for good.
+            if let (true, Some(o)) = (remote, &self.objects) {
+                o.do_send(ForgetReturns(ids));
             }
         }
     }

@@ -300,3 +300,78 @@ fn a_creation_task_left_behind_by_a_crash_after_its_actor_died_is_dropped_at_rel
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_restart_placed_before_the_head_stopped_goes_back_to_its_node_and_that_node_is_believed() {
+    use super::super::UpdateActor;
+    let dir = std::env::temp_dir().join(format!("raya-restarts-placed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = sled::Config::new().path(&dir).open().unwrap();
+    let (creator, first, placed, stranger) = (
+        NodeId::random(),
+        NodeId::random(),
+        NodeId::random(),
+        NodeId::random(),
+    );
+    actix_rt::System::new().block_on(async {
+        let placements = Placements::open(&db).unwrap();
+        let table = ActorTable::load(&db, placements.clone()).unwrap().start();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        table.do_send(SetActorRestarter(
+            Restarts(Arc::clone(&asked)).start().recipient(),
+        ));
+        table
+            .send(RegisterActor(actor(1, first, -1, true)))
+            .await
+            .unwrap()
+            .unwrap();
+        table.send(keep(1, creator)).await.unwrap().unwrap();
+        table.do_send(GcsEvent::NodeDead {
+            node: first,
+            reason: "killed".into(),
+        });
+        restarts_asked(&asked, 1).await;
+        // The head's scheduler placed the restart on `placed`; the head dies before that node
+        // reports the actor.
+        placements.record(ActorId(1), placed);
+    });
+    db.flush().unwrap();
+    actix_rt::System::new().block_on(async {
+        // A head restarted on its directory.
+        let reloaded = ActorTable::load(&db, Placements::open(&db).unwrap())
+            .unwrap()
+            .start();
+        let again = Arc::new(Mutex::new(Vec::new()));
+        reloaded.do_send(SetActorRestarter(
+            Restarts(Arc::clone(&again)).start().recipient(),
+        ));
+        restarts_asked(&again, 1).await;
+        assert_eq!(
+            again.lock().unwrap()[0].on,
+            Some(placed),
+            "the restart goes to another node than the one that may run it already"
+        );
+        let report = |node| UpdateActor {
+            actor_id: ActorId(1),
+            state: ActorState::Alive,
+            node: Some(node),
+            num_restarts: 1,
+            death_cause: None,
+        };
+        // A member the head never placed it on is refused; the placed node is believed.
+        let refused = reloaded.send(report(stranger)).await.unwrap();
+        assert!(refused.is_err(), "{refused:?}");
+        reloaded.send(report(placed)).await.unwrap().unwrap();
+        assert_eq!(
+            state(&reloaded, 1).await,
+            (ActorState::Alive, Some(placed), 1)
+        );
+    });
+    // Settled: the placement is gone from disk too.
+    assert!(
+        Placements::open(&db).unwrap().placed(ActorId(1)).is_none(),
+        "a settled placement stays on disk"
+    );
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
