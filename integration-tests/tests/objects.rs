@@ -386,28 +386,46 @@ fn a_get_waiting_when_the_node_stops_fails_instead_of_waiting_forever() {
     raya::init(config(1)).unwrap();
     let r = gated::remote();
     let (tx, rx) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let _ = tx.send(raya::get(&r));
-    });
+    let (blocking, awaiting) = (r.clone(), r);
+    let sync_tx = tx.clone();
+    let waiters = [
+        std::thread::spawn(move || {
+            let _ = sync_tx.send(("get", raya::get(&blocking)));
+        }),
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let _ = tx.send(("get_async", rt.block_on(raya::get_async(&awaiting))));
+        }),
+    ];
     assert!(eventually(Duration::from_secs(30), || GATED_RUNNING
         .load(Ordering::SeqCst)
         == 1));
-    // The waiter thread must be inside its `get` before the node stops; a `get` begun after
-    // that meets no node at all, which is another error.
+    // Both waiters must be inside their `get` before the node stops (one waits on a signal,
+    // the other through its task's waker); a `get` begun after that meets no node at all,
+    // which is another error.
     assert!(eventually(Duration::from_secs(30), || {
-        raya::object_store_stats().is_ok_and(|s| s.num_waited_for == 1)
+        raya::object_store_stats().is_ok_and(|s| s.num_waiters >= 2)
     }));
     raya::shutdown();
-    // A bound on a hang, not on speed: on a stopped node nothing would ever wake the `get`.
-    let got = rx.recv_timeout(Duration::from_secs(60));
+    // A bound on a hang, not on speed: on a stopped node nothing would ever wake the `get`s.
+    let got: Vec<_> = (0..2)
+        .map(|_| rx.recv_timeout(Duration::from_secs(60)))
+        .collect();
     *GATE.lock().unwrap() = true;
     GATE_OPENED.notify_all();
-    match got {
-        Ok(Err(Error::Task(e))) => {
-            assert_eq!(e.kind, raya::TaskErrorKind::System, "{e}");
-            assert!(e.message.contains("node stopped"), "{e}");
+    for got in got {
+        match got {
+            Ok((_, Err(Error::Task(e)))) => {
+                assert_eq!(e.kind, raya::TaskErrorKind::System, "{e}");
+                assert!(e.message.contains("node stopped"), "{e}");
+            }
+            other => panic!("expected the stopped node's error, got {other:?}"),
         }
-        other => panic!("expected the stopped node's error, got {other:?}"),
     }
-    waiter.join().unwrap();
+    for w in waiters {
+        w.join().unwrap();
+    }
 }

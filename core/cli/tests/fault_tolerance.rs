@@ -98,6 +98,72 @@ impl Keeper {
     }
 }
 
+/// A running total whose constructor notes, in a file every process of the test shares
+/// (`TMPDIR` is the test's directory), the node it ran on: how many instances there were.
+#[raya::actor]
+struct Tally {
+    total: u64,
+}
+
+/// The nodes `Tally` instances were constructed on, in order, as noted in `dir`.
+fn tally_constructions(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("tally-constructed"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[raya::actor]
+impl Tally {
+    fn new() -> Self {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(std::env::temp_dir().join("tally-constructed"))
+            .expect("the constructions file");
+        writeln!(f, "{}", here()).expect("a construction noted");
+        Tally { total: 0 }
+    }
+    fn add(&mut self, n: u64) -> u64 {
+        self.total += n;
+        self.total
+    }
+    fn node(&self) -> String {
+        here()
+    }
+}
+
+/// An actor whose node leaves; the head places its restart on a node that cannot answer yet,
+/// dies, and is started again: the actor runs once, where the head first placed it.
+fn one_instance_across_a_head_restart() {
+    let t = Tally::options()
+        .resource("a", 1.0)
+        .max_restarts(-1)
+        .max_task_retries(-1)
+        .remote()
+        .unwrap();
+    assert_eq!(raya::get(&t.add(1)).unwrap(), 1);
+    support::step("placed");
+    let n = raya::get_timeout(&t.add(1), Duration::from_secs(90)).expect("the actor restarted");
+    assert_eq!(
+        n, 1,
+        "the restarted actor did not start from its constructor"
+    );
+    let at = raya::get(&t.node()).unwrap();
+    let made = tally_constructions(&std::env::temp_dir());
+    assert_eq!(
+        made.len(),
+        2,
+        "the actor was constructed on {made:?}: more than once after its node left"
+    );
+    assert_eq!(
+        made[1], at,
+        "the instance that answers is not the one constructed"
+    );
+}
+
 /// A counter whose calls can take a while, so one is running when its node dies.
 #[raya::actor]
 struct Counter {
@@ -601,6 +667,7 @@ fn run_scenario(name: &str) {
         "the_job_outlives_the_head" => the_job_outlives_the_head(),
         "leaves_a_detached_actor_on_the_victim" => leaves_a_detached_actor_on_the_victim(),
         "actors_move_off_a_killed_node" => actors_move_off_a_killed_node(),
+        "one_instance_across_a_head_restart" => one_instance_across_a_head_restart(),
         other => panic!("no scenario {other:?}"),
     }
 }
@@ -761,6 +828,42 @@ fn a_job_outlives_its_head_killed_and_restarted_on_its_directory() {
     // is the first dead node).
     c.kill("w2");
     c.wait_for("DEAD", 2);
+}
+
+#[test]
+fn an_actor_restart_sent_just_before_the_head_died_runs_once() {
+    let _turn = turn();
+    // A node timeout long enough for the stopped workers to outlast the head's restart.
+    let mut c = Cluster::with_head_args("restart-head-dies", 1, &["--node-timeout-ms", "20000"]);
+    let workers = ["w1", "w2", "w3"];
+    for w in workers {
+        c.named_worker(w, 1, "a");
+    }
+    c.wait_alive(4);
+    let port = c.head.rsplit(':').next().expect("host:port").to_string();
+    let mut driver = c.start_driver("one_instance_across_a_head_restart", 1);
+    driver.reached("placed");
+    let first = tally_constructions(&c.tmp)
+        .into_iter()
+        .next()
+        .expect("the actor was constructed");
+    let others: Vec<&str> = workers.into_iter().filter(|w| *w != first).collect();
+    // The nodes the restart can go to take nothing in for now; the actor's node leaves (a
+    // clean leave: its death is recorded at once, and the restart placed on a stopped node).
+    for o in &others {
+        c.signal(o, "STOP");
+    }
+    c.signal(&first, "TERM");
+    c.wait_for("DEAD", 1);
+    c.kill("head");
+    c.start_head(&port);
+    for o in &others {
+        c.signal(o, "CONT");
+    }
+    // The head, the two workers and the driver are back in the restarted head's table.
+    c.wait_alive(4);
+    driver.go("placed");
+    driver.finish(Duration::from_secs(180));
 }
 
 #[test]

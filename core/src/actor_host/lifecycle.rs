@@ -183,9 +183,21 @@ impl<A: ActorClass> ActorHost<A> {
             self.ctor_args = spec.args;
             self.lifecycle = Lifecycle::Starting;
             self.construct(ctx);
+        } else if relocating && restarts > 0 && self.relocated_kill == Some(true) {
+            // Killed for good while it was looked for, and now placed here: it dies here.
+            self.relocated_kill = None;
+            self.env.scheduler.do_send(TaskDone {
+                worker: None,
+                task_id: spec.task_id,
+                outcome: TaskOutcome::Failed,
+            });
+            self.die(killed(), ctx);
         } else if restarts > 0
             && (placing || relocating || matches!(self.lifecycle, Lifecycle::Remote(_)))
         {
+            // A kill that allowed a restart, sent while the host looked for the actor, is
+            // this restart.
+            self.relocated_kill = None;
             tracing::info!(actor = %self.id, class = self.opts.class, restarts, "constructing the actor here: its node died");
             self.ctor_args = spec.args;
             self.restarts = restarts;

@@ -414,10 +414,11 @@ impl<A: ActorClass> Handler<ActorCall<A>> for ActorHost<A> {
             self.fail_call(&call, &err);
             return;
         }
-        // A call queued here will run or fail here: its owner may count on this node making
-        // it from now on. Not while the actor is being placed or looked for: the call may be
-        // forwarded to the node it is on, which keeps the results then.
-        if !matches!(self.lifecycle, Lifecycle::Placing | Lifecycle::Relocating)
+        // A call queued here will run or fail here, or wait here for the node the actor moved
+        // to (which the owner is told of when it is passed on, and this node lets go then):
+        // its owner may count on this node making it from now on. Not while the actor is being
+        // placed: the call goes to the node it lands on, which keeps the results then.
+        if !matches!(self.lifecycle, Lifecycle::Placing)
             && call.owner != self.env.node
             && !self.kept_early.borrow().contains(&call.task_id)
         {

@@ -19,6 +19,8 @@
 //!      │ Placed elsewhere   │    │ │ constructor       │ crash, or kill with    │
 //!      ▼                    └────┘ │ returned Err      │ restarts left ─────────┘
 //!   Remote (forwards) ◀── found ── Relocating ◀── the head records it elsewhere (Alive)
+//!                                   │  │ placed here again ──▶ Restarting
+//!                                   │  └ recorded dead or gone ──▶ Dead (nothing reported)
 //!                      constructor │                   ▼
 //!                      panicked,   ▼
 //!                      restarts   Dead ◀── kill, crash past max_restarts, last handle dropped

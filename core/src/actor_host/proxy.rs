@@ -20,8 +20,9 @@ use crate::core_worker::call_sender::CallSender;
 const FIND_ATTEMPTS: u32 = 200;
 
 /// How many answers without a node a relocating host takes before it fails the calls queued
-/// meanwhile ([`ActorHost::relocate`]).
-const RELOCATE_ATTEMPTS: u32 = 20;
+/// meanwhile ([`ActorHost::relocate`]): about 20 s of pauses, well inside an owner's object
+/// lease, so an owner never sees a call it was told is still being made fail as lost first.
+const RELOCATE_ATTEMPTS: u32 = 10;
 
 /// The first pause between two lookups of a relocating host.
 const RELOCATE_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
@@ -178,7 +179,8 @@ impl<A: ActorClass> ActorHost<A> {
         let err = TaskError::new(
             TaskErrorKind::Unreachable,
             format!(
-                "actor {} ({}) moved to another node, which could not be learned from the                  head ({why}); the call did not run",
+                "actor {} ({}) moved to another node, which could not be learned from the \
+                 head ({why}); the call did not run",
                 self.id, self.opts.class
             ),
         );

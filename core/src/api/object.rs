@@ -358,13 +358,7 @@ impl<T: Object + Clone> Future for GetFuture<T> {
         match Pin::new(&mut self.wait).poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Ready(Ok(_)) => {
-                let core = match current() {
-                    Ok(core) => core,
-                    Err(e) => return Poll::Ready(Err(e)),
-                };
-                Poll::Ready(read(&core.store, &self.raw))
-            }
+            Poll::Ready(Ok(_)) => Poll::Ready(read(self.raw.store(), &self.raw)),
         }
     }
 }
@@ -402,7 +396,7 @@ pub async fn get_timeout_async<T: Object + Clone>(
     if !WaitReady::new(vec![r.raw.clone()], Need::Some(1), Some(timeout)).await? {
         return Err(Error::GetTimeout(timeout));
     }
-    read(&current()?.store, &r.raw)
+    read(r.raw.store(), &r.raw)
 }
 
 /// The async form of [`get_all`].

@@ -115,19 +115,22 @@ impl Future for WaitReady {
     type Output = Result<bool>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut PollContext<'_>) -> Poll<Result<bool>> {
-        let core = match crate::runtime::current() {
-            Ok(core) => core,
-            Err(e) => return Poll::Ready(Err(e)),
+        // The store the references are in (a node that stopped meanwhile failed them there),
+        // else the running node's.
+        let store = match self.refs.first() {
+            Some(r) => Arc::clone(r.store()),
+            None => match crate::runtime::current() {
+                Ok(core) => Arc::clone(&core.store),
+                Err(e) => return Poll::Ready(Err(e)),
+            },
         };
         let this = &mut *self;
         for r in &this.refs {
             // Registering first, then looking, cannot miss a completion in between.
-            let _ = core
-                .store
-                .register_waiter(r.id(), this.wid, Waiter::Waker(cx.waker().clone()));
+            let _ = store.register_waiter(r.id(), this.wid, Waiter::Waker(cx.waker().clone()));
         }
         this.registered = true;
-        if this.need.met(&core.store, this.refs.iter().map(|r| r.id())) {
+        if this.need.met(&store, this.refs.iter().map(|r| r.id())) {
             return Poll::Ready(Ok(true));
         }
         if let Some(d) = this.deadline {
@@ -145,11 +148,9 @@ impl Future for WaitReady {
 
 impl Drop for WaitReady {
     fn drop(&mut self) {
-        if self.registered
-            && let Ok(core) = crate::runtime::current()
-        {
+        if self.registered {
             for r in &self.refs {
-                core.store.unregister_waiter(r.id(), self.wid);
+                r.store().unregister_waiter(r.id(), self.wid);
             }
         }
     }

@@ -162,7 +162,7 @@ fn auto_start() -> Result<Arc<CoreWorker>> {
 
 /// Stops the node because the cluster declared it dead and it may not rejoin (`why`): later
 /// program calls fail instead of starting a node of their own.
-fn end(why: String) {
+pub(crate) fn end(why: String) {
     let _life = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
     stop_locked();
     *ENDED.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
@@ -613,7 +613,7 @@ mod tests {
             while AUTO_STARTS_WAITING.load(std::sync::atomic::Ordering::SeqCst) == 0
                 && std::time::Instant::now() < deadline
             {
-                std::thread::yield_now();
+                std::thread::sleep(Duration::from_millis(1));
             }
             reached = AUTO_STARTS_WAITING.load(std::sync::atomic::Ordering::SeqCst) == 1;
             early = rx.try_recv().ok();
@@ -650,6 +650,14 @@ mod tests {
     #[test]
     fn a_node_that_could_not_rejoin_is_not_replaced_by_a_one_node_cluster_of_its_own() {
         let node = TestNode::start(Config::default().num_cpus(1));
+        // Whatever happens here, later tests may start nodes of their own.
+        struct Clear;
+        impl Drop for Clear {
+            fn drop(&mut self) {
+                *ENDED.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            }
+        }
+        let _clear = Clear;
         // The new node cannot start (as when the head is gone for good).
         let rejoined = rejoin_with(|c| c.namespace = Some(String::new()));
         assert!(rejoined.is_err(), "the broken configuration started");

@@ -52,7 +52,9 @@ pub fn serve() -> Result<()> {
         };
         let then = crate::runtime::fenced_policy();
         if then == crate::config::Fenced::Stop {
-            crate::runtime::shutdown();
+            crate::runtime::end(format!(
+                "declared dead by the cluster ({reason}) and stopped"
+            ));
             return Err(Error::Node(format!(
                 "this node was declared dead by the cluster ({reason}) and stopped"
             )));

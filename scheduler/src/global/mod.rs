@@ -252,6 +252,8 @@ impl GlobalScheduler {
         let task = spec.task_id;
         match picked.and_then(|n| self.local(n).map(|l| (n, l.place.clone()))) {
             Some((node, place)) => {
+                // Placed on the head's own node: a restart needs no flush first (an instance
+                // here dies with the head, so a restarted head cannot leave a second one).
                 self.note_placement(&spec, node);
                 let (attempt, restart) = (spec.attempt, spec.restarted_actor().is_some());
                 if !restart {

@@ -662,13 +662,13 @@ impl StoreCore {
     /// The store's counters.
     pub fn stats(&self) -> StoreStats {
         let num_spilled = self.counters.num_spilled.load(Ordering::Relaxed);
-        let (mut num_in_memory, mut num_waited_for) = (0, 0);
+        let (mut num_in_memory, mut num_waiters) = (0, 0);
         for s in self.shards.iter() {
             let s = s.lock().unwrap_or_else(|p| p.into_inner());
             for e in s.entries.values() {
                 match &e.state {
                     State::Ready(_) => num_in_memory += 1,
-                    State::Pending(list) if !list.is_empty() => num_waited_for += 1,
+                    State::Pending(list) => num_waiters += list.len() as u64,
                     _ => {}
                 }
             }
@@ -676,7 +676,7 @@ impl StoreCore {
         StoreStats {
             num_objects: self.count.load(Ordering::Relaxed),
             num_in_memory,
-            num_waited_for,
+            num_waiters,
             bytes_in_memory: self.used.load(Ordering::Relaxed),
             num_spilled,
             bytes_spilled: self.counters.bytes_spilled.load(Ordering::Relaxed),

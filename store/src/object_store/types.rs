@@ -55,8 +55,8 @@ pub struct StoreStats {
     pub num_objects: u64,
     /// Objects held in memory.
     pub num_in_memory: u64,
-    /// Pending objects someone on this node waits for (a `get`, a `wait`, a task's argument).
-    pub num_waited_for: u64,
+    /// Waits on pending objects here (each `get`, `wait` or task argument waiting on one).
+    pub num_waiters: u64,
     /// Bytes held in memory (estimated for live values).
     pub bytes_in_memory: u64,
     /// Objects currently on disk.

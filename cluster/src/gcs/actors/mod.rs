@@ -1,8 +1,10 @@
 //! The actor table: every actor's state, node and restarts, the names of named actors, and
 //! the creation tasks of actors that may restart on another node ([`restarts`]).
 
+mod placements;
 mod restarts;
 
+pub use placements::{MAX_PLACEMENTS_KEPT, Placements};
 pub use restarts::{
     KeepActorCreation, MAX_CREATION_BYTES, MAX_KEPT_CREATION_BYTES, MAX_KEPT_PER_CREATOR,
     RestartActor, SetActorRestarter,
@@ -146,135 +148,6 @@ gcs_requests! {
         };
 }
 
-/// Where the head placed the creation of each actor it placed lately: the only node, besides
-/// the one recorded, an actor's record may move to (so a member cannot claim another's actor
-/// while it is being created, and receive its calls). Written by the head's global scheduler
-/// before it sends the placement, read by the actor table, and let go once the placed node
-/// reported the actor (so it holds the creations in flight). Keeps the latest
-/// [`MAX_PLACEMENTS_KEPT`] placements.
-///
-/// The head's placements are on disk too (the `actor_placements` tree, written through sled's
-/// log, which reaches the disk within the database's flush interval): a head restarted on its
-/// directory still knows where it sent the restarts in flight, so the node that got one is
-/// believed when it reports the actor, and the restart is sent there again rather than to
-/// another node (which would leave two instances).
-#[derive(Debug, Clone, Default)]
-pub struct Placements(std::sync::Arc<std::sync::Mutex<PlacedActors>>);
-
-/// Placements kept, at most (the oldest are let go).
-pub const MAX_PLACEMENTS_KEPT: usize = 1 << 20;
-
-/// The placements, and the order they came in (an entry let go early stays in the order until
-/// its turn; the generation tells it from a later placement of the same actor).
-#[derive(Debug, Default)]
-struct PlacedActors {
-    at: HashMap<ActorId, (NodeId, u64)>,
-    order: std::collections::VecDeque<(ActorId, u64)>,
-    generation: u64,
-    /// Where they are on disk (none in a table that is not persisted, as in tests).
-    tree: Option<sled::Tree>,
-}
-
-impl PlacedActors {
-    fn store(&self, actor: ActorId, node: Option<NodeId>) {
-        let Some(tree) = &self.tree else { return };
-        let written = postcard::to_stdvec(&actor)
-            .map_err(|e| e.to_string())
-            .and_then(|k| match node {
-                Some(n) => postcard::to_stdvec(&n)
-                    .map_err(|e| e.to_string())
-                    .and_then(|v| tree.insert(k, v).map(|_| ()).map_err(|e| e.to_string())),
-                None => tree.remove(k).map(|_| ()).map_err(|e| e.to_string()),
-            });
-        if let Err(e) = written {
-            tracing::warn!(actor = %actor, error = %e, "could not write an actor placement to disk");
-        }
-    }
-}
-
-impl Placements {
-    /// The placements stored in `db` by an earlier run of the head, kept there from now on.
-    pub(crate) fn open(db: &sled::Db) -> Result<Placements, GcsError> {
-        let tree = db
-            .open_tree("actor_placements")
-            .map_err(|e| GcsError::Storage(e.to_string()))?;
-        let placements = Placements::default();
-        {
-            let mut p = placements.0.lock().unwrap_or_else(|e| e.into_inner());
-            for item in tree.iter() {
-                let (k, v) = item.map_err(|e| GcsError::Storage(e.to_string()))?;
-                match (
-                    postcard::from_bytes::<ActorId>(&k),
-                    postcard::from_bytes::<NodeId>(&v),
-                ) {
-                    (Ok(actor), Ok(node)) => p.insert(actor, node),
-                    _ => tracing::warn!("dropping an actor placement that does not decode"),
-                }
-            }
-            p.tree = Some(tree);
-        }
-        Ok(placements)
-    }
-
-    /// Records that the head placed `actor`'s creation on `node`.
-    pub fn record(&self, actor: ActorId, node: NodeId) {
-        let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        p.store(actor, Some(node));
-        p.insert(actor, node);
-    }
-
-    /// Resolves once every placement recorded so far is on disk (at once for placements kept
-    /// in memory only). The flush runs on sled's threads; a failure is logged.
-    pub fn flushed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let tree = self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .tree
-            .clone();
-        async move {
-            if let Some(tree) = tree
-                && let Err(e) = tree.flush_async().await
-            {
-                tracing::warn!(error = %e, "could not write the actor placements to disk");
-            }
-        }
-    }
-
-    /// Where the head last placed `actor`'s creation, if it did lately.
-    pub fn placed(&self, actor: ActorId) -> Option<NodeId> {
-        let p = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        p.at.get(&actor).map(|(n, _)| *n)
-    }
-
-    /// Lets go of `actor`'s placement (its node reported it, or it died; a later move is a new
-    /// placement).
-    fn settled(&self, actor: ActorId) {
-        let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if p.at.remove(&actor).is_some() {
-            p.store(actor, None);
-        }
-    }
-}
-
-impl PlacedActors {
-    /// Keeps `actor`'s placement on `node` in memory, letting go of the oldest past the bound.
-    fn insert(&mut self, actor: ActorId, node: NodeId) {
-        self.generation += 1;
-        let g = self.generation;
-        self.at.insert(actor, (node, g));
-        self.order.push_back((actor, g));
-        while self.order.len() > MAX_PLACEMENTS_KEPT {
-            if let Some((old, g)) = self.order.pop_front()
-                && self.at.get(&old).is_some_and(|(_, now)| *now == g)
-            {
-                self.at.remove(&old);
-                self.store(old, None);
-            }
-        }
-    }
-}
-
 /// The actor table actor.
 pub struct ActorTable {
     actors: Persisted<ActorId, ActorInfo>,
@@ -320,6 +193,14 @@ impl ActorTable {
                 tracing::warn!(error = %e, "could not drop the creation tasks of dead actors");
             }
         }
+        placements.retain(|id| {
+            actors.get(&id).is_some_and(|a| {
+                matches!(
+                    a.state,
+                    ActorState::PendingCreation | ActorState::Restarting
+                )
+            })
+        });
         let creation_bytes = creations.values().map(|c| c.spec.len()).sum();
         let mut creation_bytes_by: HashMap<NodeId, usize> = HashMap::new();
         for c in creations.values() {
@@ -428,7 +309,9 @@ impl Handler<UpdateActor> for ActorTable {
         }
         info.num_restarts = info.num_restarts.max(m.num_restarts);
         if m.node.is_some() {
-            if info.node != m.node {
+            // The placed node reported it (or it moved): the placement is settled, also when
+            // the record named that node already (a creation placed back on its creator).
+            if info.node != m.node || self.placements.placed(m.actor_id) == m.node {
                 self.placements.settled(m.actor_id);
             }
             info.node = m.node;

@@ -334,13 +334,36 @@ fn a_restart_placed_before_the_head_stopped_goes_back_to_its_node_and_that_node_
         // The head's scheduler placed the restart on `placed`; the head dies before that node
         // reports the actor.
         placements.record(ActorId(1), placed);
-    });
-    db.flush().unwrap();
-    actix_rt::System::new().block_on(async {
-        // A head restarted on its directory.
-        let reloaded = ActorTable::load(&db, Placements::open(&db).unwrap())
+        // And one of an actor that is dead by now (a crash before its placement was let go).
+        table
+            .send(RegisterActor(actor(2, first, 0, true)))
+            .await
             .unwrap()
-            .start();
+            .unwrap();
+        table
+            .send(UpdateActor {
+                actor_id: ActorId(2),
+                state: ActorState::Dead,
+                node: Some(first),
+                num_restarts: 0,
+                death_cause: Some("killed".into()),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        placements.record(ActorId(2), placed);
+        placements.flushed().await;
+    });
+    let placements = actix_rt::System::new().block_on(async {
+        // A head restarted on its directory.
+        let placements = Placements::open(&db).unwrap();
+        assert_eq!(placements.placed(ActorId(2)), Some(placed), "not on disk");
+        let reloaded = ActorTable::load(&db, placements.clone()).unwrap().start();
+        assert_eq!(
+            placements.placed(ActorId(2)),
+            None,
+            "a dead actor's placement is kept"
+        );
         let again = Arc::new(Mutex::new(Vec::new()));
         reloaded.do_send(SetActorRestarter(
             Restarts(Arc::clone(&again)).start().recipient(),
@@ -366,7 +389,10 @@ fn a_restart_placed_before_the_head_stopped_goes_back_to_its_node_and_that_node_
             state(&reloaded, 1).await,
             (ActorState::Alive, Some(placed), 1)
         );
+        placements.flushed().await;
+        placements
     });
+    drop(placements);
     // Settled: the placement is gone from disk too.
     assert!(
         Placements::open(&db).unwrap().placed(ActorId(1)).is_none(),
