@@ -366,9 +366,11 @@ impl GlobalScheduler {
         if !restart {
             self.report_going(task, from, node);
         }
-        // A restart leaves only once its placement is on disk: a head restarted meanwhile
-        // sends it to the same node again instead of to one that would run a second instance.
-        let durable = match (&self.placements, restart) {
+        // An actor's creation (a restart too) leaves only once its placement is on disk: a
+        // head restarted meanwhile still believes the node it went to, and sends a restart
+        // there again instead of to one that would run a second instance.
+        let creation = matches!(spec.kind, crate::task_spec::TaskKind::ActorCreation { .. });
+        let durable = match (&self.placements, creation) {
             (Some(p), true) => Some(p.flushed()),
             _ => None,
         };

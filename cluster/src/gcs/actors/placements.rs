@@ -26,7 +26,7 @@ const MAX_QUEUED_WRITES: usize = 1 << 16;
 /// The head's placements are on disk too (the `actor_placements` tree). The disk writes run on
 /// a thread of their own, never on the scheduler's or the tables' event loop; a caller that
 /// needs what it recorded on disk waits for [`Placements::flushed`] (the scheduler does before
-/// it sends an actor's restart). So a head restarted on its directory still knows where it sent
+/// it sends an actor's creation or restart to another node). So a head restarted on its directory still knows where it sent
 /// a restart, believes the node that got it when it reports the actor, and sends the restart
 /// to that node again rather than to another.
 #[derive(Debug, Clone, Default)]
