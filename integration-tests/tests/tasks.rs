@@ -313,6 +313,53 @@ fn resources_limit_concurrency() {
 }
 
 #[test]
+fn a_hard_node_affinity_that_cannot_be_met_is_unschedulable_and_a_soft_one_runs_here() {
+    with_raya(config(2), || {
+        let me = raya::runtime_context().unwrap().node_id;
+        let gone: raya::NodeId = raya::NodeId::random();
+        let hard = square::options()
+            .scheduling_strategy(raya::SchedulingStrategy::NodeAffinity {
+                node: gone,
+                soft: false,
+            })
+            .remote(3);
+        let e = raya::get_timeout(&hard, Duration::from_secs(30)).unwrap_err();
+        assert_eq!(
+            e.task_error_kind(),
+            Some(TaskErrorKind::Unschedulable),
+            "{e}"
+        );
+        assert!(e.to_string().contains(&gone.to_string()), "{e}");
+        // On this node, but more than it can ever fit: unschedulable too, saying what it has.
+        let too_big = square::options()
+            .num_cpus(3.0)
+            .scheduling_strategy(raya::SchedulingStrategy::NodeAffinity {
+                node: me,
+                soft: false,
+            })
+            .remote(3);
+        let e = raya::get_timeout(&too_big, Duration::from_secs(30)).unwrap_err();
+        assert_eq!(
+            e.task_error_kind(),
+            Some(TaskErrorKind::Unschedulable),
+            "{e}"
+        );
+        let soft = square::options()
+            .scheduling_strategy(raya::SchedulingStrategy::NodeAffinity {
+                node: gone,
+                soft: true,
+            })
+            .remote(3);
+        assert_eq!(raya::get(&soft).unwrap(), 9);
+        // On one node, Spread runs here.
+        let spread = square::options()
+            .scheduling_strategy(raya::SchedulingStrategy::Spread)
+            .remote(4);
+        assert_eq!(raya::get(&spread).unwrap(), 16);
+    });
+}
+
+#[test]
 fn infeasible_requests_fail_with_a_clear_error() {
     with_raya(config(2).resource("sensor", 1.0), || {
         let too_big = square::options().num_cpus(3.0).remote(2);

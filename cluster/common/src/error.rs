@@ -23,6 +23,9 @@ pub enum TaskErrorKind {
     ActorDied,
     /// No node of the cluster can ever satisfy the task's resource request.
     Infeasible,
+    /// The task's hard placement constraint cannot be met: the node its `NodeAffinity` (not
+    /// soft) names is dead, unknown or can never fit it.
+    Unschedulable,
     /// No node has a function registered under the task's name.
     UnknownFunction,
     /// An argument or message had another type than the function expects.
@@ -59,7 +62,7 @@ impl fmt::Display for TaskErrorKind {
             TaskErrorKind::Application => "returned an error",
             TaskErrorKind::Panic => "panicked",
             TaskErrorKind::Cancelled => "was cancelled",
-            TaskErrorKind::Infeasible => "cannot be scheduled",
+            TaskErrorKind::Infeasible | TaskErrorKind::Unschedulable => "cannot be scheduled",
             TaskErrorKind::InvalidOptions | TaskErrorKind::QueueFull => "was rejected",
             _ => "failed",
         };

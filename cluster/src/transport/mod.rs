@@ -61,7 +61,7 @@ pub const OBJECT_PROTOCOL: StreamProtocol = StreamProtocol::new("/raya/object/1"
 
 /// The version of the wire protocol: it changes whenever a message's encoding or meaning does.
 /// Nodes of different wire versions refuse each other.
-pub const WIRE_VERSION: u32 = 9;
+pub const WIRE_VERSION: u32 = 10;
 
 /// What a node announces in identify: its wire version and the fingerprint of the wire names
 /// it knows (the catalogue's, [`protocol::catalogue`]), as `/raya/wire/<version>/<names>`.

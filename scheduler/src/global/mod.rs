@@ -33,7 +33,7 @@ use raya_common::{NodeId, ObjectId, TaskErrorKind, TaskId};
 use serde::{Deserialize, Serialize};
 
 use crate::local::{PlaceTask, TaskGoing, TaskPlaced, TaskUnschedulable, infeasible_reason};
-use crate::task_spec::TaskSpec;
+use crate::task_spec::{SchedulingStrategy, TaskSpec};
 use policy::{NodeView, pick};
 
 /// Nodes a task is offered to, at most, when placements fail to be delivered.
@@ -100,6 +100,9 @@ pub struct GlobalScheduler {
     placements: Option<Placements>,
     /// Placements sent to each node and not answered yet, and those waiting their turn.
     window: window::Window,
+    /// How many `Spread` tasks and actors each alive node was given (the policy evens them
+    /// out); nodes no longer alive are let go at the next spread placement.
+    spread: HashMap<NodeId, u64>,
 }
 
 impl std::fmt::Debug for GlobalScheduler {
@@ -120,6 +123,7 @@ impl GlobalScheduler {
             locals: HashMap::new(),
             placements: None,
             window: window::Window::default(),
+            spread: HashMap::new(),
         }
     }
 
@@ -242,7 +246,11 @@ impl GlobalScheduler {
             .filter(|n| linking.as_ref().is_none_or(|l| l.contains(&n.node_id)))
             .map(|n| (n.node_id, n.resources_total, n.resources_available))
             .collect();
-        let picked = pick(&spec, &alive, &local_bytes);
+        let picked = pick(&spec, &alive, &local_bytes, &self.spread);
+        if let (Some(node), SchedulingStrategy::Spread) = (picked, &spec.strategy) {
+            self.spread.retain(|n, _| alive.iter().any(|a| a.0 == *n));
+            *self.spread.entry(node).or_default() += 1;
+        }
         if let (Some(node), Some(net)) = (picked, self.net.clone())
             && !self.locals.contains_key(&node)
         {
@@ -277,8 +285,14 @@ impl GlobalScheduler {
                 if alive.is_empty() && linking.is_some() {
                     reason = format!("no alive node links `{}`", spec.function.name);
                 }
-                tracing::warn!(task = %spec.task_id, %reason, "task is infeasible");
-                self.cannot_place(spec, from, reason, TaskErrorKind::Infeasible);
+                let kind = match spec.strategy {
+                    SchedulingStrategy::NodeAffinity { soft: false, .. } => {
+                        TaskErrorKind::Unschedulable
+                    }
+                    _ => TaskErrorKind::Infeasible,
+                };
+                tracing::warn!(task = %spec.task_id, %reason, "task cannot be placed");
+                self.cannot_place(spec, from, reason, kind);
             }
         }
     }

@@ -317,9 +317,19 @@ impl LocalScheduler {
         }
     }
 
-    /// Step 1 and 2: takes a task in, sends it on when this node cannot run it, and waits for
-    /// its pending arguments.
+    /// Step 1 and 2: takes a task in, sends it on when this node cannot run it (or, for a
+    /// `Spread` task in a cluster, to let the head pick its node), and waits for its pending
+    /// arguments.
     fn submit(&mut self, spec: TaskSpec, ctx: &mut Context<Self>, from_global: bool) {
+        if matches!(spec.strategy, SchedulingStrategy::Spread)
+            && !from_global
+            && self.cluster.is_some()
+            && self.global.is_some()
+        {
+            self.dequeued();
+            self.send_to_global(spec, ctx);
+            return;
+        }
         if self.needs_global(&spec) {
             match (&self.global, from_global) {
                 (Some(_), false) => {
@@ -346,8 +356,14 @@ impl LocalScheduler {
                 _ => {
                     let reason =
                         infeasible_reason(&spec, &[(self.cfg.node, self.cfg.total.clone())]);
+                    let kind = match spec.strategy {
+                        SchedulingStrategy::NodeAffinity { soft: false, .. } => {
+                            TaskErrorKind::Unschedulable
+                        }
+                        _ => TaskErrorKind::Infeasible,
+                    };
                     self.dequeued();
-                    self.fail_task(&spec, TaskError::new(TaskErrorKind::Infeasible, reason));
+                    self.fail_task(&spec, TaskError::new(kind, reason));
                     return;
                 }
             }

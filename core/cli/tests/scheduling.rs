@@ -1,0 +1,155 @@
+//! Scheduling strategies on real processes (loopback, mDNS off): a head from `raya start
+//! --head`, worker nodes and a driver that is not the head. `Spread` tasks and actors go evenly
+//! over the nodes that can run them (Ray's `test_spread_scheduling_strategy`: 8 actors on two
+//! nodes land 4 and 4); a hard `NodeAffinity` to a node that died fails as unschedulable,
+//! naming the node, and a soft one runs elsewhere (Ray's node-affinity tests).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use raya::prelude::*;
+use raya::{SchedulingStrategy, TaskErrorKind};
+use support::Cluster;
+
+// ---------------------------------------------------------------------------------------------
+// The user's code: what worker nodes and drivers link.
+
+/// The name the harness gave the node this runs on.
+fn here() -> String {
+    std::env::var("TEST_NODE_NAME").unwrap_or_else(|_| "driver".into())
+}
+
+#[raya::remote]
+fn node_name() -> String {
+    here()
+}
+
+#[raya::remote]
+fn node_id() -> String {
+    raya::runtime_context().unwrap().node_id.to_string()
+}
+
+/// An actor that says where it lives.
+#[raya::actor]
+struct Resident;
+
+#[raya::actor]
+impl Resident {
+    fn new() -> Self {
+        Resident
+    }
+    fn node(&self) -> String {
+        here()
+    }
+}
+
+fn counts(names: impl IntoIterator<Item = String>) -> BTreeMap<String, usize> {
+    let mut c = BTreeMap::new();
+    for n in names {
+        *c.entry(n).or_default() += 1;
+    }
+    c
+}
+
+/// Eight `Spread` actors and eight `Spread` tasks that only `w1` and `w2` can run land four on
+/// each; a hard affinity to `w3` once it died fails as unschedulable, a soft one runs elsewhere.
+fn spread_and_affinity() {
+    let w3 = raya::get(&node_id::options().resource("only3", 1.0).remote()).unwrap();
+    let actors: Vec<ActorHandle<Resident>> = (0..8)
+        .map(|_| {
+            Resident::options()
+                .resource("w", 0.01)
+                .scheduling_strategy(SchedulingStrategy::Spread)
+                .remote()
+                .unwrap()
+        })
+        .collect();
+    let homes = counts(actors.iter().map(|a| raya::get(&a.node()).unwrap()));
+    assert_eq!(
+        homes,
+        BTreeMap::from([("w1".to_string(), 4), ("w2".to_string(), 4)]),
+        "spread actors"
+    );
+    let tasks: Vec<ObjectRef<String>> = (0..8)
+        .map(|_| {
+            node_name::options()
+                .resource("w", 0.01)
+                .scheduling_strategy(SchedulingStrategy::Spread)
+                .remote()
+        })
+        .collect();
+    let ran = counts(tasks.iter().map(|t| raya::get(t).unwrap()));
+    assert_eq!(
+        ran,
+        BTreeMap::from([("w1".to_string(), 4), ("w2".to_string(), 4)]),
+        "spread tasks"
+    );
+    support::step("w3-known");
+    // The test killed w3 and the head declared it dead.
+    let on_w3 = |soft| SchedulingStrategy::NodeAffinity {
+        node: w3.parse().unwrap(),
+        soft,
+    };
+    let hard = node_name::options()
+        .scheduling_strategy(on_w3(false))
+        .remote();
+    match raya::get_timeout(&hard, Duration::from_secs(60)) {
+        Err(raya::Error::Task(e)) => {
+            assert_eq!(e.kind, TaskErrorKind::Unschedulable, "{e}");
+            assert!(
+                e.message.contains(&w3),
+                "the error does not name the node: {e}"
+            );
+        }
+        other => panic!("a hard affinity to a dead node got {other:?}"),
+    }
+    let soft = node_name::options()
+        .scheduling_strategy(on_w3(true))
+        .remote();
+    let ran = raya::get_timeout(&soft, Duration::from_secs(60)).expect("the soft affinity ran");
+    assert_ne!(ran, "w3");
+}
+
+fn run_scenario(name: &str) {
+    match name {
+        "spread_and_affinity" => spread_and_affinity(),
+        other => panic!("no scenario {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points of the processes a test starts (ignored when the suite runs them directly).
+
+/// A worker node: `raya::init` serves the cluster until the process is killed.
+#[test]
+#[ignore = "entry point of the worker nodes the tests start"]
+fn worker_entry() {
+    support::serve_as_worker();
+}
+
+/// A driver: joins `RAYA_ADDRESS`, runs `TEST_SCENARIO`, leaves.
+#[test]
+#[ignore = "entry point of the drivers the tests start"]
+fn driver_entry() {
+    support::drive_scenario(run_scenario);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests.
+
+#[test]
+fn spread_work_goes_evenly_over_the_nodes_and_a_hard_affinity_to_a_dead_node_is_unschedulable() {
+    let mut c = Cluster::with_head_args("spread", 1, &["--node-timeout-ms", "3000"]);
+    c.named_worker("w1", 8, "w");
+    c.named_worker("w2", 8, "w");
+    c.named_worker("w3", 1, "only3");
+    c.wait_alive(4);
+    let mut driver = c.start_driver("spread_and_affinity", 1);
+    driver.reached("w3-known");
+    c.kill("w3");
+    c.wait_for("DEAD", 1);
+    driver.go("w3-known");
+    driver.finish(Duration::from_secs(180));
+}
