@@ -27,6 +27,9 @@ pub struct Config {
     pub memory: Option<u64>,
     /// Custom resources of the node.
     pub resources: BTreeMap<String, f64>,
+    /// The node's labels, which the label selectors of tasks and actors match (see
+    /// [`Config::label`]).
+    pub labels: BTreeMap<String, String>,
     /// The object store's memory budget in bytes (default: 30% of RAM).
     pub object_store_memory: Option<u64>,
     /// Whether objects past the budget are spilled to disk (default: on). When off, a `put` that
@@ -110,6 +113,7 @@ impl Default for Config {
             num_gpus: None,
             memory: None,
             resources: BTreeMap::new(),
+            labels: BTreeMap::new(),
             object_store_memory: None,
             spilling: true,
             session_dir: None,
@@ -158,6 +162,18 @@ impl Config {
     /// Adds a custom resource.
     pub fn resource(mut self, name: impl Into<String>, amount: f64) -> Self {
         self.resources.insert(name.into(), amount);
+        self
+    }
+    /// Adds a label to the node (`key=value`, as `raya start --labels` does): tasks and actors
+    /// with a label selector run only on nodes whose labels match it. Keys and values are
+    /// checked when the node starts.
+    ///
+    /// ```
+    /// let config = raya::Config::default().label("region", "us-west");
+    /// assert_eq!(config.labels["region"], "us-west");
+    /// ```
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
         self
     }
     /// Sets the object store's memory budget (bytes).

@@ -545,6 +545,10 @@ fn actor_creation_failures_are_reported() {
             Threaded::options().max_concurrency(0).remote(),
             Err(Error::InvalidArgument(_))
         ));
+        assert!(matches!(
+            Threaded::options().label_selector("", "x").remote(),
+            Err(Error::InvalidArgument(_))
+        ));
     });
 }
 

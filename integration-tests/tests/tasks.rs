@@ -360,6 +360,32 @@ fn a_hard_node_affinity_that_cannot_be_met_is_unschedulable_and_a_soft_one_runs_
 }
 
 #[test]
+fn label_selectors_match_the_nodes_labels_and_bad_ones_are_refused() {
+    with_raya(config(2).label("region", "us-west"), || {
+        let here = square::options()
+            .label_selector("region", "in(us-west,us-east)")
+            .remote(5);
+        assert_eq!(raya::get(&here).unwrap(), 25);
+        let elsewhere = square::options()
+            .label_selector("region", "!us-west")
+            .remote(5);
+        let e = raya::get_timeout(&elsewhere, Duration::from_secs(30)).unwrap_err();
+        assert_eq!(e.task_error_kind(), Some(TaskErrorKind::Infeasible), "{e}");
+        assert!(e.to_string().contains("region!=us-west"), "{e}");
+        let malformed = square::options().label_selector("region", "in()").remote(5);
+        let e = raya::get(&malformed).unwrap_err();
+        assert_eq!(
+            e.task_error_kind(),
+            Some(TaskErrorKind::InvalidOptions),
+            "{e}"
+        );
+    });
+    let e = raya::init(config(1).label("bad key", "v")).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    assert!(!raya::is_initialized());
+}
+
+#[test]
 fn infeasible_requests_fail_with_a_clear_error() {
     with_raya(config(2).resource("sensor", 1.0), || {
         let too_big = square::options().num_cpus(3.0).remote(2);

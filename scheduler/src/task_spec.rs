@@ -135,6 +135,8 @@ pub struct TaskSpec {
     pub resources: ResourceSet,
     /// Placement constraint.
     pub strategy: SchedulingStrategy,
+    /// Labels the node it runs on must have (empty: any node).
+    pub label_selector: raya_common::labels::LabelSelector,
     /// Retries allowed.
     pub max_retries: u32,
     /// Whether application errors (an `Err` or a panic) are retried too.
@@ -175,6 +177,9 @@ impl TaskSpec {
                 self.num_returns
             ));
         }
+        self.label_selector
+            .check()
+            .map_err(|e| format!("malformed label selector: {e}"))?;
         self.resources
             .check_request()
             .map_err(|e| format!("malformed resource request: {e}"))
@@ -243,6 +248,7 @@ pub(crate) fn test_spec(task: TaskId) -> TaskSpec {
         num_returns: 1,
         resources: ResourceSet::cpus(1.0).unwrap(),
         strategy: SchedulingStrategy::Default,
+        label_selector: Default::default(),
         max_retries: 0,
         retry_exceptions: false,
         attempt: 0,

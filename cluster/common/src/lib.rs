@@ -9,6 +9,7 @@ pub mod codec;
 pub mod error;
 pub mod hash;
 pub mod ids;
+pub mod labels;
 pub mod private_fs;
 pub mod resources;
 pub mod size;

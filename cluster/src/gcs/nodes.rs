@@ -55,6 +55,8 @@ pub struct NodeInfo {
     pub last_heartbeat_ms: u64,
     /// Why it died.
     pub death_reason: Option<String>,
+    /// Its labels (`raya start --labels`), which label selectors of tasks and actors match.
+    pub labels: raya_common::labels::NodeLabels,
 }
 
 /// Registers a node (or a restart of a node with the same id) as alive.
@@ -126,6 +128,7 @@ gcs_requests! {
                 ));
             }
             m.0.addresses.iter().try_for_each(|a| check_text(a, "an address", MAX_ADDRESS))?;
+            raya_common::labels::check_node_labels(&m.0.labels)?;
             check_resources(
                 [&m.0.resources_total, &m.0.resources_available]
                     .into_iter()

@@ -52,6 +52,7 @@ fn node_info(node: NodeId) -> NodeInfo {
         end_time_ms: None,
         last_heartbeat_ms: 0,
         death_reason: None,
+        labels: Default::default(),
     }
 }
 

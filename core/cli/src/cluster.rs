@@ -29,6 +29,10 @@ pub(crate) struct StartArgs {
     /// A custom resource the node offers, as name=amount (repeatable).
     #[arg(long = "resource", value_parser = parse_resource)]
     pub resources: Vec<(String, f64)>,
+    /// Labels of the node, as key=value pairs separated by commas (`region=us-west,disk=ssd`),
+    /// which the label selectors of tasks and actors match.
+    #[arg(long, value_parser = raya_common::labels::parse_node_labels)]
+    pub labels: Option<raya_common::labels::NodeLabels>,
     /// Keep the node's state here instead of a temporary directory (a head restarted on
     /// the same directory reloads its tables).
     #[arg(long)]
@@ -88,6 +92,9 @@ fn config(a: &StartArgs) -> raya::Config {
     }
     for (name, amount) in &a.resources {
         c = c.resource(name.clone(), *amount);
+    }
+    for (k, v) in a.labels.iter().flatten() {
+        c = c.label(k.clone(), v.clone());
     }
     if let Some(d) = &a.session_dir {
         c = c.session_dir(d.clone());
@@ -404,6 +411,11 @@ pub(crate) fn status(address: Option<String>) -> Result<(), String> {
             outln!(out, "      total     {}", resources(&n.resources_total));
             outln!(out, "      available {}", resources(&n.resources_available));
             outln!(out, "      queued tasks {}", n.queued_tasks);
+            if !n.labels.is_empty() {
+                let labels: Vec<String> =
+                    n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                outln!(out, "      labels    {}", labels.join(","));
+            }
         } else if let Some(r) = &n.death_reason {
             outln!(out, "      {r}");
         }

@@ -112,9 +112,41 @@ fn spread_and_affinity() {
     assert_ne!(ran, "w3");
 }
 
+/// Tasks and actors with label selectors run on the nodes whose labels match: `w1` is
+/// `region=us-west`, `w2` `region=us-east`.
+fn labels_pick_the_node() {
+    let on = |expr: &str| {
+        node_name::options()
+            .resource("w", 0.01)
+            .label_selector("region", expr)
+            .remote()
+    };
+    for _ in 0..4 {
+        assert_eq!(raya::get(&on("us-east")).unwrap(), "w2");
+        assert_eq!(raya::get(&on("in(us-west)")).unwrap(), "w1");
+        assert_eq!(raya::get(&on("!us-west")).unwrap(), "w2");
+        assert_eq!(raya::get(&on("!in(us-east,eu)")).unwrap(), "w1");
+    }
+    let a = Resident::options()
+        .resource("w", 0.01)
+        .label_selector("region", "us-west")
+        .remote()
+        .unwrap();
+    assert_eq!(raya::get(&a.node()).unwrap(), "w1");
+    let nowhere = on("mars");
+    match raya::get_timeout(&nowhere, Duration::from_secs(60)) {
+        Err(raya::Error::Task(e)) => {
+            assert_eq!(e.kind, TaskErrorKind::Infeasible, "{e}");
+            assert!(e.message.contains("region=mars"), "{e}");
+        }
+        other => panic!("a selector no node matches got {other:?}"),
+    }
+}
+
 fn run_scenario(name: &str) {
     match name {
         "spread_and_affinity" => spread_and_affinity(),
+        "labels_pick_the_node" => labels_pick_the_node(),
         other => panic!("no scenario {other:?}"),
     }
 }
@@ -152,4 +184,20 @@ fn spread_work_goes_evenly_over_the_nodes_and_a_hard_affinity_to_a_dead_node_is_
     c.wait_for("DEAD", 1);
     driver.go("w3-known");
     driver.finish(Duration::from_secs(180));
+}
+
+#[test]
+fn tasks_and_actors_with_a_label_selector_run_on_the_nodes_whose_labels_match() {
+    let mut c = Cluster::with_head_args("labels", 1, &["--labels", "zone=head"]);
+    c.labelled_worker("w1", 1, "w", "region=us-west");
+    c.labelled_worker("w2", 1, "w", "region=us-east");
+    c.wait_alive(3);
+    let status = c.status();
+    for shown in ["labels    zone=head", "labels    region=us-west"] {
+        assert!(
+            status.contains(shown),
+            "raya status does not show {shown:?}:\n{status}"
+        );
+    }
+    c.drive("labels_pick_the_node", 1, Duration::from_secs(180));
 }

@@ -32,6 +32,8 @@ pub(crate) fn create<A: ActorClass>(
     ctor_args: Vec<TaskArg>,
 ) -> Result<ActorHandle<A>> {
     let (placement, lifetime) = options.resource_sets()?;
+    let label_selector = crate::api::task::label_selector(&options.label_selector)
+        .map_err(Error::InvalidArgument)?;
     let max_concurrency =
         options
             .max_concurrency
@@ -134,6 +136,7 @@ pub(crate) fn create<A: ActorClass>(
         num_returns: 1,
         resources: placement,
         strategy: options.scheduling_strategy,
+        label_selector,
         max_retries: 0,
         retry_exceptions: false,
         attempt: 0,

@@ -281,6 +281,9 @@ pub struct ActorOptions {
     pub resources: Vec<(String, f64)>,
     /// Where the actor may be placed.
     pub scheduling_strategy: SchedulingStrategy,
+    /// Labels its node must have, as `(key, expression)` (see
+    /// [`crate::TaskBuilder::label_selector`] for the syntax).
+    pub label_selector: Vec<(String, String)>,
 }
 
 impl ActorOptions {
@@ -376,6 +379,15 @@ pub trait ActorBuilder: Sized {
     /// Where the actor may be placed.
     fn scheduling_strategy(mut self, s: SchedulingStrategy) -> Self {
         self.actor_options().scheduling_strategy = s;
+        self
+    }
+    /// Places the actor only on a node whose label `key` reads as `expr` says (the syntax of
+    /// [`crate::TaskBuilder::label_selector`]); a malformed selector makes `remote()` fail with
+    /// `InvalidArgument`.
+    fn label_selector(mut self, key: impl Into<String>, expr: impl Into<String>) -> Self {
+        self.actor_options()
+            .label_selector
+            .push((key.into(), expr.into()));
         self
     }
 }

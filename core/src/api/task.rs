@@ -30,6 +30,9 @@ pub struct TaskOptions {
     pub retry_exceptions: bool,
     /// Where the task may run.
     pub scheduling_strategy: SchedulingStrategy,
+    /// Labels its node must have, as `(key, expression)` in Ray's syntax (see
+    /// [`TaskBuilder::label_selector`]); checked when the task is submitted.
+    pub label_selector: Vec<(String, String)>,
 }
 
 impl Default for TaskOptions {
@@ -42,6 +45,7 @@ impl Default for TaskOptions {
             max_retries: 3,
             retry_exceptions: false,
             scheduling_strategy: SchedulingStrategy::Default,
+            label_selector: Vec::new(),
         }
     }
 }
@@ -106,6 +110,33 @@ pub trait TaskBuilder: Sized {
         self.task_options().scheduling_strategy = s;
         self
     }
+    /// Runs the task only on a node whose label `key` reads as `expr` says, in Ray's syntax:
+    /// `"v"` (equal), `"!v"` (absent or different), `"in(a,b)"`, `"!in(a,b)"`. Several
+    /// selectors must all hold. A malformed one fails the task with `InvalidOptions`; one no
+    /// alive node matches fails it as infeasible.
+    ///
+    /// ```no_run
+    /// # use raya::prelude::*;
+    /// # #[raya::remote] fn near_data() -> u8 { 1 }
+    /// let r = near_data::options().label_selector("region", "in(us-west,us-east)").remote();
+    /// ```
+    fn label_selector(mut self, key: impl Into<String>, expr: impl Into<String>) -> Self {
+        self.task_options()
+            .label_selector
+            .push((key.into(), expr.into()));
+        self
+    }
+}
+
+/// The label selector of `(key, expression)` pairs, checked.
+pub(crate) fn label_selector(
+    pairs: &[(String, String)],
+) -> std::result::Result<raya_common::labels::LabelSelector, String> {
+    let mut s = raya_common::labels::LabelSelector::default();
+    for (k, e) in pairs {
+        s.require(k, e)?;
+    }
+    Ok(s)
 }
 
 impl TaskBuilder for TaskOptions {

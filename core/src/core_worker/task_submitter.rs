@@ -94,6 +94,13 @@ impl CoreWorker {
                 return refs;
             }
         };
+        let label_selector = match crate::api::task::label_selector(&options.label_selector) {
+            Ok(s) => s,
+            Err(e) => {
+                reject(TaskErrorKind::InvalidOptions, e);
+                return refs;
+            }
+        };
         let spec = TaskSpec {
             task_id,
             job: self.job,
@@ -104,6 +111,7 @@ impl CoreWorker {
             num_returns,
             resources,
             strategy: options.scheduling_strategy.clone(),
+            label_selector,
             max_retries: options.max_retries,
             retry_exceptions: options.retry_exceptions,
             attempt: 0,

@@ -43,6 +43,8 @@ pub(crate) struct NodeManager {
     pub(crate) is_head: bool,
     /// Whether the node is a driver (see `Config::serves`).
     pub(crate) is_driver: bool,
+    /// The node's labels.
+    pub(crate) labels: raya_common::labels::NodeLabels,
     /// The node's network, when it is part of a cluster.
     pub(crate) net: Option<Network>,
     pub(crate) gcs: GcsHandle,
@@ -204,6 +206,7 @@ impl NodeManager {
             end_time_ms: None,
             last_heartbeat_ms: now,
             death_reason: None,
+            labels: self.labels.clone(),
         }
     }
 }

@@ -368,6 +368,7 @@ fn rejoin_with(between: impl FnOnce(&mut Config)) -> Result<()> {
 }
 
 fn start(config: Config) -> Result<RunningNode> {
+    raya_common::labels::check_node_labels(&config.labels).map_err(Error::InvalidArgument)?;
     if config.namespace.as_deref() == Some("") {
         return Err(Error::InvalidArgument(
             "the job's namespace must not be empty (leave it unset for one of its own)".into(),

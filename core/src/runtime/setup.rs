@@ -229,6 +229,7 @@ pub(super) async fn setup(
                 .max(config.delivery_timeout * (raya_scheduler::global::MAX_PLACEMENTS as u32 + 1)),
             max_lineage_bytes: config.max_lineage_bytes,
             is_driver: net.is_some() && config.is_driver(),
+            labels: config.labels.clone(),
         },
         LocalSchedulerParts {
             store: Arc::clone(&store),
@@ -310,6 +311,7 @@ pub(super) async fn setup(
         job: job.job_id,
         is_head,
         is_driver: config.is_driver(),
+        labels: config.labels.clone(),
         net: net.clone(),
         gcs: gcs.clone(),
         events,

@@ -80,6 +80,12 @@ fn spec() -> TaskSpec {
         num_returns: 2,
         resources: ResourceSet::cpus(1.0).expect("one CPU"),
         strategy: SchedulingStrategy::Default,
+        label_selector: {
+            let mut s = raya_common::labels::LabelSelector::default();
+            s.require("region", "in(us-west,us-east)")
+                .expect("a selector");
+            s
+        },
         max_retries: 3,
         retry_exceptions: false,
         attempt: 0,
@@ -103,6 +109,7 @@ fn info() -> NodeInfo {
         end_time_ms: None,
         last_heartbeat_ms: 1,
         death_reason: None,
+        labels: [("region".to_string(), "us-west".to_string())].into(),
     }
 }
 

@@ -239,9 +239,13 @@ impl GlobalScheduler {
         } = view;
         // A detached actor must outlive the program that created it: never on a driver.
         let detached = spec.creates_detached_actor();
+        let labelled = nodes
+            .iter()
+            .any(|n| n.state == NodeState::Alive && spec.label_selector.matches(&n.labels));
         let alive: Vec<NodeView> = nodes
             .into_iter()
             .filter(|n| n.state == NodeState::Alive && !tried.contains(&n.node_id))
+            .filter(|n| spec.label_selector.matches(&n.labels))
             .filter(|n| !(detached && n.is_driver))
             .filter(|n| linking.as_ref().is_none_or(|l| l.contains(&n.node_id)))
             .map(|n| (n.node_id, n.resources_total, n.resources_available))
@@ -282,7 +286,12 @@ impl GlobalScheduler {
             None => {
                 let totals: Vec<_> = alive.iter().map(|(n, t, _)| (*n, t.clone())).collect();
                 let mut reason = infeasible_reason(&spec, &totals);
-                if alive.is_empty() && linking.is_some() {
+                if !labelled {
+                    reason = format!(
+                        "{} requires a node labelled {}, and no alive node is",
+                        spec.function.name, spec.label_selector
+                    );
+                } else if alive.is_empty() && linking.is_some() {
                     reason = format!("no alive node links `{}`", spec.function.name);
                 }
                 let kind = match spec.strategy {

@@ -100,6 +100,8 @@ pub struct LocalSchedulerConfig {
     /// Whether the node is a cluster's driver: a detached actor created here is placed on a
     /// node that serves the cluster (it must outlive the program).
     pub is_driver: bool,
+    /// The node's labels: a task whose label selector they do not match goes to the head.
+    pub labels: raya_common::labels::NodeLabels,
 }
 
 /// What the scheduler works with: the node's store, how to start workers, where actor
@@ -307,6 +309,9 @@ impl LocalScheduler {
             return true;
         }
         if self.cfg.is_driver && spec.creates_detached_actor() {
+            return true;
+        }
+        if !spec.label_selector.matches(&self.cfg.labels) {
             return true;
         }
         match &spec.strategy {

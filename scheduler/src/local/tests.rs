@@ -86,6 +86,7 @@ impl Fixture {
             placement_lease: Duration::from_secs(60),
             max_lineage_bytes: 1 << 30,
             is_driver: false,
+            labels: Default::default(),
         };
         let sched = LocalScheduler::new(
             cfg,
@@ -133,6 +134,7 @@ impl Fixture {
             num_returns,
             resources,
             strategy: SchedulingStrategy::Default,
+            label_selector: Default::default(),
             max_retries: 0,
             retry_exceptions: false,
             attempt: 0,

@@ -102,6 +102,11 @@ pub(crate) fn serve_as_worker() {
             config = config.resource(r, 1.0);
         }
     }
+    if let Ok(list) = std::env::var("TEST_NODE_LABELS") {
+        for (k, v) in list.split(',').filter_map(|kv| kv.split_once('=')) {
+            config = config.label(k, v);
+        }
+    }
     raya::init(config).expect("worker node failed to start");
     // Killed by the test: nothing to wait for but that.
     loop {
@@ -440,6 +445,19 @@ impl Cluster {
     /// the comma-separated `resources`.
     pub(crate) fn named_worker(&mut self, name: &str, cpus: usize, resources: &str) {
         self.worker_process(name, cpus, resources, true);
+    }
+
+    /// [`Cluster::named_worker`] with labels (`k=v,k2=v2`).
+    pub(crate) fn labelled_worker(
+        &mut self,
+        name: &str,
+        cpus: usize,
+        resources: &str,
+        labels: &str,
+    ) {
+        self.setting("TEST_NODE_LABELS", labels);
+        self.worker_process(name, cpus, resources, true);
+        self.env.retain(|(k, _)| k != "TEST_NODE_LABELS");
     }
 
     /// [`Cluster::named_worker`], in a program that serves the cluster without calling
