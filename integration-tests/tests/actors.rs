@@ -549,6 +549,21 @@ fn actor_creation_failures_are_reported() {
             Threaded::options().label_selector("", "x").remote(),
             Err(Error::InvalidArgument(_))
         ));
+        // A hard affinity to a node that does not exist: the actor cannot be placed, as Ray's
+        // ActorUnschedulableError says.
+        let nowhere = Threaded::options()
+            .scheduling_strategy(raya::SchedulingStrategy::NodeAffinity {
+                node: raya::NodeId::random(),
+                soft: false,
+            })
+            .remote()
+            .unwrap();
+        let e = raya::get(&nowhere.ready()).unwrap_err();
+        assert_eq!(
+            e.task_error_kind(),
+            Some(TaskErrorKind::Unschedulable),
+            "{e}"
+        );
     });
 }
 

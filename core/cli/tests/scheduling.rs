@@ -45,6 +45,13 @@ impl Resident {
     }
 }
 
+/// Where it ran, after `ms`: long enough that a burst of them runs at once.
+#[raya::remote]
+fn node_name_after(ms: u64) -> String {
+    std::thread::sleep(Duration::from_millis(ms));
+    here()
+}
+
 fn counts(names: impl IntoIterator<Item = String>) -> BTreeMap<String, usize> {
     let mut c = BTreeMap::new();
     for n in names {
@@ -143,8 +150,33 @@ fn labels_pick_the_node() {
     }
 }
 
+/// Ray's `test_hybrid_policy`, on a driver of 10 CPUs beside `w1` of 10: up to half its CPUs
+/// the driver packs the work onto itself; past that, the work spreads to `w1`.
+fn hybrid_packs_then_spreads() {
+    // The driver hears of w1's free CPUs (its view of the others is refreshed as it runs).
+    assert_eq!(
+        raya::get(&node_name::options().resource("w", 0.01).remote()).unwrap(),
+        "w1"
+    );
+    let burst = |n: usize| -> BTreeMap<String, usize> {
+        let refs: Vec<ObjectRef<String>> = (0..n).map(|_| node_name_after::remote(1500)).collect();
+        counts(refs.iter().map(|r| raya::get(r).unwrap()))
+    };
+    assert_eq!(
+        burst(5),
+        BTreeMap::from([("driver".to_string(), 5)]),
+        "below the threshold the work packs onto the submitting node"
+    );
+    let spread = burst(10);
+    assert!(
+        spread.get("driver").is_some_and(|n| *n >= 5) && spread.get("w1").is_some_and(|n| *n >= 1),
+        "past the threshold the work spreads: {spread:?}"
+    );
+}
+
 fn run_scenario(name: &str) {
     match name {
+        "hybrid_packs_then_spreads" => hybrid_packs_then_spreads(),
         "spread_and_affinity" => spread_and_affinity(),
         "labels_pick_the_node" => labels_pick_the_node(),
         other => panic!("no scenario {other:?}"),
@@ -200,4 +232,12 @@ fn tasks_and_actors_with_a_label_selector_run_on_the_nodes_whose_labels_match() 
         );
     }
     c.drive("labels_pick_the_node", 1, Duration::from_secs(180));
+}
+
+#[test]
+fn default_work_packs_onto_its_node_up_to_half_its_resources_then_spreads() {
+    let mut c = Cluster::with_head("hybrid", 1);
+    c.named_worker("w1", 10, "w");
+    c.wait_alive(2);
+    c.drive("hybrid_packs_then_spreads", 10, Duration::from_secs(180));
 }

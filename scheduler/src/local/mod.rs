@@ -36,6 +36,7 @@
 
 mod away;
 mod cancel;
+mod hybrid;
 mod lineage;
 mod messages;
 mod queue;
@@ -200,8 +201,8 @@ pub struct LocalScheduler {
     /// Free resources and queue length last reported, and when.
     last_report: Option<(ResourceSet, usize, Instant)>,
     cluster: Option<ClusterHooks>,
-    /// Other alive nodes and their free resources, as last heard (cluster only).
-    peers: Vec<(NodeId, ResourceSet)>,
+    /// Other alive nodes, their resources and labels, as last heard (cluster only).
+    peers: Vec<hybrid::Peer>,
     /// Tasks the global scheduler placed here: they are not spilled again.
     placed: HashSet<TaskId>,
     /// Tasks handed to the global scheduler, until their results are here or freed.
@@ -437,6 +438,22 @@ impl LocalScheduler {
                 };
                 if !queue.shape.fits_in(&self.available) {
                     break;
+                }
+                let clustered = self.cluster.is_some() && self.global.is_some();
+                let placed_here = self.placed.contains(&front.task_id);
+                if hybrid::spreads_elsewhere(
+                    &mut self.peers,
+                    &self.cfg.total,
+                    &self.available,
+                    clustered,
+                    placed_here,
+                    front,
+                ) {
+                    if let Some(spec) = self.ready.shapes[qi].tasks.pop_front() {
+                        self.dequeued();
+                        self.send_to_global(spec, ctx);
+                    }
+                    continue;
                 }
                 let creation = matches!(front.kind, TaskKind::ActorCreation { .. });
                 let worker = if creation {

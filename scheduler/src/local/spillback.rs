@@ -25,9 +25,9 @@ impl LocalScheduler {
                     keep.push_front(spec);
                     continue;
                 }
-                match self.peers.iter_mut().find(|(_, a)| shape.fits_in(a)) {
-                    Some((_, a)) => {
-                        a.subtract(&shape);
+                match self.peers.iter_mut().find(|p| shape.fits_in(&p.available)) {
+                    Some(p) => {
+                        p.available.subtract(&shape);
                         out.push(spec);
                     }
                     None => {
@@ -58,7 +58,11 @@ impl LocalScheduler {
                     this.peers = nodes
                         .into_iter()
                         .filter(|n| n.node_id != me && n.state == NodeState::Alive)
-                        .map(|n| (n.node_id, n.resources_available))
+                        .map(|n| super::hybrid::Peer {
+                            total: n.resources_total,
+                            available: n.resources_available,
+                            labels: n.labels,
+                        })
                         .collect();
                     this.spill(ctx);
                 }),
