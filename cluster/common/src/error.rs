@@ -23,9 +23,6 @@ pub enum TaskErrorKind {
     ActorDied,
     /// No node of the cluster can ever satisfy the task's resource request.
     Infeasible,
-    /// The task's hard placement constraint cannot be met: the node its `NodeAffinity` (not
-    /// soft) names is dead, unknown or can never fit it.
-    Unschedulable,
     /// No node has a function registered under the task's name.
     UnknownFunction,
     /// An argument or message had another type than the function expects.
@@ -53,6 +50,9 @@ pub enum TaskErrorKind {
     /// task that made it is out of `max_retries`, or its lineage was let go (an argument freed,
     /// or the lineage bound reached).
     ReconstructionFailed,
+    /// The task's hard placement constraint cannot be met: the node its `NodeAffinity` (not
+    /// soft) names is dead, unknown or can never fit it.
+    Unschedulable,
 }
 
 impl fmt::Display for TaskErrorKind {

@@ -32,6 +32,9 @@ pub const MAX_LABELS: usize = 64;
 /// Constraints in one selector, and values in one `in(...)`, at most.
 pub const MAX_CONSTRAINTS: usize = 64;
 
+/// Values in all the constraints of one selector, at most.
+pub const MAX_SELECTOR_VALUES: usize = 256;
+
 /// The longest label key (a DNS-style prefix and `/` included).
 pub const MAX_KEY_LEN: usize = 253;
 
@@ -77,6 +80,11 @@ impl LabelSelector {
                 "a label selector holds {MAX_CONSTRAINTS} constraints at most"
             ));
         }
+        if self.values() + values.len() > MAX_SELECTOR_VALUES {
+            return Err(format!(
+                "a label selector holds {MAX_SELECTOR_VALUES} values at most"
+            ));
+        }
         let op = if negated {
             LabelOp::NotIn(values)
         } else {
@@ -84,6 +92,13 @@ impl LabelSelector {
         };
         self.0.push((key.to_string(), op));
         Ok(())
+    }
+
+    fn values(&self) -> usize {
+        self.0
+            .iter()
+            .map(|(_, LabelOp::In(v) | LabelOp::NotIn(v))| v.len())
+            .sum()
     }
 
     /// Whether the selector requires nothing.
@@ -108,6 +123,12 @@ impl LabelSelector {
             return Err(format!(
                 "{} label constraints, more than {MAX_CONSTRAINTS}",
                 self.0.len()
+            ));
+        }
+        if self.values() > MAX_SELECTOR_VALUES {
+            return Err(format!(
+                "{} label values, more than {MAX_SELECTOR_VALUES}",
+                self.values()
             ));
         }
         for (key, op) in &self.0 {

@@ -93,12 +93,20 @@ fn spread_and_affinity() {
         BTreeMap::from([("w1".to_string(), 4), ("w2".to_string(), 4)]),
         "spread tasks"
     );
-    support::step("w3-known");
-    // The test killed w3 and the head declared it dead.
     let on_w3 = |soft| SchedulingStrategy::NodeAffinity {
         node: w3.parse().unwrap(),
         soft,
     };
+    // While w3 lives, an affinity to it (soft as well as hard) runs there, though the driver
+    // could run it itself.
+    for soft in [true, false] {
+        let there = node_name::options()
+            .scheduling_strategy(on_w3(soft))
+            .remote();
+        assert_eq!(raya::get(&there).unwrap(), "w3", "soft: {soft}");
+    }
+    support::step("w3-known");
+    // The test killed w3 and the head declared it dead.
     let hard = node_name::options()
         .scheduling_strategy(on_w3(false))
         .remote();
@@ -167,9 +175,11 @@ fn hybrid_packs_then_spreads() {
         BTreeMap::from([("driver".to_string(), 5)]),
         "below the threshold the work packs onto the submitting node"
     );
+    // Past it, both nodes run some (how many each depends on when the first burst's CPUs came
+    // back, as in Ray's test, which asserts both nodes are used).
     let spread = burst(10);
     assert!(
-        spread.get("driver").is_some_and(|n| *n >= 5) && spread.get("w1").is_some_and(|n| *n >= 1),
+        spread.get("driver").is_some_and(|n| *n >= 1) && spread.get("w1").is_some_and(|n| *n >= 1),
         "past the threshold the work spreads: {spread:?}"
     );
 }

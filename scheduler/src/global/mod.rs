@@ -134,6 +134,17 @@ impl GlobalScheduler {
         self
     }
 
+    /// Keeps the spread counts of the alive nodes only, and starts a node new to them at the
+    /// lowest count (so a node that joins takes its share of what comes, not every task until
+    /// it caught up with the others).
+    fn even_spread_counts(&mut self, alive: &[NodeId]) {
+        self.spread.retain(|n, _| alive.contains(n));
+        let floor = self.spread.values().copied().min().unwrap_or(0);
+        for n in alive {
+            self.spread.entry(*n).or_insert(floor);
+        }
+    }
+
     /// Notes that `spec`, if it creates an actor, goes to `node`.
     fn note_placement(&self, spec: &TaskSpec, node: NodeId) {
         if let (Some(p), crate::task_spec::TaskKind::ActorCreation { actor, .. }) =
@@ -239,6 +250,11 @@ impl GlobalScheduler {
         } = view;
         // A detached actor must outlive the program that created it: never on a driver.
         let detached = spec.creates_detached_actor();
+        let nodes_alive: Vec<NodeId> = nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Alive)
+            .map(|n| n.node_id)
+            .collect();
         let labelled = nodes
             .iter()
             .any(|n| n.state == NodeState::Alive && spec.label_selector.matches(&n.labels));
@@ -250,9 +266,19 @@ impl GlobalScheduler {
             .filter(|n| linking.as_ref().is_none_or(|l| l.contains(&n.node_id)))
             .map(|n| (n.node_id, n.resources_total, n.resources_available))
             .collect();
-        let picked = pick(&spec, &alive, &local_bytes, &self.spread);
+        if matches!(spec.strategy, SchedulingStrategy::Spread) {
+            self.even_spread_counts(&nodes_alive);
+        }
+        // A `Default` task handed over by a node that could not start it, or that spreads it
+        // (the hybrid policy), goes back there only when no other node can take it: the head's
+        // view of that node may still show the room it no longer has.
+        let others: Vec<NodeView> = match spec.strategy {
+            SchedulingStrategy::Default => alive.iter().filter(|n| n.0 != from).cloned().collect(),
+            _ => Vec::new(),
+        };
+        let picked = pick(&spec, &others, &local_bytes, &self.spread)
+            .or_else(|| pick(&spec, &alive, &local_bytes, &self.spread));
         if let (Some(node), SchedulingStrategy::Spread) = (picked, &spec.strategy) {
-            self.spread.retain(|n, _| alive.iter().any(|a| a.0 == *n));
             *self.spread.entry(node).or_default() += 1;
         }
         if let (Some(node), Some(net)) = (picked, self.net.clone())

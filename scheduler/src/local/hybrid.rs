@@ -12,12 +12,26 @@ use crate::task_spec::{SchedulingStrategy, TaskSpec};
 /// The utilization past which `Default` work spreads (Ray's `scheduler_spread_threshold`).
 pub(crate) const SPREAD_THRESHOLD: f64 = 0.5;
 
-/// The most used share of any resource of a node with `total`, `available` of it free.
-pub(crate) fn critical_utilization(total: &ResourceSet, available: &ResourceSet) -> f64 {
-    total
-        .iter()
-        .filter(|(_, t)| *t > 0.0)
-        .map(|(name, t)| (1.0 - available.get(name) / t).clamp(0.0, 1.0))
+/// The most used share, on a node with `total` and `available` of it free, of its CPUs, its
+/// memory and whatever `spec` asks for (a GPU busy with other work does not make a node look
+/// full to a CPU-only task).
+pub(crate) fn critical_utilization(
+    total: &ResourceSet,
+    available: &ResourceSet,
+    spec: &TaskSpec,
+) -> f64 {
+    let used = |name: &str| {
+        let t = total.get(name);
+        if t > 0.0 {
+            (1.0 - available.get(name) / t).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
+    [ResourceSet::CPU, ResourceSet::MEMORY]
+        .into_iter()
+        .map(used)
+        .chain(spec.resources.iter().map(|(name, _)| used(name)))
         .fold(0.0, f64::max)
 }
 
@@ -50,7 +64,7 @@ pub(super) fn spreads_elsewhere(
     {
         return false;
     }
-    let here = hybrid_score(critical_utilization(total, available));
+    let here = hybrid_score(critical_utilization(total, available, spec));
     if here == 0.0 {
         return false;
     }
@@ -60,7 +74,7 @@ pub(super) fn spreads_elsewhere(
         .filter(|p| spec.label_selector.matches(&p.labels))
         .map(|p| {
             (
-                hybrid_score(critical_utilization(&p.total, &p.available)),
+                hybrid_score(critical_utilization(&p.total, &p.available, spec)),
                 p,
             )
         })
@@ -92,8 +106,12 @@ mod tests {
         let mut total = ResourceSet::cpus(10.0).unwrap();
         total.set("gpu-ish", 2.0).unwrap();
         let mut avail = ResourceSet::cpus(6.0).unwrap();
-        avail.set("gpu-ish", 1.0).unwrap();
-        assert!((critical_utilization(&total, &avail) - 0.5).abs() < 1e-9);
+        avail.set("gpu-ish", 0.0).unwrap();
+        let mut spec = crate::task_spec::test_spec(raya_common::TaskId(1));
+        // A CPU-only task sees the CPUs (4 of 10 used), not the busy custom resource.
+        assert!((critical_utilization(&total, &avail, &spec) - 0.4).abs() < 1e-9);
+        spec.resources.set("gpu-ish", 1.0).unwrap();
+        assert!((critical_utilization(&total, &avail, &spec) - 1.0).abs() < 1e-9);
         assert_eq!(hybrid_score(0.4), 0.0);
         assert_eq!(hybrid_score(0.0), 0.0);
         assert_eq!(hybrid_score(0.5), 0.5);

@@ -286,7 +286,9 @@ impl LocalScheduler {
     }
 
     /// Stores `error` (with this task's frame) as every result of `spec`.
-    fn fail_task(&self, spec: &TaskSpec, error: TaskError) {
+    fn fail_task(&mut self, spec: &TaskSpec, error: TaskError) {
+        // Whichever way a task placed here leaves, it is no longer the head's placement.
+        self.placed.remove(&spec.task_id);
         let state = if error.is_cancelled() {
             TaskState::Cancelled
         } else {
@@ -327,11 +329,14 @@ impl LocalScheduler {
     /// `Spread` task in a cluster, to let the head pick its node), and waits for its pending
     /// arguments.
     fn submit(&mut self, spec: TaskSpec, ctx: &mut Context<Self>, from_global: bool) {
-        if matches!(spec.strategy, SchedulingStrategy::Spread)
-            && !from_global
-            && self.cluster.is_some()
-            && self.global.is_some()
-        {
+        // The head picks the node of a `Spread` task, and of one with an affinity to another
+        // node (soft too: it goes there when that node can take it, as in Ray).
+        let for_the_head = match &spec.strategy {
+            SchedulingStrategy::Spread => true,
+            SchedulingStrategy::NodeAffinity { node, .. } => *node != self.cfg.node,
+            SchedulingStrategy::Default => false,
+        };
+        if for_the_head && !from_global && self.cluster.is_some() && self.global.is_some() {
             self.dequeued();
             self.send_to_global(spec, ctx);
             return;
