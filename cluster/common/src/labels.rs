@@ -35,7 +35,7 @@ pub const MAX_CONSTRAINTS: usize = 64;
 /// Values in all the constraints of one selector, at most.
 pub const MAX_SELECTOR_VALUES: usize = 256;
 
-/// The longest label key (a DNS-style prefix and `/` included).
+/// The longest label key (a DNS-style prefix and `/` included, as Kubernetes allows).
 pub const MAX_KEY_LEN: usize = 253;
 
 /// The longest label value.
@@ -189,34 +189,65 @@ pub fn parse_node_labels(text: &str) -> Result<NodeLabels, String> {
     Ok(labels)
 }
 
+/// A label key, as Kubernetes (and Ray) spell them: an optional DNS-style prefix and `/`, then
+/// a name of 1 to 63 letters, digits, `-`, `_` and `.` that starts and ends with a letter or
+/// digit.
 fn check_key(key: &str) -> Result<(), String> {
-    let ok = !key.is_empty()
-        && key.len() <= MAX_KEY_LEN
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-    if ok {
+    let bad = || {
+        Err(format!(
+            "bad label key {key:?}: [prefix/]name, the name 1 to 63 letters, digits, '-', '_' or \
+             '.' starting and ending with a letter or digit, the prefix a DNS name"
+        ))
+    };
+    if key.len() > MAX_KEY_LEN {
+        return bad();
+    }
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if !is_name(name) {
+        return bad();
+    }
+    if let Some(p) = prefix {
+        let dns = !p.is_empty()
+            && p.len() <= MAX_KEY_LEN
+            && p.split('.').all(|part| {
+                !part.is_empty()
+                    && part.len() <= 63
+                    && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !part.starts_with('-')
+                    && !part.ends_with('-')
+            });
+        if !dns {
+            return bad();
+        }
+    }
+    Ok(())
+}
+
+/// A label value: 1 to 63 letters, digits, `-`, `_` and `.`, starting and ending with a letter
+/// or digit.
+fn check_value(value: &str) -> Result<(), String> {
+    if is_name(value) {
         Ok(())
     } else {
         Err(format!(
-            "bad label key {key:?}: 1 to {MAX_KEY_LEN} letters, digits, '-', '_', '.' or '/'"
+            "bad label value {value:?}: 1 to {MAX_VALUE_LEN} letters, digits, '-', '_' or '.', \
+             starting and ending with a letter or digit"
         ))
     }
 }
 
-fn check_value(value: &str) -> Result<(), String> {
-    let ok = !value.is_empty()
-        && value.len() <= MAX_VALUE_LEN
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "bad label value {value:?}: 1 to {MAX_VALUE_LEN} letters, digits, '-', '_' or '.'"
-        ))
-    }
+/// 1 to 63 letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit.
+fn is_name(s: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    !s.is_empty()
+        && s.len() <= MAX_VALUE_LEN
+        && edge(s.chars().next())
+        && edge(s.chars().last())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 #[cfg(test)]
@@ -253,12 +284,21 @@ mod tests {
         both.require("disk", "hdd").unwrap();
         assert!(!both.matches(&west), "every constraint must hold");
         assert_eq!(both.to_string(), "region=us-west, disk=hdd");
+        assert!(
+            LabelSelector::default()
+                .require("topology.example.com/zone", "z-1")
+                .is_ok()
+        );
         for (k, e) in [
             ("", "x"),
             ("region", ""),
             ("region", "in()"),
             ("region", "a b"),
             ("re gion", "x"),
+            ("-region", "x"),
+            ("region", "x-"),
+            ("/region", "x"),
+            ("bad_prefix/region", "x"),
         ] {
             assert!(
                 LabelSelector::default().require(k, e).is_err(),
