@@ -317,11 +317,9 @@ fn a_hard_node_affinity_that_cannot_be_met_is_unschedulable_and_a_soft_one_runs_
     with_raya(config(2), || {
         let me = raya::runtime_context().unwrap().node_id;
         let gone: raya::NodeId = raya::NodeId::random();
+        let on = |node, soft| raya::SchedulingStrategy::NodeAffinity { node, soft };
         let hard = square::options()
-            .scheduling_strategy(raya::SchedulingStrategy::NodeAffinity {
-                node: gone,
-                soft: false,
-            })
+            .scheduling_strategy(on(gone, false))
             .remote(3);
         let e = raya::get_timeout(&hard, Duration::from_secs(30)).unwrap_err();
         assert_eq!(
@@ -333,10 +331,7 @@ fn a_hard_node_affinity_that_cannot_be_met_is_unschedulable_and_a_soft_one_runs_
         // On this node, but more than it can ever fit: unschedulable too, saying what it has.
         let too_big = square::options()
             .num_cpus(3.0)
-            .scheduling_strategy(raya::SchedulingStrategy::NodeAffinity {
-                node: me,
-                soft: false,
-            })
+            .scheduling_strategy(on(me, false))
             .remote(3);
         let e = raya::get_timeout(&too_big, Duration::from_secs(30)).unwrap_err();
         assert_eq!(
@@ -345,10 +340,7 @@ fn a_hard_node_affinity_that_cannot_be_met_is_unschedulable_and_a_soft_one_runs_
             "{e}"
         );
         let soft = square::options()
-            .scheduling_strategy(raya::SchedulingStrategy::NodeAffinity {
-                node: gone,
-                soft: true,
-            })
+            .scheduling_strategy(on(gone, true))
             .remote(3);
         assert_eq!(raya::get(&soft).unwrap(), 9);
         // On one node, Spread runs here.

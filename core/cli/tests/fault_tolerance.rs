@@ -675,19 +675,7 @@ fn run_scenario(name: &str) {
 // ---------------------------------------------------------------------------------------------
 // Entry points of the processes a test starts (ignored when the suite runs them directly).
 
-/// A worker node: `raya::init` serves the cluster until the process is killed.
-#[test]
-#[ignore = "entry point of the worker nodes the tests start"]
-fn worker_entry() {
-    support::serve_as_worker();
-}
-
-/// A driver: joins `RAYA_ADDRESS`, runs `TEST_SCENARIO`, leaves.
-#[test]
-#[ignore = "entry point of the drivers the tests start"]
-fn driver_entry() {
-    support::drive_scenario(run_scenario);
-}
+support::entry_points!(run_scenario);
 
 // ---------------------------------------------------------------------------------------------
 // The tests.

@@ -73,12 +73,9 @@ fn spread_and_affinity() {
                 .unwrap()
         })
         .collect();
+    let even = BTreeMap::from([("w1".to_string(), 4), ("w2".to_string(), 4)]);
     let homes = counts(actors.iter().map(|a| raya::get(&a.node()).unwrap()));
-    assert_eq!(
-        homes,
-        BTreeMap::from([("w1".to_string(), 4), ("w2".to_string(), 4)]),
-        "spread actors"
-    );
+    assert_eq!(homes, even, "spread actors");
     let tasks: Vec<ObjectRef<String>> = (0..8)
         .map(|_| {
             node_name::options()
@@ -88,11 +85,7 @@ fn spread_and_affinity() {
         })
         .collect();
     let ran = counts(tasks.iter().map(|t| raya::get(t).unwrap()));
-    assert_eq!(
-        ran,
-        BTreeMap::from([("w1".to_string(), 4), ("w2".to_string(), 4)]),
-        "spread tasks"
-    );
+    assert_eq!(ran, even, "spread tasks");
     let on_w3 = |soft| SchedulingStrategy::NodeAffinity {
         node: w3.parse().unwrap(),
         soft,
@@ -196,19 +189,7 @@ fn run_scenario(name: &str) {
 // ---------------------------------------------------------------------------------------------
 // Entry points of the processes a test starts (ignored when the suite runs them directly).
 
-/// A worker node: `raya::init` serves the cluster until the process is killed.
-#[test]
-#[ignore = "entry point of the worker nodes the tests start"]
-fn worker_entry() {
-    support::serve_as_worker();
-}
-
-/// A driver: joins `RAYA_ADDRESS`, runs `TEST_SCENARIO`, leaves.
-#[test]
-#[ignore = "entry point of the drivers the tests start"]
-fn driver_entry() {
-    support::drive_scenario(run_scenario);
-}
+support::entry_points!(run_scenario);
 
 // ---------------------------------------------------------------------------------------------
 // The tests.

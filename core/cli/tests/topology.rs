@@ -716,19 +716,7 @@ fn queued_actor_calls_outlive_the_lease() {
 // ---------------------------------------------------------------------------------------------
 // Entry points of the processes a test starts (ignored when the suite runs them directly).
 
-/// A worker node: `raya::init` serves the cluster until the process is killed.
-#[test]
-#[ignore = "entry point of the worker nodes the tests start"]
-fn worker_entry() {
-    support::serve_as_worker();
-}
-
-/// A driver: joins `RAYA_ADDRESS`, runs `TEST_SCENARIO`, leaves.
-#[test]
-#[ignore = "entry point of the drivers the tests start"]
-fn driver_entry() {
-    support::drive_scenario(run_scenario);
-}
+support::entry_points!(run_scenario);
 
 // ---------------------------------------------------------------------------------------------
 // The tests.

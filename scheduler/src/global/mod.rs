@@ -250,11 +250,14 @@ impl GlobalScheduler {
         } = view;
         // A detached actor must outlive the program that created it: never on a driver.
         let detached = spec.creates_detached_actor();
-        let nodes_alive: Vec<NodeId> = nodes
-            .iter()
-            .filter(|n| n.state == NodeState::Alive)
-            .map(|n| n.node_id)
-            .collect();
+        if matches!(spec.strategy, SchedulingStrategy::Spread) {
+            let nodes_alive: Vec<NodeId> = nodes
+                .iter()
+                .filter(|n| n.state == NodeState::Alive)
+                .map(|n| n.node_id)
+                .collect();
+            self.even_spread_counts(&nodes_alive);
+        }
         let labelled = nodes
             .iter()
             .any(|n| n.state == NodeState::Alive && spec.label_selector.matches(&n.labels));
@@ -266,18 +269,10 @@ impl GlobalScheduler {
             .filter(|n| linking.as_ref().is_none_or(|l| l.contains(&n.node_id)))
             .map(|n| (n.node_id, n.resources_total, n.resources_available))
             .collect();
-        if matches!(spec.strategy, SchedulingStrategy::Spread) {
-            self.even_spread_counts(&nodes_alive);
-        }
         // A `Default` task handed over by a node that could not start it, or that spreads it
         // (the hybrid policy), goes back there only when no other node can take it: the head's
         // view of that node may still show the room it no longer has.
-        let others: Vec<NodeView> = match spec.strategy {
-            SchedulingStrategy::Default => alive.iter().filter(|n| n.0 != from).cloned().collect(),
-            _ => Vec::new(),
-        };
-        let picked = pick(&spec, &others, &local_bytes, &self.spread)
-            .or_else(|| pick(&spec, &alive, &local_bytes, &self.spread));
+        let picked = pick(&spec, &alive, &local_bytes, &self.spread, Some(from));
         if let (Some(node), SchedulingStrategy::Spread) = (picked, &spec.strategy) {
             *self.spread.entry(node).or_default() += 1;
         }

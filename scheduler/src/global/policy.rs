@@ -16,12 +16,14 @@ pub(super) type NodeView = (NodeId, ResourceSet, ResourceSet);
 ///   the one given the fewest spread tasks and actors so far (`spread`), then the freest; so
 ///   a burst spreads evenly even while the free resources the head sees lag behind.
 /// - `Default`: among the nodes with the task's resources free, those holding more of its
-///   arguments' bytes (`local_bytes`), then the freest.
+///   arguments' bytes (`local_bytes`), then the freest; node `avoid` (the one that handed the
+///   task over) only when no other node can take it.
 pub(super) fn pick(
     spec: &TaskSpec,
     nodes: &[NodeView],
     local_bytes: &HashMap<NodeId, u64>,
     spread: &HashMap<NodeId, u64>,
+    avoid: Option<NodeId>,
 ) -> Option<NodeId> {
     let feasible = |n: &&NodeView| spec.resources.fits_in(&n.1);
     match &spec.strategy {
@@ -47,11 +49,15 @@ pub(super) fn pick(
         };
         free + locality
     };
-    nodes
-        .iter()
-        .filter(feasible)
-        .max_by(|a, b| score(&a.0, &a.2).total_cmp(&score(&b.0, &b.2)))
-        .map(|n| n.0)
+    let best = |skip: Option<NodeId>| {
+        nodes
+            .iter()
+            .filter(feasible)
+            .filter(|n| Some(n.0) != skip)
+            .max_by(|a, b| score(&a.0, &a.2).total_cmp(&score(&b.0, &b.2)))
+            .map(|n| n.0)
+    };
+    best(avoid).or_else(|| best(None))
 }
 
 /// Free CPUs plus the free amounts of what `spec` asks for: how free a node is for it.
@@ -111,19 +117,29 @@ mod tests {
         let nodes = vec![(a, cpus(4.0), cpus(4.0)), (b, cpus(4.0), cpus(1.0))];
         // Without data, the node with more free CPUs.
         assert_eq!(
-            pick(&spec(), &nodes, &HashMap::new(), &HashMap::new()),
+            pick(&spec(), &nodes, &HashMap::new(), &HashMap::new(), None),
             Some(a)
         );
         // With the arguments on b, b (it can start the task now).
         let on_b = HashMap::from([(b, 64 << 20)]);
-        assert_eq!(pick(&spec(), &nodes, &on_b, &HashMap::new()), Some(b));
+        assert_eq!(pick(&spec(), &nodes, &on_b, &HashMap::new(), None), Some(b));
         // But not when b has nothing free: locality never makes a task wait.
         let busy = vec![(a, cpus(4.0), cpus(4.0)), (b, cpus(4.0), cpus(0.0))];
-        assert_eq!(pick(&spec(), &busy, &on_b, &HashMap::new()), Some(a));
+        assert_eq!(pick(&spec(), &busy, &on_b, &HashMap::new(), None), Some(a));
+        // The node that handed the task over only when no other can take it.
+        assert_eq!(
+            pick(&spec(), &nodes, &HashMap::new(), &HashMap::new(), Some(a)),
+            Some(b)
+        );
+        let only_a = vec![(a, cpus(4.0), cpus(4.0)), (b, cpus(0.5), cpus(0.5))];
+        assert_eq!(
+            pick(&spec(), &only_a, &HashMap::new(), &HashMap::new(), Some(a)),
+            Some(a)
+        );
         // Infeasible everywhere: nobody.
         let small = vec![(a, cpus(0.5), cpus(0.5))];
         assert_eq!(
-            pick(&spec(), &small, &HashMap::new(), &HashMap::new()),
+            pick(&spec(), &small, &HashMap::new(), &HashMap::new(), None),
             None
         );
     }
@@ -142,7 +158,7 @@ mod tests {
         ];
         let mut given: HashMap<NodeId, u64> = HashMap::new();
         for _ in 0..8 {
-            let n = pick(&s, &nodes, &HashMap::new(), &given).expect("a node");
+            let n = pick(&s, &nodes, &HashMap::new(), &given, None).expect("a node");
             *given.entry(n).or_default() += 1;
         }
         assert_eq!(given.get(&a), Some(&4));
@@ -151,10 +167,10 @@ mod tests {
         // A node with the resources free now wins over one without, whatever it was given.
         let busy = vec![(a, cpus(8.0), cpus(0.0)), (b, cpus(8.0), cpus(8.0))];
         let lots_on_b = HashMap::from([(b, 100)]);
-        assert_eq!(pick(&s, &busy, &HashMap::new(), &lots_on_b), Some(b));
+        assert_eq!(pick(&s, &busy, &HashMap::new(), &lots_on_b, None), Some(b));
         // Spread overrides locality.
         let on_a = HashMap::from([(a, 64 << 20)]);
         let once_on_a = HashMap::from([(a, 1)]);
-        assert_eq!(pick(&s, &nodes, &on_a, &once_on_a), Some(b));
+        assert_eq!(pick(&s, &nodes, &on_a, &once_on_a, None), Some(b));
     }
 }

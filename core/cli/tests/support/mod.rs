@@ -4,7 +4,8 @@
 //! back to its test (steps, signals to other nodes) and to configure its node.
 //!
 //! Each test binary includes it (`mod support;`) and defines the `worker_entry` and
-//! `driver_entry` tests the harness starts; not every binary uses every item.
+//! `driver_entry` tests the harness starts with [`entry_points!`]; not every binary uses every
+//! item.
 
 #![allow(dead_code)]
 
@@ -113,6 +114,30 @@ pub(crate) fn serve_as_worker() {
         std::thread::park();
     }
 }
+
+/// Defines the two ignored tests the harness starts this binary as: `worker_entry` (a worker
+/// node: `raya::init` serves the cluster until the process is killed) and `driver_entry` (a
+/// driver: joins `RAYA_ADDRESS`, runs the scenario `TEST_SCENARIO` names with `$run`, leaves).
+#[allow(unused_macros)] // not every binary starts nodes of its own
+macro_rules! entry_points {
+    ($run:path) => {
+        /// A worker node: `raya::init` serves the cluster until the process is killed.
+        #[test]
+        #[ignore = "entry point of the worker nodes the tests start"]
+        fn worker_entry() {
+            support::serve_as_worker();
+        }
+
+        /// A driver: joins `RAYA_ADDRESS`, runs `TEST_SCENARIO`, leaves.
+        #[test]
+        #[ignore = "entry point of the drivers the tests start"]
+        fn driver_entry() {
+            support::drive_scenario($run);
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use entry_points;
 
 /// What a binary's `driver_entry` runs: when started as a driver (`TEST_SCENARIO` set), joins
 /// `RAYA_ADDRESS`, runs the scenario with `run`, and leaves.
